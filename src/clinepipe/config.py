@@ -1,0 +1,323 @@
+"""``clinepipe.toml``: loaded with :mod:`tomllib` into frozen dataclasses and validated.
+
+An unknown key or a value of the wrong type is one sentence naming the key and the file.
+Relative paths are resolved against the folder of the config file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ConfigError
+
+CONFIG_ENV = "CLINEPIPE_CONFIG"
+CONFIG_NAME = "clinepipe.toml"
+
+
+@dataclass(frozen=True)
+class PathsConfig:
+    incoming: Path = Path("incoming")
+    archive: Path = Path("archive")
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    url: str = "sqlite:///clinepipe.db"
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    latitude: float = 36.0760
+    longitude: float = -79.8089
+    elevation: float = 250.0
+    name: str = "Cline Observatory"
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    gain: float = 0.4  # e-/ADU, used when EGAIN is absent
+    read_noise: float = 9.3  # e-
+    max_ccd_temp: float = -3.0  # deg C; lights and darks warmer are rejected
+    saturation: float = 65535.0  # raw ADU at which a pixel is saturated
+    #: when True, masters are built per CCD-TEMP group rounded to this many degrees
+    temp_tolerance: float = 2.0
+
+
+@dataclass(frozen=True)
+class ReductionConfig:
+    mode: str = "default"  # "default" or "seed"
+    min_frames: int = 3  # fewest frames for a master
+    max_master_age_days: float = 30.0  # a light uses the nearest master within this age
+    overscan: bool = False
+    cosmic_rays: bool = False
+    chunk_rows: int = 256  # rows per chunk when median-stacking (memory bound)
+
+
+@dataclass(frozen=True)
+class PhotometryConfig:
+    aperture: float = 5.0  # radius in binned pixels; <= 0 means 1.5 x the frame's FWHM
+    annulus: list[float] = field(default_factory=list)  # [r_in, r_out] for a local sky; [] = global mesh
+    sources: str = "auto"  # "auto" (.SRC when present, else detection), "src", "detect"
+    detect_threshold: float = 3.0  # sigma above the background for own detection
+    background_box: int = 64  # sep mesh size in pixels
+
+
+@dataclass(frozen=True)
+class CatalogConfig:
+    source: str = "file"  # "file", "apass", "ucac4", "gaia"
+    path: Path = Path("catalog.csv")
+    filters: dict[str, str] = field(default_factory=lambda: {"V": "V", "R": "R", "B": "B"})
+    match_radius: float = 2.0  # arcsec
+    cache: Path = Path("catalog-cache")
+    timeout: float = 30.0  # seconds for a remote catalog query
+    min_stars: int = 3  # fewest comparison stars for a zero point
+
+
+@dataclass(frozen=True)
+class KnownVariablesConfig:
+    source: str = ""  # "", "file" or "vsx"
+    path: Path = Path("vsx.csv")
+
+
+@dataclass(frozen=True)
+class ExecutionConfig:
+    scheduler: str = "serial"  # "serial" or "dask"
+    workers: int = 2
+    address: str = ""  # an existing Dask scheduler, e.g. tcp://10.0.0.5:8786
+
+
+@dataclass(frozen=True)
+class StarsConfig:
+    match_radius: float = 2.0  # arcsec: a detection this close to a known star is that star
+
+
+@dataclass(frozen=True)
+class AavsoConfig:
+    obscode: str = ""
+    targets: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    host: str = "127.0.0.1"
+    port: int = 8765
+
+
+@dataclass(frozen=True)
+class Config:
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    site: SiteConfig = field(default_factory=SiteConfig)
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    reduction: ReductionConfig = field(default_factory=ReductionConfig)
+    photometry: PhotometryConfig = field(default_factory=PhotometryConfig)
+    catalog: CatalogConfig = field(default_factory=CatalogConfig)
+    known_variables: KnownVariablesConfig = field(default_factory=KnownVariablesConfig)
+    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
+    stars: StarsConfig = field(default_factory=StarsConfig)
+    aavso: AavsoConfig = field(default_factory=AavsoConfig)
+    web: WebConfig = field(default_factory=WebConfig)
+    #: the file this was read from (None for defaults) and its text, for provenance
+    source_file: Path | None = None
+    source_text: str = ""
+
+    @property
+    def base_dir(self) -> Path:
+        return self.source_file.parent if self.source_file else Path.cwd()
+
+
+_CHOICES = {
+    ("reduction", "mode"): ("default", "seed"),
+    ("photometry", "sources"): ("auto", "src", "detect"),
+    ("catalog", "source"): ("file", "apass", "ucac4", "gaia"),
+    ("known_variables", "source"): ("", "file", "vsx"),
+    ("execution", "scheduler"): ("serial", "dask"),
+}
+
+
+def find_config(explicit: str | os.PathLike | None = None) -> Path:
+    """The config file: ``--config``, else ``$CLINEPIPE_CONFIG``, else ``./clinepipe.toml``."""
+    if explicit:
+        path = Path(explicit)
+    elif os.environ.get(CONFIG_ENV):
+        path = Path(os.environ[CONFIG_ENV])
+    else:
+        path = Path.cwd() / CONFIG_NAME
+    if not path.is_file():
+        raise ConfigError(f"{path}: no configuration file there (create one with `clinepipe init`).")
+    return path.resolve()
+
+
+def load_config(path: str | os.PathLike) -> Config:
+    """Read and validate ``path``; relative paths become absolute against its folder."""
+    path = Path(path).resolve()
+    try:
+        text = path.read_text(encoding="utf-8")
+        raw = tomllib.loads(text)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc}).") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: is not valid TOML ({exc}).") from exc
+    return config_from_dict(raw, path, text)
+
+
+def config_from_dict(raw: dict, path: Path | None = None, text: str = "") -> Config:
+    where = str(path) if path else "configuration"
+    hints = typing.get_type_hints(Config)
+    sections = {}
+    for name, value in raw.items():
+        if name not in hints or name in ("source_file", "source_text"):
+            raise ConfigError(f"{where}: unknown section [{name}].")
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: [{name}] must be a table of keys.")
+        sections[name] = _section(hints[name], name, value, where)
+    cfg = Config(**sections, source_file=path, source_text=text)
+    return _resolve_paths(cfg)
+
+
+def _section(cls, name: str, values: dict, where: str):
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in values.items():
+        if key not in hints:
+            raise ConfigError(f"{where}: unknown key '{key}' in [{name}].")
+        kwargs[key] = _coerce(hints[key], value, f"{name}.{key}", where)
+        choices = _CHOICES.get((name, key))
+        if choices and kwargs[key] not in choices:
+            allowed = ", ".join(repr(c) for c in choices if c)
+            raise ConfigError(f"{where}: {name}.{key} = {value!r} is not one of {allowed}.")
+    return cls(**kwargs)
+
+
+def _coerce(kind, value, key: str, where: str):
+    origin = typing.get_origin(kind)
+    bad = ConfigError(f"{where}: {key} = {value!r} should be {_describe(kind)}.")
+    if kind is Path:
+        if not isinstance(value, str):
+            raise bad
+        return Path(value)
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+        return value
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        return float(value)
+    if kind is str:
+        if not isinstance(value, str):
+            raise bad
+        return value
+    if origin is list:
+        (item,) = typing.get_args(kind)
+        if not isinstance(value, list):
+            raise bad
+        return [_coerce(item, v, key, where) for v in value]
+    if origin is dict:
+        _, item = typing.get_args(kind)
+        if not isinstance(value, dict):
+            raise bad
+        return {str(k): _coerce(item, v, f"{key}.{k}", where) for k, v in value.items()}
+    if origin in (typing.Union, types.UnionType):
+        raise bad
+    raise bad
+
+
+def _describe(kind) -> str:
+    names = {Path: "a path (string)", bool: "true or false", int: "a whole number",
+             float: "a number", str: "a string"}
+    if kind in names:
+        return names[kind]
+    origin = typing.get_origin(kind)
+    if origin is list:
+        return "a list"
+    if origin is dict:
+        return "a table"
+    return str(kind)
+
+
+def _resolve_paths(cfg: Config) -> Config:
+    base = cfg.base_dir
+
+    def absolute(p: Path) -> Path:
+        return p if p.is_absolute() else (base / p)
+
+    paths = dataclasses.replace(cfg.paths, incoming=absolute(cfg.paths.incoming),
+                                archive=absolute(cfg.paths.archive))
+    catalog = dataclasses.replace(cfg.catalog, path=absolute(cfg.catalog.path),
+                                  cache=absolute(cfg.catalog.cache))
+    known = dataclasses.replace(cfg.known_variables, path=absolute(cfg.known_variables.path))
+    url = cfg.database.url
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////") and url != "sqlite:///:memory:":
+        url = "sqlite:///" + str(absolute(Path(url[len("sqlite:///"):])))
+    database = dataclasses.replace(cfg.database, url=url)
+    return dataclasses.replace(cfg, paths=paths, catalog=catalog, known_variables=known,
+                               database=database)
+
+
+DEFAULT_CONFIG = '''\
+# clinepipe configuration. Relative paths are relative to this file.
+# Every key is optional; the values shown are the defaults.
+
+[paths]
+incoming = "incoming"   # camera drop folder, any depth; clinepipe only reads it
+archive  = "archive"    # clinepipe's own store: copies, masters, calibrated frames, logs
+
+[database]
+url = "sqlite:///clinepipe.db"   # or postgresql+psycopg://user@host:port/db for a shared server
+
+[site]                  # degrees, east longitude positive, metres
+latitude = 36.0760
+longitude = -79.8089
+elevation = 250
+
+[camera]
+gain = 0.4              # e-/ADU, when EGAIN is absent from the header
+read_noise = 9.3        # e-
+max_ccd_temp = -3.0     # lights/darks warmer than this (deg C) are rejected with a reason
+saturation = 65535      # raw ADU at which a pixel counts as saturated
+
+[reduction]
+mode = "default"        # or "seed": the 2018 formulas
+min_frames = 3          # fewest calibration frames for a master
+max_master_age_days = 30  # a light uses the master nearest in time within this many days
+overscan = false        # subtract the overscan from BIASSEC/TRIMSEC (default mode only)
+cosmic_rays = false     # clean cosmic rays with astroscrappy (default mode only)
+
+[photometry]
+aperture = 5.0          # radius in binned pixels; 0 = 1.5 x the frame's measured FWHM
+sources = "auto"        # "auto": the .SRC list when present, else own detection; "src"; "detect"
+detect_threshold = 3.0  # detection threshold in sigma of the background
+
+[catalog]
+source = "file"         # "file", "apass", "ucac4", "gaia"
+path = "catalog.csv"    # for source = "file": id,ra,dec,<band>...,e_<band>...
+match_radius = 2.0      # arcsec
+
+[catalog.filters]       # FILTER header value -> catalog column
+V = "V"
+R = "R"
+B = "B"
+
+[stars]
+match_radius = 2.0      # arcsec: a detection this close to a known star is the same star
+
+[execution]
+scheduler = "serial"    # or "dask" (per-frame work on a Dask cluster)
+workers = 2
+address = ""            # an existing Dask scheduler address; empty = a local cluster
+
+[web]
+host = "127.0.0.1"
+port = 8765
+'''

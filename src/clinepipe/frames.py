@@ -1,0 +1,34 @@
+"""Small dataclasses that travel between stages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+FRAME_KINDS = ("bias", "dark", "flat", "light")
+
+
+@dataclass(frozen=True)
+class FrameInfo:
+    """What the header says about one raw frame (read once, at ingest).
+
+    ``jd_start``/``jd_mid`` are UTC Julian dates; ``night`` is the local observing night
+    (noon-to-noon at the site's longitude) as ``YYYYMMDD``; ``shape`` is numpy ``(ny, nx)``;
+    ``xorg``/``yorg`` the subframe origin in binned pixels (0-based).
+    """
+
+    path: Path
+    kind: str
+    binning: int
+    filter: str | None
+    exptime: float
+    ccd_temp: float | None
+    date_obs: str
+    jd_start: float
+    jd_mid: float
+    night: str
+    shape: tuple[int, int]
+    xorg: int = 0
+    yorg: int = 0
+    gain: float | None = None  # EGAIN, e-/ADU, when the header has it
+    object: str | None = None

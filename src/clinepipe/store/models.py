@@ -1,0 +1,184 @@
+"""SQLAlchemy 2 models. The schema is created and changed only through the Alembic migrations
+in ``clinepipe/migrations`` (``clinepipe db upgrade``); keep both in step.
+
+Provenance chain: measurement → frame (raw path + sha256, masters used) → run (config text +
+software version).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text,
+                        UniqueConstraint)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Run(Base):
+    """One invocation of ``clinepipe run`` (or a standalone command that writes)."""
+
+    __tablename__ = "runs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    software_version: Mapped[str] = mapped_column(String(64))
+    config_text: Mapped[str] = mapped_column(Text, default="")
+    config_sha256: Mapped[str] = mapped_column(String(64), default="")
+    host: Mapped[str] = mapped_column(String(255), default="")
+    pid: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(32), default="running")  # running|finished|crashed
+    summary: Mapped[str] = mapped_column(Text, default="")  # JSON: frames per state, failures
+
+
+class Frame(Base):
+    """Every file found in ``incoming``, usable or not. ``state`` is one of
+    ingested, reduced, measured, calibrated, used (calibration frame in a master),
+    rejected (calibration frame left out of a master), waiting, failed, duplicate."""
+
+    __tablename__ = "frames"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    raw_path: Mapped[str] = mapped_column(String(1024), unique=True)  # relative to incoming
+    sha256: Mapped[str | None] = mapped_column(String(64), index=True)
+    size: Mapped[int | None] = mapped_column(Integer)
+    archive_path: Mapped[str | None] = mapped_column(String(1024))  # relative to archive
+    night: Mapped[str | None] = mapped_column(String(8), index=True)
+    kind: Mapped[str | None] = mapped_column(String(16))  # bias|dark|flat|light
+    filter: Mapped[str | None] = mapped_column(String(32))
+    binning: Mapped[int | None] = mapped_column(Integer)
+    exptime: Mapped[float | None] = mapped_column(Float)
+    ccd_temp: Mapped[float | None] = mapped_column(Float)
+    date_obs: Mapped[str | None] = mapped_column(String(32))
+    jd_mid: Mapped[float | None] = mapped_column(Float)
+    object: Mapped[str | None] = mapped_column(String(128))
+    naxis1: Mapped[int | None] = mapped_column(Integer)
+    naxis2: Mapped[int | None] = mapped_column(Integer)
+    xorg: Mapped[int] = mapped_column(Integer, default=0)
+    yorg: Mapped[int] = mapped_column(Integer, default=0)
+    gain: Mapped[float | None] = mapped_column(Float)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    stage: Mapped[str | None] = mapped_column(String(32))  # stage that failed / waits
+    reason: Mapped[str | None] = mapped_column(Text)
+    calibrated_path: Mapped[str | None] = mapped_column(String(1024))  # relative to archive
+    bias_master_id: Mapped[int | None] = mapped_column(ForeignKey("masters.id"))
+    dark_master_id: Mapped[int | None] = mapped_column(ForeignKey("masters.id"))
+    flat_master_id: Mapped[int | None] = mapped_column(ForeignKey("masters.id"))
+    # quality figures of a light (median over its stars)
+    fwhm: Mapped[float | None] = mapped_column(Float)
+    elongation: Mapped[float | None] = mapped_column(Float)
+    sky: Mapped[float | None] = mapped_column(Float)
+    n_stars: Mapped[int | None] = mapped_column(Integer)
+    astrometric_rms: Mapped[float | None] = mapped_column(Float)  # arcsec
+    airmass: Mapped[float | None] = mapped_column(Float)
+    qc: Mapped[str] = mapped_column(String(255), default="")  # ';'-separated flags
+    source_list: Mapped[str | None] = mapped_column(String(16))  # "src" or "detect"
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class Master(Base):
+    """A master calibration frame written into the archive."""
+
+    __tablename__ = "masters"
+    __table_args__ = (UniqueConstraint("input_key", name="uq_masters_input_key"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # bias|dark|flat
+    binning: Mapped[int] = mapped_column(Integer)
+    filter: Mapped[str | None] = mapped_column(String(32))
+    exptime: Mapped[float | None] = mapped_column(Float)  # dark exposure the master is scaled from
+    ccd_temp: Mapped[float | None] = mapped_column(Float)
+    night: Mapped[str] = mapped_column(String(8))
+    jd: Mapped[float] = mapped_column(Float)  # mean JD of the inputs (for nearest-in-time choice)
+    shape_y: Mapped[int] = mapped_column(Integer)
+    shape_x: Mapped[int] = mapped_column(Integer)
+    path: Mapped[str] = mapped_column(String(1024))  # relative to archive
+    mode: Mapped[str] = mapped_column(String(16))
+    n_frames: Mapped[int] = mapped_column(Integer)
+    inputs: Mapped[str] = mapped_column(Text)  # JSON list of {raw_path, sha256}
+    input_key: Mapped[str] = mapped_column(String(64))  # sha256 of mode + sorted input checksums
+    software_version: Mapped[str] = mapped_column(String(64))
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Star(Base):
+    """A star of our own star list: stable id across frames and nights."""
+
+    __tablename__ = "stars"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ra: Mapped[float] = mapped_column(Float)  # deg ICRS, mean of its detections
+    dec: Mapped[float] = mapped_column(Float)
+    catalog_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    name: Mapped[str | None] = mapped_column(String(64), index=True)  # known-variable name
+    var_type: Mapped[str | None] = mapped_column(String(32))
+    var_period: Mapped[float | None] = mapped_column(Float)
+    n_measurements: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    __table_args__ = (Index("ix_stars_dec_ra", "dec", "ra"),)
+
+
+class CatalogMatch(Base):
+    """A star's counterpart in a reference catalog, with the catalog's magnitudes (JSON)."""
+
+    __tablename__ = "catalog_matches"
+    __table_args__ = (UniqueConstraint("star_id", "catalog", name="uq_catalog_matches_star_catalog"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    star_id: Mapped[int] = mapped_column(ForeignKey("stars.id"), index=True)
+    catalog: Mapped[str] = mapped_column(String(32))
+    catalog_id: Mapped[str] = mapped_column(String(64))
+    ra: Mapped[float] = mapped_column(Float)
+    dec: Mapped[float] = mapped_column(Float)
+    separation: Mapped[float] = mapped_column(Float)  # arcsec
+    mags: Mapped[str] = mapped_column(Text)  # JSON {"V": [mag, err], ...}
+
+
+class ZeroPoint(Base):
+    """The ensemble zero point of one light frame: mag = inst_mag + value."""
+
+    __tablename__ = "zero_points"
+    __table_args__ = (UniqueConstraint("frame_id", name="uq_zero_points_frame"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    frame_id: Mapped[int] = mapped_column(ForeignKey("frames.id", ondelete="CASCADE"))
+    filter: Mapped[str] = mapped_column(String(32))
+    catalog_band: Mapped[str] = mapped_column(String(32))
+    value: Mapped[float] = mapped_column(Float)
+    error: Mapped[float] = mapped_column(Float)
+    n_used: Mapped[int] = mapped_column(Integer)
+    n_candidates: Mapped[int] = mapped_column(Integer)
+    scatter: Mapped[float] = mapped_column(Float)  # rms of the used stars' residuals
+    color_term: Mapped[float | None] = mapped_column(Float)
+
+
+class Measurement(Base):
+    """One star on one light frame. Unique per (frame, star): reruns never duplicate."""
+
+    __tablename__ = "measurements"
+    __table_args__ = (
+        UniqueConstraint("frame_id", "star_id", name="uq_measurements_frame_star"),
+        Index("ix_measurements_star_filter_jd", "star_id", "filter", "jd_mid"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    frame_id: Mapped[int] = mapped_column(ForeignKey("frames.id", ondelete="CASCADE"), index=True)
+    star_id: Mapped[int] = mapped_column(ForeignKey("stars.id"))
+    filter: Mapped[str] = mapped_column(String(32))
+    jd_mid: Mapped[float] = mapped_column(Float)
+    bjd_tdb: Mapped[float | None] = mapped_column(Float)
+    x: Mapped[float] = mapped_column(Float)  # 1-based FITS pixel convention
+    y: Mapped[float] = mapped_column(Float)
+    ra: Mapped[float | None] = mapped_column(Float)
+    dec: Mapped[float | None] = mapped_column(Float)
+    flux: Mapped[float] = mapped_column(Float)  # ADU, background-subtracted
+    flux_err: Mapped[float] = mapped_column(Float)
+    background: Mapped[float] = mapped_column(Float)  # ADU/pixel
+    inst_mag: Mapped[float | None] = mapped_column(Float)
+    inst_mag_err: Mapped[float | None] = mapped_column(Float)
+    mag: Mapped[float | None] = mapped_column(Float)
+    mag_err: Mapped[float | None] = mapped_column(Float)
+    fwhm: Mapped[float | None] = mapped_column(Float)
+    airmass: Mapped[float | None] = mapped_column(Float)
+    flags: Mapped[int] = mapped_column(Integer, default=0)
+    in_ensemble: Mapped[bool] = mapped_column(Boolean, default=False)
