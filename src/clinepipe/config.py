@@ -24,6 +24,8 @@ CONFIG_NAME = "clinepipe.toml"
 class PathsConfig:
     incoming: Path = Path("incoming")
     archive: Path = Path("archive")
+    #: a file is ingested only once its size and mtime have been stable this long (s)
+    settle_seconds: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -272,6 +274,7 @@ DEFAULT_CONFIG = '''\
 [paths]
 incoming = "incoming"   # camera drop folder, any depth; clinepipe only reads it
 archive  = "archive"    # clinepipe's own store: copies, masters, calibrated frames, logs
+settle_seconds = 5.0    # a file still being written (changed more recently) waits for the next run
 
 [database]
 url = "sqlite:///clinepipe.db"   # or postgresql+psycopg://user@host:port/db for a shared server

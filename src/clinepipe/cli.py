@@ -1,0 +1,384 @@
+"""The ``clinepipe`` command line (Typer + Rich).
+
+Every error a user can cause is one sentence on stderr naming the file and the problem, with
+the exit codes of INTERFACE.md: 0 success, 1 failure, 2 bad usage or configuration, 3 locked.
+``--debug`` shows the traceback too. Heavy libraries are imported inside the commands so that
+``clinepipe --help`` and short commands start quickly.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .errors import ClinepipeError, ConfigError, UsageError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="clinepipe: the nightly photometry pipeline of a small observatory.")
+db_app = typer.Typer(no_args_is_help=True, help="Database maintenance.")
+app.add_typer(db_app, name="db")
+
+_state = {"debug": False, "config": None}
+
+
+@app.callback()
+def _main(config: Optional[Path] = typer.Option(None, "--config", "-c",
+                                                help="Configuration file (else $CLINEPIPE_CONFIG, else ./clinepipe.toml)."),
+          debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors.")):
+    _state["config"] = config
+    _state["debug"] = debug
+
+
+def _config():
+    from .config import find_config, load_config
+
+    return load_config(find_config(_state["config"]))
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr)
+
+
+def _engine(cfg):
+    from .store.db import open_database
+
+    return open_database(cfg.database.url)
+
+
+class _Progress:
+    """Rich progress bars on a terminal; silent under cron."""
+
+    def __init__(self):
+        self._bar = None
+        self._task = None
+
+    def __enter__(self):
+        if sys.stderr.isatty():
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+            self._bar = Progress("[bold]{task.description}", BarColumn(), MofNCompleteColumn(),
+                                 TimeRemainingColumn(), console=_console(stderr=True))
+            self._bar.__enter__()
+        return self
+
+    def start(self, name: str, total: int):
+        if self._bar is not None:
+            self._task = self._bar.add_task(name, total=total)
+
+    def advance(self):
+        if self._bar is not None and self._task is not None:
+            self._bar.advance(self._task)
+
+    def __exit__(self, *exc):
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
+
+
+# ----------------------------------------------------------------------------- setup
+
+@app.command()
+def init(directory: Path = typer.Argument(Path("."), help="Folder for clinepipe.toml and its folders.")):
+    """Write DIR/clinepipe.toml (commented defaults) and create the incoming and archive folders."""
+    from .config import CONFIG_NAME, DEFAULT_CONFIG
+
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / CONFIG_NAME
+    if target.exists():
+        raise UsageError(f"{target}: already exists; not overwritten.")
+    target.write_text(DEFAULT_CONFIG, encoding="utf-8")
+    for sub in ("incoming", "archive"):
+        (directory / sub).mkdir(exist_ok=True)
+    typer.echo(f"wrote {target}; put the camera's files in {directory / 'incoming'} and run "
+               f"`clinepipe --config {target} run`.")
+
+
+@app.command()
+def simulate(out: Path = typer.Argument(..., help="Output folder."),
+             nights: int = typer.Option(1, "--nights", min=1, help="Consecutive nights."),
+             seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same bytes)."),
+             width: Optional[int] = typer.Option(None, help="Image width in binned pixels."),
+             height: Optional[int] = typer.Option(None, help="Image height in binned pixels."),
+             lights: Optional[int] = typer.Option(None, "--lights", help="Lights per filter per night.")):
+    """Simulate observatory nights: raw frames with .SRC lists, catalog, truth and a config."""
+    from .simulate import simulate_night
+
+    overrides = {k: v for k, v in (("width", width), ("height", height),
+                                   ("lights_per_filter", lights)) if v is not None}
+    t0 = time.perf_counter()
+    result = simulate_night(out, seed=seed, nights=nights, **overrides)
+    typer.echo(f"simulated {nights} night(s) into {out} in {time.perf_counter() - t0:.1f} s; "
+               f"run it with: clinepipe --config {result.config_path} run")
+
+
+# ----------------------------------------------------------------------------- the daily job
+
+@app.command()
+def run(reprocess: bool = typer.Option(False, "--reprocess", help="Redo lights already processed."),
+        workers: Optional[int] = typer.Option(None, "--workers", min=1,
+                                              help="Process frames on a Dask cluster of N workers."),
+        settle: Optional[float] = typer.Option(None, "--settle",
+                                               help="Seconds a file must be unchanged before ingest.")):
+    """The daily job: ingest, masters, reduction, photometry, calibration, database."""
+    from .pipeline import run_pipeline
+
+    cfg = _config()
+    with _Progress() as progress:
+        summary = run_pipeline(cfg, reprocess=reprocess, workers=workers, settle_seconds=settle,
+                               progress=progress)
+    _print_summary(summary)
+
+
+def _print_summary(summary) -> None:
+    states = ", ".join(f"{k} {v}" for k, v in sorted(summary.states.items())) or "no frames"
+    typer.echo(f"run {summary.run_id}: {summary.new_files} new file(s), "
+               f"{summary.masters_built} master(s) built, {summary.lights_done} light(s) processed "
+               f"in {summary.elapsed:.1f} s; frames: {states}.")
+    bad = [f for f in summary.failures if f[1] in ("failed", "waiting")]
+    if bad:
+        typer.echo(f"{len(bad)} file(s) not fully processed (see `clinepipe status --failed`):")
+        for raw_path, state, stage, reason in bad[:20]:
+            typer.echo(f"  {raw_path}: {state} at {stage}: {reason}")
+        if len(bad) > 20:
+            typer.echo(f"  … and {len(bad) - 20} more")
+
+
+@app.command()
+def status(failed: bool = typer.Option(False, "--failed", help="List every file not fully processed."),
+           as_csv: bool = typer.Option(False, "--csv", help="CSV output.")):
+    """Nights and frame counts per state; --failed lists every file with its reason."""
+    from sqlalchemy import func, select
+
+    from .store.db import session_scope
+    from .store.models import Frame
+
+    cfg = _config()
+    engine = _engine(cfg)
+    with session_scope(engine) as s:
+        if failed:
+            rows = s.execute(select(Frame.raw_path, Frame.state, Frame.stage, Frame.reason)
+                             .where(Frame.state.in_(("failed", "waiting", "rejected", "duplicate",
+                                                     "measured")), Frame.reason.is_not(None))
+                             .order_by(Frame.raw_path)).all()
+            if as_csv:
+                w = csv.writer(sys.stdout, lineterminator="\n")
+                w.writerow(["file", "stage", "reason"])
+                for raw_path, state, stage, reason in rows:
+                    w.writerow([raw_path, stage or state, reason])
+                return
+            for raw_path, state, stage, reason in rows:
+                typer.echo(f"{raw_path}\t{state}\t{stage or ''}\t{reason}")
+            if not rows:
+                typer.echo("every file is fully processed.")
+            return
+        rows = s.execute(select(Frame.night, Frame.state, func.count()).group_by(Frame.night, Frame.state)
+                         .order_by(Frame.night)).all()
+    if as_csv:
+        w = csv.writer(sys.stdout, lineterminator="\n")
+        w.writerow(["night", "state", "frames"])
+        for night, state, n in rows:
+            w.writerow([night or "", state, n])
+        return
+    from rich.table import Table
+
+    nights: dict = {}
+    for night, state, n in rows:
+        nights.setdefault(night or "?", {})[state] = n
+    states = sorted({st for _, st, _ in rows})
+    table = Table(title="frames per night and state")
+    table.add_column("night")
+    for st in states:
+        table.add_column(st, justify="right")
+    for night, counts in nights.items():
+        table.add_row(night, *[str(counts.get(st, "")) for st in states])
+    _console().print(table)
+
+
+# ----------------------------------------------------------------------------- data access
+
+@app.command()
+def stars(as_csv: bool = typer.Option(False, "--csv", help="CSV output.")):
+    """Stars known to the database: star_id,ra,dec,n_measurements,catalog_id,name,mean_mag."""
+    from sqlalchemy import func, select
+
+    from .store.db import session_scope
+    from .store.models import Measurement, Star
+
+    cfg = _config()
+    engine = _engine(cfg)
+    with session_scope(engine) as s:
+        rows = s.execute(select(Star.id, Star.ra, Star.dec, func.count(Measurement.id),
+                                Star.catalog_id, Star.name, func.avg(Measurement.mag))
+                         .outerjoin(Measurement, Measurement.star_id == Star.id)
+                         .group_by(Star.id).order_by(Star.id)).all()
+    header = ["star_id", "ra", "dec", "n_measurements", "catalog_id", "name", "mean_mag"]
+    w = csv.writer(sys.stdout, lineterminator="\n", delimiter="," if as_csv else "\t")
+    w.writerow(header)
+    for sid, ra, dec, n, cat, name, mag in rows:
+        w.writerow([sid, f"{ra:.6f}", f"{dec:.6f}", n, cat or "", name or "",
+                    f"{mag:.4f}" if mag is not None else ""])
+
+
+@app.command()
+def lc(star: str = typer.Argument(..., help='Star id, catalog id, known-variable name or "RA DEC".'),
+       filter: Optional[str] = typer.Option(None, "--filter", help="Only this filter."),
+       since: Optional[float] = typer.Option(None, "--since", help="From this JD."),
+       until: Optional[float] = typer.Option(None, "--until", help="Until this JD."),
+       plot: Optional[Path] = typer.Option(None, "--plot", help="Write a PNG light curve."),
+       fold: Optional[float] = typer.Option(None, "--fold", help="Phase-fold with this period (days)."),
+       out_csv: Optional[Path] = typer.Option(None, "--csv", help="Write the points as CSV.")):
+    """A star's light curve: printed, or as --plot PNG / --csv file."""
+    from .lightcurves import plot_lightcurve, resolve_star
+    from .store.db import lightcurve, session_scope
+    from .store.export import CSV_COLUMNS
+
+    cfg = _config()
+    engine = _engine(cfg)
+    with session_scope(engine) as s:
+        star_id = resolve_star(s, star)
+    rows = lightcurve(engine, star_id, filter=filter, since=since, until=until)
+    if out_csv:
+        _write_rows_csv(out_csv, rows, CSV_COLUMNS)
+        typer.echo(f"wrote {len(rows)} point(s) to {out_csv}")
+    if plot:
+        plot_lightcurve(rows, plot, title=f"star {star_id} ({star})", fold=fold)
+        typer.echo(f"wrote {plot}")
+    if not plot and not out_csv:
+        typer.echo("jd_mid\tfilter\tmag\tmag_err")
+        for r in rows:
+            mag = f"{r['mag']:.4f}" if r["mag"] is not None else "nan"
+            err = f"{r['mag_err']:.4f}" if r["mag_err"] is not None else "nan"
+            typer.echo(f"{r['jd_mid']:.6f}\t{r['filter']}\t{mag}\t{err}")
+
+
+def _write_rows_csv(path: Path, rows: list[dict], columns) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+    tmp.replace(path)
+
+
+@app.command()
+def variables(as_csv: bool = typer.Option(False, "--csv", help="CSV output."),
+              min_points: int = typer.Option(10, "--min-points", help="Fewest points per star and filter.")):
+    """Stars ranked by variability: star_id,filter,n,rms,chi2_red,period_days,fap."""
+    from .lightcurves import variability_table
+
+    cfg = _config()
+    rows = variability_table(_engine(cfg), min_points=min_points)
+    w = csv.writer(sys.stdout, lineterminator="\n", delimiter="," if as_csv else "\t")
+    w.writerow(["star_id", "filter", "n", "rms", "chi2_red", "period_days", "fap", "stetson_j", "name"])
+    for r in rows:
+        w.writerow([r.star_id, r.filter, r.n, f"{r.rms:.4f}", f"{r.chi2_red:.2f}",
+                    f"{r.period_days:.6f}" if r.period_days else "",
+                    f"{r.fap:.3g}" if r.fap is not None else "", f"{r.stetson_j:.3f}", r.name or ""])
+
+
+@app.command()
+def export(format: str = typer.Option(..., "--format", help="csv, aavso, sources-csv or votable."),
+           output: Path = typer.Option(..., "--output", help="File to write."),
+           star: Optional[str] = typer.Option(None, "--star", help="Only this star (id, name, catalog id, \"RA DEC\")."),
+           filter: Optional[str] = typer.Option(None, "--filter", help="Only this filter.")):
+    """Export measurements: csv, aavso (AAVSO extended format), sources-csv (2018 columns), votable."""
+    from .lightcurves import resolve_star
+    from .store import export as ex
+    from .store.db import session_scope
+
+    cfg = _config()
+    engine = _engine(cfg)
+    star_ids = None
+    if star:
+        with session_scope(engine) as s:
+            star_ids = [resolve_star(s, star)]
+    if format == "csv":
+        n = ex.export_csv(engine, output, star_ids=star_ids, filter=filter)
+    elif format == "aavso":
+        if not star_ids:
+            raise UsageError("--format aavso needs --star (one target per file).")
+        n = ex.export_aavso(engine, output, obscode=cfg.aavso.obscode or "XXX",
+                            star_ids=star_ids, filter=filter)
+    elif format == "sources-csv":
+        n = ex.export_sources_csv(engine, output, star_ids=star_ids, filter=filter)
+    elif format == "votable":
+        n = ex.export_votable(engine, output, star_ids=star_ids, filter=filter)
+    else:
+        raise UsageError(f"unknown export format '{format}' (csv, aavso, sources-csv, votable).")
+    typer.echo(f"wrote {output}" + (f" ({n} rows)" if isinstance(n, int) else ""))
+
+
+@app.command("import-sources-csv")
+def import_sources_csv(file: Path = typer.Argument(..., help="A 2018-format sources.csv.")):
+    """Bring a 2018-format sources.csv (headerless, mixed line endings, duplicates) into the database."""
+    from .store.legacy import import_sources_csv as do_import
+
+    cfg = _config()
+    if not file.is_file():
+        raise UsageError(f"{file}: no such file.")
+    summary = do_import(_engine(cfg), file)
+    typer.echo(f"{file}: {summary.rows_read} rows read, {summary.rows_imported} imported, "
+               f"{summary.duplicates_skipped} duplicates skipped, {summary.bad_lines} bad lines.")
+
+
+@db_app.command("upgrade")
+def db_upgrade():
+    """Apply the database migrations (run does this too)."""
+    from .store.db import upgrade_database
+
+    cfg = _config()
+    upgrade_database(cfg.database.url)
+    typer.echo("database is at the newest schema.")
+
+
+# ----------------------------------------------------------------------------- demo
+
+@app.command()
+def demo(directory: Path = typer.Argument(Path("demo-night"), help="Folder for the demo night."),
+         nights: int = typer.Option(1, "--nights", min=1),
+         seed: int = typer.Option(2026, "--seed")):
+    """Simulate a night, run the whole pipeline on it and say where everything is."""
+    from .demo import run_demo
+
+    run_demo(directory, nights=nights, seed=seed, echo=typer.echo)
+
+
+# ----------------------------------------------------------------------------- entry point
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry: one sentence per error, INTERFACE exit codes."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        app(args=args, prog_name="clinepipe", standalone_mode=True)
+    except SystemExit:
+        raise
+    except ClinepipeError as exc:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        print(f"clinepipe: {exc.message}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        print("clinepipe: interrupted.", file=sys.stderr)
+        sys.exit(1)
+    except Exception as exc:  # a bug: one sentence, details with --debug
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        print(f"clinepipe: internal error ({type(exc).__name__}: {exc}); rerun with --debug "
+              "for the traceback.", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

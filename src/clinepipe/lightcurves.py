@@ -1,0 +1,175 @@
+"""Light curves: find a star, read its measurements, plot them, rank stars by variability."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import func, or_, select
+
+from .errors import UsageError
+from .store.models import Frame, Measurement, Star
+
+__all__ = ["resolve_star", "plot_lightcurve", "variability_table", "VariabilityRow"]
+
+
+def resolve_star(session, spec: str, radius_arcsec: float = 5.0) -> int:
+    """A star id from an id, a catalog id, a known-variable name or ``"RA DEC"`` (deg)."""
+    text = spec.strip()
+    if re.fullmatch(r"\d+", text):
+        star = session.get(Star, int(text))
+        if star is not None:
+            return star.id
+    hit = session.scalars(select(Star.id).where(
+        or_(Star.catalog_id == text, func.lower(Star.name) == text.lower())).order_by(Star.id)).first()
+    if hit is not None:
+        return hit
+    parts = text.replace(",", " ").split()
+    if len(parts) == 2:
+        try:
+            ra, dec = float(parts[0]), float(parts[1])
+        except ValueError:
+            ra = dec = None
+        if ra is not None:
+            r = radius_arcsec / 3600.0
+            cosd = max(np.cos(np.radians(dec)), 1e-3)
+            rows = session.execute(select(Star.id, Star.ra, Star.dec).where(
+                Star.dec.between(dec - r, dec + r),
+                Star.ra.between(ra - r / cosd, ra + r / cosd))).all()
+            if rows:
+                d = [np.hypot((rr - ra) * cosd, dd - dec) for _, rr, dd in rows]
+                if min(d) <= r:
+                    return rows[int(np.argmin(d))][0]
+            raise UsageError(f"no star within {radius_arcsec:g}\" of RA {ra} Dec {dec}.")
+    raise UsageError(f"no star '{spec}' in the database (give a star id, catalog id, name or \"RA DEC\").")
+
+
+def plot_lightcurve(rows: list[dict], out: Path, *, title: str = "", fold: float | None = None,
+                    time_axis: str = "bjd") -> Path:
+    """PNG of a light curve: error bars, one colour per filter, magnitudes increasing down.
+
+    ``time_axis`` is ``"bjd"`` (BJD_TDB − 2,450,000) or ``"date"``; ``fold`` a period in days
+    for a phase-folded plot (two cycles shown).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
+    colours = {"B": "tab:blue", "V": "tab:green", "R": "tab:red", "I": "tab:brown"}
+    filters = sorted({r["filter"] for r in rows})
+    for filt in filters:
+        sel = [r for r in rows if r["filter"] == filt and r["mag"] is not None]
+        if not sel:
+            continue
+        t = np.array([r["bjd_tdb"] if r["bjd_tdb"] is not None else r["jd_mid"] for r in sel])
+        mag = np.array([r["mag"] for r in sel])
+        err = np.array([r["mag_err"] or 0.0 for r in sel])
+        if fold:
+            phase = np.mod(t - t.min(), fold) / fold
+            x = np.concatenate([phase, phase + 1])
+            mag, err = np.tile(mag, 2), np.tile(err, 2)
+        elif time_axis == "date":
+            from astropy.time import Time
+
+            x = Time(t, format="jd").to_datetime()
+        else:
+            x = t - 2450000.0
+        ax.errorbar(x, mag, yerr=err, fmt="o", ms=3, lw=0.8, capsize=0, label=filt,
+                    color=colours.get(filt))
+    ax.invert_yaxis()
+    ax.set_ylabel("magnitude")
+    ax.set_xlabel(f"phase (P = {fold:g} d)" if fold else
+                  ("date (UTC)" if time_axis == "date" else "BJD$_{TDB}$ − 2450000"))
+    ax.set_title(title)
+    if filters:
+        ax.legend(title="filter")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    tmp = out.with_name(out.name + ".tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(out)
+    return out
+
+
+@dataclass(frozen=True)
+class VariabilityRow:
+    star_id: int
+    name: str | None
+    filter: str
+    n: int
+    mean_mag: float
+    rms: float
+    chi2_red: float
+    stetson_j: float
+    period_days: float | None
+    fap: float | None
+
+
+def variability_table(engine, *, min_points: int = 10, exclude_qc=("clouds", "trailed"),
+                      min_period: float = 0.02, max_period: float = 10.0) -> list[VariabilityRow]:
+    """Every star with enough calibrated points, ranked by reduced chi-square (most variable first).
+
+    Frames whose QC flags include ``exclude_qc`` are left out. The Lomb–Scargle period is
+    searched between ``min_period`` and ``max_period`` days (limited by the time span).
+    """
+    from astropy.timeseries import LombScargle
+
+    from .store.db import session_scope
+
+    with session_scope(engine) as s:
+        rows = s.execute(select(Measurement.star_id, Measurement.filter, Measurement.bjd_tdb,
+                                Measurement.jd_mid, Measurement.mag, Measurement.mag_err,
+                                Frame.qc, Star.name)
+                         .join(Frame, Frame.id == Measurement.frame_id)
+                         .join(Star, Star.id == Measurement.star_id)
+                         .where(Measurement.mag.is_not(None), Measurement.flags == 0)
+                         .order_by(Measurement.star_id, Measurement.filter, Measurement.jd_mid)).all()
+    if not rows:
+        return []
+    excluded = set(exclude_qc)
+    keep = [r for r in rows if not (excluded & set(filter(None, (r[6] or "").split(";"))))]
+    star = np.array([r[0] for r in keep])
+    filt = np.array([r[1] for r in keep])
+    t = np.array([r[2] if r[2] is not None else r[3] for r in keep])
+    mag = np.array([r[4] for r in keep])
+    err = np.array([max(r[5] or 0.0, 1e-4) for r in keep])
+    names = {r[0]: r[7] for r in keep}
+    out = []
+    keys = np.char.add(star.astype(str), np.char.add("|", filt.astype(str)))
+    _, starts, counts = np.unique(keys, return_index=True, return_counts=True)
+    for start, count in zip(starts, counts):
+        if count < min_points:
+            continue
+        sl = slice(start, start + count)
+        tt, mm, ee = t[sl], mag[sl], err[sl]
+        w = 1 / ee ** 2
+        mean = float(np.sum(w * mm) / np.sum(w))
+        resid = mm - mean
+        chi2 = float(np.sum((resid / ee) ** 2) / (count - 1))
+        rms = float(np.std(mm, ddof=1))
+        delta = np.sqrt(count / (count - 1)) * resid / ee
+        pk = delta[:-1] * delta[1:]  # Stetson J from consecutive pairs
+        stetson = float(np.mean(np.sign(pk) * np.sqrt(np.abs(pk)))) if count > 1 else 0.0
+        period = fap = None
+        span = float(tt.max() - tt.min())
+        if span > 0 and count >= 10:
+            ls = LombScargle(tt, mm, ee)
+            fmax = 1.0 / min_period
+            fmin = max(1.0 / max_period, 0.5 / span)
+            freq = np.linspace(fmin, fmax, int(min(200000, max(2000, 10 * span * fmax))))
+            power = ls.power(freq)
+            best = int(np.argmax(power))
+            period = float(1.0 / freq[best])
+            fap = float(ls.false_alarm_probability(power[best], minimum_frequency=fmin,
+                                                   maximum_frequency=fmax))
+        out.append(VariabilityRow(int(star[start]), names.get(int(star[start])), str(filt[start]),
+                                  int(count), mean, rms, chi2, stetson, period, fap))
+    out.sort(key=lambda r: -r.chi2_red)
+    return out

@@ -1,0 +1,208 @@
+"""Per-light-frame work, free of the database so it can run on a Dask worker.
+
+The stages run in this order (read the list to know what happens to a light)::
+
+    LIGHT_STAGES = [reduce_stage, sources_stage, wcs_stage, photometry_stage]
+
+Each stage takes the :class:`LightContext` and fills in more of it; a stage that finds the
+frame unusable raises a :class:`~clinepipe.errors.ClinepipeError` carrying a named reason,
+which :func:`process_light` turns into a failed or waiting :class:`LightResult`.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .config import Config
+from .errors import BadInput, ClinepipeError, Waiting
+from .frames import FrameInfo
+
+log = logging.getLogger("clinepipe")
+
+MEASUREMENT_DTYPE = np.dtype([
+    ("x", "f8"), ("y", "f8"),            # 0-based pixel centre
+    ("ra", "f8"), ("dec", "f8"),         # deg, NaN without WCS
+    ("flux", "f8"), ("flux_err", "f8"),  # ADU
+    ("background", "f8"),                # ADU / pixel
+    ("inst_mag", "f8"), ("inst_mag_err", "f8"),
+    ("fwhm", "f8"), ("flags", "i4"),
+])
+
+
+@dataclass(frozen=True)
+class MasterRef:
+    """A master calibration frame chosen for a light."""
+
+    id: int
+    path: Path
+    exptime: float | None = None
+
+
+@dataclass(frozen=True)
+class LightTask:
+    frame_id: int
+    raw_path: Path            # the archive copy of the raw file (read only)
+    src_path: Path | None     # the .SRC list beside it, if any
+    info: FrameInfo
+    bias: MasterRef
+    dark: MasterRef
+    flat: MasterRef
+    output: Path              # where the calibrated frame is written
+    config: Config
+
+
+@dataclass
+class LightResult:
+    frame_id: int
+    ok: bool
+    stage: str = ""
+    reason: str = ""
+    message: str = ""
+    waiting: bool = False
+    calibrated_path: Path | None = None
+    measurements: np.ndarray | None = None
+    stats: dict = field(default_factory=dict)
+
+
+@dataclass
+class LightContext:
+    task: LightTask
+    reduced: object = None          # clinepipe.reduce.ReducedFrame
+    x: np.ndarray | None = None     # 0-based source positions
+    y: np.ndarray | None = None
+    source_list: str = ""
+    src_fwhm: float = float("nan")
+    src_elongation: float = float("nan")
+    wcs: object = None
+    measurements: np.ndarray | None = None
+    stats: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def reduce_stage(ctx: LightContext) -> None:
+    from .reduce import reduce_light, write_reduced
+
+    t = ctx.task
+    cam = t.config.camera
+    red = t.config.reduction
+    frame = reduce_light(
+        t.raw_path, t.info,
+        bias=t.bias.path, dark=t.dark.path, flat=t.flat.path,
+        mode=red.mode, camera=cam, reduction=red,
+    )
+    write_reduced(t.output, frame, masters_used={"bias": t.bias.path.name, "dark": t.dark.path.name,
+                                                 "flat": t.flat.path.name})
+    ctx.reduced = frame
+
+
+def sources_stage(ctx: LightContext) -> None:
+    from .astrometry import detect_sources, read_src, src_positions
+
+    t = ctx.task
+    mode = t.config.photometry.sources
+    use_src = mode in ("auto", "src") and t.src_path is not None and t.src_path.exists()
+    if mode == "src" and not use_src:
+        raise BadInput(f"{t.info.path.name}: no .SRC source list beside the frame.",
+                       reason="no .SRC list")
+    if use_src:
+        try:
+            table = read_src(t.src_path)
+            x, y = src_positions(table)
+            ny, nx = ctx.reduced.data.shape
+            inside = (x >= 0) & (x <= nx - 1) & (y >= 0) & (y <= ny - 1)
+            ctx.x, ctx.y = x[inside], y[inside]
+            if len(table):
+                ctx.src_fwhm = float(np.nanmedian(np.asarray(table["FWHM_IMAGE"], float)[inside]))
+                ctx.src_elongation = float(np.nanmedian(np.asarray(table["ELONGATION"], float)[inside]))
+            ctx.source_list = "src"
+            return
+        except BadInput as exc:
+            if mode == "src":
+                raise
+            ctx.notes.append(f"{exc.reason}; fell back to own detection")
+            log.warning("%s; using own detection instead", exc.message)
+    sources = detect_sources(ctx.reduced.data, mask=ctx.reduced.mask,
+                             threshold=t.config.photometry.detect_threshold)
+    ctx.x, ctx.y = sources["x"], sources["y"]
+    good = sources["flags"] == 0
+    if good.any():
+        ctx.src_fwhm = float(np.nanmedian(sources["fwhm"][good]))
+        ctx.src_elongation = float(np.nanmedian(sources["elongation"][good]))
+    ctx.source_list = "detect"
+
+
+def wcs_stage(ctx: LightContext) -> None:
+    from .astrometry import header_wcs
+
+    wcs = header_wcs(ctx.reduced.header)
+    if wcs is None:
+        raise BadInput(f"{ctx.task.info.path.name}: the frame has no WCS in its header "
+                       "(plate-solve it with `clinepipe solve`).", reason="no WCS")
+    ctx.wcs = wcs
+
+
+def photometry_stage(ctx: LightContext) -> None:
+    from .astrometry import pixel_to_sky
+    from .photometry import aperture_photometry, frame_fwhm, instrumental_magnitude, measure_background
+
+    t = ctx.task
+    phot_cfg = t.config.photometry
+    data, mask = ctx.reduced.data, ctx.reduced.mask
+    bkg = measure_background(data, mask=mask, box=phot_cfg.background_box)
+    fwhm = frame_fwhm(data - bkg.level, ctx.x, ctx.y)
+    if not np.isfinite(fwhm):
+        fwhm = ctx.src_fwhm
+    radius = phot_cfg.aperture if phot_cfg.aperture > 0 else 1.5 * fwhm
+    if not np.isfinite(radius) or radius <= 0:
+        raise BadInput(f"{t.info.path.name}: no usable stars to measure the FWHM for the aperture.",
+                       reason="no stars")
+    gain = t.info.gain or t.config.camera.gain
+    phot = aperture_photometry(
+        data, ctx.x, ctx.y, radius, background=bkg, gain=gain,
+        read_noise=t.config.camera.read_noise, uncertainty=ctx.reduced.uncertainty, mask=mask,
+        annulus=tuple(phot_cfg.annulus) if phot_cfg.annulus else None,
+    )
+    inst, inst_err = instrumental_magnitude(phot["flux"], phot["flux_err"], t.info.exptime)
+    ra, dec = pixel_to_sky(ctx.wcs, phot["x"], phot["y"])
+    out = np.zeros(len(phot), dtype=MEASUREMENT_DTYPE)
+    for name in ("x", "y", "flux", "flux_err", "background", "flags"):
+        out[name] = phot[name]
+    out["ra"], out["dec"] = ra, dec
+    out["inst_mag"], out["inst_mag_err"] = inst, inst_err
+    out["fwhm"] = fwhm
+    ctx.measurements = out
+    ctx.stats = {
+        "fwhm": float(fwhm), "elongation": ctx.src_elongation,
+        "sky": float(bkg.global_level), "n_stars": int(np.sum(phot["flags"] == 0)),
+        "source_list": ctx.source_list, "aperture": float(radius),
+    }
+
+
+LIGHT_STAGES = [reduce_stage, sources_stage, wcs_stage, photometry_stage]
+
+
+def process_light(task: LightTask) -> LightResult:
+    """Run :data:`LIGHT_STAGES` on one light; never raises (errors become the result)."""
+    ctx = LightContext(task)
+    for stage in LIGHT_STAGES:
+        name = stage.__name__.removesuffix("_stage")
+        try:
+            stage(ctx)
+        except ClinepipeError as exc:
+            return LightResult(task.frame_id, False, stage=name, reason=exc.reason,
+                               message=exc.message, waiting=isinstance(exc, Waiting))
+        except Exception as exc:  # a bug must not stop the night: record it and go on
+            detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+            log.error("internal error on %s in %s:\n%s", task.raw_path, name, traceback.format_exc())
+            return LightResult(task.frame_id, False, stage=name, reason=f"internal error: {detail}",
+                               message=f"{task.raw_path.name}: internal error in {name} ({detail}).")
+    stats = dict(ctx.stats)
+    if ctx.notes:
+        stats["notes"] = "; ".join(ctx.notes)
+    return LightResult(task.frame_id, True, calibrated_path=task.output,
+                       measurements=ctx.measurements, stats=stats)

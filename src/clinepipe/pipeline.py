@@ -1,0 +1,686 @@
+"""The daily job: every stage, for every new file, incrementally.
+
+    run_pipeline(cfg)
+      ├─ ingest_stage     new files in ``incoming`` → archive copies + ``frames`` rows
+      ├─ masters_stage    calibration groups that changed → master FITS + ``masters`` rows
+      ├─ lights_stage     each light not yet done, in time order:
+      │     lightframe.process_light (reduce → sources → WCS → photometry; Dask-able)
+      │     then, in this process and one transaction per frame: catalog match,
+      │     ensemble zero point, star identities, measurements
+      └─ finish           run summary, known-variable names, star counts
+
+Every frame ends in a named state; a frame that cannot be finished gets a reason and the
+night goes on. Each frame's results are one transaction, so a run killed at any point and
+started again ends with the same database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import socket
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import delete, func, select, update
+
+from . import __version__
+from .config import Config
+from .errors import BadInput, ClinepipeError, MissingCalibration, Waiting
+from .frames import FrameInfo
+from .lightframe import LightResult, LightTask, MasterRef, process_light
+from .lock import RunLock
+from .store.models import CatalogMatch, Frame, Master, Measurement, Run, Star, ZeroPoint
+
+log = logging.getLogger("clinepipe")
+
+CALIBRATION_KINDS = ("bias", "dark", "flat")
+#: states a light can be picked up from on a normal run
+PENDING_LIGHT_STATES = ("ingested", "waiting", "reduced", "measured")
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+@dataclass
+class RunSummary:
+    run_id: int
+    new_files: int = 0
+    masters_built: int = 0
+    lights_done: int = 0
+    states: dict = field(default_factory=dict)
+    failures: list = field(default_factory=list)  # (raw_path, state, stage, reason)
+    elapsed: float = 0.0
+
+
+def run_pipeline(cfg: Config, *, reprocess: bool = False, workers: int | None = None,
+                 settle_seconds: float | None = None, progress=None) -> RunSummary:
+    """Run every stage on whatever is new; returns a summary. Raises LockHeld (exit 3)."""
+    from .store.db import open_database, session_scope
+
+    t0 = time.perf_counter()
+    archive = cfg.paths.archive
+    archive.mkdir(parents=True, exist_ok=True)
+    with RunLock(archive / "clinepipe.lock"):
+        handler = _attach_log_file(archive / "logs" / "clinepipe.log")
+        try:
+            engine = open_database(cfg.database.url)
+            with session_scope(engine) as s:
+                run = Run(started_at=_now(), software_version=__version__,
+                          config_text=cfg.source_text,
+                          config_sha256=hashlib.sha256(cfg.source_text.encode()).hexdigest(),
+                          host=socket.gethostname(), pid=os.getpid(), status="running")
+                s.add(run)
+                s.flush()
+                run_id = run.id
+            log.info("run %d started (clinepipe %s)", run_id, __version__)
+            summary = RunSummary(run_id)
+            settle = cfg.paths.settle_seconds if settle_seconds is None else settle_seconds
+            summary.new_files = ingest_stage(cfg, engine, run_id, settle, progress)
+            summary.masters_built = masters_stage(cfg, engine, run_id)
+            summary.lights_done = lights_stage(cfg, engine, run_id, reprocess=reprocess,
+                                               workers=workers, progress=progress)
+            attach_known_variables(cfg, engine)
+            refresh_star_counts(engine)
+            summary.states, summary.failures = frame_states(engine)
+            summary.elapsed = time.perf_counter() - t0
+            with session_scope(engine) as s:
+                s.execute(update(Run).where(Run.id == run_id).values(
+                    finished_at=_now(), status="finished",
+                    summary=json.dumps({"states": summary.states, "new_files": summary.new_files,
+                                        "masters_built": summary.masters_built,
+                                        "lights_done": summary.lights_done,
+                                        "failures": len(summary.failures)})))
+            log.info("run %d finished in %.1f s: %s", run_id, summary.elapsed,
+                     ", ".join(f"{k} {v}" for k, v in sorted(summary.states.items())))
+            return summary
+        finally:
+            logging.getLogger("clinepipe").removeHandler(handler)
+            handler.close()
+
+
+def _attach_log_file(path: Path) -> logging.Handler:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger = logging.getLogger("clinepipe")
+    logger.addHandler(handler)
+    if logger.level == logging.NOTSET or logger.level > logging.INFO:
+        logger.setLevel(logging.INFO)
+    return handler
+
+
+# ----------------------------------------------------------------------------- ingest
+
+def ingest_stage(cfg: Config, engine, run_id: int, settle_seconds: float, progress=None) -> int:
+    """Record every new file of ``incoming``: archive copy + frame row, or a failure reason."""
+    from .ingest import archive_copy, find_new_files, read_frame_info, sha256_file
+    from .store.db import session_scope
+
+    incoming = cfg.paths.incoming
+    if not incoming.is_dir():
+        raise ClinepipeError(f"{incoming}: the incoming folder does not exist.", reason="no incoming")
+    files = find_new_files(incoming, settle_seconds=settle_seconds)
+    with session_scope(engine) as s:
+        known = set(s.scalars(select(Frame.raw_path)))
+    new = [p for p in files if p.relative_to(incoming).as_posix() not in known]
+    if progress:
+        progress.start("ingest", len(new))
+    for path in new:
+        rel = path.relative_to(incoming).as_posix()
+        row = {"raw_path": rel, "run_id": run_id, "updated_at": _now()}
+        try:
+            digest = sha256_file(path)
+            row.update(sha256=digest, size=path.stat().st_size)
+        except OSError as exc:
+            row.update(state="failed", stage="ingest",
+                       reason=f"unreadable file ({exc.strerror or exc})")
+            _insert_frame(engine, row)
+            log.warning("%s: cannot be read (%s)", rel, exc.strerror or exc)
+            if progress:
+                progress.advance()
+            continue
+        with session_scope(engine) as s:
+            twin = s.scalars(select(Frame.raw_path).where(Frame.sha256 == digest,
+                                                          Frame.state != "duplicate")).first()
+        if twin is not None:
+            row.update(state="duplicate", stage="ingest", reason=f"duplicate of {twin}")
+            _insert_frame(engine, row)
+            log.info("%s: duplicate of %s", rel, twin)
+        else:
+            try:
+                info = read_frame_info(path, cfg.camera, cfg.site)
+                copy = archive_copy(path, cfg.paths.archive, info, digest)
+                _copy_src_list(path, copy)
+                row.update(_info_columns(info), state="ingested",
+                           archive_path=copy.relative_to(cfg.paths.archive).as_posix())
+            except BadInput as exc:
+                row.update(state="failed", stage="ingest", reason=exc.reason)
+                log.warning("%s", exc.message)
+            _insert_frame(engine, row)
+        if progress:
+            progress.advance()
+    log.info("ingest: %d new file(s)", len(new))
+    return len(new)
+
+
+def _insert_frame(engine, row: dict) -> None:
+    from .store.db import session_scope
+
+    with session_scope(engine) as s:
+        s.add(Frame(**row))
+
+
+def _copy_src_list(raw: Path, copy: Path) -> None:
+    """Keep the Image Link ``.SRC`` list beside the archive copy of its light."""
+    for suffix in (".SRC", ".src", ".Src"):
+        src = raw.with_suffix(suffix)
+        if src.is_file():
+            dest = copy.with_suffix(".SRC")
+            tmp = dest.with_name(dest.name + ".tmp")
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, dest)
+            return
+
+
+def _info_columns(info: FrameInfo) -> dict:
+    return {"night": info.night, "kind": info.kind, "filter": info.filter,
+            "binning": info.binning, "exptime": info.exptime, "ccd_temp": info.ccd_temp,
+            "date_obs": info.date_obs, "jd_mid": info.jd_mid, "object": info.object,
+            "naxis1": info.shape[1], "naxis2": info.shape[0], "xorg": info.xorg,
+            "yorg": info.yorg, "gain": info.gain}
+
+
+def frame_info(frame: Frame, archive: Path) -> FrameInfo:
+    """Rebuild the FrameInfo of a stored frame (its archive copy as the path)."""
+    jd_start = frame.jd_mid - (frame.exptime or 0.0) / 2.0 / 86400.0
+    return FrameInfo(path=archive / frame.archive_path, kind=frame.kind, binning=frame.binning,
+                     filter=frame.filter, exptime=frame.exptime, ccd_temp=frame.ccd_temp,
+                     date_obs=frame.date_obs, jd_start=jd_start, jd_mid=frame.jd_mid,
+                     night=frame.night, shape=(frame.naxis2, frame.naxis1), xorg=frame.xorg,
+                     yorg=frame.yorg, gain=frame.gain, object=frame.object)
+
+
+# ----------------------------------------------------------------------------- masters
+
+def masters_stage(cfg: Config, engine, run_id: int) -> int:
+    """Build the masters of every calibration group (night, binning, filter) that changed.
+
+    Bias first, then darks (need a bias), then flats (need both). A group is rebuilt only
+    when its set of input files (or the reduction mode) differs from its latest master.
+    """
+    from .store.db import session_scope
+
+    built = 0
+    for kind in CALIBRATION_KINDS:
+        with session_scope(engine) as s:
+            frames = s.scalars(select(Frame).where(
+                Frame.kind == kind,
+                Frame.state.in_(("ingested", "used", "rejected", "waiting")))).all()
+            s.expunge_all()
+        groups: dict[tuple, list[Frame]] = defaultdict(list)
+        for f in frames:
+            groups[(f.night, f.binning, f.filter if kind == "flat" else None)].append(f)
+        for (night, binning, filt), members in sorted(groups.items(), key=lambda kv: str(kv[0])):
+            key = _group_key(cfg.reduction.mode, kind, members)
+            with session_scope(engine) as s:
+                exists = s.scalars(select(Master.id).where(Master.input_key == key)).first()
+            if exists is not None:  # same inputs and mode as a master already built
+                continue
+            built += _build_master(cfg, engine, run_id, kind, night, binning, filt, members, key)
+    return built
+
+
+def _group_key(mode: str, kind: str, members: list[Frame]) -> str:
+    digest = hashlib.sha256(f"{mode}|{kind}|".encode())
+    for sha in sorted(f.sha256 for f in members):
+        digest.update(sha.encode())
+    return digest.hexdigest()
+
+
+def _build_master(cfg, engine, run_id, kind, night, binning, filt, members, key) -> int:
+    from .masters import build_bias, build_dark, build_flat, write_master
+    from .store.db import session_scope
+
+    archive = cfg.paths.archive
+    paths = [archive / f.archive_path for f in members]
+    by_path = {archive / f.archive_path: f for f in members}
+    jd = float(np.mean([f.jd_mid for f in members]))
+    label = f"{kind} frames for binning {binning}" + (f" ({filt})" if filt else "") + f" on {night}"
+    red = cfg.reduction
+    try:
+        if kind == "bias":
+            result = build_bias(paths, min_frames=red.min_frames, chunk_rows=red.chunk_rows)
+            inputs_used = {}
+        else:
+            bias = choose_master(engine, "bias", binning, None, jd, red.max_master_age_days)
+            if bias is None:
+                raise MissingCalibration(f"waiting for calibration: no bias for binning {binning}")
+            if kind == "dark":
+                result = build_dark(paths, archive / bias.path, min_frames=red.min_frames,
+                                    chunk_rows=red.chunk_rows)
+                inputs_used = {"bias": bias}
+            else:
+                dark = choose_master(engine, "dark", binning, None, jd, red.max_master_age_days)
+                if dark is None:
+                    raise MissingCalibration(f"waiting for calibration: no dark for binning {binning}")
+                result = build_flat(paths, archive / bias.path, archive / dark.path, dark.exptime,
+                                    mode=red.mode, min_frames=red.min_frames,
+                                    chunk_rows=red.chunk_rows, saturation=cfg.camera.saturation)
+                inputs_used = {"bias": bias, "dark": dark}
+    except Waiting as exc:
+        _set_states(engine, members, "waiting", "masters", exc.reason)
+        log.info("%s: %s", label, exc.reason)
+        return 0
+    except BadInput as exc:
+        _set_states(engine, members, "failed", "masters", exc.reason)
+        log.warning("%s: %s", label, exc.message)
+        return 0
+
+    name = {"bias": "bias_master.fits", "dark": "dark_master.fits",
+            "flat": f"flat_master_{filt}.fits"}[kind]
+    rel = Path("masters") / night / f"binning{binning}" / f"{key[:8]}_{name}"
+    inputs = [{"raw_path": by_path[p].raw_path, "sha256": by_path[p].sha256} for p in result.used]
+    provenance = {"inputs": inputs, "night": night, "software_version": __version__,
+                  **{k: v.path for k, v in inputs_used.items()}}
+    write_master(archive / rel, result, kind=kind, mode=red.mode, binning=binning, filter=filt,
+                 provenance=provenance)
+    shape = result.data.shape
+    with session_scope(engine) as s:
+        s.add(Master(kind=kind, binning=binning, filter=filt,
+                     exptime=getattr(result, "exptime", None) if kind == "dark" else None,
+                     ccd_temp=_mean([by_path[p].ccd_temp for p in result.used]),
+                     night=night, jd=jd, shape_y=shape[0], shape_x=shape[1], path=rel.as_posix(),
+                     mode=red.mode, n_frames=len(result.used), inputs=json.dumps(inputs),
+                     input_key=key, software_version=__version__, run_id=run_id,
+                     created_at=_now()))
+        for p in result.used:
+            s.execute(update(Frame).where(Frame.id == by_path[p].id).values(
+                state="used", stage=None, reason=None, updated_at=_now()))
+        for p, reason in result.rejected.items():
+            s.execute(update(Frame).where(Frame.id == by_path[Path(p)].id).values(
+                state="rejected", stage="masters", reason=reason, updated_at=_now()))
+    log.info("master %s built from %d frame(s) (%d rejected)", rel, len(result.used),
+             len(result.rejected))
+    return 1
+
+
+def _mean(values):
+    vals = [v for v in values if v is not None]
+    return float(np.mean(vals)) if vals else None
+
+
+def _set_states(engine, frames, state, stage, reason) -> None:
+    from .store.db import session_scope
+
+    with session_scope(engine) as s:
+        s.execute(update(Frame).where(Frame.id.in_([f.id for f in frames])).values(
+            state=state, stage=stage, reason=reason, updated_at=_now()))
+
+
+def choose_master(engine, kind: str, binning: int, filt: str | None, jd: float,
+                  max_age_days: float) -> Master | None:
+    """The master nearest in time to ``jd`` within the allowed age (latest build per group)."""
+    from .store.db import session_scope
+
+    with session_scope(engine) as s:
+        q = select(Master).where(Master.kind == kind, Master.binning == binning,
+                                 func.abs(Master.jd - jd) <= max_age_days)
+        if filt is not None:
+            q = q.where(Master.filter == filt)
+        rows = s.scalars(q).all()
+        s.expunge_all()
+    if not rows:
+        return None
+    latest: dict[str, Master] = {}
+    for m in rows:  # a night rebuilt later supersedes its earlier master
+        if m.night not in latest or m.id > latest[m.night].id:
+            latest[m.night] = m
+    return min(latest.values(), key=lambda m: (abs(m.jd - jd), -m.id))
+
+
+# ----------------------------------------------------------------------------- lights
+
+def lights_stage(cfg: Config, engine, run_id: int, *, reprocess: bool = False,
+                 workers: int | None = None, progress=None) -> int:
+    """Process every pending light in time order; returns how many were finished."""
+    from .store.db import session_scope
+
+    states = PENDING_LIGHT_STATES + (("calibrated", "failed") if reprocess else ())
+    with session_scope(engine) as s:
+        lights = s.scalars(select(Frame).where(Frame.kind == "light", Frame.state.in_(states))
+                           .order_by(Frame.jd_mid, Frame.raw_path)).all()
+        s.expunge_all()
+    if reprocess:  # a failed light that never reached the archive cannot be retried
+        lights = [f for f in lights if f.archive_path]
+    tasks: list[LightTask] = []
+    for frame in lights:
+        task = _light_task(cfg, engine, frame)
+        if isinstance(task, LightResult):
+            _store_light_result(cfg, engine, run_id, frame, task, None)
+        else:
+            tasks.append(task)
+    if not tasks:
+        return 0
+    context = CalibrationContext.load(cfg)
+    by_id = {f.id: f for f in lights}
+    task_by_id = {t.frame_id: t for t in tasks}
+    if progress:
+        progress.start("lights", len(tasks))
+    done = 0
+    for result in _execute(cfg, tasks, workers):
+        _store_light_result(cfg, engine, run_id, by_id[result.frame_id], result, context,
+                            task_by_id[result.frame_id])
+        done += result.ok
+        if progress:
+            progress.advance()
+    return done
+
+
+def _light_task(cfg: Config, engine, frame: Frame) -> LightTask | LightResult:
+    archive = cfg.paths.archive
+    info = frame_info(frame, archive)
+    age = cfg.reduction.max_master_age_days
+    chosen = {}
+    for kind, filt in (("bias", None), ("dark", None), ("flat", frame.filter)):
+        m = choose_master(engine, kind, frame.binning, filt, frame.jd_mid, age)
+        if m is None:
+            what = f"{filt}-band flat" if kind == "flat" else kind
+            reason = f"waiting for calibration: no {what} for binning {frame.binning}"
+            return LightResult(frame.id, False, stage="reduce", reason=reason,
+                               message=f"{frame.raw_path}: {reason}.", waiting=True)
+        chosen[kind] = MasterRef(m.id, archive / m.path, m.exptime)
+    raw = archive / frame.archive_path
+    src = raw.with_suffix(".SRC")
+    out = archive / "calibrated" / frame.night / f"{raw.stem}_calibrated.fits"
+    return LightTask(frame.id, raw, src if src.is_file() else None, info, chosen["bias"],
+                     chosen["dark"], chosen["flat"], out, cfg)
+
+
+def _execute(cfg: Config, tasks: list[LightTask], workers: int | None):
+    """Yield results in the tasks' order (time order), computed serially or on Dask."""
+    use_dask = cfg.execution.scheduler == "dask" or (workers is not None and workers > 1)
+    if not use_dask:
+        for task in tasks:
+            yield process_light(task)
+        return
+    from .parallel import dask_map
+
+    yield from dask_map(process_light, tasks, workers=workers or cfg.execution.workers,
+                        address=cfg.execution.address)
+
+
+@dataclass
+class CalibrationContext:
+    """What calibration needs for every frame of a run, loaded once."""
+
+    catalog: object | None
+    catalog_error: str | None
+    known: object | None  # known variables catalog (names, positions)
+
+    @classmethod
+    def load(cls, cfg: Config) -> "CalibrationContext":
+        from .catalogs import load_catalog, load_known_variables
+
+        catalog, error = None, None
+        try:
+            catalog = load_catalog(cfg)
+        except ClinepipeError as exc:
+            error = exc.reason
+            log.warning("%s", exc.message)
+        known = None
+        try:
+            known = load_known_variables(cfg)
+        except ClinepipeError as exc:
+            log.warning("%s", exc.message)
+        return cls(catalog, error, known)
+
+
+def _store_light_result(cfg: Config, engine, run_id: int, frame: Frame, result: LightResult,
+                        context: CalibrationContext | None, task: LightTask | None = None) -> None:
+    """Write one light's outcome in one transaction (replacing earlier results)."""
+    from .store.db import delete_frame_results, insert_measurements, session_scope
+
+    if not result.ok:
+        with session_scope(engine) as s:
+            delete_frame_results(s, frame.id)
+            s.execute(update(Frame).where(Frame.id == frame.id).values(
+                state="waiting" if result.waiting else "failed", stage=result.stage,
+                reason=result.reason, run_id=run_id, updated_at=_now()))
+        (log.info if result.waiting else log.warning)("%s", result.message)
+        return
+
+    m = result.measurements
+    stats = result.stats
+    calib = calibrate_measurements(cfg, frame, m, context)
+    jd = np.full(len(m), frame.jd_mid)
+    from .sky import airmass as airmass_of, bjd_tdb
+
+    site = cfg.site
+    finite = np.isfinite(m["ra"]) & np.isfinite(m["dec"])
+    x_air = np.full(len(m), np.nan)
+    bjd = np.full(len(m), np.nan)
+    if finite.any():
+        x_air[finite] = airmass_of(m["ra"][finite], m["dec"][finite], frame.jd_mid,
+                                   site.latitude, site.longitude)
+        bjd[finite] = bjd_tdb(jd[finite], m["ra"][finite], m["dec"][finite], site.latitude,
+                              site.longitude, site.elevation)
+    with session_scope(engine) as s:
+        delete_frame_results(s, frame.id)
+        star_ids = _identify_stars(cfg, s, m, calib, context)
+        keep = star_ids > 0
+        rows = []
+        for i in np.flatnonzero(keep):
+            rows.append({
+                "frame_id": frame.id, "star_id": int(star_ids[i]), "filter": frame.filter,
+                "jd_mid": frame.jd_mid, "bjd_tdb": _f(bjd[i]),
+                "x": float(m["x"][i] + 1.0), "y": float(m["y"][i] + 1.0),
+                "ra": _f(m["ra"][i]), "dec": _f(m["dec"][i]),
+                "flux": float(m["flux"][i]), "flux_err": float(m["flux_err"][i]),
+                "background": float(m["background"][i]),
+                "inst_mag": _f(m["inst_mag"][i]), "inst_mag_err": _f(m["inst_mag_err"][i]),
+                "mag": _f(calib.mag[i]), "mag_err": _f(calib.mag_err[i]),
+                "fwhm": _f(m["fwhm"][i]), "airmass": _f(x_air[i]), "flags": int(m["flags"][i]),
+                "in_ensemble": bool(calib.in_ensemble[i]),
+            })
+        insert_measurements(s, rows)
+        if calib.zero_point is not None:
+            zp = calib.zero_point
+            s.add(ZeroPoint(frame_id=frame.id, filter=frame.filter, catalog_band=calib.band,
+                            value=zp.value, error=zp.error, n_used=zp.n_used,
+                            n_candidates=zp.n_candidates, scatter=_f(zp.scatter) or 0.0,
+                            color_term=None))
+        centre_air = float(np.nanmedian(x_air)) if np.isfinite(x_air).any() else None
+        s.execute(update(Frame).where(Frame.id == frame.id).values(
+            state=calib.state, stage=calib.stage, reason=calib.reason, run_id=run_id,
+            calibrated_path=result.calibrated_path.relative_to(cfg.paths.archive).as_posix(),
+            bias_master_id=task.bias.id if task else None,
+            dark_master_id=task.dark.id if task else None,
+            flat_master_id=task.flat.id if task else None, fwhm=_f(stats.get("fwhm")),
+            elongation=_f(stats.get("elongation")), sky=_f(stats.get("sky")),
+            n_stars=stats.get("n_stars"), airmass=centre_air,
+            astrometric_rms=_f(calib.astrometric_rms), source_list=stats.get("source_list"),
+            updated_at=_now()))
+    log.info("%s: %s, %d stars%s", frame.raw_path, calib.state, int(keep.sum()),
+             f", zero point {calib.zero_point.value:.3f} ± {calib.zero_point.error:.3f}"
+             if calib.zero_point is not None else "")
+
+
+def _f(value):
+    """A float for the database, or None for NaN / missing."""
+    if value is None:
+        return None
+    value = float(value)
+    return value if np.isfinite(value) else None
+
+
+@dataclass
+class FrameCalibration:
+    state: str
+    stage: str | None
+    reason: str | None
+    band: str | None
+    zero_point: object | None
+    mag: np.ndarray
+    mag_err: np.ndarray
+    in_ensemble: np.ndarray
+    cat_index: np.ndarray
+    cat_sep: np.ndarray
+    astrometric_rms: float | None
+
+
+def calibrate_measurements(cfg: Config, frame: Frame, m: np.ndarray,
+                           context: CalibrationContext | None) -> FrameCalibration:
+    """Match to the catalog and fit the frame's ensemble zero point (pure, no database)."""
+    from .calibrate import apply_zero_point, ensemble_zero_point, match_catalog
+
+    n = len(m)
+    nan = np.full(n, np.nan)
+    none = np.full(n, -1)
+    empty = np.zeros(n, dtype=bool)
+    band = cfg.catalog.filters.get(frame.filter or "")
+    catalog = context.catalog if context else None
+    if catalog is None:
+        reason = (context.catalog_error if context and context.catalog_error else "no catalog")
+        return FrameCalibration("waiting", "calibrate", f"waiting for catalog: {reason}", band,
+                                None, nan, nan, empty, none, nan, None)
+    idx, sep = match_catalog(m["ra"], m["dec"], catalog.ra, catalog.dec, cfg.catalog.match_radius)
+    matched = idx >= 0
+    rms = float(np.sqrt(np.mean(sep[matched] ** 2))) if matched.sum() >= 3 else None
+    if band is None or band not in catalog.mags:
+        reason = f"no catalog band for filter '{frame.filter}'"
+        return FrameCalibration("measured", "calibrate", reason, band, None, nan, nan, empty,
+                                idx, sep, rms)
+    cat_mag, cat_err = catalog.band(band)
+    cm = np.where(matched, cat_mag[np.clip(idx, 0, None)], np.nan)
+    ce = np.where(matched, cat_err[np.clip(idx, 0, None)], np.nan)
+    exclude = (m["flags"] != 0) | _known_variable_mask(cfg, m, context)
+    zp = ensemble_zero_point(m["inst_mag"], cm, m["inst_mag_err"], ce, exclude=exclude)
+    if zp.n_used < cfg.catalog.min_stars or not np.isfinite(zp.value):
+        reason = f"too few comparison stars ({zp.n_used} < {cfg.catalog.min_stars})"
+        return FrameCalibration("measured", "calibrate", reason, band, None, nan, nan, empty,
+                                idx, sep, rms)
+    mag, mag_err = apply_zero_point(m["inst_mag"], m["inst_mag_err"], zp)
+    return FrameCalibration("calibrated", None, None, band, zp, mag, mag_err, zp.used, idx, sep,
+                            rms)
+
+
+def _known_variable_mask(cfg: Config, m: np.ndarray, context) -> np.ndarray:
+    from .calibrate import match_catalog
+
+    known = context.known if context else None
+    if known is None or len(known) == 0:
+        return np.zeros(len(m), dtype=bool)
+    idx, _ = match_catalog(m["ra"], m["dec"], known.ra, known.dec, cfg.stars.match_radius * 2)
+    return idx >= 0
+
+
+def _identify_stars(cfg: Config, s, m: np.ndarray, calib: FrameCalibration, context) -> np.ndarray:
+    """Star ids for the frame's measurements (new stars are created); 0 = not stored."""
+    from .stars import assign_stars
+
+    ra, dec = m["ra"], m["dec"]
+    ids = np.zeros(len(m), dtype=np.int64)
+    ok = np.isfinite(ra) & np.isfinite(dec)
+    if not ok.any():
+        return ids
+    margin = cfg.stars.match_radius / 3600.0 * 2
+    cosd = max(np.cos(np.radians(np.nanmedian(dec[ok]))), 1e-3)
+    lo_ra, hi_ra = np.nanmin(ra[ok]) - margin / cosd, np.nanmax(ra[ok]) + margin / cosd
+    lo_dec, hi_dec = np.nanmin(dec[ok]) - margin, np.nanmax(dec[ok]) + margin
+    known = s.execute(select(Star.id, Star.ra, Star.dec).where(
+        Star.dec.between(lo_dec, hi_dec), Star.ra.between(lo_ra, hi_ra))
+        .order_by(Star.id)).all()
+    k_id = np.array([r[0] for r in known], dtype=np.int64)
+    k_ra = np.array([r[1] for r in known], dtype=float)
+    k_dec = np.array([r[2] for r in known], dtype=float)
+    where = np.flatnonzero(ok)
+    index = assign_stars(ra[ok], dec[ok], k_ra, k_dec, cfg.stars.match_radius)
+    matched = index >= 0
+    ids[where[matched]] = k_id[index[matched]]
+    catalog = context.catalog if context else None
+    new_rows = where[index == -1]
+    new_stars = []
+    for i in new_rows:
+        cat_id = None
+        if catalog is not None and calib.cat_index[i] >= 0:
+            cat_id = str(catalog.ids[calib.cat_index[i]])
+        new_stars.append(Star(ra=float(ra[i]), dec=float(dec[i]), catalog_id=cat_id,
+                              n_measurements=0, created_at=_now()))
+    if new_stars:
+        s.add_all(new_stars)
+        s.flush()
+        for i, star in zip(new_rows, new_stars):
+            ids[i] = star.id
+            if star.catalog_id is not None:
+                c = calib.cat_index[i]
+                s.add(CatalogMatch(star_id=star.id, catalog=catalog.name,
+                                   catalog_id=star.catalog_id, ra=float(catalog.ra[c]),
+                                   dec=float(catalog.dec[c]), separation=float(calib.cat_sep[i]),
+                                   mags=json.dumps({b: [_f(v[c]), _f(catalog.errors.get(b, v)[c])
+                                                        if b in catalog.errors else None]
+                                                    for b, v in catalog.mags.items()})))
+    return ids
+
+
+# ----------------------------------------------------------------------------- finishing
+
+def attach_known_variables(cfg: Config, engine) -> int:
+    """Give stars that match the known-variable list their name, type and period."""
+    from .catalogs import load_known_variables
+    from .calibrate import match_catalog
+    from .store.db import session_scope
+
+    try:
+        known = load_known_variables(cfg)
+    except ClinepipeError as exc:
+        log.warning("%s", exc.message)
+        return 0
+    if known is None or len(known) == 0:
+        return 0
+    with session_scope(engine) as s:
+        stars = s.execute(select(Star.id, Star.ra, Star.dec).where(Star.name.is_(None))).all()
+        if not stars:
+            return 0
+        ra = np.array([r[1] for r in stars])
+        dec = np.array([r[2] for r in stars])
+        idx, _ = match_catalog(ra, dec, known.ra, known.dec, cfg.stars.match_radius * 2)
+        n = 0
+        for (sid, _, _), k in zip(stars, idx):
+            if k >= 0:
+                s.execute(update(Star).where(Star.id == sid).values(
+                    name=str(known.names[k]), var_type=known.types[k] or None,
+                    var_period=_f(known.periods[k])))
+                n += 1
+    return n
+
+
+def refresh_star_counts(engine) -> None:
+    from .store.db import session_scope
+
+    with session_scope(engine) as s:
+        counts = (select(func.count(Measurement.id)).where(Measurement.star_id == Star.id)
+                  .scalar_subquery())
+        s.execute(update(Star).values(n_measurements=counts))
+
+
+def frame_states(engine) -> tuple[dict, list]:
+    """Frames per state, and every file not fully processed with its stage and reason."""
+    from .store.db import session_scope
+
+    with session_scope(engine) as s:
+        states = dict(s.execute(select(Frame.state, func.count()).group_by(Frame.state)).all())
+        failures = s.execute(select(Frame.raw_path, Frame.state, Frame.stage, Frame.reason)
+                             .where(Frame.state.in_(("failed", "waiting", "rejected",
+                                                     "duplicate", "measured")),
+                                    Frame.reason.is_not(None))
+                             .order_by(Frame.raw_path)).all()
+    return states, [tuple(r) for r in failures]
