@@ -18,20 +18,41 @@ from .calibrate import Catalog, load_file_catalog
 from .config import Config
 from .errors import BadInput, CatalogUnavailable
 
-__all__ = ["load_catalog", "KnownVariables", "load_known_variables", "read_known_variables_csv"]
+__all__ = ["catalog_source", "load_catalog", "FileCatalog", "KnownVariables", "known_variables_source",
+           "read_known_variables_csv"]
+
+
+class FileCatalog:
+    """A CSV catalog read once; :meth:`field` returns all of it (it is already local)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._catalog: Catalog | None = None
+
+    def field(self, ra: float, dec: float, radius_deg: float) -> Catalog:
+        if self._catalog is None:
+            if not self.path.is_file():
+                raise CatalogUnavailable(f"{self.path}: the catalog file does not exist.",
+                                         reason="catalog file missing")
+            self._catalog = load_file_catalog(self.path, name="file")
+        return self._catalog
+
+
+def catalog_source(cfg: Config):
+    """The configured reference catalog: an object with ``field(ra, dec, radius_deg) -> Catalog``.
+
+    ``field`` raises :class:`CatalogUnavailable` when the catalog cannot be had right now.
+    """
+    if cfg.catalog.source == "file":
+        return FileCatalog(cfg.catalog.path)
+    from .remote_catalogs import vizier_catalog
+
+    return vizier_catalog(cfg)
 
 
 def load_catalog(cfg: Config) -> Catalog:
-    """The reference catalog of the configuration (file provider)."""
-    source = cfg.catalog.source
-    if source == "file":
-        if not cfg.catalog.path.is_file():
-            raise CatalogUnavailable(f"{cfg.catalog.path}: the catalog file does not exist.",
-                                     reason="catalog file missing")
-        return load_file_catalog(cfg.catalog.path, name="file")
-    raise CatalogUnavailable(f"catalog source '{source}' needs a field to query; "
-                             "remote catalogs are not available in this version.",
-                             reason=f"catalog '{source}' not available")
+    """The whole file catalog of the configuration (for standalone commands)."""
+    return FileCatalog(cfg.catalog.path).field(0.0, 0.0, 180.0)
 
 
 @dataclass(frozen=True)
@@ -69,12 +90,24 @@ def read_known_variables_csv(path: Path) -> KnownVariables:
     return KnownVariables(names, ra, dec, types, periods)
 
 
-def load_known_variables(cfg: Config) -> KnownVariables | None:
-    """The configured known-variable list, or None when none is configured."""
+class FileKnownVariables:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._list: KnownVariables | None = None
+
+    def field(self, ra: float, dec: float, radius_deg: float) -> KnownVariables:
+        if self._list is None:
+            self._list = read_known_variables_csv(self.path)
+        return self._list
+
+
+def known_variables_source(cfg: Config):
+    """The configured known-variable list (``field(ra, dec, radius_deg)``), or None."""
     kv = cfg.known_variables
     if kv.source == "":
         return None
     if kv.source == "file":
-        return read_known_variables_csv(kv.path)
-    raise CatalogUnavailable("known variables from VSX are not available in this version.",
-                             reason="vsx not available")
+        return FileKnownVariables(kv.path)
+    from .remote_catalogs import vsx_known_variables
+
+    return vsx_known_variables(cfg)

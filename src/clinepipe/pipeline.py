@@ -33,7 +33,7 @@ from sqlalchemy import delete, func, select, update
 
 from . import __version__
 from .config import Config
-from .errors import BadInput, ClinepipeError, MissingCalibration, Waiting
+from .errors import BadInput, CatalogUnavailable, ClinepipeError, MissingCalibration, Waiting
 from .frames import FrameInfo
 from .lightframe import LightResult, LightTask, MasterRef, process_light
 from .lock import RunLock
@@ -88,7 +88,6 @@ def run_pipeline(cfg: Config, *, reprocess: bool = False, workers: int | None = 
             summary.masters_built = masters_stage(cfg, engine, run_id)
             summary.lights_done = lights_stage(cfg, engine, run_id, reprocess=reprocess,
                                                workers=workers, progress=progress)
-            attach_known_variables(cfg, engine)
             refresh_star_counts(engine)
             summary.states, summary.failures = frame_states(engine)
             summary.elapsed = time.perf_counter() - t0
@@ -420,28 +419,28 @@ def _execute(cfg: Config, tasks: list[LightTask], workers: int | None):
 
 @dataclass
 class CalibrationContext:
-    """What calibration needs for every frame of a run, loaded once."""
+    """The catalog and known-variable sources of a run, opened once."""
 
-    catalog: object | None
-    catalog_error: str | None
-    known: object | None  # known variables catalog (names, positions)
+    catalog: object            # .field(ra, dec, radius_deg) -> Catalog
+    known: object | None       # .field(ra, dec, radius_deg) -> KnownVariables, or None
 
     @classmethod
     def load(cls, cfg: Config) -> "CalibrationContext":
-        from .catalogs import load_catalog, load_known_variables
+        from .catalogs import catalog_source, known_variables_source
 
-        catalog, error = None, None
-        try:
-            catalog = load_catalog(cfg)
-        except ClinepipeError as exc:
-            error = exc.reason
-            log.warning("%s", exc.message)
-        known = None
-        try:
-            known = load_known_variables(cfg)
-        except ClinepipeError as exc:
-            log.warning("%s", exc.message)
-        return cls(catalog, error, known)
+        return cls(catalog_source(cfg), known_variables_source(cfg))
+
+
+def _field_of(m: np.ndarray) -> tuple[float, float, float] | None:
+    """Centre (deg) and radius (deg) covering a frame's measured positions."""
+    ok = np.isfinite(m["ra"]) & np.isfinite(m["dec"])
+    if not ok.any():
+        return None
+    ra, dec = m["ra"][ok], m["dec"][ok]
+    ra0 = float(np.degrees(np.arctan2(np.mean(np.sin(np.radians(ra))), np.mean(np.cos(np.radians(ra))))) % 360)
+    dec0 = float(np.mean(dec))
+    d = np.hypot(((ra - ra0 + 180) % 360 - 180) * np.cos(np.radians(dec0)), dec - dec0)
+    return ra0, dec0, float(d.max()) + 1.0 / 60
 
 
 def _store_light_result(cfg: Config, engine, run_id: int, frame: Frame, result: LightResult,
@@ -475,7 +474,8 @@ def _store_light_result(cfg: Config, engine, run_id: int, frame: Frame, result: 
                               site.longitude, site.elevation)
     with session_scope(engine) as s:
         delete_frame_results(s, frame.id)
-        star_ids = _identify_stars(cfg, s, m, calib, context)
+        star_ids = _identify_stars(cfg, s, m, calib)
+        _name_known_variables(cfg, s, m, star_ids, calib.known)
         keep = star_ids > 0
         rows = []
         for i in np.flatnonzero(keep):
@@ -535,6 +535,8 @@ class FrameCalibration:
     cat_index: np.ndarray
     cat_sep: np.ndarray
     astrometric_rms: float | None
+    catalog: object | None = None   # the Catalog the frame was matched against
+    known: object | None = None     # the known variables of the field
 
 
 def calibrate_measurements(cfg: Config, frame: Frame, m: np.ndarray,
@@ -547,43 +549,48 @@ def calibrate_measurements(cfg: Config, frame: Frame, m: np.ndarray,
     none = np.full(n, -1)
     empty = np.zeros(n, dtype=bool)
     band = cfg.catalog.filters.get(frame.filter or "")
-    catalog = context.catalog if context else None
-    if catalog is None:
-        reason = (context.catalog_error if context and context.catalog_error else "no catalog")
-        return FrameCalibration("waiting", "calibrate", f"waiting for catalog: {reason}", band,
-                                None, nan, nan, empty, none, nan, None)
+    field = _field_of(m)
+    if context is None or field is None:
+        return FrameCalibration("measured", "calibrate", "no sky positions to match a catalog",
+                                band, None, nan, nan, empty, none, nan, None, None, None)
+    try:
+        catalog = context.catalog.field(*field)
+        known = context.known.field(*field) if context.known is not None else None
+    except CatalogUnavailable as exc:
+        log.info("%s", exc.message)
+        return FrameCalibration("waiting", "calibrate", f"waiting for catalog: {exc.reason}", band,
+                                None, nan, nan, empty, none, nan, None, None, None)
     idx, sep = match_catalog(m["ra"], m["dec"], catalog.ra, catalog.dec, cfg.catalog.match_radius)
     matched = idx >= 0
     rms = float(np.sqrt(np.mean(sep[matched] ** 2))) if matched.sum() >= 3 else None
     if band is None or band not in catalog.mags:
         reason = f"no catalog band for filter '{frame.filter}'"
         return FrameCalibration("measured", "calibrate", reason, band, None, nan, nan, empty,
-                                idx, sep, rms)
+                                idx, sep, rms, catalog, known)
     cat_mag, cat_err = catalog.band(band)
     cm = np.where(matched, cat_mag[np.clip(idx, 0, None)], np.nan)
     ce = np.where(matched, cat_err[np.clip(idx, 0, None)], np.nan)
-    exclude = (m["flags"] != 0) | _known_variable_mask(cfg, m, context)
+    exclude = (m["flags"] != 0) | _known_variable_mask(cfg, m, known)
     zp = ensemble_zero_point(m["inst_mag"], cm, m["inst_mag_err"], ce, exclude=exclude)
     if zp.n_used < cfg.catalog.min_stars or not np.isfinite(zp.value):
         reason = f"too few comparison stars ({zp.n_used} < {cfg.catalog.min_stars})"
         return FrameCalibration("measured", "calibrate", reason, band, None, nan, nan, empty,
-                                idx, sep, rms)
+                                idx, sep, rms, catalog, known)
     mag, mag_err = apply_zero_point(m["inst_mag"], m["inst_mag_err"], zp)
     return FrameCalibration("calibrated", None, None, band, zp, mag, mag_err, zp.used, idx, sep,
-                            rms)
+                            rms, catalog, known)
 
 
-def _known_variable_mask(cfg: Config, m: np.ndarray, context) -> np.ndarray:
+def _known_variable_mask(cfg: Config, m: np.ndarray, known) -> np.ndarray:
     from .calibrate import match_catalog
 
-    known = context.known if context else None
     if known is None or len(known) == 0:
         return np.zeros(len(m), dtype=bool)
     idx, _ = match_catalog(m["ra"], m["dec"], known.ra, known.dec, cfg.stars.match_radius * 2)
     return idx >= 0
 
 
-def _identify_stars(cfg: Config, s, m: np.ndarray, calib: FrameCalibration, context) -> np.ndarray:
+def _identify_stars(cfg: Config, s, m: np.ndarray, calib: FrameCalibration) -> np.ndarray:
     """Star ids for the frame's measurements (new stars are created); 0 = not stored."""
     from .stars import assign_stars
 
@@ -606,7 +613,7 @@ def _identify_stars(cfg: Config, s, m: np.ndarray, calib: FrameCalibration, cont
     index = assign_stars(ra[ok], dec[ok], k_ra, k_dec, cfg.stars.match_radius)
     matched = index >= 0
     ids[where[matched]] = k_id[index[matched]]
-    catalog = context.catalog if context else None
+    catalog = calib.catalog
     new_rows = where[index == -1]
     new_stars = []
     for i in new_rows:
@@ -631,37 +638,21 @@ def _identify_stars(cfg: Config, s, m: np.ndarray, calib: FrameCalibration, cont
     return ids
 
 
-# ----------------------------------------------------------------------------- finishing
-
-def attach_known_variables(cfg: Config, engine) -> int:
-    """Give stars that match the known-variable list their name, type and period."""
-    from .catalogs import load_known_variables
+def _name_known_variables(cfg: Config, s, m: np.ndarray, star_ids: np.ndarray, known) -> None:
+    """Give this frame's stars that match a known variable its name, type and period."""
     from .calibrate import match_catalog
-    from .store.db import session_scope
 
-    try:
-        known = load_known_variables(cfg)
-    except ClinepipeError as exc:
-        log.warning("%s", exc.message)
-        return 0
     if known is None or len(known) == 0:
-        return 0
-    with session_scope(engine) as s:
-        stars = s.execute(select(Star.id, Star.ra, Star.dec).where(Star.name.is_(None))).all()
-        if not stars:
-            return 0
-        ra = np.array([r[1] for r in stars])
-        dec = np.array([r[2] for r in stars])
-        idx, _ = match_catalog(ra, dec, known.ra, known.dec, cfg.stars.match_radius * 2)
-        n = 0
-        for (sid, _, _), k in zip(stars, idx):
-            if k >= 0:
-                s.execute(update(Star).where(Star.id == sid).values(
-                    name=str(known.names[k]), var_type=known.types[k] or None,
-                    var_period=_f(known.periods[k])))
-                n += 1
-    return n
+        return
+    idx, _ = match_catalog(m["ra"], m["dec"], known.ra, known.dec, cfg.stars.match_radius * 2)
+    for i in np.flatnonzero((idx >= 0) & (star_ids > 0)):
+        k = idx[i]
+        s.execute(update(Star).where(Star.id == int(star_ids[i]), Star.name.is_(None)).values(
+            name=str(known.names[k]), var_type=str(known.types[k]) or None,
+            var_period=_f(known.periods[k])))
 
+
+# ----------------------------------------------------------------------------- finishing
 
 def refresh_star_counts(engine) -> None:
     from .store.db import session_scope
