@@ -200,6 +200,37 @@ def status(failed: bool = typer.Option(False, "--failed", help="List every file 
     _console().print(table)
 
 
+@app.command()
+def frames(night: Optional[str] = typer.Option(None, "--night", help="Only this night (YYYYMMDD)."),
+           as_csv: bool = typer.Option(False, "--csv", help="CSV output.")):
+    """Every frame with its state, reason, quality figures and QC flags."""
+    from sqlalchemy import select
+
+    from .store.db import session_scope
+    from .store.models import Frame, ZeroPoint
+
+    cfg = _config()
+    with session_scope(_engine(cfg)) as s:
+        q = (select(Frame.raw_path, Frame.night, Frame.kind, Frame.filter, Frame.state, Frame.reason,
+                    Frame.fwhm, Frame.elongation, Frame.sky, ZeroPoint.value, Frame.n_stars, Frame.qc)
+             .outerjoin(ZeroPoint, ZeroPoint.frame_id == Frame.id)
+             .order_by(Frame.night, Frame.jd_mid, Frame.raw_path))
+        if night:
+            q = q.where(Frame.night == night)
+        rows = s.execute(q).all()
+    w = csv.writer(sys.stdout, lineterminator="\n", delimiter="," if as_csv else "\t")
+    w.writerow(["frame", "night", "type", "filter", "state", "reason", "fwhm", "elongation", "sky",
+                "zero_point", "n_stars", "qc"])
+
+    def num(v, fmt):
+        return format(v, fmt) if v is not None else ""
+
+    for r in rows:
+        w.writerow([r[0], r[1] or "", r[2] or "", r[3] or "", r[4], r[5] or "", num(r[6], ".2f"),
+                    num(r[7], ".2f"), num(r[8], ".1f"), num(r[9], ".4f"),
+                    "" if r[10] is None else r[10], r[11] or ""])
+
+
 # ----------------------------------------------------------------------------- data access
 
 @app.command()
@@ -274,7 +305,8 @@ def variables(as_csv: bool = typer.Option(False, "--csv", help="CSV output."),
     from .lightcurves import variability_table
 
     cfg = _config()
-    rows = variability_table(_engine(cfg), min_points=min_points)
+    rows = variability_table(_engine(cfg), min_points=min_points,
+                             exclude_qc=tuple(cfg.qc.exclude_from_variability))
     w = csv.writer(sys.stdout, lineterminator="\n", delimiter="," if as_csv else "\t")
     w.writerow(["star_id", "filter", "n", "rms", "chi2_red", "period_days", "fap", "stetson_j", "name"])
     for r in rows:

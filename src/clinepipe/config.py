@@ -100,6 +100,17 @@ class StarsConfig:
 
 
 @dataclass(frozen=True)
+class QcConfig:
+    clouds_mag: float = 0.25  # zero point this far below the night's extinction line
+    max_elongation: float = 1.5
+    focus_factor: float = 1.6  # FWHM above this x the night's median
+    sky_factor: float = 2.0  # sky above this x the night's median
+    few_stars_fraction: float = 0.25  # fewer stars than this x the night's median
+    max_astrometric_rms: float = 1.0  # arcsec
+    exclude_from_variability: list[str] = field(default_factory=lambda: ["clouds", "trailed"])
+
+
+@dataclass(frozen=True)
 class AavsoConfig:
     obscode: str = ""
     targets: list[str] = field(default_factory=list)
@@ -124,6 +135,7 @@ class Config:
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
     stars: StarsConfig = field(default_factory=StarsConfig)
     aavso: AavsoConfig = field(default_factory=AavsoConfig)
+    qc: QcConfig = field(default_factory=QcConfig)
     web: WebConfig = field(default_factory=WebConfig)
     #: the file this was read from (None for defaults) and its text, for provenance
     source_file: Path | None = None
@@ -319,6 +331,19 @@ match_radius = 2.0      # arcsec: a detection this close to a known star is the 
 scheduler = "serial"    # or "dask" (per-frame work on a Dask cluster)
 workers = 2
 address = ""            # an existing Dask scheduler address; empty = a local cluster
+
+[qc]                    # flags relative to the night; flagged frames are still measured
+clouds_mag = 0.25       # zero point this far below the night's extinction line -> clouds
+max_elongation = 1.5    # -> trailed
+focus_factor = 1.6      # FWHM above this x the night's median -> focus
+sky_factor = 2.0        # sky above this x the night's median -> bright-sky
+few_stars_fraction = 0.25   # fewer stars than this x the night's median -> few-stars
+max_astrometric_rms = 1.0   # arcsec -> astrometry
+exclude_from_variability = ["clouds", "trailed"]
+
+[aavso]
+obscode = ""            # your AAVSO observer code, for `clinepipe export --format aavso`
+targets = []            # names or "RA DEC" of the stars you report
 
 [web]
 host = "127.0.0.1"

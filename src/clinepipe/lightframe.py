@@ -148,15 +148,20 @@ def wcs_stage(ctx: LightContext) -> None:
 
 def photometry_stage(ctx: LightContext) -> None:
     from .astrometry import pixel_to_sky
-    from .photometry import aperture_photometry, frame_fwhm, instrumental_magnitude, measure_background
+    from .photometry import aperture_photometry, instrumental_magnitude, measure_background
+    from .qc import psf_shape
 
     t = ctx.task
     phot_cfg = t.config.photometry
     data, mask = ctx.reduced.data, ctx.reduced.mask
     bkg = measure_background(data, mask=mask, box=phot_cfg.background_box)
-    fwhm = frame_fwhm(data - bkg.level, ctx.x, ctx.y)
+    # the image's own PSF shape (not the .SRC's) so QC sees trailing and defocus
+    guess = ctx.src_fwhm if np.isfinite(ctx.src_fwhm) else 3.0
+    box = int(np.clip(np.ceil(2.5 * guess), 5, 25))
+    fwhm, elongation = psf_shape(data, ctx.x, ctx.y, background=bkg.level, box=box,
+                                 order=_brightest_first(data, ctx.x, ctx.y, bkg.level, mask))
     if not np.isfinite(fwhm):
-        fwhm = ctx.src_fwhm
+        fwhm, elongation = ctx.src_fwhm, ctx.src_elongation
     radius = phot_cfg.aperture if phot_cfg.aperture > 0 else 1.5 * fwhm
     if not np.isfinite(radius) or radius <= 0:
         raise BadInput(f"{t.info.path.name}: no usable stars to measure the FWHM for the aperture.",
@@ -177,10 +182,21 @@ def photometry_stage(ctx: LightContext) -> None:
     out["fwhm"] = fwhm
     ctx.measurements = out
     ctx.stats = {
-        "fwhm": float(fwhm), "elongation": ctx.src_elongation,
+        "fwhm": float(fwhm), "elongation": float(elongation),
         "sky": float(bkg.global_level), "n_stars": int(np.sum(phot["flags"] == 0)),
         "source_list": ctx.source_list, "aperture": float(radius),
     }
+
+
+def _brightest_first(data, x, y, background, mask) -> np.ndarray:
+    """Indices of unsaturated, unmasked sources ordered by peak height (brightest first)."""
+    ny, nx = data.shape
+    xi = np.clip(np.rint(x).astype(int), 0, nx - 1)
+    yi = np.clip(np.rint(y).astype(int), 0, ny - 1)
+    peak = data[yi, xi] - (background[yi, xi] if np.ndim(background) else background)
+    bad = (mask[yi, xi] != 0) if mask is not None else np.zeros(x.size, bool)
+    order = np.argsort(-peak, kind="stable")
+    return order[~bad[order]]
 
 
 LIGHT_STAGES = [reduce_stage, sources_stage, wcs_stage, photometry_stage]

@@ -88,6 +88,7 @@ def run_pipeline(cfg: Config, *, reprocess: bool = False, workers: int | None = 
             summary.masters_built = masters_stage(cfg, engine, run_id)
             summary.lights_done = lights_stage(cfg, engine, run_id, reprocess=reprocess,
                                                workers=workers, progress=progress)
+            update_qc(cfg, engine)
             refresh_star_counts(engine)
             summary.states, summary.failures = frame_states(engine)
             summary.elapsed = time.perf_counter() - t0
@@ -653,6 +654,39 @@ def _name_known_variables(cfg: Config, s, m: np.ndarray, star_ids: np.ndarray, k
 
 
 # ----------------------------------------------------------------------------- finishing
+
+def update_qc(cfg: Config, engine, nights: list[str] | None = None) -> None:
+    """Recompute the QC flags of every light of the given nights (all nights by default).
+
+    Flags are relative to the night and filter, so they are derived from the stored figures
+    again whenever a night gains frames: the same data always gives the same flags.
+    """
+    from .qc import QcThresholds, night_flags
+    from .store.db import session_scope
+
+    q = cfg.qc
+    thresholds = QcThresholds(q.clouds_mag, q.max_elongation, q.focus_factor, q.sky_factor,
+                              q.few_stars_fraction, q.max_astrometric_rms)
+    with session_scope(engine) as s:
+        query = (select(Frame.id, Frame.night, Frame.filter, ZeroPoint.value, Frame.airmass,
+                        Frame.fwhm, Frame.elongation, Frame.sky, Frame.n_stars,
+                        Frame.astrometric_rms, Frame.qc)
+                 .outerjoin(ZeroPoint, ZeroPoint.frame_id == Frame.id)
+                 .where(Frame.kind == "light", Frame.state.in_(("calibrated", "measured"))))
+        if nights is not None:
+            query = query.where(Frame.night.in_(nights))
+        rows = s.execute(query.order_by(Frame.night, Frame.filter, Frame.jd_mid)).all()
+        groups = defaultdict(list)
+        for r in rows:
+            groups[(r[1], r[2])].append(r)
+        for members in groups.values():
+            cols = list(zip(*[[np.nan if v is None else v for v in r[3:10]] for r in members]))
+            flags = night_flags(*cols, thresholds=thresholds)
+            for r, f in zip(members, flags):
+                text = ";".join(f)
+                if text != (r[10] or ""):
+                    s.execute(update(Frame).where(Frame.id == r[0]).values(qc=text))
+
 
 def refresh_star_counts(engine) -> None:
     from .store.db import session_scope
