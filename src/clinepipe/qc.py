@@ -104,7 +104,8 @@ def psf_shape(data, x, y, *, background=0.0, box: int = 7, max_stars: int = 60, 
     x, y : 0-based star centres.
     order : indices of the stars brightest first (default: the given order).
 
-    Stamps of ``(2·box+1)²`` pixels around up to ``max_stars`` stars are stacked into one
+    Stamps of ``(2·box+1)²`` pixels around up to ``max_stars`` isolated stars (no other source
+    within ``2·box``) are stacked into one
     array, so the moments of all stars are computed at once. FWHM = 2.3548·sqrt((a²+b²)/2)
     for a Gaussian; elongation = a/b from the eigenvalues of the moment matrix.
     """
@@ -113,6 +114,11 @@ def psf_shape(data, x, y, *, background=0.0, box: int = 7, max_stars: int = 60, 
     x = np.asarray(x, float)
     y = np.asarray(y, float)
     idx = np.arange(x.size) if order is None else np.asarray(order)
+    idx = idx[: 4 * max_stars]
+    # only isolated stars: a neighbour inside the stamp would bloat the moments
+    d2 = (x[idx, None] - x[None, :]) ** 2 + (y[idx, None] - y[None, :]) ** 2
+    d2[np.arange(idx.size), idx] = np.inf
+    idx = idx[d2.min(axis=1) > (2 * box) ** 2] if x.size > 1 else idx
     xi = np.rint(x[idx]).astype(int)
     yi = np.rint(y[idx]).astype(int)
     inside = (xi >= box) & (xi < nx - box) & (yi >= box) & (yi < ny - box)
