@@ -231,6 +231,17 @@ def frames(night: Optional[str] = typer.Option(None, "--night", help="Only this 
                     "" if r[10] is None else r[10], r[11] or ""])
 
 
+@app.command()
+def report(night: Optional[str] = typer.Option(None, "--night", help="Night YYYYMMDD (default: the latest)."),
+           output: Path = typer.Option(..., "--output", help="Folder for index.html.")):
+    """The morning report: DIR/index.html with plots, flagged frames and failures."""
+    from .report import write_report
+
+    cfg = _config()
+    out = write_report(_engine(cfg), night, output)
+    typer.echo(f"wrote {out}")
+
+
 # ----------------------------------------------------------------------------- data access
 
 @app.command()

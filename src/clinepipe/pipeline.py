@@ -90,6 +90,7 @@ def run_pipeline(cfg: Config, *, reprocess: bool = False, workers: int | None = 
                                                workers=workers, progress=progress)
             update_qc(cfg, engine)
             refresh_star_counts(engine)
+            write_night_reports(cfg, engine, run_id)
             summary.states, summary.failures = frame_states(engine)
             summary.elapsed = time.perf_counter() - t0
             with session_scope(engine) as s:
@@ -686,6 +687,21 @@ def update_qc(cfg: Config, engine, nights: list[str] | None = None) -> None:
                 text = ";".join(f)
                 if text != (r[10] or ""):
                     s.execute(update(Frame).where(Frame.id == r[0]).values(qc=text))
+
+
+def write_night_reports(cfg: Config, engine, run_id: int) -> None:
+    """The morning report of every night this run touched, into ``archive/reports/<night>/``."""
+    from .report import write_report
+    from .store.db import session_scope
+
+    with session_scope(engine) as s:
+        nights = s.scalars(select(Frame.night).distinct().where(
+            Frame.run_id == run_id, Frame.kind == "light", Frame.night.is_not(None))).all()
+    for night in sorted(nights):
+        try:
+            write_report(engine, night, cfg.paths.archive / "reports" / night)
+        except Exception:  # a report must never cost the night's data
+            log.exception("the report of night %s could not be written", night)
 
 
 def refresh_star_counts(engine) -> None:
