@@ -381,6 +381,35 @@ def db_upgrade():
     typer.echo("database is at the newest schema.")
 
 
+# ----------------------------------------------------------------------------- web
+
+@app.command()
+def serve(host: Optional[str] = typer.Option(None, "--host",
+                                             help="Address to listen on (default: [web] host, 127.0.0.1)."),
+          port: Optional[int] = typer.Option(None, "--port", min=1, max=65535,
+                                             help="Port to listen on (default: [web] port, 8765).")):
+    """Read-only web dashboard: nights, failures, stars and interactive light curves."""
+    import os
+    import socket
+
+    import uvicorn
+
+    from .web import create_app
+
+    cfg = _config()
+    host = host or cfg.web.host
+    port = port or cfg.web.port
+    web_app = create_app(cfg)
+    try:  # one clear sentence instead of uvicorn's log when the port is taken
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        why = os.strerror(exc.errno) if (exc.errno or 0) > 0 else (exc.strerror or str(exc))
+        raise ClinepipeError(f"{host}:{port}: cannot listen there ({why}).") from exc
+    typer.echo(f"clinepipe dashboard on http://{host}:{port}/ (read-only; Ctrl-C stops it)")
+    uvicorn.run(web_app, host=host, port=port, log_level="warning")
+
+
 # ----------------------------------------------------------------------------- demo
 
 @app.command()
