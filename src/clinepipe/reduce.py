@@ -1,0 +1,593 @@
+"""Reduce a light frame with its masters: bias, scaled dark, flat; uncertainty and mask planes.
+
+Both reduction modes (``INTERFACE.md``) compute, in float32 ADU,
+
+    reduced = ((light - bias) - (t / t_dark) dark) / flat
+
+``default`` may add two steps, each off unless configured: overscan subtraction and trimming
+(``BIASSEC``/``TRIMSEC`` in the header) before, and cosmic-ray cleaning (astroscrappy's
+L.A.Cosmic) after. ``seed`` never does; the uncertainty and mask planes, which never change
+the pixel values, are produced in both modes.
+
+Uncertainty (1 sigma, ADU, per pixel), with ``g`` the gain (e-/ADU), ``s = light - bias`` the
+signal in ADU (sky, sources and dark current; Poisson in electrons), ``k = t / t_dark``::
+
+    var = [ (RN/g)^2 + max(s, 0)/g + sigma_bias^2 + k^2 sigma_dark^2 ] / flat^2
+          + (reduced * sigma_flat)^2
+
+where ``sigma_bias``, ``sigma_dark`` (ADU) and ``sigma_flat`` (relative) are the masters' own
+random noise per pixel (``CLPNOISE`` written by :func:`clinepipe.masters.write_master`; zero
+when unknown). The bias noise inside the master dark is neglected (it is N times smaller).
+
+Mask bits (uint8): 1 saturated (raw >= saturation), 2 hot pixel (from the master dark),
+4 bad flat (flat < 0.5, > 2 or not finite), 8 cosmic ray, 16 non-finite result.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import bottleneck as bn
+import numpy as np
+from astropy.io import fits
+
+from . import __version__
+from .errors import BadInput, ClinepipeError, MissingCalibration
+from .frames import FrameInfo
+from .ingest import brief
+
+__all__ = [
+    "MASK_SATURATED",
+    "MASK_HOT",
+    "MASK_BAD_FLAT",
+    "MASK_COSMIC_RAY",
+    "MASK_NONFINITE",
+    "MASK_BITS",
+    "ReducedFrame",
+    "parse_section",
+    "crop_master",
+    "hot_pixel_mask",
+    "reduce_frame",
+    "reduce_light",
+    "write_reduced",
+    "read_reduced",
+    "reduce_files",
+    "calibrated_name",
+]
+
+MASK_SATURATED = 1
+MASK_HOT = 2
+MASK_BAD_FLAT = 4
+MASK_COSMIC_RAY = 8
+MASK_NONFINITE = 16
+MASK_BITS = {MASK_SATURATED: "saturated", MASK_HOT: "hot pixel", MASK_BAD_FLAT: "bad flat",
+             MASK_COSMIC_RAY: "cosmic ray", MASK_NONFINITE: "non-finite"}
+
+#: a flat outside this range marks the pixel as bad (dead column, dust donut core, vignetting)
+FLAT_RANGE = (0.5, 2.0)
+#: hot pixel: master dark above its median by this many robust sigma
+HOT_SIGMA = 8.0
+#: header cards that describe the raw integer encoding and must not survive into float output
+_ENCODING_CARDS = ("BZERO", "BSCALE", "BLANK", "DATAMIN", "DATAMAX")
+
+
+@dataclass
+class ReducedFrame:
+    """A calibrated frame: ``data`` float32 ADU, ``uncertainty`` float32 1-sigma ADU, ``mask``
+    uint8 bits (see :data:`MASK_BITS`), ``header`` the raw header plus calibration cards."""
+
+    data: np.ndarray
+    uncertainty: np.ndarray
+    mask: np.ndarray
+    header: fits.Header
+
+
+# ----------------------------------------------------------------------------- geometry
+
+_SECTION = re.compile(r"^\[\s*(\d+)\s*:\s*(\d+)\s*,\s*(\d+)\s*:\s*(\d+)\s*\]$")
+
+
+def parse_section(text: str) -> tuple[slice, slice]:
+    """IRAF/FITS section ``'[x1:x2,y1:y2]'`` (1-based, inclusive) -> numpy ``(rows, cols)`` slices."""
+    m = _SECTION.match(str(text).strip())
+    if not m:
+        raise ValueError(f"not a section string: {text!r}")
+    x1, x2, y1, y2 = (int(v) for v in m.groups())
+    x1, x2 = sorted((x1, x2))
+    y1, y2 = sorted((y1, y2))
+    if x1 < 1 or y1 < 1:
+        raise ValueError(f"section {text!r} starts before pixel 1")
+    return slice(y1 - 1, y2), slice(x1 - 1, x2)
+
+
+def crop_master(master: np.ndarray, xorg: int, yorg: int, shape: tuple[int, int], *,
+                has_origin: bool = True, name: str = "frame") -> np.ndarray:
+    """The part of ``master`` under a (sub)frame of ``shape`` at origin (``xorg``, ``yorg``).
+
+    The origin is XORGSUBF/YORGSUBF in binned pixels, 0-based. A frame of the master's shape at
+    (0, 0) gets the master itself. Raises :class:`BadInput`:
+
+    * ``subframe without origin`` — the frame's shape differs from the master's, its origin is
+      (0, 0) and ``has_origin`` is False (no XORGSUBF/YORGSUBF in its header): where it sits
+      on the sensor is unknown, and guessing the corner would calibrate with the wrong pixels;
+    * ``subframe outside the master`` — it does not fit inside the master at that origin
+      (or a different binning's master was given).
+    """
+    ny, nx = (int(shape[0]), int(shape[1]))
+    my, mx = master.shape
+    if (ny, nx) == (my, mx) and xorg == 0 and yorg == 0:
+        return master
+    if xorg == 0 and yorg == 0 and not has_origin:
+        raise BadInput(f"{name}: is {nx}x{ny} pixels but the master is {mx}x{my} and the header "
+                       "has no XORGSUBF/YORGSUBF to place it (subframe without origin).",
+                       reason="subframe without origin")
+    if xorg < 0 or yorg < 0 or xorg + nx > mx or yorg + ny > my:
+        raise BadInput(f"{name}: the {nx}x{ny} subframe at ({xorg}, {yorg}) does not fit in the "
+                       f"{mx}x{my} master (subframe outside the master).",
+                       reason="subframe outside the master")
+    return master[yorg:yorg + ny, xorg:xorg + nx]
+
+
+def hot_pixel_mask(dark: np.ndarray, *, sigma: float = HOT_SIGMA) -> np.ndarray:
+    """Pixels whose master dark is far above the dark's robust distribution (bool array).
+
+    ``dark > median + sigma * 1.4826 MAD`` (the MAD floored at 1 ADU so a noise-free dark
+    does not flag every pixel above the median).
+    """
+    d = np.asarray(dark, dtype=np.float32)
+    med = float(bn.nanmedian(d))
+    spread = max(1.4826 * float(bn.nanmedian(np.abs(d - np.float32(med)))), 1.0)
+    with np.errstate(invalid="ignore"):
+        return d > med + sigma * spread
+
+
+def _overscan_level(image: np.ndarray, rows: slice, cols: slice) -> np.ndarray | np.float32:
+    """Median of the overscan region: per row when it spans every row, else one number."""
+    region = image[rows, cols]
+    ny = image.shape[0]
+    if region.shape[0] == ny and region.shape[1] >= 1:
+        per_row = bn.nanmedian(region, axis=1).astype(np.float32)
+        if ny >= 15:  # smooth the row-to-row noise of a few overscan columns
+            smooth = bn.move_median(per_row, 15, min_count=1)
+            centred = np.empty_like(per_row)
+            centred[:-7] = smooth[7:]
+            centred[-7:] = smooth[-1]
+            per_row = centred.astype(np.float32)
+        return per_row[:, None]
+    return np.float32(bn.nanmedian(region))
+
+
+# ----------------------------------------------------------------------------- the reduction
+
+def _as_float32(a) -> np.ndarray:
+    return np.asarray(a, dtype=np.float32)
+
+
+def reduce_frame(raw, *, bias, dark, dark_exptime: float | None, flat, exptime: float,
+                 mode: str = "default", gain: float, read_noise: float,
+                 saturation: float = 65535.0, hot_pixels=None, bias_noise: float | None = None,
+                 dark_noise: float | None = None, flat_noise: float | None = None,
+                 overscan: bool | None = None, cosmic_rays: bool = False,
+                 header: fits.Header | None = None, name: str = "frame") -> ReducedFrame:
+    """Calibrate one raw light (arrays already cropped to the frame by :func:`crop_master`).
+
+    Parameters
+    ----------
+    raw : array (ny, nx)
+        The raw frame in ADU (BZERO applied), any numeric dtype.
+    bias, dark, flat : arrays (ny, nx)
+        Master bias (ADU), master dark (ADU in ``dark_exptime`` seconds, bias-free) and master
+        flat (normalised). ``dark`` or ``flat`` may be None for a partial calibration
+        (CALSTAT then lacks 'D' or 'F'); the bias is always needed.
+    dark_exptime, exptime : float
+        Exposures (s) of the master dark and of the light: the dark is scaled by their ratio.
+    mode : "seed" or "default"
+        ``seed`` uses the formula only; ``default`` may add overscan and cosmic rays.
+    gain : float
+        e-/ADU.
+    read_noise : float
+        e- per pixel.
+    saturation : float
+        Raw ADU at and above which a pixel is saturated (mask bit 1).
+    hot_pixels : bool array, optional
+        Hot pixels; by default :func:`hot_pixel_mask` of the dark.
+    bias_noise, dark_noise : float, optional
+        Random 1-sigma per pixel of the master bias / dark (ADU). ``flat_noise`` is relative.
+    overscan : bool, optional
+        ``default`` mode: subtract the median of ``BIASSEC`` (per row when it spans all rows,
+        smoothed over 15 rows; else one number) from the light and from the master bias, then
+        trim everything to ``TRIMSEC``. Done only when both keywords are in ``header``.
+    cosmic_rays : bool
+        ``default`` mode: detect with ``astroscrappy.detect_cosmics`` (the frame's variance,
+        gain, read noise and saturation passed in) and replace them with its cleaned values.
+    header : astropy Header, optional
+        The raw header; copied, never modified.
+    name : str
+        The file name for messages.
+
+    Returns
+    -------
+    ReducedFrame
+    """
+    if mode not in ("seed", "default"):
+        raise ValueError(f"unknown reduction mode {mode!r} (seed or default)")
+    raw = _as_float32(raw)
+    bias = _as_float32(bias)
+    dark = None if dark is None else _as_float32(dark)
+    flat = None if flat is None else _as_float32(flat)
+    for what, arr in (("bias", bias), ("dark", dark), ("flat", flat)):
+        if arr is not None and arr.shape != raw.shape:
+            raise BadInput(f"{name}: the master {what} is {arr.shape[1]}x{arr.shape[0]} but the "
+                           f"frame is {raw.shape[1]}x{raw.shape[0]} (shape differs from the master).",
+                           reason="shape differs from the master")
+    hdr = header.copy() if header is not None else fits.Header()
+    for key in _ENCODING_CARDS:
+        hdr.remove(key, ignore_missing=True, remove_all=True)
+    saturated = raw >= np.float32(saturation)
+    if hot_pixels is None:
+        hot = hot_pixel_mask(dark) if dark is not None else np.zeros(raw.shape, bool)
+    else:
+        hot = np.asarray(hot_pixels, dtype=bool)
+
+    if mode == "default" and overscan and "BIASSEC" in hdr and "TRIMSEC" in hdr:
+        raw, bias, dark, flat, saturated, hot = _apply_overscan(raw, bias, dark, flat, saturated,
+                                                                hot, hdr, name)
+
+    k = np.float32(0.0)
+    if dark is not None:
+        if not dark_exptime or dark_exptime <= 0:
+            raise BadInput(f"{name}: the master dark has no exposure time.",
+                           reason="master dark without EXPTIME")
+        k = np.float32(float(exptime) / float(dark_exptime))
+    signal = raw - bias
+    numer = signal - k * dark if dark is not None else signal
+    with np.errstate(divide="ignore", invalid="ignore"):
+        data = numer / flat if flat is not None else numer.copy()
+
+    gain = float(gain)
+    var = np.float32((read_noise / gain) ** 2 + (bias_noise or 0.0) ** 2
+                     + (float(k) * (dark_noise or 0.0)) ** 2) + np.maximum(signal, 0) / np.float32(gain)
+    if flat is not None:
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            var /= flat * flat
+            if flat_noise:
+                var += (data * np.float32(flat_noise)) ** 2
+    mask = np.zeros(raw.shape, np.uint8)
+    mask[saturated] |= MASK_SATURATED
+    mask[hot] |= MASK_HOT
+    if flat is not None:
+        with np.errstate(invalid="ignore"):
+            bad_flat = ~np.isfinite(flat) | (flat < FLAT_RANGE[0]) | (flat > FLAT_RANGE[1])
+        mask[bad_flat] |= MASK_BAD_FLAT
+
+    if mode == "default" and cosmic_rays:
+        n_cr = _clean_cosmic_rays(data, var, mask, bias, gain, read_noise, saturation)
+        hdr["CLPNCR"] = (int(n_cr), "cosmic-ray pixels cleaned (astroscrappy)")
+
+    with np.errstate(invalid="ignore"):
+        uncertainty = np.sqrt(var, dtype=np.float32)
+    nonfinite = ~np.isfinite(data) | ~np.isfinite(uncertainty)
+    if nonfinite.any():
+        data[nonfinite] = np.nan
+        uncertainty[nonfinite] = np.nan
+        mask[nonfinite] |= MASK_NONFINITE
+
+    calstat = "B" + ("D" if dark is not None else "") + ("F" if flat is not None else "")
+    hdr["CALSTAT"] = (calstat, "calibration applied: B bias, D dark, F flat")
+    hdr["BUNIT"] = ("ADU", "calibrated, flat-fielded ADU")
+    hdr["CLPMODE"] = (mode, "clinepipe reduction mode")
+    hdr["CLPVER"] = (__version__, "clinepipe version")
+    if dark is not None:
+        hdr["CLPDSCAL"] = (float(k), "master dark scaled by EXPTIME / dark EXPTIME")
+    hdr["CLPGAIN"] = (gain, "[e-/ADU] gain used for the uncertainty")
+    hdr["CLPRDN"] = (float(read_noise), "[e-] read noise used for the uncertainty")
+    return ReducedFrame(data=data.astype(np.float32, copy=False),
+                        uncertainty=uncertainty.astype(np.float32, copy=False), mask=mask, header=hdr)
+
+
+def _apply_overscan(raw, bias, dark, flat, saturated, hot, hdr, name):
+    try:
+        b_rows, b_cols = parse_section(hdr["BIASSEC"])
+        t_rows, t_cols = parse_section(hdr["TRIMSEC"])
+    except ValueError as exc:
+        raise BadInput(f"{name}: BIASSEC/TRIMSEC cannot be read ({brief(exc)}).",
+                       reason="bad BIASSEC/TRIMSEC") from exc
+    ny, nx = raw.shape
+    for rows, cols in ((b_rows, b_cols), (t_rows, t_cols)):
+        if rows.stop > ny or cols.stop > nx:
+            raise BadInput(f"{name}: BIASSEC/TRIMSEC lie outside the {nx}x{ny} image.",
+                           reason="bad BIASSEC/TRIMSEC")
+    level = _overscan_level(raw, b_rows, b_cols)
+    bias_level = _overscan_level(bias, b_rows, b_cols)
+    raw = raw - level
+    bias = bias - bias_level
+    trim = (t_rows, t_cols)
+    raw, bias, saturated, hot = raw[trim], bias[trim], saturated[trim], hot[trim]
+    dark = None if dark is None else dark[trim]
+    flat = None if flat is None else flat[trim]
+    hdr["CLPOSCAN"] = (float(np.mean(level)), "[ADU] mean overscan level subtracted")
+    hdr["CLPOSCB"] = (float(np.mean(bias_level)), "[ADU] mean overscan level of the master bias")
+    hdr["CLPTRIM"] = (str(hdr["TRIMSEC"]), "trimmed to this section of the raw frame")
+    for key in ("BIASSEC", "TRIMSEC", "DATASEC"):
+        hdr.remove(key, ignore_missing=True)
+    for axis, sl in (("1", t_cols), ("2", t_rows)):  # the WCS follows the trimmed pixels
+        if f"CRPIX{axis}" in hdr:
+            hdr[f"CRPIX{axis}"] = float(hdr[f"CRPIX{axis}"]) - sl.start
+    return raw, bias, dark, flat, saturated, hot
+
+
+def _clean_cosmic_rays(data, var, mask, bias, gain, read_noise, saturation) -> int:
+    """Run L.A.Cosmic (astroscrappy) on the calibrated frame; cleans ``data`` in place."""
+    import astroscrappy
+
+    finite = np.isfinite(data) & np.isfinite(var)
+    inmask = (~finite) | ((mask & (MASK_SATURATED | MASK_BAD_FLAT)) != 0)
+    indat = np.where(finite, data, 0.0).astype(np.float32)
+    invar = np.where(finite, var, np.float32(1e10)).astype(np.float32)
+    # astroscrappy compares satlevel with data * gain (electrons); the calibrated frame has
+    # lost the bias level, so the raw saturation less the bias is where it saturates
+    satlevel = float((saturation - float(bn.nanmedian(bias))) * gain)
+    crmask, cleaned = astroscrappy.detect_cosmics(
+        indat, inmask=inmask, invar=invar, gain=float(gain), readnoise=float(read_noise),
+        satlevel=satlevel, sigclip=4.5, sigfrac=0.3, objlim=5.0, cleantype="meanmask")
+    crmask &= ~inmask
+    data[crmask] = cleaned[crmask]
+    mask[crmask] |= MASK_COSMIC_RAY
+    return int(crmask.sum())
+
+
+# ----------------------------------------------------------------------------- from files
+
+@functools.lru_cache(maxsize=6)
+def _cached_master(path: str, mtime_ns: int, size: int):
+    from .masters import read_master
+
+    data, header = read_master(Path(path))
+    data.setflags(write=False)  # shared between lights: never changed in place
+    return data, header
+
+
+def _load_master(path: Path):
+    st = Path(path).stat()
+    return _cached_master(str(Path(path).resolve()), st.st_mtime_ns, st.st_size)
+
+
+def _master_parts(obj):
+    """(data, header-or-None, noise, exptime, name) of a master given in any accepted form."""
+    from .masters import MasterResult
+
+    if isinstance(obj, dict):
+        src = obj.get("data") if obj.get("data") is not None else obj.get("path")
+        data, header, noise, exptime, name = _master_parts(src)
+        noise = obj.get("noise", noise)
+        exptime = obj.get("exptime", exptime)
+        if obj.get("path") is not None:
+            name = Path(obj["path"]).name
+        return data, header, noise, exptime, name
+    if isinstance(obj, MasterResult):
+        return obj.data, None, obj.noise, obj.exptime, ""
+    if isinstance(obj, np.ndarray):
+        return obj, None, None, None, ""
+    data, header = _load_master(Path(obj))
+    noise = header.get("CLPNOISE")
+    exptime = header.get("EXPTIME")
+    return data, header, noise, exptime, Path(obj).name
+
+
+def _missing(name: str, what: str, binning: int) -> MissingCalibration:
+    reason = f"waiting for calibration: no {what} for binning {binning}"
+    return MissingCalibration(f"{name}: {reason}.", reason=reason)
+
+
+def reduce_light(path: Path, info: FrameInfo, masters: dict | None = None, *, bias=None,
+                 dark=None, flat=None, dark_exptime: float | None = None,
+                 mode: str | None = None, camera=None, reduction=None) -> ReducedFrame:
+    """Read a raw light once and reduce it with its masters.
+
+    Parameters
+    ----------
+    path : Path
+        The raw light (the archive copy); read only.
+    info : FrameInfo
+        Its header facts (from :func:`clinepipe.ingest.read_frame_info`).
+    masters : dict, optional
+        ``{"bias": m, "dark": m, "flat": m}``; each ``m`` a FITS path (as written by
+        :func:`clinepipe.masters.write_master`), an array, a
+        :class:`~clinepipe.masters.MasterResult`, or a dict with ``data``/``path``,
+        ``noise`` and ``exptime``. The keywords ``bias``/``dark``/``flat`` are the same.
+    dark_exptime : float, optional
+        Overrides the dark's exposure (else its ``exptime``/EXPTIME).
+    mode, camera, reduction
+        The reduction mode (default: ``reduction.mode``), :class:`CameraConfig` (gain when the
+        frame has no EGAIN, read noise, saturation, ``max_ccd_temp``) and
+        :class:`ReductionConfig` (``overscan``, ``cosmic_rays``).
+
+    Raises
+    ------
+    BadInput
+        ``CCD too warm: -1.2 °C > -3.0 °C``; ``subframe without origin``; ``subframe outside
+        the master``; the raw file's own problems (see :mod:`clinepipe.ingest`).
+    MissingCalibration
+        ``waiting for calibration: no bias for binning 2`` (``no dark …``,
+        ``no R-band flat …``) when a master is not given or its file does not exist.
+    """
+    from .config import CameraConfig, ReductionConfig
+    from .ingest import check_data, read_image
+
+    camera = camera or CameraConfig()
+    reduction = reduction or ReductionConfig()
+    mode = mode or reduction.mode
+    path = Path(path)
+    name = path.name
+    given = dict(masters or {})
+    for key, value in (("bias", bias), ("dark", dark), ("flat", flat)):
+        if value is not None:
+            given[key] = value
+
+    if (info.ccd_temp is not None and camera.max_ccd_temp is not None
+            and info.ccd_temp > camera.max_ccd_temp):
+        reason = f"CCD too warm: {info.ccd_temp:.1f} °C > {camera.max_ccd_temp:.1f} °C"
+        raise BadInput(f"{name}: CCD too warm ({info.ccd_temp:.1f} °C > "
+                       f"{camera.max_ccd_temp:.1f} °C allowed).", reason=reason)
+    what = {"bias": "bias", "dark": "dark", "flat": f"{info.filter}-band flat"}
+    for key in ("bias", "dark", "flat"):
+        m = given.get(key)
+        target = m.get("data") if isinstance(m, dict) and m.get("data") is not None else (
+            m.get("path") if isinstance(m, dict) else m)
+        if target is None or (isinstance(target, (str, os.PathLike)) and not Path(target).is_file()):
+            raise _missing(name, what[key], info.binning)
+
+    raw, header = read_image(path)
+    check_data(raw, path)
+    has_origin = "XORGSUBF" in header or "YORGSUBF" in header
+    parts = {}
+    for key in ("bias", "dark", "flat"):
+        data, _, noise, exptime, mname = _master_parts(given[key])
+        cropped = crop_master(np.asarray(data, dtype=np.float32), info.xorg, info.yorg, raw.shape,
+                              has_origin=has_origin, name=name)
+        parts[key] = (cropped, noise, exptime, mname)
+    t_dark = dark_exptime if dark_exptime is not None else parts["dark"][2]
+    gain = info.gain or _positive(header.get("EGAIN")) or camera.gain
+    frame = reduce_frame(
+        raw, bias=parts["bias"][0], dark=parts["dark"][0], dark_exptime=_positive(t_dark),
+        flat=parts["flat"][0], exptime=info.exptime, mode=mode, gain=gain,
+        read_noise=camera.read_noise, saturation=camera.saturation,
+        bias_noise=_finite(parts["bias"][1]), dark_noise=_finite(parts["dark"][1]),
+        flat_noise=_finite(parts["flat"][1]), overscan=reduction.overscan,
+        cosmic_rays=reduction.cosmic_rays, header=header, name=name)
+    for key, card in (("bias", "BIASFILE"), ("dark", "DARKFILE"), ("flat", "FLATFILE")):
+        if parts[key][3]:
+            frame.header[card] = (parts[key][3], f"master {key}")
+    return frame
+
+
+def _positive(value) -> float | None:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) and v > 0 else None
+
+
+def _finite(value) -> float | None:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+# ----------------------------------------------------------------------------- files
+
+def write_reduced(path: Path, frame: ReducedFrame, *, masters_used: dict | None = None) -> None:
+    """Write a reduced frame atomically (temporary file + ``os.replace``).
+
+    Primary HDU: float32 data with the frame's header, plus ``CALSTAT`` (the letters of the
+    masters used, in the order B(ias), D(ark), F(lat): 'BDF' normally, 'BD'/'B' when
+    ``masters_used`` lacks one), ``BIASFILE``/``DARKFILE``/``FLATFILE`` (the names in
+    ``masters_used``, a dict ``{"bias": name_or_path, ...}``), ``CLPMODE``, ``CLPVER``.
+    Extensions ``UNCERT`` (float32, 1-sigma ADU) and ``MASK`` (uint8, bits in ``MASKBn``).
+    """
+    from .masters import atomic_write_fits
+
+    hdr = frame.header.copy()
+    for key in _ENCODING_CARDS:
+        hdr.remove(key, ignore_missing=True, remove_all=True)
+    if masters_used is not None:
+        letters = ""
+        for key, letter, card in (("bias", "B", "BIASFILE"), ("dark", "D", "DARKFILE"),
+                                  ("flat", "F", "FLATFILE")):
+            value = masters_used.get(key)
+            if value:
+                letters += letter
+                hdr[card] = (Path(str(value)).name, f"master {key}")
+        hdr["CALSTAT"] = (letters, "calibration applied: B bias, D dark, F flat")
+    hdr.setdefault("CLPMODE", "")
+    hdr["CLPVER"] = (__version__, "clinepipe version")
+    primary = fits.PrimaryHDU(np.asarray(frame.data, dtype=np.float32), header=hdr)
+    unc = fits.ImageHDU(np.asarray(frame.uncertainty, dtype=np.float32), name="UNCERT")
+    unc.header["BUNIT"] = ("ADU", "1-sigma uncertainty")
+    mask = fits.ImageHDU(np.asarray(frame.mask, dtype=np.uint8), name="MASK")
+    for bit, meaning in MASK_BITS.items():
+        mask.header[f"MASKB{bit}"] = (meaning, f"meaning of mask bit value {bit}")
+    atomic_write_fits(Path(path), fits.HDUList([primary, unc, mask]))
+
+
+def read_reduced(path: Path) -> ReducedFrame:
+    """Read a file written by :func:`write_reduced`."""
+    with fits.open(Path(path), memmap=False) as hdul:
+        data = np.asarray(hdul[0].data, dtype=np.float32)
+        header = hdul[0].header.copy()
+        unc = np.asarray(hdul["UNCERT"].data, dtype=np.float32)
+        mask = np.asarray(hdul["MASK"].data, dtype=np.uint8)
+    return ReducedFrame(data=data, uncertainty=unc, mask=mask, header=header)
+
+
+def calibrated_name(raw_name: str) -> str:
+    """``<stem>_calibrated.fits`` for a raw file name (``a.fits.gz`` -> ``a_calibrated.fits``)."""
+    from .ingest import fits_stem
+
+    return f"{fits_stem(raw_name)}_calibrated.fits"
+
+
+def _find_master(masters_dir: Path, kind: str, binning: int, filt: str | None) -> Path | None:
+    from .masters import master_path
+
+    path = master_path(masters_dir, kind, binning, filt)
+    for candidate in (path, path.with_suffix(".fit")):  # the 2018 MasterCal used .fit
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def reduce_files(lights, masters_dir: Path, output_dir: Path, *, mode: str = "default",
+                 camera=None, site=None, reduction=None) -> list[tuple[Path, Path | str]]:
+    """The core of ``clinepipe reduce``: each light -> ``output_dir/<stem>_calibrated.fits``.
+
+    Masters are read from ``masters_dir/binning{N}/bias_master.fits``, ``dark_master.fits``,
+    ``flat_master_{FILTER}.fits`` (as :func:`clinepipe.masters.make_masters` writes them; a
+    ``.fit`` ending is accepted too). A frame that cannot be reduced is reported with its
+    reason and the others go on.
+
+    Returns
+    -------
+    list of (Path, Path or str)
+        Per input, in order: the output file, or the reason it was not written.
+    """
+    from .config import CameraConfig, ReductionConfig, SiteConfig
+    from .ingest import read_frame_info
+
+    camera = camera or CameraConfig()
+    site = site or SiteConfig()
+    reduction = reduction or ReductionConfig()
+    output_dir = Path(output_dir)
+    results: list[tuple[Path, Path | str]] = []
+    written: dict[Path, Path] = {}
+    for light in lights:
+        light = Path(light)
+        try:
+            info = read_frame_info(light, camera, site)
+            if info.kind != "light":
+                raise BadInput(f"{light.name}: is a {info.kind} frame, not a light.",
+                               reason=f"not a light frame ({info.kind})")
+            out = output_dir / calibrated_name(light.name)
+            if out in written:
+                raise BadInput(f"{light.name}: its output {out.name} was already written for "
+                               f"{written[out]}.", reason=f"output name collides with {written[out]}")
+            masters = {key: _find_master(Path(masters_dir), key, info.binning,
+                                         info.filter if key == "flat" else None)
+                       for key in ("bias", "dark", "flat")}
+            frame = reduce_light(light, info, masters, mode=mode, camera=camera,
+                                 reduction=reduction)
+            output_dir.mkdir(parents=True, exist_ok=True)
+            write_reduced(out, frame, masters_used={k: v for k, v in masters.items()})
+            written[out] = light
+            results.append((light, out))
+        except ClinepipeError as exc:
+            results.append((light, exc.reason))
+    return results
