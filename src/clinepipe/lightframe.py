@@ -157,9 +157,10 @@ def photometry_stage(ctx: LightContext) -> None:
     bkg = measure_background(data, mask=mask, box=phot_cfg.background_box)
     # the image's own PSF shape (not the .SRC's) so QC sees trailing and defocus
     guess = ctx.src_fwhm if np.isfinite(ctx.src_fwhm) else 3.0
-    box = int(np.clip(np.ceil(2.5 * guess), 5, 25))
+    box = int(np.clip(np.ceil(2.0 * guess), 5, 15))
     fwhm, elongation = psf_shape(data, ctx.x, ctx.y, background=bkg.level, box=box,
-                                 order=_brightest_first(data, ctx.x, ctx.y, bkg.level, mask))
+                                 order=_brightest_first(data, ctx.x, ctx.y, bkg.level, mask),
+                                 rms=bkg.rms)
     if not np.isfinite(fwhm):
         fwhm, elongation = ctx.src_fwhm, ctx.src_elongation
     radius = phot_cfg.aperture if phot_cfg.aperture > 0 else 1.5 * fwhm

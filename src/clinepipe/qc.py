@@ -7,7 +7,8 @@ The flags (``Frame.qc``, ``;``-separated) and what raises them, per night and fi
                 is too small to fit). Not raised when ``focus`` or ``trailed`` already explains
                 the loss (a fixed aperture loses light on a bloated image).
 ``trailed``     median star elongation above ``max_elongation``.
-``focus``       FWHM above ``focus_factor`` × the night's median FWHM.
+``focus``       FWHM along the PSF's minor axis above ``focus_factor`` × the night's median
+                (trailing stretches one axis only, defocus both).
 ``bright-sky``  sky level above ``sky_factor`` × the night's median sky.
 ``few-stars``   fewer than ``few_stars_fraction`` × the night's median number of stars.
 ``astrometry``  rms of the catalog match residuals above ``max_astrometric_rms`` arcsec.
@@ -50,7 +51,9 @@ def night_flags(zp, airmass, fwhm, elongation, sky, n_stars, astrometric_rms,
 
     with np.errstate(invalid="ignore"):
         trailed = elongation > t.max_elongation
-        focus = fwhm > t.focus_factor * _median(fwhm)
+        # defocus widens both axes, trailing only one: judge focus on the minor axis
+        minor = fwhm * np.sqrt(2.0 / (1.0 + np.where(np.isfinite(elongation), elongation, 1.0) ** 2))
+        focus = minor > t.focus_factor * _median(minor)
         clouds = (_zp_residual(zp, airmass) < -t.clouds_mag) & ~focus & ~trailed
         add(clouds, "clouds")
         add(trailed, "trailed")
@@ -95,7 +98,8 @@ def _zp_residual(zp: np.ndarray, airmass: np.ndarray) -> np.ndarray:
     return resid
 
 
-def psf_shape(data, x, y, *, background=0.0, box: int = 7, max_stars: int = 60, order=None):
+def psf_shape(data, x, y, *, background=0.0, box: int = 7, max_stars: int = 60, order=None,
+              rms=None, min_peak_snr: float = 30.0):
     """Median FWHM (px) and elongation of the brightest stars from windowed second moments.
 
     Parameters
@@ -103,6 +107,8 @@ def psf_shape(data, x, y, *, background=0.0, box: int = 7, max_stars: int = 60, 
     data : 2-D array, background-subtracted or with ``background`` given (ADU).
     x, y : 0-based star centres.
     order : indices of the stars brightest first (default: the given order).
+    rms : background noise (scalar or 2-D, ADU); stars with a peak below ``min_peak_snr``
+        times it are left out.
 
     Stamps of ``(2·box+1)²`` pixels around up to ``max_stars`` isolated stars (no other source
     within ``2·box``) are stacked into one
@@ -134,9 +140,14 @@ def psf_shape(data, x, y, *, background=0.0, box: int = 7, max_stars: int = 60, 
     dy = rows - y[idx][:, None, None]
     # a Gaussian window of about the box keeps the sky noise in the wings from dominating
     w = np.exp(-(dx ** 2 + dy ** 2) / (2 * (box / 2.0) ** 2))
-    f = np.clip(stamps, 0, None) * w
+    # no clipping: positive-only noise in the wings would bloat the moments of faint stars
+    f = stamps * w
     tot = f.sum(axis=(1, 2))
-    good = tot > 0
+    peak = stamps[:, box, box]
+    good = (tot > 0) & (peak > 0)
+    if rms is not None:  # only stars well above the noise
+        noise = rms if np.isscalar(rms) else np.asarray(rms)[yi, xi]
+        good &= peak > min_peak_snr * noise
     if not good.any():
         return np.nan, np.nan
     f, dx, dy, tot = f[good], dx[good], dy[good], tot[good]
