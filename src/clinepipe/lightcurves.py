@@ -119,8 +119,7 @@ def variability_table(engine, *, min_points: int = 10, exclude_qc=("clouds", "tr
     Frames whose QC flags include ``exclude_qc`` are left out. The Lomb–Scargle period is
     searched between ``min_period`` and ``max_period`` days (limited by the time span).
     """
-    from astropy.timeseries import LombScargle
-
+    from .periods import find_period
     from .store.db import session_scope
 
     with session_scope(engine) as s:
@@ -144,32 +143,34 @@ def variability_table(engine, *, min_points: int = 10, exclude_qc=("clouds", "tr
     out = []
     keys = np.char.add(star.astype(str), np.char.add("|", filt.astype(str)))
     _, starts, counts = np.unique(keys, return_index=True, return_counts=True)
+    stats = {}
     for start, count in zip(starts, counts):
         if count < min_points:
             continue
         sl = slice(start, start + count)
-        tt, mm, ee = t[sl], mag[sl], err[sl]
+        mm, ee = mag[sl], err[sl]
         w = 1 / ee ** 2
         mean = float(np.sum(w * mm) / np.sum(w))
         resid = mm - mean
         chi2 = float(np.sum((resid / ee) ** 2) / (count - 1))
-        rms = float(np.std(mm, ddof=1))
         delta = np.sqrt(count / (count - 1)) * resid / ee
         pk = delta[:-1] * delta[1:]  # Stetson J from consecutive pairs
-        stetson = float(np.mean(np.sign(pk) * np.sqrt(np.abs(pk)))) if count > 1 else 0.0
-        period = fap = None
-        span = float(tt.max() - tt.min())
-        if span > 0 and count >= 10:
-            ls = LombScargle(tt, mm, ee)
-            fmax = 1.0 / min_period
-            fmin = max(1.0 / max_period, 0.5 / span)
-            freq = np.linspace(fmin, fmax, int(min(200000, max(2000, 10 * span * fmax))))
-            power = ls.power(freq)
-            best = int(np.argmax(power))
-            period = float(1.0 / freq[best])
-            fap = float(ls.false_alarm_probability(power[best], minimum_frequency=fmin,
-                                                   maximum_frequency=fmax))
-        out.append(VariabilityRow(int(star[start]), names.get(int(star[start])), str(filt[start]),
-                                  int(count), mean, rms, chi2, stetson, period, fap))
+        stetson = float(np.mean(np.sign(pk) * np.sqrt(np.abs(pk))))
+        stats[(int(star[start]), str(filt[start]))] = (sl, mean, float(np.std(mm, ddof=1)), chi2, stetson)
+    # one period per star from all its filters together (each filter's mean removed)
+    periods = {}
+    for sid in sorted({k[0] for k in stats}):
+        parts = [(sl, mean) for (s_, _), (sl, mean, *_r) in stats.items() if s_ == sid]
+        tt = np.concatenate([t[sl] for sl, _ in parts])
+        yy = np.concatenate([mag[sl] - mean for sl, mean in parts])
+        ee = np.concatenate([err[sl] for sl, _ in parts])
+        chi2_best = max(stats[k][3] for k in stats if k[0] == sid)
+        # periods only for stars that vary: a search on noise costs time and means nothing
+        periods[sid] = (find_period(tt, yy, ee, min_period=min_period, max_period=max_period)
+                        if chi2_best > 3.0 else None)
+    for (sid, f), (sl, mean, rms, chi2, stetson) in stats.items():
+        p = periods.get(sid)
+        out.append(VariabilityRow(sid, names.get(sid), f, int(sl.stop - sl.start), mean, rms, chi2,
+                                  stetson, p.period if p else None, p.fap if p else None))
     out.sort(key=lambda r: -r.chi2_red)
     return out

@@ -170,7 +170,8 @@ def photometry_stage(ctx: LightContext) -> None:
     gain = t.info.gain or t.config.camera.gain
     phot = aperture_photometry(
         data, ctx.x, ctx.y, radius, background=bkg, gain=gain,
-        read_noise=t.config.camera.read_noise, uncertainty=ctx.reduced.uncertainty, mask=mask,
+        read_noise=t.config.camera.read_noise, uncertainty=ctx.reduced.uncertainty,
+        mask=_photometry_mask(mask),
         annulus=tuple(phot_cfg.annulus) if phot_cfg.annulus else None,
     )
     inst, inst_err = instrumental_magnitude(phot["flux"], phot["flux_err"], t.info.exptime)
@@ -187,6 +188,15 @@ def photometry_stage(ctx: LightContext) -> None:
         "sky": float(bkg.global_level), "n_stars": int(np.sum(phot["flags"] == 0)),
         "source_list": ctx.source_list, "aperture": float(radius),
     }
+
+
+#: mask bits that make a measurement unreliable. Hot pixels (bit 2) are not among them: the
+#: scaled master dark removes their signal and the uncertainty plane carries their noise.
+PHOTOMETRY_BAD_BITS = 1 | 4 | 8 | 16
+
+
+def _photometry_mask(mask):
+    return None if mask is None else (mask & PHOTOMETRY_BAD_BITS)
 
 
 def _brightest_first(data, x, y, background, mask) -> np.ndarray:
