@@ -414,12 +414,216 @@ def serve(host: Optional[str] = typer.Option(None, "--host",
 
 @app.command()
 def demo(directory: Path = typer.Argument(Path("demo-night"), help="Folder for the demo night."),
-         nights: int = typer.Option(1, "--nights", min=1),
+         nights: int = typer.Option(2, "--nights", min=1),
          seed: int = typer.Option(2026, "--seed")):
     """Simulate a night, run the whole pipeline on it and say where everything is."""
     from .demo import run_demo
 
     run_demo(directory, nights=nights, seed=seed, echo=typer.echo)
+
+
+# ----------------------------------------------------------------------------- standalone tools
+# Work on files without a database; a configuration is used when there is one (camera,
+# site, reduction and photometry settings), else the defaults.
+
+def _optional_config():
+    """The configuration if one is given or found (``--config``, ``$CLINEPIPE_CONFIG``,
+    ``./clinepipe.toml``), else None. A configuration that was asked for must exist."""
+    import os
+
+    from .config import CONFIG_NAME, find_config, load_config
+
+    if _state["config"] is not None or os.environ.get("CLINEPIPE_CONFIG"):
+        return load_config(find_config(_state["config"]))
+    if (Path.cwd() / CONFIG_NAME).is_file():
+        return load_config(find_config(None))
+    return None
+
+
+def _check_mode(mode: Optional[str], cfg) -> str:
+    mode = mode or (cfg.reduction.mode if cfg is not None else "default")
+    if mode not in ("seed", "default"):
+        raise UsageError(f"--mode {mode}: unknown reduction mode (seed or default).")
+    return mode
+
+
+def _existing(paths: list[Path]) -> list[Path]:
+    for p in paths:
+        if not p.exists():
+            raise UsageError(f"{p}: no such file or folder.")
+    return paths
+
+
+def _warn(text: str) -> None:
+    print(f"clinepipe: warning: {text}", file=sys.stderr)
+
+
+@app.command()
+def masters(inputs: list[Path] = typer.Argument(...,
+                                                help="Raw calibration frames, or folders (searched recursively)."),
+            output: Path = typer.Option(..., "--output",
+                                        help="Folder for binning{N}/bias_master.fits, dark_master.fits, "
+                                             "flat_master_{FILTER}.fits."),
+            mode: Optional[str] = typer.Option(None, "--mode",
+                                               help="seed or default (default: the configuration's reduction mode, else default).")):
+    """Standalone: master bias, dark and flats from raw calibration frames (no database)."""
+    cfg = _optional_config()
+    mode = _check_mode(mode, cfg)
+    from .masters import make_masters
+
+    kwargs = {} if cfg is None else {"camera": cfg.camera, "site": cfg.site,
+                                     "reduction_cfg": cfg.reduction}
+    report = make_masters(_existing(inputs), output, mode=mode, **kwargs)
+    for item in report["written"]:
+        what = item["kind"] + (f" {item['filter']}" if item["filter"] else "")
+        typer.echo(f"wrote {item['path']} ({what}, binning {item['binning']}, "
+                   f"{item['n']} frame(s))")
+    for path, reason in report["rejected"].items():
+        typer.echo(f"  left out {path}: {reason}")
+    for what, reason in report["failed"].items():
+        _warn(f"{what}: {reason}.")
+    if report["skipped"]:
+        typer.echo(f"  {len(report['skipped'])} light frame(s) ignored")
+    if not report["written"]:
+        first = next(iter(report["failed"].values()), "no bias, dark or flat frames among them")
+        raise ClinepipeError(f"{inputs[0]}: no master could be built from the given files ({first}).")
+
+
+@app.command()
+def reduce(lights: list[Path] = typer.Argument(..., help="Raw light frames."),
+           masters_dir: Path = typer.Option(..., "--masters",
+                                            help="Folder written by `clinepipe masters` (binning{N}/…)."),
+           output: Path = typer.Option(..., "--output", help="Folder for <stem>_calibrated.fits."),
+           mode: Optional[str] = typer.Option(None, "--mode",
+                                              help="seed or default (default: the configuration's reduction mode, else default).")):
+    """Standalone: bias, dark and flat correction of lights into DIR/<stem>_calibrated.fits."""
+    cfg = _optional_config()
+    mode = _check_mode(mode, cfg)
+    if not masters_dir.is_dir():
+        raise UsageError(f"{masters_dir}: no such folder of masters.")
+    from .reduce import reduce_files
+
+    kwargs = {} if cfg is None else {"camera": cfg.camera, "site": cfg.site,
+                                     "reduction": cfg.reduction}
+    results = reduce_files(_existing(lights), masters_dir, output, mode=mode, **kwargs)
+    failed = 0
+    for light, out in results:
+        if isinstance(out, Path):
+            typer.echo(f"wrote {out}")
+        else:
+            failed += 1
+            _warn(f"{light}: not reduced ({out}).")
+    if failed:
+        raise ClinepipeError(f"{failed} of {len(results)} light(s) could not be reduced "
+                             f"(reasons above); the others were written to {output}.")
+
+
+@app.command()
+def measure(images: list[Path] = typer.Argument(..., help="2-D FITS images (raw or calibrated)."),
+            output: Path = typer.Option(..., "--output", help="CSV file to write."),
+            aperture: Optional[float] = typer.Option(None, "--aperture",
+                                                     help="Aperture radius in pixels (default: the config's, else 5; "
+                                                          "<= 0: 1.5 x FWHM)."),
+            sources: Optional[Path] = typer.Option(None, "--sources",
+                                                   help="A .SRC source list (default: <stem>.SRC beside the image, "
+                                                        "else own detection)."),
+            catalog: Optional[Path] = typer.Option(None, "--catalog",
+                                                   help="Catalog CSV id,ra,dec,<band>…[,e_<band>…] to calibrate against."),
+            band: Optional[str] = typer.Option(None, "--filter",
+                                               help="Catalog band (column) to calibrate with; needs --catalog.")):
+    """Standalone: sources, WCS and photometry of images into a CSV; with a catalog, calibrated
+    magnitudes (the zero point is printed).
+
+    CSV columns: x, y (1-based), ra, dec, flux, flux_err, background, inst_mag, inst_mag_err,
+    fwhm, flags; with --catalog also catalog_id, mag, mag_err; last the image.
+    """
+    cfg = _optional_config()
+    _existing(images)
+    if sources is not None:
+        if len(images) > 1:
+            raise UsageError("--sources names one source list, so give one image with it.")
+        if not sources.is_file():
+            raise UsageError(f"{sources}: no such source list.")
+    if aperture is not None and not (aperture == aperture):
+        raise UsageError("--aperture must be a number of pixels.")
+    if band is not None and catalog is None:
+        raise UsageError("--filter needs --catalog.")
+    from .measure import CATALOG_COLUMNS, CSV_COLUMNS, measure_image, result_rows
+
+    cat = None
+    if catalog is not None:
+        from .calibrate import load_file_catalog
+
+        if not catalog.is_file():
+            raise UsageError(f"{catalog}: no such catalog file.")
+        cat = load_file_catalog(catalog)
+        if band is None:
+            raise UsageError(f"--catalog {catalog} needs --filter BAND (one of "
+                             f"{', '.join(sorted(cat.mags)) or 'none'}).")
+        if band not in cat.mags:
+            mapped = cfg.catalog.filters.get(band) if cfg is not None else None
+            if mapped in cat.mags:
+                band = mapped
+            else:
+                raise UsageError(f"{catalog}: has no band '{band}' (it has "
+                                 f"{', '.join(sorted(cat.mags)) or 'none'}).")
+    columns = list(CSV_COLUMNS) + (list(CATALOG_COLUMNS) if cat is not None else []) + ["image"]
+    rows: list[list[str]] = []
+    failed = 0
+    for image in images:
+        try:
+            res = measure_image(image, config=cfg, aperture=aperture, sources=sources,
+                                catalog=cat, band=band, gain_from_config=cfg is not None)
+        except ClinepipeError as exc:
+            if len(images) == 1:
+                raise
+            failed += 1
+            _warn(exc.message)
+            continue
+        for note in res.notes:
+            _warn(f"{image}: {note}.")
+        line = (f"{image}: {len(res.measurements)} star(s) from {res.source_list}, aperture "
+                f"{res.aperture:.2f} px, FWHM {res.fwhm:.2f} px")
+        if cat is not None:
+            zp = res.zero_point
+            line += (f"; zero point {zp.value:.4f} ± {zp.error:.4f} mag ({band}, {zp.n_used} "
+                     f"comparison stars)" if zp is not None else f"; no zero point ({res.zero_point_note})")
+        typer.echo(line)
+        rows.extend(result_rows(res, with_catalog=cat is not None))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(output.name + ".tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(columns)
+        w.writerows(rows)
+    tmp.replace(output)
+    typer.echo(f"wrote {output} ({len(rows)} rows)")
+    if failed:
+        raise ClinepipeError(f"{failed} of {len(images)} image(s) could not be measured "
+                             f"(reasons above); the others are in {output}.")
+
+
+@app.command()
+def solve(image: Path = typer.Argument(..., help="FITS image to plate-solve (never modified)."),
+          output: Path = typer.Option(..., "--output", help="Copy of the image with the solved WCS."),
+          scale_low: Optional[float] = typer.Option(None, "--scale-low", help="Smallest pixel scale, arcsec/px."),
+          scale_high: Optional[float] = typer.Option(None, "--scale-high", help="Largest pixel scale, arcsec/px."),
+          ra: Optional[float] = typer.Option(None, "--ra", help="Centre hint, deg."),
+          dec: Optional[float] = typer.Option(None, "--dec", help="Centre hint, deg."),
+          radius: Optional[float] = typer.Option(None, "--radius", help="Search radius around the hint, deg."),
+          timeout: float = typer.Option(120.0, "--timeout", help="Solver CPU limit, s.")):
+    """Plate-solve an image with astrometry.net (solve-field) and write a copy with its WCS."""
+    if not image.is_file():
+        raise UsageError(f"{image}: no such file.")
+    from .astrometry import solve_field
+
+    out = solve_field(image, output, scale_low=scale_low, scale_high=scale_high, ra=ra, dec=dec,
+                      radius=radius, timeout=timeout)
+    from astropy.io import fits
+
+    header = fits.getheader(out)
+    typer.echo(f"wrote {out} (plate solution: {header.get('ASTRMNUM', '?')} stars matched, "
+               f"rms {header.get('ASTRMRMS', float('nan')):.2f} px)")
 
 
 # ----------------------------------------------------------------------------- entry point

@@ -98,6 +98,28 @@ def plot_lightcurve(rows: list[dict], out: Path, *, title: str = "", fold: float
     return out
 
 
+def _isolated_outliers(star, filt, t, mag, err, nsigma: float = 5.0) -> np.ndarray:
+    """Single points far off while the star's neighbouring exposures in time (any filter)
+    agree with it: a cosmic ray or a satellite in the aperture, not variability, since an
+    eclipse or a flare lasts several exposures."""
+    z = np.zeros(mag.size)
+    groups = np.char.add(star.astype(str), np.char.add("|", filt.astype(str)))
+    for g in np.unique(groups):
+        sel = groups == g
+        med = np.median(mag[sel])
+        scatter = 1.4826 * np.median(np.abs(mag[sel] - med))
+        z[sel] = np.abs(mag[sel] - med) / np.sqrt(err[sel] ** 2 + scatter ** 2)
+    outlier = np.zeros(mag.size, dtype=bool)
+    for sid in np.unique(star):
+        idx = np.flatnonzero(star == sid)
+        idx = idx[np.argsort(t[idx], kind="stable")]
+        zz = z[idx]
+        calm_before = np.concatenate([[True], zz[:-1] < nsigma / 2])
+        calm_after = np.concatenate([zz[1:] < nsigma / 2, [True]])
+        outlier[idx] = (zz > nsigma) & calm_before & calm_after
+    return outlier
+
+
 @dataclass(frozen=True)
 class VariabilityRow:
     star_id: int
@@ -140,6 +162,7 @@ def variability_table(engine, *, min_points: int = 10, exclude_qc=("clouds", "tr
     mag = np.array([r[4] for r in keep])
     err = np.array([max(r[5] or 0.0, 1e-4) for r in keep])
     names = {r[0]: r[7] for r in keep}
+    outlier = _isolated_outliers(star, filt, t, mag, err)
     out = []
     keys = np.char.add(star.astype(str), np.char.add("|", filt.astype(str)))
     _, starts, counts = np.unique(keys, return_index=True, return_counts=True)
@@ -148,7 +171,11 @@ def variability_table(engine, *, min_points: int = 10, exclude_qc=("clouds", "tr
         if count < min_points:
             continue
         sl = slice(start, start + count)
-        mm, ee = mag[sl], err[sl]
+        keep = ~outlier[sl]
+        mm, ee = mag[sl][keep], err[sl][keep]
+        count = int(keep.sum())
+        if count < min_points:
+            continue
         w = 1 / ee ** 2
         mean = float(np.sum(w * mm) / np.sum(w))
         resid = mm - mean
@@ -156,21 +183,22 @@ def variability_table(engine, *, min_points: int = 10, exclude_qc=("clouds", "tr
         delta = np.sqrt(count / (count - 1)) * resid / ee
         pk = delta[:-1] * delta[1:]  # Stetson J from consecutive pairs
         stetson = float(np.mean(np.sign(pk) * np.sqrt(np.abs(pk))))
-        stats[(int(star[start]), str(filt[start]))] = (sl, mean, float(np.std(mm, ddof=1)), chi2, stetson)
+        stats[(int(star[start]), str(filt[start]))] = (sl, keep, mean, float(np.std(mm, ddof=1)),
+                                                       chi2, stetson)
     # one period per star from all its filters together (each filter's mean removed)
     periods = {}
     for sid in sorted({k[0] for k in stats}):
-        parts = [(sl, mean) for (s_, _), (sl, mean, *_r) in stats.items() if s_ == sid]
-        tt = np.concatenate([t[sl] for sl, _ in parts])
-        yy = np.concatenate([mag[sl] - mean for sl, mean in parts])
-        ee = np.concatenate([err[sl] for sl, _ in parts])
-        chi2_best = max(stats[k][3] for k in stats if k[0] == sid)
+        parts = [(sl, keep, mean) for (s_, _), (sl, keep, mean, *_r) in stats.items() if s_ == sid]
+        tt = np.concatenate([t[sl][k] for sl, k, _ in parts])
+        yy = np.concatenate([mag[sl][k] - mean for sl, k, mean in parts])
+        ee = np.concatenate([err[sl][k] for sl, k, _ in parts])
+        chi2_best = max(stats[k][4] for k in stats if k[0] == sid)
         # periods only for stars that vary: a search on noise costs time and means nothing
         periods[sid] = (find_period(tt, yy, ee, min_period=min_period, max_period=max_period)
                         if chi2_best > 3.0 else None)
-    for (sid, f), (sl, mean, rms, chi2, stetson) in stats.items():
+    for (sid, f), (sl, keep, mean, rms, chi2, stetson) in stats.items():
         p = periods.get(sid)
-        out.append(VariabilityRow(sid, names.get(sid), f, int(sl.stop - sl.start), mean, rms, chi2,
+        out.append(VariabilityRow(sid, names.get(sid), f, int(keep.sum()), mean, rms, chi2,
                                   stetson, p.period if p else None, p.fap if p else None))
     out.sort(key=lambda r: -r.chi2_red)
     return out

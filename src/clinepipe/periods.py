@@ -105,32 +105,43 @@ def find_period(t, y, err=None, *, min_period: float = 0.02, max_period: float =
     half = float(pdm_theta(t, y, [f_ls / 2])[0])
     if f_ls / 2 >= fmin and half < 0.8 * theta_ls:
         f_ls, theta_ls = f_ls / 2, half
-    if theta_ls <= 1.15 * theta_best:
+    # a strong sinusoid (tiny false-alarm probability) is trusted over a PDM minimum, which
+    # regular sampling can fake at an alias; otherwise Lomb-Scargle must fold about as well
+    if (fap < 1e-6 and theta_ls <= 2.0 * theta_best) or theta_ls <= 1.15 * theta_best:
         f, method, theta = f_ls, "lomb-scargle", theta_ls
     else:
         f, method, theta = f_pdm, "pdm", theta_best
-    if f / 2 >= fmin and _odd_even_differ(t, y, f):
+    # eclipsing binaries are far from sinusoidal; a star a sinusoid describes well is not one
+    sinusoidal = float(ls.power(f)) > 0.6
+    if f / 2 >= fmin and not sinusoidal and _odd_even_differ(t, y, f, err):
         f, theta = f / 2, float(pdm_theta(t, y, [f / 2])[0])
     return PeriodResult(1.0 / f, fap, method, theta)
 
 
-def _odd_even_differ(t, y, f, width: float = 0.02) -> bool:
+def _odd_even_differ(t, y, f, err=None, widths=(0.015, 0.025, 0.04)) -> bool:
     """True when alternate minima at frequency ``f`` differ in depth: the star is an
     eclipsing binary with unequal eclipses, and its period is twice ``1/f``.
 
     ``y`` are magnitudes (larger = fainter). Phases are taken at period ``2/f``; the points
-    within ``width`` of the faintest point's phase are compared with those half a cycle away.
+    within a window (eclipse half-widths of 0.03-0.08 in phase of ``1/f`` are tried) of the
+    faintest point's phase are compared with those half a cycle away; a difference of the
+    medians above both 0.05 mag and three times its noise (from the photometric errors)
+    counts.
     """
+    e = np.full(y.size, np.std(y)) if err is None else np.asarray(err, float)
     phase = np.mod((t - t[0]) * f / 2.0, 1.0)
     p0 = phase[int(np.argmax(y))]
     d_a = np.abs((phase - p0 + 0.5) % 1.0 - 0.5)
     d_b = np.abs((phase - p0) % 1.0 - 0.5)
-    a, b = y[d_a < width], y[d_b < width]
-    if a.size < 3 or b.size < 3:
-        return False
-    noise = np.sqrt(np.var(a, ddof=1) / a.size + np.var(b, ddof=1) / b.size)
-    diff = abs(np.median(a) - np.median(b))
-    return bool(diff > max(0.05, 3 * noise))
+    for width in widths:
+        a, b = y[d_a < width], y[d_b < width]
+        if a.size < 3 or b.size < 3:
+            continue
+        ea, eb = e[d_a < width], e[d_b < width]
+        noise = 1.2533 * np.sqrt(np.mean(ea ** 2) / a.size + np.mean(eb ** 2) / b.size)
+        if abs(np.median(a) - np.median(b)) > max(0.05, 3 * noise):
+            return True
+    return False
 
 
 def _refine(t, y, freqs, j) -> float:
