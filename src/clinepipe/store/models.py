@@ -9,13 +9,23 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import (Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text,
-                        UniqueConstraint)
+from sqlalchemy import (Boolean, DateTime, Float, ForeignKey, Index, Integer, MetaData, String,
+                        Text, UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+#: Deterministic names for every constraint and index, identical on SQLite and PostgreSQL, so
+#: later migrations (SQLite "batch" table rebuilds in particular) can address them by name.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
 
 
 class Base(DeclarativeBase):
-    pass
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
 class Run(Base):
@@ -162,18 +172,22 @@ class Measurement(Base):
         Index("ix_measurements_star_filter_jd", "star_id", "filter", "jd_mid"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    frame_id: Mapped[int] = mapped_column(ForeignKey("frames.id", ondelete="CASCADE"), index=True)
+    # no separate index on frame_id: uq_measurements_frame_star (frame_id, star_id) serves every
+    # frame_id lookup and the ON DELETE CASCADE, and a second index only slows the bulk inserts
+    frame_id: Mapped[int] = mapped_column(ForeignKey("frames.id", ondelete="CASCADE"))
     star_id: Mapped[int] = mapped_column(ForeignKey("stars.id"))
     filter: Mapped[str] = mapped_column(String(32))
     jd_mid: Mapped[float] = mapped_column(Float)
     bjd_tdb: Mapped[float | None] = mapped_column(Float)
-    x: Mapped[float] = mapped_column(Float)  # 1-based FITS pixel convention
-    y: Mapped[float] = mapped_column(Float)
+    # x, y, flux, flux_err and background are NULL only for rows imported from the 2018
+    # sources.csv (store.legacy), which recorded positions and magnitudes but no pixels or fluxes.
+    x: Mapped[float | None] = mapped_column(Float)  # 1-based FITS pixel convention
+    y: Mapped[float | None] = mapped_column(Float)
     ra: Mapped[float | None] = mapped_column(Float)
     dec: Mapped[float | None] = mapped_column(Float)
-    flux: Mapped[float] = mapped_column(Float)  # ADU, background-subtracted
-    flux_err: Mapped[float] = mapped_column(Float)
-    background: Mapped[float] = mapped_column(Float)  # ADU/pixel
+    flux: Mapped[float | None] = mapped_column(Float)  # ADU, background-subtracted
+    flux_err: Mapped[float | None] = mapped_column(Float)
+    background: Mapped[float | None] = mapped_column(Float)  # ADU/pixel
     inst_mag: Mapped[float | None] = mapped_column(Float)
     inst_mag_err: Mapped[float | None] = mapped_column(Float)
     mag: Mapped[float | None] = mapped_column(Float)
