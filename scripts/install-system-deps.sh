@@ -7,7 +7,7 @@ need=()
 command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v chromium >/dev/null 2>&1 || need+=(chromium chromium-driver)
 command -v solve-field >/dev/null 2>&1 || need+=(astrometry.net)
-ls /usr/share/astrometry/index-4110.fits >/dev/null 2>&1 || need+=(astrometry-data-tycho2)
+ls /usr/share/astrometry/index-tycho2-*.fits >/dev/null 2>&1 || need+=(astrometry-data-tycho2)
 if [ ${#need[@]} -eq 0 ]; then
     echo "system packages present: postgresql, chromium, astrometry.net"
     exit 0
