@@ -238,7 +238,7 @@ def report(night: Optional[str] = typer.Option(None, "--night", help="Night YYYY
     from .report import write_report
 
     cfg = _config()
-    out = write_report(_engine(cfg), night, output)
+    out = write_report(_engine(cfg), night, output, targets=cfg.aavso.targets)
     typer.echo(f"wrote {out}")
 
 
@@ -330,7 +330,10 @@ def variables(as_csv: bool = typer.Option(False, "--csv", help="CSV output."),
 def export(format: str = typer.Option(..., "--format", help="csv, aavso, sources-csv or votable."),
            output: Path = typer.Option(..., "--output", help="File to write."),
            star: Optional[str] = typer.Option(None, "--star", help="Only this star (id, name, catalog id, \"RA DEC\")."),
-           filter: Optional[str] = typer.Option(None, "--filter", help="Only this filter.")):
+           filter: Optional[str] = typer.Option(None, "--filter", help="Only this filter."),
+           check_star: Optional[str] = typer.Option(
+               None, "--check-star", help="aavso: the check star (id, name, catalog id, \"RA DEC\", "
+               "or 'none'); default: chosen automatically, the same every night.")):
     """Export measurements: csv, aavso (AAVSO extended format), sources-csv (2018 columns), votable."""
     from .lightcurves import resolve_star
     from .store import export as ex
@@ -347,8 +350,18 @@ def export(format: str = typer.Option(..., "--format", help="csv, aavso, sources
     elif format == "aavso":
         if not star_ids:
             raise UsageError("--format aavso needs --star (one target per file).")
+        from .aavso import choose_check_star
+
+        if check_star is None:
+            check_id = choose_check_star(engine, star_ids[0],
+                                         exclude_qc=tuple(cfg.qc.exclude_from_variability))
+        elif check_star.strip().lower() == "none":
+            check_id = None
+        else:
+            with session_scope(engine) as s:
+                check_id = resolve_star(s, check_star)
         n = ex.export_aavso(engine, output, obscode=cfg.aavso.obscode or "XXX",
-                            star_ids=star_ids, filter=filter)
+                            star_ids=star_ids, filter=filter, check_star_id=check_id)
     elif format == "sources-csv":
         n = ex.export_sources_csv(engine, output, star_ids=star_ids, filter=filter)
     elif format == "votable":

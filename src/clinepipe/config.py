@@ -111,6 +111,15 @@ class QcConfig:
 
 
 @dataclass(frozen=True)
+class VariablesConfig:
+    #: a catalog star (ensemble candidate) whose reduced chi-square within a night exceeds this
+    #: (times the median of stars of similar brightness, when that is above 1) becomes a
+    #: "suspected" new variable and leaves the ensemble; 0 turns the search off
+    suspect_chi2: float = 10.0
+    suspect_min_points: int = 10  # fewest calibrated points per night and filter for the test
+
+
+@dataclass(frozen=True)
 class AavsoConfig:
     obscode: str = ""
     targets: list[str] = field(default_factory=list)
@@ -135,6 +144,7 @@ class Config:
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
     stars: StarsConfig = field(default_factory=StarsConfig)
     aavso: AavsoConfig = field(default_factory=AavsoConfig)
+    variables: VariablesConfig = field(default_factory=VariablesConfig)
     qc: QcConfig = field(default_factory=QcConfig)
     web: WebConfig = field(default_factory=WebConfig)
     #: the file this was read from (None for defaults) and its text, for provenance
@@ -341,9 +351,15 @@ few_stars_fraction = 0.25   # fewer stars than this x the night's median -> few-
 max_astrometric_rms = 1.0   # arcsec -> astrometry
 exclude_from_variability = ["clouds", "trailed"]
 
+[variables]
+suspect_chi2 = 10.0     # a catalog star varying more than this (reduced chi2 within a night) is a
+                        # "suspected new variable" and leaves the ensemble; 0 = never
+suspect_min_points = 10 # fewest points per night and filter for that test
+
 [aavso]
 obscode = ""            # your AAVSO observer code, for `clinepipe export --format aavso`
-targets = []            # names or "RA DEC" of the stars you report
+targets = []            # names or "RA DEC" of the stars you report: each night `run` writes
+                        # archive/aavso/<night>/<target>.txt, and the morning report plots them
 
 [web]
 host = "127.0.0.1"

@@ -2,7 +2,7 @@
 
 The stages run in this order (read the list to know what happens to a light)::
 
-    LIGHT_STAGES = [reduce_stage, sources_stage, wcs_stage, photometry_stage]
+    LIGHT_STAGES = [reduce_stage, sources_stage, wcs_stage, photometry_stage, times_stage]
 
 Each stage takes the :class:`LightContext` and fills in more of it; a stage that finds the
 frame unusable raises a :class:`~clinepipe.errors.ClinepipeError` carrying a named reason,
@@ -67,6 +67,8 @@ class LightResult:
     calibrated_path: Path | None = None
     measurements: np.ndarray | None = None
     stats: dict = field(default_factory=dict)
+    bjd_tdb: np.ndarray | None = None   # per measurement, NaN without a sky position
+    airmass: np.ndarray | None = None
 
 
 @dataclass
@@ -82,6 +84,8 @@ class LightContext:
     measurements: np.ndarray | None = None
     stats: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    bjd_tdb: np.ndarray | None = None
+    airmass: np.ndarray | None = None
 
 
 def reduce_stage(ctx: LightContext) -> None:
@@ -210,7 +214,26 @@ def _brightest_first(data, x, y, background, mask) -> np.ndarray:
     return order[~bad[order]]
 
 
-LIGHT_STAGES = [reduce_stage, sources_stage, wcs_stage, photometry_stage]
+def times_stage(ctx: LightContext) -> None:
+    """BJD_TDB and airmass of every measurement with a sky position (NaN otherwise).
+
+    Database-free like the stages before it, so it runs on the Dask worker too and the main
+    process, which writes the frames one by one, stays cheap.
+    """
+    from .sky import airmass, bjd_tdb
+
+    m, info, site = ctx.measurements, ctx.task.info, ctx.task.config.site
+    ok = np.isfinite(m["ra"]) & np.isfinite(m["dec"])
+    ctx.bjd_tdb = np.full(len(m), np.nan)
+    ctx.airmass = np.full(len(m), np.nan)
+    if ok.any():
+        ctx.airmass[ok] = airmass(m["ra"][ok], m["dec"][ok], info.jd_mid, site.latitude,
+                                  site.longitude)
+        ctx.bjd_tdb[ok] = bjd_tdb(np.full(int(ok.sum()), info.jd_mid), m["ra"][ok], m["dec"][ok],
+                                  site.latitude, site.longitude, site.elevation)
+
+
+LIGHT_STAGES = [reduce_stage, sources_stage, wcs_stage, photometry_stage, times_stage]
 
 
 def process_light(task: LightTask) -> LightResult:
@@ -232,4 +255,5 @@ def process_light(task: LightTask) -> LightResult:
     if ctx.notes:
         stats["notes"] = "; ".join(ctx.notes)
     return LightResult(task.frame_id, True, calibrated_path=task.output,
-                       measurements=ctx.measurements, stats=stats)
+                       measurements=ctx.measurements, stats=stats, bjd_tdb=ctx.bjd_tdb,
+                       airmass=ctx.airmass)

@@ -69,8 +69,10 @@ def run_pipeline(cfg: Config, *, reprocess: bool = False, workers: int | None = 
     t0 = time.perf_counter()
     archive = cfg.paths.archive
     archive.mkdir(parents=True, exist_ok=True)
-    with RunLock(archive / "clinepipe.lock"):
+    with RunLock(archive / "clinepipe.lock") as lock:
         handler = _attach_log_file(archive / "logs" / "clinepipe.log")
+        run_id = None
+        pool = _start_pool(cfg, workers)  # comes up while ingest and masters run
         try:
             engine = open_database(cfg.database.url)
             with session_scope(engine) as s:
@@ -82,15 +84,22 @@ def run_pipeline(cfg: Config, *, reprocess: bool = False, workers: int | None = 
                 s.flush()
                 run_id = run.id
             log.info("run %d started (clinepipe %s)", run_id, __version__)
+            killed = _close_killed_runs(engine, run_id, lock.previous_holder)
             summary = RunSummary(run_id)
             settle = cfg.paths.settle_seconds if settle_seconds is None else settle_seconds
             summary.new_files = ingest_stage(cfg, engine, run_id, settle, progress)
             summary.masters_built = masters_stage(cfg, engine, run_id)
             summary.lights_done = lights_stage(cfg, engine, run_id, reprocess=reprocess,
-                                               workers=workers, progress=progress)
+                                               workers=workers, progress=progress, pool=pool)
+            if pool is not None:  # shuts down while the run finishes
+                pool.close(wait=False)
             update_qc(cfg, engine)
             refresh_star_counts(engine)
-            write_night_reports(cfg, engine, run_id)
+            from .aavso import flag_suspected_variables, write_aavso_reports
+
+            flag_suspected_variables(cfg, engine, run_id, also_runs=killed)  # never raises
+            write_night_reports(cfg, engine, run_id, also_runs=killed)
+            write_aavso_reports(cfg, engine, run_id, also_runs=killed)  # never raises
             summary.states, summary.failures = frame_states(engine)
             summary.elapsed = time.perf_counter() - t0
             with session_scope(engine) as s:
@@ -103,9 +112,66 @@ def run_pipeline(cfg: Config, *, reprocess: bool = False, workers: int | None = 
             log.info("run %d finished in %.1f s: %s", run_id, summary.elapsed,
                      ", ".join(f"{k} {v}" for k, v in sorted(summary.states.items())))
             return summary
+        except BaseException:
+            if run_id is not None:  # best effort: the run did not finish
+                try:
+                    with session_scope(engine) as s:
+                        s.execute(update(Run).where(Run.id == run_id).values(
+                            finished_at=_now(), status="crashed"))
+                except Exception:
+                    pass
+            raise
         finally:
+            if pool is not None:
+                pool.close()
             logging.getLogger("clinepipe").removeHandler(handler)
             handler.close()
+
+
+def _use_dask(cfg: Config, workers: int | None) -> bool:
+    return cfg.execution.scheduler == "dask" or (workers is not None and workers > 1)
+
+
+def _start_pool(cfg: Config, workers: int | None):
+    """The Dask pool of a run that uses Dask (started in the background), else None."""
+    if not _use_dask(cfg, workers):
+        return None
+    from .parallel import DaskPool
+
+    return DaskPool(workers or cfg.execution.workers, cfg.execution.address,
+                    warm=_warm_worker)
+
+
+def _warm_worker() -> None:
+    """Run on each new Dask worker while the main process ingests: import what the per-light
+    work needs and load the time tables of the BJD computation (half a second on a cold
+    process), so the first light costs what the others do."""
+    from . import astrometry, lightframe, photometry, qc, reduce, sky  # noqa: F401
+
+    sky.bjd_tdb(2460000.5, 10.0, 20.0, 0.0, 0.0, 0.0)
+
+
+def _close_killed_runs(engine, run_id: int, previous_holder: str | None) -> list[int]:
+    """Mark as ``crashed`` the run(s) of this archive that were killed (the lock file still
+    named their ``pid N on HOST``); returns their ids, whose nights' reports are written again."""
+    from .store.db import session_scope
+
+    if not previous_holder:
+        return []
+    try:
+        _, pid, _, host = previous_holder.split(" ", 3)
+        pid = int(pid)
+    except ValueError:
+        return []
+    with session_scope(engine) as s:
+        ids = list(s.scalars(select(Run.id).where(Run.status == "running", Run.pid == pid,
+                                                  Run.host == host, Run.id != run_id)))
+        if ids:
+            s.execute(update(Run).where(Run.id.in_(ids)).values(status="crashed"))
+    if ids:
+        log.warning("run(s) %s of this archive were killed (%s); this run finishes their work",
+                    ", ".join(map(str, ids)), previous_holder)
+    return ids
 
 
 def _attach_log_file(path: Path) -> logging.Handler:
@@ -351,8 +417,11 @@ def choose_master(engine, kind: str, binning: int, filt: str | None, jd: float,
 # ----------------------------------------------------------------------------- lights
 
 def lights_stage(cfg: Config, engine, run_id: int, *, reprocess: bool = False,
-                 workers: int | None = None, progress=None) -> int:
-    """Process every pending light in time order; returns how many were finished."""
+                 workers: int | None = None, progress=None, pool=None) -> int:
+    """Process every pending light in time order; returns how many were finished.
+
+    ``pool``: a started :class:`~clinepipe.parallel.DaskPool` to use (else one is started
+    here when the run uses Dask)."""
     from .store.db import session_scope
 
     states = PENDING_LIGHT_STATES + (("calibrated", "failed") if reprocess else ())
@@ -371,13 +440,13 @@ def lights_stage(cfg: Config, engine, run_id: int, *, reprocess: bool = False,
             tasks.append(task)
     if not tasks:
         return 0
-    context = CalibrationContext.load(cfg)
+    context = CalibrationContext.load(cfg, engine)
     by_id = {f.id: f for f in lights}
     task_by_id = {t.frame_id: t for t in tasks}
     if progress:
         progress.start("lights", len(tasks))
     done = 0
-    for result in _execute(cfg, tasks, workers):
+    for result in _execute(cfg, tasks, workers, pool):
         _store_light_result(cfg, engine, run_id, by_id[result.frame_id], result, context,
                             task_by_id[result.frame_id])
         done += result.ok
@@ -406,10 +475,12 @@ def _light_task(cfg: Config, engine, frame: Frame) -> LightTask | LightResult:
                      chosen["dark"], chosen["flat"], out, cfg)
 
 
-def _execute(cfg: Config, tasks: list[LightTask], workers: int | None):
+def _execute(cfg: Config, tasks: list[LightTask], workers: int | None, pool=None):
     """Yield results in the tasks' order (time order), computed serially or on Dask."""
-    use_dask = cfg.execution.scheduler == "dask" or (workers is not None and workers > 1)
-    if not use_dask:
+    if pool is not None:
+        yield from pool.map(process_light, tasks)
+        return
+    if not _use_dask(cfg, workers):
         for task in tasks:
             yield process_light(task)
         return
@@ -425,12 +496,15 @@ class CalibrationContext:
 
     catalog: object            # .field(ra, dec, radius_deg) -> Catalog
     known: object | None       # .field(ra, dec, radius_deg) -> KnownVariables, or None
+    suspects: object | None = None  # KnownVariables of our suspected new variables (aavso.py)
 
     @classmethod
-    def load(cls, cfg: Config) -> "CalibrationContext":
+    def load(cls, cfg: Config, engine=None) -> "CalibrationContext":
+        from .aavso import suspected_positions
         from .catalogs import catalog_source, known_variables_source
 
-        return cls(catalog_source(cfg), known_variables_source(cfg))
+        return cls(catalog_source(cfg), known_variables_source(cfg),
+                   suspected_positions(engine) if engine is not None else None)
 
 
 def _field_of(m: np.ndarray) -> tuple[float, float, float] | None:
@@ -462,18 +536,25 @@ def _store_light_result(cfg: Config, engine, run_id: int, frame: Frame, result: 
     m = result.measurements
     stats = result.stats
     calib = calibrate_measurements(cfg, frame, m, context)
-    jd = np.full(len(m), frame.jd_mid)
-    from .sky import airmass as airmass_of, bjd_tdb
+    # a note of the per-light work (e.g. a damaged .SRC replaced by own detection) is kept
+    # with the frame: the worker that made it may have been a Dask process with its own log
+    note = stats.get("notes")
+    reason = "; ".join(r for r in (calib.reason, note) if r) or None
+    if result.bjd_tdb is not None and result.airmass is not None:  # computed with the light
+        bjd, x_air = result.bjd_tdb, result.airmass
+    else:
+        from .sky import airmass as airmass_of, bjd_tdb
 
-    site = cfg.site
-    finite = np.isfinite(m["ra"]) & np.isfinite(m["dec"])
-    x_air = np.full(len(m), np.nan)
-    bjd = np.full(len(m), np.nan)
-    if finite.any():
-        x_air[finite] = airmass_of(m["ra"][finite], m["dec"][finite], frame.jd_mid,
-                                   site.latitude, site.longitude)
-        bjd[finite] = bjd_tdb(jd[finite], m["ra"][finite], m["dec"][finite], site.latitude,
-                              site.longitude, site.elevation)
+        site = cfg.site
+        jd = np.full(len(m), frame.jd_mid)
+        finite = np.isfinite(m["ra"]) & np.isfinite(m["dec"])
+        x_air = np.full(len(m), np.nan)
+        bjd = np.full(len(m), np.nan)
+        if finite.any():
+            x_air[finite] = airmass_of(m["ra"][finite], m["dec"][finite], frame.jd_mid,
+                                       site.latitude, site.longitude)
+            bjd[finite] = bjd_tdb(jd[finite], m["ra"][finite], m["dec"][finite], site.latitude,
+                                  site.longitude, site.elevation)
     with session_scope(engine) as s:
         delete_frame_results(s, frame.id)
         star_ids = _identify_stars(cfg, s, m, calib)
@@ -502,7 +583,7 @@ def _store_light_result(cfg: Config, engine, run_id: int, frame: Frame, result: 
                             color_term=None))
         centre_air = float(np.nanmedian(x_air)) if np.isfinite(x_air).any() else None
         s.execute(update(Frame).where(Frame.id == frame.id).values(
-            state=calib.state, stage=calib.stage, reason=calib.reason, run_id=run_id,
+            state=calib.state, stage=calib.stage, reason=reason, run_id=run_id,
             calibrated_path=result.calibrated_path.relative_to(cfg.paths.archive).as_posix(),
             bias_master_id=task.bias.id if task else None,
             dark_master_id=task.dark.id if task else None,
@@ -511,9 +592,9 @@ def _store_light_result(cfg: Config, engine, run_id: int, frame: Frame, result: 
             n_stars=stats.get("n_stars"), airmass=centre_air,
             astrometric_rms=_f(calib.astrometric_rms), source_list=stats.get("source_list"),
             updated_at=_now()))
-    log.info("%s: %s, %d stars%s", frame.raw_path, calib.state, int(keep.sum()),
+    log.info("%s: %s, %d stars%s%s", frame.raw_path, calib.state, int(keep.sum()),
              f", zero point {calib.zero_point.value:.3f} ± {calib.zero_point.error:.3f}"
-             if calib.zero_point is not None else "")
+             if calib.zero_point is not None else "", f" ({note})" if note else "")
 
 
 def _f(value):
@@ -573,6 +654,7 @@ def calibrate_measurements(cfg: Config, frame: Frame, m: np.ndarray,
     cm = np.where(matched, cat_mag[np.clip(idx, 0, None)], np.nan)
     ce = np.where(matched, cat_err[np.clip(idx, 0, None)], np.nan)
     exclude = (m["flags"] != 0) | _known_variable_mask(cfg, m, known)
+    exclude |= _known_variable_mask(cfg, m, getattr(context, "suspects", None))  # aavso.py
     zp = ensemble_zero_point(m["inst_mag"], cm, m["inst_mag_err"], ce, exclude=exclude)
     if zp.n_used < cfg.catalog.min_stars or not np.isfinite(zp.value):
         reason = f"too few comparison stars ({zp.n_used} < {cfg.catalog.min_stars})"
@@ -689,17 +771,20 @@ def update_qc(cfg: Config, engine, nights: list[str] | None = None) -> None:
                     s.execute(update(Frame).where(Frame.id == r[0]).values(qc=text))
 
 
-def write_night_reports(cfg: Config, engine, run_id: int) -> None:
-    """The morning report of every night this run touched, into ``archive/reports/<night>/``."""
+def write_night_reports(cfg: Config, engine, run_id: int, also_runs=()) -> None:
+    """The morning report of every night this run (or a killed run in ``also_runs``, whose
+    reports may be missing) touched, into ``archive/reports/<night>/``."""
     from .report import write_report
     from .store.db import session_scope
 
     with session_scope(engine) as s:
         nights = s.scalars(select(Frame.night).distinct().where(
-            Frame.run_id == run_id, Frame.kind == "light", Frame.night.is_not(None))).all()
+            Frame.run_id.in_([run_id, *also_runs]), Frame.kind == "light",
+            Frame.night.is_not(None))).all()
     for night in sorted(nights):
         try:
-            write_report(engine, night, cfg.paths.archive / "reports" / night)
+            write_report(engine, night, cfg.paths.archive / "reports" / night,
+                         targets=cfg.aavso.targets)
         except Exception:  # a report must never cost the night's data
             log.exception("the report of night %s could not be written", night)
 

@@ -29,6 +29,7 @@ import functools
 import math
 import os
 import re
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,6 +147,59 @@ def hot_pixel_mask(dark: np.ndarray, *, sigma: float = HOT_SIGMA) -> np.ndarray:
         return d > med + sigma * spread
 
 
+# Per-master products reused by every light: the hot pixels of a master dark, the square of a
+# master flat and its bad pixels. Only read-only arrays are remembered (the masters read from
+# files are, see _cached_master): they cannot change under the cache. The key is the memory
+# the array describes, so a crop of a master (a new view each time) hits too; a weak
+# reference to the memory's owner says when an entry is stale.
+_DERIVED: dict = {}
+_DERIVED_MAX = 16
+
+
+def _derived(kind: str, arr: np.ndarray, compute):
+    if arr.flags.writeable:
+        return compute(arr)
+    owner = arr
+    while isinstance(owner.base, np.ndarray):
+        owner = owner.base
+    key = (kind, arr.__array_interface__["data"][0], arr.shape, arr.strides, arr.dtype.str)
+    hit = _DERIVED.get(key)
+    if hit is not None and hit[0]() is owner:
+        return hit[1]
+    value = compute(arr)
+    if len(_DERIVED) >= _DERIVED_MAX:
+        for stale in [k for k, v in _DERIVED.items() if v[0]() is None] or list(_DERIVED)[:1]:
+            _DERIVED.pop(stale, None)
+    try:
+        _DERIVED[key] = (weakref.ref(owner), value)
+    except TypeError:  # an owner that cannot be weakly referenced: do not remember
+        pass
+    return value
+
+
+def _hot_pixels(dark: np.ndarray) -> np.ndarray:
+    """:func:`hot_pixel_mask` of a master dark, computed once per read-only master."""
+    def compute(d):
+        mask = hot_pixel_mask(d)
+        mask.setflags(write=False)
+        return mask
+
+    return _derived("hot", dark, compute)
+
+
+def _flat_products(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``flat * flat`` and the bad-flat pixels, computed once per read-only master flat."""
+    def compute(f):
+        sq = np.multiply(f, f)
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isfinite(f) | (f < FLAT_RANGE[0]) | (f > FLAT_RANGE[1])
+        sq.setflags(write=False)
+        bad.setflags(write=False)
+        return sq, bad
+
+    return _derived("flat", flat, compute)
+
+
 def _overscan_level(image: np.ndarray, rows: slice, cols: slice) -> np.ndarray | np.float32:
     """Median of the overscan region: per row when it spans every row, else one number."""
     region = image[rows, cols]
@@ -230,11 +284,13 @@ def reduce_frame(raw, *, bias, dark, dark_exptime: float | None, flat, exptime: 
         hdr.remove(key, ignore_missing=True, remove_all=True)
     saturated = raw >= np.float32(saturation)
     if hot_pixels is None:
-        hot = hot_pixel_mask(dark) if dark is not None else np.zeros(raw.shape, bool)
+        hot = _hot_pixels(dark) if dark is not None else None
     else:
         hot = np.asarray(hot_pixels, dtype=bool)
 
     if mode == "default" and overscan and "BIASSEC" in hdr and "TRIMSEC" in hdr:
+        if hot is None:
+            hot = np.zeros(raw.shape, bool)
         raw, bias, dark, flat, saturated, hot = _apply_overscan(raw, bias, dark, flat, saturated,
                                                                 hot, hdr, name)
 
@@ -244,35 +300,51 @@ def reduce_frame(raw, *, bias, dark, dark_exptime: float | None, flat, exptime: 
             raise BadInput(f"{name}: the master dark has no exposure time.",
                            reason="master dark without EXPTIME")
         k = np.float32(float(exptime) / float(dark_exptime))
-    signal = raw - bias
-    numer = signal - k * dark if dark is not None else signal
-    with np.errstate(divide="ignore", invalid="ignore"):
-        data = numer / flat if flat is not None else numer.copy()
+    # Every step writes into arrays made here (no other temporaries): the same float32
+    # operations in the same order as the formulas in the module docstring.
+    signal = np.subtract(raw, bias)
+    if dark is not None:
+        numer = np.multiply(dark, k)
+        np.subtract(signal, numer, out=numer)
+    else:
+        numer = signal.copy()
+    data = numer
+    if flat is not None:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            np.divide(numer, flat, out=data)
 
     gain = float(gain)
-    var = np.float32((read_noise / gain) ** 2 + (bias_noise or 0.0) ** 2
-                     + (float(k) * (dark_noise or 0.0)) ** 2) + np.maximum(signal, 0) / np.float32(gain)
+    var = np.maximum(signal, np.float32(0))
+    del signal
+    np.divide(var, np.float32(gain), out=var)
+    np.add(var, np.float32((read_noise / gain) ** 2 + (bias_noise or 0.0) ** 2
+                           + (float(k) * (dark_noise or 0.0)) ** 2), out=var)
     if flat is not None:
+        flat_sq, bad_flat = _flat_products(flat)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            var /= flat * flat
+            np.divide(var, flat_sq, out=var)
             if flat_noise:
-                var += (data * np.float32(flat_noise)) ** 2
-    mask = np.zeros(raw.shape, np.uint8)
-    mask[saturated] |= MASK_SATURATED
-    mask[hot] |= MASK_HOT
+                term = np.multiply(data, np.float32(flat_noise))
+                np.multiply(term, term, out=term)
+                np.add(var, term, out=var)
+                del term
+    # bool is one byte holding 0 or 1, and MASK_SATURATED is bit value 1
+    mask = np.ascontiguousarray(saturated).view(np.uint8)
+    if hot is not None:
+        np.bitwise_or(mask, np.uint8(MASK_HOT), out=mask, where=hot)
     if flat is not None:
-        with np.errstate(invalid="ignore"):
-            bad_flat = ~np.isfinite(flat) | (flat < FLAT_RANGE[0]) | (flat > FLAT_RANGE[1])
-        mask[bad_flat] |= MASK_BAD_FLAT
+        np.bitwise_or(mask, np.uint8(MASK_BAD_FLAT), out=mask, where=bad_flat)
 
     if mode == "default" and cosmic_rays:
         n_cr = _clean_cosmic_rays(data, var, mask, bias, gain, read_noise, saturation)
         hdr["CLPNCR"] = (int(n_cr), "cosmic-ray pixels cleaned (astroscrappy)")
 
     with np.errstate(invalid="ignore"):
-        uncertainty = np.sqrt(var, dtype=np.float32)
-    nonfinite = ~np.isfinite(data) | ~np.isfinite(uncertainty)
-    if nonfinite.any():
+        uncertainty = np.sqrt(var, out=var)
+    finite = np.isfinite(data)
+    finite &= np.isfinite(uncertainty)
+    if not finite.all():
+        nonfinite = ~finite
         data[nonfinite] = np.nan
         uncertainty[nonfinite] = np.nan
         mask[nonfinite] |= MASK_NONFINITE

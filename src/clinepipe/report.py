@@ -36,8 +36,9 @@ def latest_night(session) -> str | None:
     return session.scalar(select(func.max(Frame.night)).where(Frame.kind == "light"))
 
 
-def write_report(engine, night: str | None, output_dir: Path) -> Path:
-    """Write ``output_dir/index.html`` for ``night`` (default: the latest night with lights)."""
+def write_report(engine, night: str | None, output_dir: Path, targets=()) -> Path:
+    """Write ``output_dir/index.html`` for ``night`` (default: the latest night with lights);
+    ``targets`` (``[aavso] targets``) get their light curves of the night and the last 30 days."""
     from .store.db import session_scope
 
     output_dir = Path(output_dir)
@@ -112,6 +113,9 @@ def write_report(engine, night: str | None, output_dir: Path) -> Path:
         parts.append("</table>")
     else:
         parts.append("<p>Not enough calibrated measurements for a variability ranking.</p>")
+    from .aavso import report_sections  # the targets' light curves, suspected new variables
+
+    parts += report_sections(engine, night, targets)
     parts.append("</body></html>")
     out = output_dir / "index.html"
     tmp = out.with_name("index.html.tmp")

@@ -1,7 +1,8 @@
 """Time and geometry per measurement: mid-exposure JD, BJD_TDB, airmass.
 
 Airmass uses local sidereal time from the IAU 1982 GMST formula with UT1 ≈ UTC (error below a
-second of time, far below what airmass needs), so nothing is downloaded at run time.
+second of time, far below what airmass needs), and BJD_TDB takes UT1 ≈ UTC too, so nothing is
+downloaded or read from the IERS tables at run time.
 """
 
 from __future__ import annotations
@@ -34,21 +35,48 @@ def airmass(ra_deg, dec_deg, jd_utc, latitude_deg, longitude_deg):
     return np.where(alt > 0, x, np.nan)
 
 
+#: metres per astronomical unit, speed of light (m/s), seconds per day
+_AU_M = 149597870700.0
+_C_M_S = 299792458.0
+_DAY_S = 86400.0
+
+
 def bjd_tdb(jd_utc, ra_deg, dec_deg, latitude_deg, longitude_deg, elevation_m):
     """Barycentric Julian date (TDB) of UTC Julian dates for stars at (ra, dec), one site.
 
-    Uses astropy's built-in ephemeris (no download). Arrays broadcast.
+    ``BJD_TDB = JD_TDB + n . r_obs / c``, computed with erfa as astropy's
+    ``Time.light_travel_time(kind="barycentric", ephemeris="builtin")`` does: ``n`` the star's
+    ICRS unit vector, ``r_obs`` the observatory's barycentric position = the Earth's
+    (``erfa.epv00`` at TDB) + the site's geocentric position (WGS84) rotated from ITRS to
+    GCRS (``erfa.c2t06a``); TDB - TT from ``erfa.dtdb`` with the site, as ``Time.tdb``.
+    UT1 is taken as UTC and polar motion as zero, so no IERS table is read (astropy reads
+    one, ~1 s per process): that moves the site by < 1 km, < 3 us of light time, below
+    the resolution of a float64 JD (~40 us). Each distinct date is computed once (all the
+    stars of a frame share one). Arrays broadcast; NaN inputs give NaN.
     """
-    from astropy.coordinates import EarthLocation, SkyCoord
-    from astropy.time import Time
-    from astropy.utils import iers
-    import astropy.units as u
+    import erfa
+    from astropy.time.utils import day_frac
 
-    iers.conf.auto_download = False
-    iers.conf.auto_max_age = None
-    site = EarthLocation.from_geodetic(longitude_deg * u.deg, latitude_deg * u.deg,
-                                       elevation_m * u.m)
-    t = Time(np.asarray(jd_utc, float), format="jd", scale="utc", location=site)
-    target = SkyCoord(np.asarray(ra_deg, float) * u.deg, np.asarray(dec_deg, float) * u.deg)
-    ltt = t.light_travel_time(target, kind="barycentric", ephemeris="builtin")
-    return (t.tdb + ltt).jd
+    jd, ra, dec = np.broadcast_arrays(np.asarray(jd_utc, float), np.asarray(ra_deg, float),
+                                      np.asarray(dec_deg, float))
+    out = np.full(jd.shape, np.nan)
+    ok = np.isfinite(jd) & np.isfinite(ra) & np.isfinite(dec)
+    if not ok.any():
+        return out
+    dates, which = np.unique(jd[ok], return_inverse=True)
+    lon = np.radians(float(longitude_deg))
+    site = erfa.gd2gc(1, lon, np.radians(float(latitude_deg)), float(elevation_m))  # m, ITRS
+    utc1, utc2 = day_frac(dates, 0.0)
+    tt1, tt2 = erfa.taitt(*erfa.utctai(utc1, utc2))
+    ut = day_frac(utc1 - 0.5, utc2)[1]
+    dtdb = erfa.dtdb(tt1, tt2, ut, lon, np.hypot(site[0], site[1]) / 1e3, site[2] / 1e3)
+    tdb1, tdb2 = tt1, tt2 + dtdb / _DAY_S
+    _, pvb = erfa.epv00(tdb1, tdb2)
+    c2t = erfa.c2t06a(tt1, tt2, utc1, utc2, 0.0, 0.0)  # UT1 ~ UTC, no polar motion
+    r_obs = pvb["p"] * _AU_M + np.einsum("kji,j->ki", c2t, site)  # metres, BCRS axes
+    ra_rad, dec_rad = np.radians(ra[ok]), np.radians(dec[ok])
+    cos_dec = np.cos(dec_rad)
+    n = np.stack([cos_dec * np.cos(ra_rad), cos_dec * np.sin(ra_rad), np.sin(dec_rad)], axis=-1)
+    ltt = np.einsum("ki,ki->k", n, r_obs[which]) / _C_M_S
+    out[ok] = tdb1[which] + (tdb2[which] + ltt / _DAY_S)
+    return out

@@ -27,8 +27,7 @@ def assign_stars(ra, dec, known_ra, known_dec, radius_arcsec: float):
         are farther than the radius from every other star, otherwise they are dropped as
         duplicates (index -2), so a star never gets two measurements on one frame.
     """
-    from astropy.coordinates import SkyCoord
-    import astropy.units as u
+    from .calibrate import pairs_within
 
     ra = np.asarray(ra, float)
     dec = np.asarray(dec, float)
@@ -36,30 +35,41 @@ def assign_stars(ra, dec, known_ra, known_dec, radius_arcsec: float):
     if ra.size == 0:
         return index
     known_ra = np.asarray(known_ra, float)
-    det = SkyCoord(ra * u.deg, dec * u.deg)
+    # Only pairs within the radius decide anything, so only those are looked for
+    # (calibrate.pairs_within: Vincenty separations, as SkyCoord matching computes them).
     if known_ra.size:
-        known = SkyCoord(known_ra * u.deg, np.asarray(known_dec, float) * u.deg)
-        idx, sep, _ = det.match_to_catalog_sky(known)
-        close = sep.to_value(u.arcsec) <= radius_arcsec
+        i, j, sep = pairs_within(ra, dec, known_ra, np.asarray(known_dec, float), radius_arcsec)
+        near, near_sep = _nearest(i, j, sep, ra.size)
         # nearest detection wins a known star; the rest that hit the same star are duplicates
-        order = np.argsort(sep.to_value(u.arcsec), kind="stable")
-        taken = np.zeros(known_ra.size, dtype=bool)
-        cand = order[close[order]]
+        cand = np.flatnonzero(near >= 0)
+        cand = cand[np.argsort(near_sep[cand], kind="stable")]
         first = np.zeros(cand.size, dtype=bool)
-        _, first_pos = np.unique(idx[cand], return_index=True)
+        _, first_pos = np.unique(near[cand], return_index=True)
         first[first_pos] = True
-        index[cand[first]] = idx[cand[first]]
+        index[cand[first]] = near[cand[first]]
         index[cand[~first]] = -2
-        taken[idx[cand[first]]] = True
     # new stars closer than the radius to each other on one frame are one blended star
     new = np.flatnonzero(index == -1)
     if new.size > 1:
-        sub = det[new]
-        _, sep2, _ = sub.match_to_catalog_sky(sub, nthneighbor=2)
-        crowded = sep2.to_value(u.arcsec) <= radius_arcsec
-        if crowded.any():
-            idx2, _, _ = sub.match_to_catalog_sky(sub, nthneighbor=2)
-            # keep the lower index of each close pair
-            drop = crowded & (idx2 < np.arange(new.size))
-            index[new[drop]] = -2
+        i, j, sep = pairs_within(ra[new], dec[new], ra[new], dec[new], radius_arcsec)
+        other = i != j
+        near, _ = _nearest(i[other], j[other], sep[other], new.size)
+        # keep the lower index of each close pair
+        drop = (near >= 0) & (near < np.arange(new.size))
+        index[new[drop]] = -2
     return index
+
+
+def _nearest(a: np.ndarray, b: np.ndarray, sep: np.ndarray, n: int):
+    """For each of ``n`` items on the ``a`` side its nearest ``b`` (-1 if none) and that
+    separation (NaN); ties go to the smaller ``b``."""
+    order = np.lexsort((b, sep, a))
+    a_sorted = a[order]
+    head = np.ones(a_sorted.size, dtype=bool)
+    head[1:] = a_sorted[1:] != a_sorted[:-1]
+    best = order[head]
+    nearest = np.full(n, -1, dtype=np.intp)
+    nearest_sep = np.full(n, np.nan)
+    nearest[a[best]] = b[best]
+    nearest_sep[a[best]] = sep[best]
+    return nearest, nearest_sep

@@ -201,7 +201,7 @@ def export_csv(engine: Engine, out: str | os.PathLike, star_ids: Iterable[int] |
 def export_aavso(engine: Engine, out: str | os.PathLike, *, obscode: str,
                  star_ids: Sequence[int], filter: str | None = None,
                  check_star_id: int | None = None, software: str | None = None,
-                 group_gap_days: float = 1.0 / 24) -> int:
+                 group_gap_days: float = 1.0 / 24, frame_ids: Iterable[int] | None = None) -> int:
     """AAVSO Extended File Format report of the calibrated measurements of ``star_ids``.
 
     Header: ``#TYPE=EXTENDED``, ``#OBSCODE=``, ``#SOFTWARE=``, ``#DELIM=,``, ``#DATE=JD``,
@@ -216,11 +216,13 @@ def export_aavso(engine: Engine, out: str | os.PathLike, *, obscode: str,
       on the same frame (``na`` when not given or not measured there);
     * AMASS airmass (3 decimals, ``na`` if unknown); GROUP a sequence number: observations are
       numbered in JD order and a new group starts after a gap of more than ``group_gap_days``
-      (so the B, V, R frames of one sequence share a group); CHART ``na``;
+      or when the star's filter repeats (so the B, V, R frames of one sequence share a group,
+      and alternating V, R, V, R… frames make groups of one V and one R); CHART ``na``;
     * NOTES ``<software>|ZPERR=<zero point error>`` (fields never contain the delimiter).
 
     Only measurements with a calibrated magnitude and no photometry flags are reported, ordered
-    by JD (then star id). Returns the number of observation lines.
+    by JD (then star id); with ``frame_ids``, only those on these frames (e.g. one night's good
+    frames). Returns the number of observation lines.
     """
     delim = ","
     if not star_ids:
@@ -248,6 +250,9 @@ def export_aavso(engine: Engine, out: str | os.PathLike, *, obscode: str,
             select(s.id, s.name, s.catalog_id).where(s.id.in_(ids + ([check_star_id]
                                                                       if check_star_id else []))))}
         rows = conn.execute(stmt).all()
+        if frame_ids is not None:
+            keep = {int(i) for i in frame_ids}
+            rows = [r for r in rows if r[1] in keep]
         check = {}
         if check_star_id is not None:
             check = dict(conn.execute(select(m.frame_id, m.mag).where(
@@ -261,14 +266,17 @@ def export_aavso(engine: Engine, out: str | os.PathLike, *, obscode: str,
     n = 0
     group = 0
     last_jd = None
+    in_group: set = set()
     with _atomic_text(out) as fh:
         for line in ("#TYPE=EXTENDED", f"#OBSCODE={obscode}",
                      f"#SOFTWARE={_clean_field(software, delim, 255)}", f"#DELIM={delim}",
                      "#DATE=JD", "#OBSTYPE=CCD"):
             fh.write(line + "\n")
         for sid, frame_id, jd, mag, mag_err, filt, m_air, f_air, zp_err in rows:
-            if last_jd is None or jd - last_jd > group_gap_days:
+            if last_jd is None or jd - last_jd > group_gap_days or (sid, filt) in in_group:
                 group += 1
+                in_group = set()
+            in_group.add((sid, filt))
             last_jd = jd
             airmass = m_air if m_air is not None else f_air
             kmag = check.get(frame_id) if check_star_id is not None else None
