@@ -71,6 +71,17 @@ class PhotometryConfig:
 
 
 @dataclass(frozen=True)
+class AstrometryConfig:
+    #: plate-solve lights without a WCS with astrometry.net's solve-field (off by default: it
+    #: needs index files that cover the field's scale, and Tycho-2 alone cannot solve fields
+    #: smaller than ~30 arcmin)
+    solve: bool = False
+    scale_low: float = 0.0  # arcsec/pixel hint; 0 = from the header, else a blind search
+    scale_high: float = 0.0
+    timeout: float = 120.0  # seconds per frame
+
+
+@dataclass(frozen=True)
 class CatalogConfig:
     source: str = "file"  # "file", "apass", "ucac4", "gaia"
     path: Path = Path("catalog.csv")
@@ -139,6 +150,7 @@ class Config:
     camera: CameraConfig = field(default_factory=CameraConfig)
     reduction: ReductionConfig = field(default_factory=ReductionConfig)
     photometry: PhotometryConfig = field(default_factory=PhotometryConfig)
+    astrometry: AstrometryConfig = field(default_factory=AstrometryConfig)
     catalog: CatalogConfig = field(default_factory=CatalogConfig)
     known_variables: KnownVariablesConfig = field(default_factory=KnownVariablesConfig)
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
@@ -323,6 +335,13 @@ cosmic_rays = false     # clean cosmic rays with astroscrappy (default mode only
 aperture = 5.0          # radius in binned pixels; 0 = 1.5 x the frame's measured FWHM
 sources = "auto"        # "auto": the .SRC list when present, else own detection; "src"; "detect"
 detect_threshold = 3.0  # detection threshold in sigma of the background
+
+[astrometry]
+solve = false           # plate-solve lights without WCS with astrometry.net (`make system-deps`
+                        # installs it with Tycho-2 index files, which solve fields > ~30')
+scale_low = 0.0         # arcsec/pixel hints for the solver; 0 = from the header / blind
+scale_high = 0.0
+timeout = 120           # seconds per frame
 
 [catalog]
 source = "file"         # "file", "apass", "ucac4", "gaia"

@@ -144,10 +144,37 @@ def wcs_stage(ctx: LightContext) -> None:
     from .astrometry import header_wcs
 
     wcs = header_wcs(ctx.reduced.header)
+    if wcs is None and ctx.task.config.astrometry.solve:
+        wcs = _plate_solve(ctx)
     if wcs is None:
         raise BadInput(f"{ctx.task.info.path.name}: the frame has no WCS in its header "
-                       "(plate-solve it with `clinepipe solve`).", reason="no WCS")
+                       "(plate-solve it with `clinepipe solve`, or set [astrometry] solve = true).",
+                       reason="no WCS")
     ctx.wcs = wcs
+
+
+def _plate_solve(ctx: LightContext):
+    """Solve the calibrated frame with astrometry.net and put the WCS into its header."""
+    from astropy.io import fits
+
+    from .astrometry import header_wcs, solve_field
+    from .reduce import write_reduced
+
+    t = ctx.task
+    a = t.config.astrometry
+    solved = t.output.with_name(t.output.stem + "_solved.fits")
+    solve_field(t.output, solved, scale_low=a.scale_low or None, scale_high=a.scale_high or None,
+                timeout=a.timeout)
+    header = fits.getheader(solved)
+    wcs = header_wcs(header)
+    if wcs is not None:
+        for key, value in wcs.to_header(relax=True).items():
+            ctx.reduced.header[key] = value
+        write_reduced(t.output, ctx.reduced, masters_used={
+            "bias": t.bias.path.name, "dark": t.dark.path.name, "flat": t.flat.path.name})
+        ctx.notes.append("plate-solved with astrometry.net")
+    solved.unlink(missing_ok=True)
+    return wcs
 
 
 def photometry_stage(ctx: LightContext) -> None:
