@@ -1,7 +1,7 @@
 """Benchmark of the daily run: serial against Dask (``clinepipe run --workers N``).
 
-    .venv/bin/python bench/bench_dask.py [--width 1117] [--height 844] [--lights 20]
-                                         [--workers 2] [--repeat 1] [--keep DIR]
+    .venv/bin/python bench/bench_dask.py [--width 1117] [--height 844] [--binning 3]
+                                         [--lights 20] [--workers 2] [--repeat 1] [--keep DIR]
 
 Simulates one night (default: the simulator's full 1117×844 binned frames, 20 lights per filter,
 the calibration frames), copies it twice and runs ``clinepipe run`` on each copy as cron would
@@ -10,7 +10,9 @@ single-threaded worker processes). Both start from the same frames and an empty 
 database; their exports must be identical. With ``--repeat`` > 1 each is run that many times
 on fresh copies and the best time is kept.
 
-Prints and writes to ``bench/results/dask.json``: the wall-clock time of the whole command, the
+Prints and writes to ``bench/results/dask.json``: how many CPUs were really free (a fixed chore
+run alone and ``--workers`` at once, before and after: other programs on the machine skew every
+figure), the wall-clock time of the whole command, the
 run's own time (``run_pipeline``), and the time of each stage (from the log's timestamps:
 start → ingest done → masters done → lights done → finished), and the speed-ups. The goal is a
 whole-run speed-up of at least 1.6× with 2 workers on 2 cores.
@@ -45,6 +47,8 @@ def simulate(out: Path, args) -> None:
     from clinepipe.simulate import simulate_night
 
     overrides = {"lights_per_filter": args.lights}
+    if args.binning:
+        overrides["binning"] = args.binning
     if args.width:
         overrides["width"] = args.width
     if args.height:
@@ -53,6 +57,7 @@ def simulate(out: Path, args) -> None:
 
 
 def fresh_copy(source: Path, dest: Path) -> Path:
+    shutil.rmtree(dest, ignore_errors=True)  # (a run kept from an earlier call)
     dest.mkdir(parents=True)
     shutil.copytree(source / "incoming", dest / "incoming")
     for name in ("catalog.csv", "vsx.csv", "clinepipe.toml"):
@@ -115,6 +120,34 @@ def one_run(source: Path, work: Path, label: str, workers: int | None) -> dict:
             "summary": r.stdout.splitlines()[0], "export_rows": n_rows, "export_sha256": digest}
 
 
+def _spin(_=None) -> float:
+    """A fixed CPU-bound chore (numpy and plain Python); its duration in seconds."""
+    import numpy as np
+
+    t0 = time.perf_counter()
+    a = np.random.default_rng(0).normal(size=(400, 400))
+    for _ in range(15):
+        a = np.sort(a, axis=0)
+    total = 0
+    for i in range(1_500_000):
+        total += i * i
+    return time.perf_counter() - t0
+
+
+def effective_cores(n: int) -> float:
+    """How many of ``n`` processes really run at once right now: n x (time alone) / (wall time
+    of n at once). 2.0 on two idle cores; less when other programs use the CPUs."""
+    import multiprocessing as mp
+
+    alone = min(_spin() for _ in range(2))
+    with mp.get_context("spawn").Pool(n) as pool:
+        pool.map(_spin, range(n))  # start-up
+        t0 = time.perf_counter()
+        pool.map(_spin, range(n))
+        wall = time.perf_counter() - t0
+    return round(n * alone / wall, 2)
+
+
 def best(runs: list[dict]) -> dict:
     return min(runs, key=lambda r: r["wall_seconds"])
 
@@ -124,6 +157,8 @@ def main(argv=None) -> int:
     ap.add_argument("--width", type=int, default=None, help="binned px (default: the simulator's 1117)")
     ap.add_argument("--height", type=int, default=None, help="binned px (default: 844)")
     ap.add_argument("--lights", type=int, default=20, help="lights per filter")
+    ap.add_argument("--binning", type=int, default=None,
+                    help="camera binning (default: the simulator's 3; 2 or 1 give bigger frames)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--repeat", type=int, default=1)
@@ -140,19 +175,25 @@ def main(argv=None) -> int:
             simulate(source, args)
         sim_s = time.perf_counter() - t0
         n_files = sum(1 for p in (source / "incoming").rglob("*.fit"))
+        from astropy.io import fits
+
+        first = next((source / "incoming").rglob("*.fit"))
+        height, width = (int(fits.getheader(first)[k]) for k in ("NAXIS2", "NAXIS1"))
+        cores_before = effective_cores(args.workers)
         serial, dask = [], []
         for i in range(args.repeat):  # alternate, so a busy moment hurts both alike
             serial.append(one_run(source, work, f"serial-{i}", None))
             dask.append(one_run(source, work, f"dask-{i}", args.workers))
+        cores_after = effective_cores(args.workers)
         s, d = best(serial), best(dask)
         if s["export_sha256"] != d["export_sha256"]:
             raise SystemExit("the serial and Dask runs exported different measurements")
         lights_s, lights_d = s["stages"].get("lights"), d["stages"].get("lights")
         result = {
             "frames": n_files, "lights_per_filter": args.lights,
-            "width": args.width or 1117, "height": args.height or 844,
+            "width": width, "height": height, "binning": args.binning or 3,
             "workers": args.workers, "repeat": args.repeat, "cpus": os.cpu_count(),
-            "load_average_before": os.getloadavg()[0],
+            "effective_cores": [cores_before, cores_after],
             "python": platform.python_version(), "machine": platform.machine(),
             "simulate_seconds": round(sim_s, 2),
             "serial": s, "dask": d,
@@ -169,7 +210,9 @@ def main(argv=None) -> int:
     args.output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
 
     print(f"{n_files} frames ({2 * args.lights} lights) of {result['width']}x{result['height']} px, "
-          f"{os.cpu_count()} CPUs, {args.workers} Dask workers, best of {args.repeat}")
+          f"{os.cpu_count()} CPUs ({cores_before:.2f}/{cores_after:.2f} effectively free for "
+          f"{args.workers} processes before/after), {args.workers} Dask workers, best of "
+          f"{args.repeat}")
     print(f"{'':10s} {'command':>8s} {'run':>8s}   stages (s)")
     for label, r in (("serial", s), (f"dask x{args.workers}", d)):
         stages = ", ".join(f"{k} {v:.2f}" for k, v in r["stages"].items())

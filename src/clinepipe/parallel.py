@@ -4,9 +4,10 @@ Only the database-free part of a light (reduce, sources, photometry, BJD and air
 the workers; the results come back in submission order and are written by the main process,
 one transaction per frame, so the database is identical to a serial run.
 
-:class:`DaskPool` starts the cluster in a background thread, so that a run can start it first
-and let it come up (worker processes spawned, the per-frame modules imported) while the main
-process ingests files and builds masters. :func:`dask_map` is the one-shot form.
+:class:`DaskPool` starts the scheduler at once and lets the worker processes come up in the
+background (forked from a fork server that has imported the per-frame modules once; each
+worker then warmed up), so that a run can start it first and ingest files and build masters
+meanwhile. :func:`dask_map` is the one-shot form.
 """
 
 from __future__ import annotations
@@ -20,28 +21,42 @@ log = logging.getLogger("clinepipe")
 
 class DaskPool:
     """A Dask client (a LocalCluster of ``workers`` single-threaded processes, or the scheduler
-    at ``address``) started in the background; ``warm`` is run once on every worker."""
+    at ``address``) that comes up in the background; ``warm`` is run once on every worker.
+    :meth:`map` waits for it; errors while starting are raised there."""
 
     def __init__(self, workers: int = 2, address: str = "", warm: Callable | None = None):
         self.workers, self.address = workers, address
         self.client = self.cluster = None
         self._error: BaseException | None = None
         self._closer: threading.Thread | None = None
+        if not address:
+            # the scheduler starts here, in the calling thread (a fraction of a second; its
+            # garbage-collection hooks must not be installed while this thread runs on); the
+            # worker processes come up in the background
+            try:
+                from dask.distributed import Client, LocalCluster
+
+                _use_forkserver()
+                self.cluster = LocalCluster(n_workers=0, threads_per_worker=1, processes=True,
+                                            dashboard_address=None, silence_logs=40)
+                self.client = Client(self.cluster)
+                self.cluster.scale(workers)
+            except Exception as exc:  # reported by map()
+                self._error = exc
         self._thread = threading.Thread(target=self._start, args=(warm,), daemon=True,
                                         name="clinepipe-dask-start")
         self._thread.start()
 
     def _start(self, warm) -> None:
+        if self._error is not None:
+            return
         try:
-            from dask.distributed import Client, LocalCluster
-
             if self.address:
+                from dask.distributed import Client
+
                 self.client = Client(self.address)
             else:
-                self.cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1,
-                                            processes=True, dashboard_address=None,
-                                            silence_logs=40)
-                self.client = Client(self.cluster)
+                self.client.wait_for_workers(self.workers)
             if warm is not None:
                 self.client.run(warm)
         except BaseException as exc:  # reported by map(), in the main thread
@@ -91,6 +106,38 @@ class DaskPool:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+#: imported once by the fork server, inherited by every worker process forked from it
+PRELOAD = ["clinepipe.lightframe", "clinepipe.reduce", "clinepipe.astrometry",
+           "clinepipe.photometry", "clinepipe.qc", "clinepipe.sky"]
+
+
+def _use_forkserver() -> None:
+    """Start local workers from a fork server that has imported Dask and the per-light modules
+    once, instead of a fresh interpreter per worker (``spawn``): on a small machine those
+    imports cost seconds of CPU that the run's own work needs. Left as it is when configured
+    otherwise, or where there is no fork server (then ``spawn`` it is)."""
+    import multiprocessing
+
+    import dask
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return
+    if dask.config.get("distributed.worker.multiprocessing-method") != "spawn":
+        return  # configured otherwise: leave it
+    try:
+        from multiprocessing import forkserver
+
+        from distributed.utils import get_mp_context
+
+        with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
+            ctx = get_mp_context()  # sets distributed's own preload list (distributed, numpy…)
+        preload = list(getattr(forkserver._forkserver, "_preload_modules", None) or [])
+        ctx.set_forkserver_preload(preload + [m for m in PRELOAD if m not in preload])
+    except Exception:  # an unusual Python or Dask: spawn works everywhere
+        return
+    dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"})
 
 
 def dask_map(func: Callable, items: Iterable, *, workers: int = 2, address: str = "") -> Iterator:

@@ -234,8 +234,9 @@ def measure_background(data, mask=None, box: int = 64, filter_size: int = 3) -> 
     """
     arr = _sep_image(data)
     sep_mask = _sep_mask(mask, arr.shape)
-    nonfinite = ~np.isfinite(arr)
-    if nonfinite.any():
+    # one pass without a temporary: a NaN or infinity makes the float64 sum non-finite
+    if not np.isfinite(np.add.reduce(arr, axis=None, dtype=np.float64)):
+        nonfinite = ~np.isfinite(arr)
         arr = np.where(nonfinite, 0, arr).astype(arr.dtype, copy=False)
         sep_mask = nonfinite if sep_mask is None else (nonfinite | (sep_mask != 0))
     bkg = sep.Background(arr, mask=sep_mask, bw=int(box), bh=int(box),

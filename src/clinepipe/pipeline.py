@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, text, update
 
 from . import __version__
 from .config import Config
@@ -42,6 +42,8 @@ from .store.models import CatalogMatch, Frame, Master, Measurement, Run, Star, Z
 log = logging.getLogger("clinepipe")
 
 CALIBRATION_KINDS = ("bias", "dark", "flat")
+#: PostgreSQL advisory-lock key held while a frame's stars are identified (ASCII "clinestr")
+STARS_LOCK_KEY = 0x636C696E65737472
 #: states a light can be picked up from on a normal run
 PENDING_LIGHT_STATES = ("ingested", "waiting", "reduced", "measured")
 
@@ -72,7 +74,7 @@ def run_pipeline(cfg: Config, *, reprocess: bool = False, workers: int | None = 
     with RunLock(archive / "clinepipe.lock") as lock:
         handler = _attach_log_file(archive / "logs" / "clinepipe.log")
         run_id = None
-        pool = _start_pool(cfg, workers)  # comes up while ingest and masters run
+        pool = None
         try:
             engine = open_database(cfg.database.url)
             with session_scope(engine) as s:
@@ -88,6 +90,7 @@ def run_pipeline(cfg: Config, *, reprocess: bool = False, workers: int | None = 
             summary = RunSummary(run_id)
             settle = cfg.paths.settle_seconds if settle_seconds is None else settle_seconds
             summary.new_files = ingest_stage(cfg, engine, run_id, settle, progress)
+            pool = _start_pool(cfg, engine, workers, reprocess)  # comes up while masters build
             summary.masters_built = masters_stage(cfg, engine, run_id)
             summary.lights_done = lights_stage(cfg, engine, run_id, reprocess=reprocess,
                                                workers=workers, progress=progress, pool=pool)
@@ -132,9 +135,21 @@ def _use_dask(cfg: Config, workers: int | None) -> bool:
     return cfg.execution.scheduler == "dask" or (workers is not None and workers > 1)
 
 
-def _start_pool(cfg: Config, workers: int | None):
-    """The Dask pool of a run that uses Dask (started in the background), else None."""
+def _start_pool(cfg: Config, engine, workers: int | None, reprocess: bool = False):
+    """The Dask pool of a run that uses Dask and has lights to do (its workers come up in the
+    background), else None.
+
+    Started after ingest: the worker processes' start-up would compete with ingest for the
+    CPUs, while building the masters leaves them room."""
+    from .store.db import session_scope
+
     if not _use_dask(cfg, workers):
+        return None
+    states = PENDING_LIGHT_STATES + (("calibrated", "failed") if reprocess else ())
+    with session_scope(engine) as s:
+        pending = s.scalars(select(Frame.id).where(Frame.kind == "light",
+                                                   Frame.state.in_(states)).limit(1)).first()
+    if pending is None:
         return None
     from .parallel import DaskPool
 
@@ -293,6 +308,7 @@ def masters_stage(cfg: Config, engine, run_id: int) -> int:
                 Frame.kind == kind,
                 Frame.state.in_(("ingested", "used", "rejected", "waiting")))).all()
             s.expunge_all()
+        frames = [f for f in frames if in_archive(cfg.paths.archive, f.archive_path)]
         groups: dict[tuple, list[Frame]] = defaultdict(list)
         for f in frames:
             groups[(f.night, f.binning, f.filter if kind == "flat" else None)].append(f)
@@ -328,7 +344,8 @@ def _build_master(cfg, engine, run_id, kind, night, binning, filt, members, key)
             result = build_bias(paths, min_frames=red.min_frames, chunk_rows=red.chunk_rows)
             inputs_used = {}
         else:
-            bias = choose_master(engine, "bias", binning, None, jd, red.max_master_age_days)
+            bias = choose_master(engine, "bias", binning, None, jd, red.max_master_age_days,
+                                 archive)
             if bias is None:
                 raise MissingCalibration(f"waiting for calibration: no bias for binning {binning}")
             if kind == "dark":
@@ -336,7 +353,8 @@ def _build_master(cfg, engine, run_id, kind, night, binning, filt, members, key)
                                     chunk_rows=red.chunk_rows)
                 inputs_used = {"bias": bias}
             else:
-                dark = choose_master(engine, "dark", binning, None, jd, red.max_master_age_days)
+                dark = choose_master(engine, "dark", binning, None, jd,
+                                     red.max_master_age_days, archive)
                 if dark is None:
                     raise MissingCalibration(f"waiting for calibration: no dark for binning {binning}")
                 result = build_flat(paths, archive / bias.path, archive / dark.path, dark.exptime,
@@ -393,9 +411,19 @@ def _set_states(engine, frames, state, stage, reason) -> None:
             state=state, stage=stage, reason=reason, updated_at=_now()))
 
 
+def in_archive(archive: Path, rel: str | None) -> bool:
+    """Whether a frame's archive copy (or a master) is a file of this run's ``archive``.
+
+    Several telescopes may share one database, each with its own incoming folder, archive and
+    config: a run works only on the frames and masters in its own archive, and leaves the
+    other telescopes' rows to their own runs."""
+    return bool(rel) and (archive / rel).is_file()
+
+
 def choose_master(engine, kind: str, binning: int, filt: str | None, jd: float,
-                  max_age_days: float) -> Master | None:
-    """The master nearest in time to ``jd`` within the allowed age (latest build per group)."""
+                  max_age_days: float, archive: Path | None = None) -> Master | None:
+    """The master nearest in time to ``jd`` within the allowed age (latest build per group);
+    with ``archive``, only masters whose file is in that archive (this telescope's)."""
     from .store.db import session_scope
 
     with session_scope(engine) as s:
@@ -405,6 +433,8 @@ def choose_master(engine, kind: str, binning: int, filt: str | None, jd: float,
             q = q.where(Master.filter == filt)
         rows = s.scalars(q).all()
         s.expunge_all()
+    if archive is not None:
+        rows = [m for m in rows if in_archive(archive, m.path)]
     if not rows:
         return None
     latest: dict[str, Master] = {}
@@ -429,8 +459,13 @@ def lights_stage(cfg: Config, engine, run_id: int, *, reprocess: bool = False,
         lights = s.scalars(select(Frame).where(Frame.kind == "light", Frame.state.in_(states))
                            .order_by(Frame.jd_mid, Frame.raw_path)).all()
         s.expunge_all()
-    if reprocess:  # a failed light that never reached the archive cannot be retried
-        lights = [f for f in lights if f.archive_path]
+    # a failed light that never reached the archive cannot be retried; another telescope's
+    # lights (same database, other archive) are left to its own runs
+    mine = [f for f in lights if in_archive(cfg.paths.archive, f.archive_path)]
+    if len(mine) < len(lights) and not reprocess:
+        log.info("lights: %d pending light(s) not in this archive (another telescope's) left "
+                 "to their own runs", len(lights) - len(mine))
+    lights = mine
     tasks: list[LightTask] = []
     for frame in lights:
         task = _light_task(cfg, engine, frame)
@@ -461,7 +496,7 @@ def _light_task(cfg: Config, engine, frame: Frame) -> LightTask | LightResult:
     age = cfg.reduction.max_master_age_days
     chosen = {}
     for kind, filt in (("bias", None), ("dark", None), ("flat", frame.filter)):
-        m = choose_master(engine, kind, frame.binning, filt, frame.jd_mid, age)
+        m = choose_master(engine, kind, frame.binning, filt, frame.jd_mid, age, archive)
         if m is None:
             what = f"{filt}-band flat" if kind == "flat" else kind
             reason = f"waiting for calibration: no {what} for binning {frame.binning}"
@@ -683,6 +718,11 @@ def _identify_stars(cfg: Config, s, m: np.ndarray, calib: FrameCalibration) -> n
     ok = np.isfinite(ra) & np.isfinite(dec)
     if not ok.any():
         return ids
+    if s.get_bind().dialect.name == "postgresql":
+        # runs of other telescopes may write at the same time: one frame at a time reads the
+        # star list and adds its new stars (until this frame's transaction ends), so a star
+        # seen by two telescopes at once still gets one id
+        s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": STARS_LOCK_KEY})
     margin = cfg.stars.match_radius / 3600.0 * 2
     cosd = max(np.cos(np.radians(np.nanmedian(dec[ok]))), 1e-3)
     lo_ra, hi_ra = np.nanmin(ra[ok]) - margin / cosd, np.nanmax(ra[ok]) + margin / cosd

@@ -56,6 +56,7 @@ __all__ = [
     "reduce_frame",
     "reduce_light",
     "write_reduced",
+    "write_reduced_async",
     "read_reduced",
     "reduce_files",
     "calibrated_name",
@@ -341,10 +342,11 @@ def reduce_frame(raw, *, bias, dark, dark_exptime: float | None, flat, exptime: 
 
     with np.errstate(invalid="ignore"):
         uncertainty = np.sqrt(var, out=var)
-    finite = np.isfinite(data)
-    finite &= np.isfinite(uncertainty)
-    if not finite.all():
-        nonfinite = ~finite
+    # a NaN or infinity makes the float64 sum non-finite (it cannot overflow for float32 data),
+    # so the per-pixel test runs only for the frames that have one
+    if not (np.isfinite(np.add.reduce(data, axis=None, dtype=np.float64))
+            and np.isfinite(np.add.reduce(uncertainty, axis=None, dtype=np.float64))):
+        nonfinite = ~(np.isfinite(data) & np.isfinite(uncertainty))
         data[nonfinite] = np.nan
         uncertainty[nonfinite] = np.nan
         mask[nonfinite] |= MASK_NONFINITE
@@ -515,7 +517,8 @@ def reduce_light(path: Path, info: FrameInfo, masters: dict | None = None, *, bi
             raise _missing(name, what[key], info.binning)
 
     raw, header = read_image(path)
-    check_data(raw, path)
+    if not _has_information(raw):
+        check_data(raw, path)  # says why: all-NaN or constant data
     has_origin = "XORGSUBF" in header or "YORGSUBF" in header
     parts = {}
     for key in ("bias", "dark", "flat"):
@@ -536,6 +539,15 @@ def reduce_light(path: Path, info: FrameInfo, masters: dict | None = None, *, bi
         if parts[key][3]:
             frame.header[card] = (parts[key][3], f"master {key}")
     return frame
+
+
+def _has_information(raw: np.ndarray) -> bool:
+    """True when the first row already holds two different finite values, so the frame is
+    neither all-NaN nor constant (what :func:`clinepipe.ingest.check_data` checks with full
+    passes over the frame); False means "run check_data"."""
+    row = raw[0] if raw.ndim == 2 and raw.shape[0] else raw.ravel()[:0]
+    row = row[np.isfinite(row)]
+    return row.size >= 2 and bool(row.min() != row.max())
 
 
 def _positive(value) -> float | None:
@@ -567,7 +579,11 @@ def write_reduced(path: Path, frame: ReducedFrame, *, masters_used: dict | None 
     """
     from .masters import atomic_write_fits
 
-    hdr = frame.header.copy()
+    atomic_write_fits(Path(path), _reduced_hdul(frame, frame.header.copy(), masters_used))
+
+
+def _reduced_hdul(frame: ReducedFrame, hdr: fits.Header, masters_used) -> fits.HDUList:
+    """The HDUs :func:`write_reduced` writes; ``hdr`` is a copy of the frame's header (changed)."""
     for key in _ENCODING_CARDS:
         hdr.remove(key, ignore_missing=True, remove_all=True)
     if masters_used is not None:
@@ -581,13 +597,65 @@ def write_reduced(path: Path, frame: ReducedFrame, *, masters_used: dict | None 
         hdr["CALSTAT"] = (letters, "calibration applied: B bias, D dark, F flat")
     hdr.setdefault("CLPMODE", "")
     hdr["CLPVER"] = (__version__, "clinepipe version")
-    primary = fits.PrimaryHDU(np.asarray(frame.data, dtype=np.float32), header=hdr)
-    unc = fits.ImageHDU(np.asarray(frame.uncertainty, dtype=np.float32), name="UNCERT")
+    # big-endian copies, as FITS stores them: astropy would otherwise byte-swap the frame's own
+    # arrays in place while writing (and back), which another thread reading them must not see
+    primary = fits.PrimaryHDU(np.asarray(frame.data, dtype=">f4"), header=hdr)
+    unc = fits.ImageHDU(np.asarray(frame.uncertainty, dtype=">f4"), name="UNCERT")
     unc.header["BUNIT"] = ("ADU", "1-sigma uncertainty")
     mask = fits.ImageHDU(np.asarray(frame.mask, dtype=np.uint8), name="MASK")
     for bit, meaning in MASK_BITS.items():
         mask.header[f"MASKB{bit}"] = (meaning, f"meaning of mask bit value {bit}")
-    atomic_write_fits(Path(path), fits.HDUList([primary, unc, mask]))
+    return fits.HDUList([primary, unc, mask])
+
+
+class _Chunks:
+    """A write-only file object that keeps what astropy writes (bytes and array buffers)."""
+
+    def __init__(self):
+        self.parts: list = []
+        self._pos = 0
+
+    def write(self, data) -> int:
+        part = data if isinstance(data, bytes) else memoryview(data).cast("B")
+        self.parts.append(part)
+        self._pos += len(part)
+        return len(part)
+
+    def tell(self) -> int:
+        return self._pos
+
+    def flush(self) -> None:
+        pass
+
+    def seekable(self) -> bool:
+        return False
+
+
+_WRITER: list = []  # [(pid, ThreadPoolExecutor)]: one writer thread per process
+
+
+def write_reduced_async(path: Path, frame: ReducedFrame, *, masters_used: dict | None = None):
+    """:func:`write_reduced`, the disk part in a background thread; returns a
+    ``concurrent.futures.Future`` that is done when the file is in place.
+
+    The file is serialised here (astropy's own ``writeto``, into memory: the same bytes,
+    the same header verification and errors as :func:`write_reduced`); the background
+    thread only writes those bytes, ``fsync``-s and renames, which is waiting for the disk
+    and needs no Python lock, so the per-light work goes on meanwhile
+    (``lightframe.process_light`` waits for the future before it reports the light).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .masters import atomic_write_bytes
+
+    out = _Chunks()
+    hdul = _reduced_hdul(frame, frame.header.copy(), masters_used)
+    hdul[2].data = np.array(hdul[2].data, dtype=np.uint8)  # the writer's own copy of the mask
+    hdul.writeto(out)
+    if not _WRITER or _WRITER[0][0] != os.getpid():  # none yet, or inherited through fork
+        _WRITER[:] = [(os.getpid(), ThreadPoolExecutor(max_workers=1,
+                                                       thread_name_prefix="clinepipe-write"))]
+    return _WRITER[0][1].submit(atomic_write_bytes, Path(path), out.parts)
 
 
 def read_reduced(path: Path) -> ReducedFrame:
