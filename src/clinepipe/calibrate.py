@@ -228,8 +228,8 @@ def match_catalog(ra, dec, cat_ra, cat_dec, radius_arcsec: float):
     i, j, sep = pairs_within(ra, dec, cat_ra, cat_dec, radius_arcsec)
     if i.size == 0:
         return index, separation
-    near_cat, near_sep, count = _nearest(i, j, sep, n)
-    near_src, _, _ = _nearest(j, i, sep, cat_ra.size)
+    near_cat, near_sep, count = nearest_pairs(i, j, sep, n)
+    near_src, _, _ = nearest_pairs(j, i, sep, cat_ra.size)
     src = np.flatnonzero(count == 1)  # exactly one catalog star within the radius ...
     mutual = near_src[near_cat[src]] == src  # ... which has no closer position
     src = src[mutual]
@@ -281,10 +281,11 @@ def pairs_within(ra1, dec1, ra2, dec2, radius_arcsec: float):
     return first[close], second[close], sep[close]
 
 
-def _nearest(a: np.ndarray, b: np.ndarray, sep: np.ndarray, n: int):
-    """For each of ``n`` items of the ``a`` side: its nearest ``b`` (-1 if none), that
-    separation (NaN) and how many ``b`` it pairs with."""
-    order = np.lexsort((sep, a))
+def nearest_pairs(a: np.ndarray, b: np.ndarray, sep: np.ndarray, n: int):
+    """For each of ``n`` items of the ``a`` side of the pairs ``(a, b, sep)``: its nearest
+    ``b`` (-1 if none), that separation (NaN if none) and how many ``b`` it pairs with.
+    Ties in separation go to the smaller ``b``."""
+    order = np.lexsort((b, sep, a))
     a_sorted = a[order]
     head = np.ones(a_sorted.size, dtype=bool)
     head[1:] = a_sorted[1:] != a_sorted[:-1]

@@ -27,7 +27,7 @@ def assign_stars(ra, dec, known_ra, known_dec, radius_arcsec: float):
         are farther than the radius from every other star, otherwise they are dropped as
         duplicates (index -2), so a star never gets two measurements on one frame.
     """
-    from .calibrate import pairs_within
+    from .calibrate import nearest_pairs, pairs_within
 
     ra = np.asarray(ra, float)
     dec = np.asarray(dec, float)
@@ -39,7 +39,7 @@ def assign_stars(ra, dec, known_ra, known_dec, radius_arcsec: float):
     # (calibrate.pairs_within: Vincenty separations, as SkyCoord matching computes them).
     if known_ra.size:
         i, j, sep = pairs_within(ra, dec, known_ra, np.asarray(known_dec, float), radius_arcsec)
-        near, near_sep = _nearest(i, j, sep, ra.size)
+        near, near_sep, _ = nearest_pairs(i, j, sep, ra.size)
         # nearest detection wins a known star; the rest that hit the same star are duplicates
         cand = np.flatnonzero(near >= 0)
         cand = cand[np.argsort(near_sep[cand], kind="stable")]
@@ -53,23 +53,8 @@ def assign_stars(ra, dec, known_ra, known_dec, radius_arcsec: float):
     if new.size > 1:
         i, j, sep = pairs_within(ra[new], dec[new], ra[new], dec[new], radius_arcsec)
         other = i != j
-        near, _ = _nearest(i[other], j[other], sep[other], new.size)
+        near, _, _ = nearest_pairs(i[other], j[other], sep[other], new.size)
         # keep the lower index of each close pair
         drop = (near >= 0) & (near < np.arange(new.size))
         index[new[drop]] = -2
     return index
-
-
-def _nearest(a: np.ndarray, b: np.ndarray, sep: np.ndarray, n: int):
-    """For each of ``n`` items on the ``a`` side its nearest ``b`` (-1 if none) and that
-    separation (NaN); ties go to the smaller ``b``."""
-    order = np.lexsort((b, sep, a))
-    a_sorted = a[order]
-    head = np.ones(a_sorted.size, dtype=bool)
-    head[1:] = a_sorted[1:] != a_sorted[:-1]
-    best = order[head]
-    nearest = np.full(n, -1, dtype=np.intp)
-    nearest_sep = np.full(n, np.nan)
-    nearest[a[best]] = b[best]
-    nearest_sep[a[best]] = sep[best]
-    return nearest, nearest_sep
