@@ -36,6 +36,7 @@ def run_demo(directory: Path, *, nights: int = 2, seed: int = 2026, echo=print) 
         n_stars = s.scalar(select(func.count(Star.id)))
         n_meas = s.scalar(select(func.count(Measurement.id)))
         named = s.execute(select(Star.id, Star.name).where(Star.name.is_not(None))).all()
+        suspected = set(s.scalars(select(Star.id).where(Star.var_type == "suspected")))
     ranking = variability_table(engine)
     plots = directory / "plots"
     figures = {"frames": n_frames, "stars": n_stars, "measurements": n_meas}
@@ -59,7 +60,8 @@ def run_demo(directory: Path, *, nights: int = 2, seed: int = 2026, echo=print) 
         echo("variable stars found (reduced chi² ≫ 1), with their periods:")
     for r in top:
         period = f"{r.period_days:.5f} d" if r.period_days else "no period"
-        echo(f"  star {r.star_id}{' (' + r.name + ')' if r.name else ''} {r.filter}: "
+        label = f" ({r.name})" if r.name else (" (suspected new variable)" if r.star_id in suspected else "")
+        echo(f"  star {r.star_id}{label} {r.filter}: "
              f"rms {r.rms:.3f} mag, chi²_red {r.chi2_red:.0f}, period {period}")
     figures["variables"] = [(r.star_id, r.period_days) for r in top]
     for sid, label in [(sid, name) for sid, name in named] + [(r.star_id, f"star {r.star_id}") for r in top]:
@@ -70,6 +72,9 @@ def run_demo(directory: Path, *, nights: int = 2, seed: int = 2026, echo=print) 
         if rows:
             out = plot_lightcurve(rows, plots / f"star_{sid}.png", title=f"{label} (star {sid})")
             echo(f"light curve:   {out}")
+    reports = sorted((cfg.paths.archive / "reports").glob("*/index.html"))
+    for report in reports:
+        echo(f"morning report: {report}")
     elapsed = time.perf_counter() - t0
     figures["elapsed"] = elapsed
     echo(f"elapsed:       {elapsed:.1f} s (simulation {t_sim:.1f} s, pipeline {summary.elapsed:.1f} s)")
