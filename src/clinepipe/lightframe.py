@@ -34,6 +34,17 @@ MEASUREMENT_DTYPE = np.dtype([
 ])
 
 
+def measurement_table(phot, ra, dec, inst_mag, inst_mag_err, fwhm) -> np.ndarray:
+    """One :data:`MEASUREMENT_DTYPE` row per star from the photometry and its sky positions."""
+    out = np.zeros(len(phot), dtype=MEASUREMENT_DTYPE)
+    for name in ("x", "y", "flux", "flux_err", "background", "flags"):
+        out[name] = phot[name]
+    out["ra"], out["dec"] = ra, dec
+    out["inst_mag"], out["inst_mag_err"] = inst_mag, inst_mag_err
+    out["fwhm"] = fwhm
+    return out
+
+
 @dataclass(frozen=True)
 class MasterRef:
     """A master calibration frame chosen for a light."""
@@ -211,12 +222,7 @@ def photometry_stage(ctx: LightContext) -> None:
     )
     inst, inst_err = instrumental_magnitude(phot["flux"], phot["flux_err"], t.info.exptime)
     ra, dec = pixel_to_sky(ctx.wcs, phot["x"], phot["y"])
-    out = np.zeros(len(phot), dtype=MEASUREMENT_DTYPE)
-    for name in ("x", "y", "flux", "flux_err", "background", "flags"):
-        out[name] = phot[name]
-    out["ra"], out["dec"] = ra, dec
-    out["inst_mag"], out["inst_mag_err"] = inst, inst_err
-    out["fwhm"] = fwhm
+    out = measurement_table(phot, ra, dec, inst, inst_err, fwhm)
     ctx.measurements = out
     ctx.stats = {
         "fwhm": float(fwhm), "elongation": float(elongation),

@@ -134,7 +134,7 @@ def measure_image(path, *, config=None, aperture: float | None = None, sources=N
     from .astrometry import detect_sources, header_wcs, pixel_to_sky, read_src, src_positions
     from .calibrate import apply_zero_point, ensemble_zero_point, match_catalog
     from .config import Config
-    from .lightframe import MEASUREMENT_DTYPE, _brightest_first
+    from .lightframe import _brightest_first, measurement_table
     from .photometry import aperture_photometry, instrumental_magnitude, measure_background
     from .qc import psf_shape
 
@@ -198,12 +198,7 @@ def measure_image(path, *, config=None, aperture: float | None = None, sources=N
                      "(plate-solve it with `clinepipe solve`)")
     ra, dec = pixel_to_sky(wcs, phot["x"], phot["y"])
 
-    out = np.zeros(len(phot), dtype=MEASUREMENT_DTYPE)
-    for name in ("x", "y", "flux", "flux_err", "background", "flags"):
-        out[name] = phot[name]
-    out["ra"], out["dec"] = ra, dec
-    out["inst_mag"], out["inst_mag_err"] = inst, inst_err
-    out["fwhm"] = fwhm
+    out = measurement_table(phot, ra, dec, inst, inst_err, fwhm)
     result = MeasureResult(path=path, measurements=out, source_list=source_list, aperture=radius,
                            fwhm=float(fwhm), gain=gain, exptime=exptime, has_wcs=wcs is not None,
                            notes=notes)
