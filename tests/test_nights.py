@@ -116,3 +116,29 @@ def test_lc_by_known_variable_name(nights):
     with session_scope(engine) as s:
         star_id = resolve_star(s, "v0001 sim")
         assert s.get(Star, star_id).catalog_id == sim.variables[sim.variables["type"] == "EA"][0]["catalog_id"]
+
+
+def test_darks_grouped_and_chosen_by_ccd_temperature(small_night, tmp_path):
+    """Darks at two CCD temperatures make two masters; a light takes the one at its temperature."""
+    import shutil
+
+    from astropy.io import fits
+
+    out = tmp_path / "night"
+    shutil.copytree(small_night.out_dir, out)
+    darks = sorted((out / "incoming").rglob("*_dark_*.fit"))
+    # a second set of darks at -20 C (copies, different temperature)
+    for i, dark in enumerate(darks):
+        with fits.open(dark) as hdul:
+            hdr = hdul[0].header.copy()
+            hdr["CCD-TEMP"] = -20.0
+            fits.writeto(dark.with_name(f"cold_dark_{i:03d}.fit"), hdul[0].data, hdr)
+    cfg = load_config(out / "clinepipe.toml")
+    run_pipeline(cfg)
+    engine = open_database(cfg.database.url)
+    with session_scope(engine) as s:
+        dark_masters = s.execute(select(Master.id, Master.ccd_temp).where(Master.kind == "dark")).all()
+        used = set(s.scalars(select(Frame.dark_master_id).where(Frame.kind == "light")))
+    assert len(dark_masters) == 2
+    warm = [mid for mid, temp in dark_masters if temp > -15]
+    assert used == set(warm)  # the simulated lights are at about -10 C

@@ -47,7 +47,8 @@ class CameraConfig:
     read_noise: float = 9.3  # e-
     max_ccd_temp: float = -3.0  # deg C; lights and darks warmer are rejected
     saturation: float = 65535.0  # raw ADU at which a pixel is saturated
-    #: when True, masters are built per CCD-TEMP group rounded to this many degrees
+    #: darks are grouped into masters by CCD-TEMP rounded to this many degrees, and a light
+    #: prefers a dark master within this many degrees of its own temperature (0 = ignore)
     temp_tolerance: float = 2.0
 
 

@@ -309,10 +309,13 @@ def masters_stage(cfg: Config, engine, run_id: int) -> int:
                 Frame.state.in_(("ingested", "used", "rejected", "waiting")))).all()
             s.expunge_all()
         frames = [f for f in frames if in_archive(cfg.paths.archive, f.archive_path)]
+        from .masters import temperature_bucket
+
         groups: dict[tuple, list[Frame]] = defaultdict(list)
-        for f in frames:
-            groups[(f.night, f.binning, f.filter if kind == "flat" else None)].append(f)
-        for (night, binning, filt), members in sorted(groups.items(), key=lambda kv: str(kv[0])):
+        for f in frames:  # darks also by CCD temperature: dark current doubles every ~6 degC
+            temp = temperature_bucket(f.ccd_temp, cfg.camera.temp_tolerance) if kind == "dark" else None
+            groups[(f.night, f.binning, f.filter if kind == "flat" else None, temp)].append(f)
+        for (night, binning, filt, _), members in sorted(groups.items(), key=lambda kv: str(kv[0])):
             key = _group_key(cfg.reduction.mode, kind, members)
             with session_scope(engine) as s:
                 exists = s.scalars(select(Master.id).where(Master.input_key == key)).first()
@@ -354,7 +357,9 @@ def _build_master(cfg, engine, run_id, kind, night, binning, filt, members, key)
                 inputs_used = {"bias": bias}
             else:
                 dark = choose_master(engine, "dark", binning, None, jd,
-                                     red.max_master_age_days, archive)
+                                     red.max_master_age_days, archive,
+                                     ccd_temp=_mean([f.ccd_temp for f in members]),
+                                     temp_tolerance=cfg.camera.temp_tolerance)
                 if dark is None:
                     raise MissingCalibration(f"waiting for calibration: no dark for binning {binning}")
                 result = build_flat(paths, archive / bias.path, archive / dark.path, dark.exptime,
@@ -421,9 +426,11 @@ def in_archive(archive: Path, rel: str | None) -> bool:
 
 
 def choose_master(engine, kind: str, binning: int, filt: str | None, jd: float,
-                  max_age_days: float, archive: Path | None = None) -> Master | None:
+                  max_age_days: float, archive: Path | None = None, ccd_temp: float | None = None,
+                  temp_tolerance: float = 0.0) -> Master | None:
     """The master nearest in time to ``jd`` within the allowed age (latest build per group);
-    with ``archive``, only masters whose file is in that archive (this telescope's)."""
+    with ``archive``, only masters whose file is in that archive (this telescope's); with
+    ``ccd_temp``, masters within ``temp_tolerance`` of it are preferred (darks)."""
     from .store.db import session_scope
 
     with session_scope(engine) as s:
@@ -437,11 +444,19 @@ def choose_master(engine, kind: str, binning: int, filt: str | None, jd: float,
         rows = [m for m in rows if in_archive(archive, m.path)]
     if not rows:
         return None
-    latest: dict[str, Master] = {}
-    for m in rows:  # a night rebuilt later supersedes its earlier master
-        if m.night not in latest or m.id > latest[m.night].id:
-            latest[m.night] = m
-    return min(latest.values(), key=lambda m: (abs(m.jd - jd), -m.id))
+    from .masters import temperature_bucket
+
+    latest: dict[tuple, Master] = {}
+    for m in rows:  # a night's group rebuilt later supersedes its earlier master
+        group = (m.night, temperature_bucket(m.ccd_temp, temp_tolerance) if kind == "dark" else None)
+        if group not in latest or m.id > latest[group].id:
+            latest[group] = m
+    candidates = list(latest.values())
+    if ccd_temp is not None and temp_tolerance > 0:
+        close = [m for m in candidates
+                 if m.ccd_temp is not None and abs(m.ccd_temp - ccd_temp) <= temp_tolerance]
+        candidates = close or candidates
+    return min(candidates, key=lambda m: (abs(m.jd - jd), -m.id))
 
 
 # ----------------------------------------------------------------------------- lights
@@ -496,7 +511,8 @@ def _light_task(cfg: Config, engine, frame: Frame) -> LightTask | LightResult:
     age = cfg.reduction.max_master_age_days
     chosen = {}
     for kind, filt in (("bias", None), ("dark", None), ("flat", frame.filter)):
-        m = choose_master(engine, kind, frame.binning, filt, frame.jd_mid, age, archive)
+        m = choose_master(engine, kind, frame.binning, filt, frame.jd_mid, age, archive,
+                          ccd_temp=frame.ccd_temp, temp_tolerance=cfg.camera.temp_tolerance)
         if m is None:
             what = f"{filt}-band flat" if kind == "flat" else kind
             reason = f"waiting for calibration: no {what} for binning {frame.binning}"
