@@ -93,3 +93,24 @@ def test_file_catalog(tmp_path):
     bad.write_text("name,x,y\n")
     with pytest.raises(BadInput, match="bad.csv"):
         load_file_catalog(bad)
+
+
+def test_colour_term_recovered_per_night():
+    from clinepipe.calibrate import fit_colour_term
+
+    rng = np.random.default_rng(5)
+    n_frames, n_stars = 20, 40
+    colour = np.tile(rng.uniform(0.0, 1.5, n_stars), n_frames)
+    frame = np.repeat(np.arange(n_frames), n_stars)
+    zp_offset = rng.normal(0, 0.05, n_frames)[frame]  # each frame's zero point is off a bit
+    err = np.full(colour.size, 0.01)
+    for k in (0.0, 0.08, -0.05):
+        residual = zp_offset + k * colour + rng.normal(0, err)
+        residual[:3] += 1.0  # a few mismatches
+        fit = fit_colour_term(residual, colour, err, frame, colour_name="B-V")
+        assert abs(fit.value - k) < 4 * fit.error and fit.error < 0.005
+        assert fit.colour == "B-V" and fit.reason == ""
+    few = fit_colour_term(residual[:5], colour[:5], err[:5], frame[:5])
+    assert np.isnan(few.value) and "too few" in few.reason
+    narrow = fit_colour_term(residual, np.full(colour.size, 0.6), err, frame)
+    assert np.isnan(narrow.value) and "colour range" in narrow.reason

@@ -142,3 +142,18 @@ def test_darks_grouped_and_chosen_by_ccd_temperature(small_night, tmp_path):
     assert len(dark_masters) == 2
     warm = [mid for mid, temp in dark_masters if temp > -15]
     assert used == set(warm)  # the simulated lights are at about -10 C
+
+
+def test_colour_term_fitted_and_consistent_with_none(nights):
+    """The simulator's bandpasses match the catalog's: the fitted colour terms are ~0."""
+    from clinepipe.store.models import ZeroPoint
+
+    sim, cfg, engine = nights
+    with session_scope(engine) as s:
+        terms = s.execute(select(Frame.night, Frame.filter, ZeroPoint.color_term)
+                          .join(ZeroPoint, ZeroPoint.frame_id == Frame.id)).all()
+    per_night = {(n, f): t for n, f, t in terms}
+    assert len(per_night) == 4  # two nights x two filters, one value each
+    assert all(t is not None and abs(t) < 0.02 for t in per_night.values()), per_night
+    report = (cfg.paths.archive / "reports" / "20260314" / "index.html").read_text()
+    assert "Colour terms" in report

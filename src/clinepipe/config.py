@@ -91,6 +91,7 @@ class CatalogConfig:
     cache: Path = Path("catalog-cache")
     timeout: float = 30.0  # seconds for a remote catalog query
     min_stars: int = 3  # fewest comparison stars for a zero point
+    color_term: bool = True  # fit and report a colour term per night and filter
 
 
 @dataclass(frozen=True)
@@ -348,6 +349,7 @@ timeout = 120           # seconds per frame
 source = "file"         # "file", "apass", "ucac4", "gaia"
 path = "catalog.csv"    # for source = "file": id,ra,dec,<band>...,e_<band>...
 match_radius = 2.0      # arcsec
+color_term = true       # fit and report (not apply) a colour term per night and filter
 
 [catalog.filters]       # FILTER header value -> catalog column
 V = "V"

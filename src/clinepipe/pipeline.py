@@ -101,6 +101,7 @@ def run_pipeline(cfg: Config, *, reprocess: bool = False, workers: int | None = 
             from .aavso import flag_suspected_variables, write_aavso_reports
 
             flag_suspected_variables(cfg, engine, run_id, also_runs=killed)  # never raises
+            fit_colour_terms(cfg, engine, run_id, also_runs=killed)
             write_night_reports(cfg, engine, run_id, also_runs=killed)
             write_aavso_reports(cfg, engine, run_id, also_runs=killed)  # never raises
             summary.states, summary.failures = frame_states(engine)
@@ -825,6 +826,57 @@ def update_qc(cfg: Config, engine, nights: list[str] | None = None) -> None:
                 text = ";".join(f)
                 if text != (r[10] or ""):
                     s.execute(update(Frame).where(Frame.id == r[0]).values(qc=text))
+
+
+def fit_colour_terms(cfg: Config, engine, run_id: int, also_runs=()) -> None:
+    """Fit and record (``zero_points.color_term``) a colour term per night and filter.
+
+    From the ensemble stars' residuals ``catalog − calibrated`` against their catalog colour
+    (``calibrate.COLOUR_INDEX``), each frame's mean removed. Reported, not applied: the
+    magnitudes stay on the ensemble zero point, since stars outside the catalog have no
+    colour to correct with. Not fitted (NULL, with the reason in the log) when the night has
+    too few stars or too narrow a colour range.
+    """
+    from .calibrate import COLOUR_INDEX, fit_colour_term
+    from .store.db import session_scope
+
+    if not cfg.catalog.color_term:
+        return
+    with session_scope(engine) as s:
+        nights = s.execute(select(Frame.night, Frame.filter).distinct().where(
+            Frame.run_id.in_([run_id, *also_runs]), Frame.kind == "light",
+            Frame.state == "calibrated")).all()
+        for night, filt in nights:
+            band = cfg.catalog.filters.get(filt or "")
+            if band not in COLOUR_INDEX:
+                continue
+            blue, red = COLOUR_INDEX[band]
+            rows = s.execute(
+                select(Measurement.frame_id, Measurement.mag, Measurement.inst_mag_err,
+                       CatalogMatch.mags)
+                .join(Frame, Frame.id == Measurement.frame_id)
+                .join(CatalogMatch, CatalogMatch.star_id == Measurement.star_id)
+                .where(Frame.night == night, Frame.filter == filt,
+                       Measurement.in_ensemble.is_(True), Measurement.mag.is_not(None))).all()
+            residual, colour, error, frame = [], [], [], []
+            for frame_id, mag, mag_err, mags_json in rows:
+                mags = json.loads(mags_json or "{}")
+                if not all(mags.get(b) and mags[b][0] is not None for b in (band, blue, red)):
+                    continue
+                cat_err = mags[band][1] if mags[band][1] is not None else 0.03
+                residual.append(mags[band][0] - mag)
+                colour.append(mags[blue][0] - mags[red][0])
+                error.append(float(np.hypot(mag_err or 0.01, cat_err)))
+                frame.append(frame_id)
+            term = fit_colour_term(residual, colour, error, frame, colour_name=f"{blue}-{red}")
+            frame_ids = select(Frame.id).where(Frame.night == night, Frame.filter == filt)
+            s.execute(update(ZeroPoint).where(ZeroPoint.frame_id.in_(frame_ids)).values(
+                color_term=_f(term.value)))
+            if term.reason:
+                log.info("night %s, %s: colour term not fitted (%s)", night, filt, term.reason)
+            else:
+                log.info("night %s, %s: colour term %+.4f ± %.4f per mag of %s (%d points)",
+                         night, filt, term.value, term.error, term.colour, term.n_used)
 
 
 def write_night_reports(cfg: Config, engine, run_id: int, also_runs=()) -> None:

@@ -52,6 +52,12 @@ def write_report(engine, night: str | None, output_dir: Path, targets=()) -> Pat
             .outerjoin(ZeroPoint, ZeroPoint.frame_id == Frame.id)
             .where(Frame.night == night).order_by(Frame.jd_mid, Frame.raw_path)).all()
         variables = _night_variables(s, night)
+        colour_terms = s.execute(
+            select(Frame.filter, ZeroPoint.catalog_band, func.max(ZeroPoint.color_term),
+                   func.count(ZeroPoint.id))
+            .join(ZeroPoint, ZeroPoint.frame_id == Frame.id)
+            .where(Frame.night == night).group_by(Frame.filter, ZeroPoint.catalog_band)
+            .order_by(Frame.filter)).all()
     lights = [f for f in frames if f.kind == "light" and f.jd_mid is not None]
     states: dict[str, int] = {}
     for f in frames:
@@ -80,6 +86,16 @@ def write_report(engine, night: str | None, output_dir: Path, targets=()) -> Pat
     else:
         parts.append("<p>No light frames this night.</p>")
     parts.append("</div>")
+    if colour_terms:
+        parts.append("<h2>Colour terms</h2><p class='sub'>Residual (catalog − calibrated) per "
+                     "magnitude of catalog colour, fitted over the night's ensemble stars; "
+                     "reported, not applied.</p><table><tr><th>filter</th><th>catalog band</th>"
+                     "<th>colour term</th><th>frames</th></tr>")
+        for filt, band, term, n in colour_terms:
+            parts.append(f"<tr><td>{html.escape(filt or '')}</td><td>{html.escape(band or '')}</td>"
+                         f"<td class='num'>{'not fitted' if term is None else format(term, '+.4f')}</td>"
+                         f"<td class='num'>{n}</td></tr>")
+        parts.append("</table>")
     parts.append("<h2>Flagged frames</h2>")
     if flagged:
         parts.append("<table><tr><th>frame</th><th>filter</th><th>flags</th><th>zero point</th>"
