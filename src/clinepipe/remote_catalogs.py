@@ -91,12 +91,8 @@ _GAIA_G_MINUS = {
     "V": ((-0.02704, 0.01424, -0.2156, 0.01426), 0.03017, (-0.5, 5.0)),
     "R": ((-0.02275, 0.3961, -0.1243, -0.01396, 0.003775), 0.03167, (0.0, 4.0)),
     "I": ((0.01753, 0.76, -0.0991), 0.03765, (-0.5, 4.5)),
+    "B": ((0.01448, -0.6874, -0.3604, 0.06718, -0.006061), 0.0633, (-0.5, 4.0)),
 }
-# G − V as a polynomial in y = B − V (same table), -0.4 < B − V < 3.3. It is inverted to get B.
-_GAIA_G_MINUS_V_OF_BV = ((-0.04749, -0.0124, -0.2901, 0.02008), 0.04772, (-0.4, 3.3))
-#: B is given only where the inversion is well conditioned: |d(G−V)/d(B−V)| >= 0.1, which for
-#: the polynomial above means B − V >= 0.15 (i.e. G_BP − G_RP >~ 0.4).
-_GAIA_BV_MIN = 0.15
 
 # Lupton (2005), "Transformations between SDSS magnitudes and other systems" (SDSS DR4 pages,
 # fitted to Stetson's standard stars): R = r − 0.1837 (g − r) − 0.0971, sigma = 0.0106.
@@ -116,27 +112,23 @@ def _dpoly(coeffs, x):
 def gaia_to_johnson_cousins(g, bp, rp, e_g=None, e_bp=None, e_rp=None):
     """Johnson–Cousins V, R, I and B from Gaia DR3 G, G_BP, G_RP (magnitudes and errors).
 
-    Relations: Riello et al. (2021, A&A 649, A3) Table C.2, identical to the Gaia DR3
-    documentation §5.5.1 Table 5.9, with x = G_BP − G_RP and y = B − V:
+    Relations: Gaia DR3 documentation §5.5.1 Table 5.9 (the DR3 restatement of Riello et
+    al. 2021, A&A 649, A3, Appendix C), with x = G_BP − G_RP:
 
-    ======================================================================  =======  ===============
-    relation                                                                sigma    valid for
-    ======================================================================  =======  ===============
-    G − V  = −0.02704 + 0.01424 x − 0.2156 x² + 0.01426 x³                  0.03017  −0.5 < x < 5.0
-    G − R  = −0.02275 + 0.3961 x − 0.1243 x² − 0.01396 x³ + 0.003775 x⁴     0.03167   0.0 < x < 4.0
-    G − I  =  0.01753 + 0.76 x − 0.0991 x²                                  0.03765  −0.5 < x < 4.5
-    G − V  = −0.04749 − 0.0124 y − 0.2901 y² + 0.02008 y³                   0.04772  −0.4 < y < 3.3
-    ======================================================================  =======  ===============
+    ========================================================================  =======  ==============
+    relation                                                                  sigma    valid for
+    ========================================================================  =======  ==============
+    G − V  = −0.02704 + 0.01424 x − 0.2156 x² + 0.01426 x³                    0.03017  −0.5 < x < 5.0
+    G − R  = −0.02275 + 0.3961 x − 0.1243 x² − 0.01396 x³ + 0.003775 x⁴       0.03167   0.0 < x < 4.0
+    G − I  =  0.01753 + 0.76 x − 0.0991 x²                                    0.03765  −0.5 < x < 4.5
+    G − B  =  0.01448 − 0.6874 x − 0.3604 x² + 0.06718 x³ − 0.006061 x⁴       0.0633   −0.5 < x < 4.0
+    ========================================================================  =======  ==============
 
-    V, R, I come straight from the first three (``V = G − (G−V)(x)`` …). Gaia has no B-band
-    relation in x, so B − V is found by inverting the last relation at the G − V of the first
-    (``B = V + y``); this is done only where the inversion is well conditioned,
-    0.15 ≤ B − V ≤ 3.3 (which needs x ≳ 0.4). Outside a relation's range the band is NaN.
-
-    Errors (1 sigma) add in quadrature the Gaia errors propagated through the polynomial
-    (σ_x² = σ_BP² + σ_RP²) and the relation's scatter, e.g. ``σ_V² = σ_G² + (dP/dx)² σ_x² + σ²``;
-    for B, ``σ_B² = σ_G² + (1 − 1/k′)² (h′² σ_x² + σ_V,rel²) + σ_BV,rel² / k′²`` with h the G − V(x)
-    and k the G − V(y) polynomial. Correlations between bands are ignored.
+    (The coefficients were checked against several independent implementations of that
+    table.) Outside a relation's range the band is NaN. Errors (1 sigma) add in quadrature
+    the Gaia errors propagated through the polynomial (σ_x² = σ_BP² + σ_RP²) and the
+    relation's scatter: ``σ² = σ_G² + (dP/dx)² σ_x² + σ_rel²``. Correlations between bands
+    are ignored.
 
     Returns ``{band: (mag, err)}`` for ``V``, ``R``, ``I``, ``B``.
     """
@@ -156,35 +148,7 @@ def gaia_to_johnson_cousins(g, bp, rp, e_g=None, e_bp=None, e_rp=None):
             mag = np.where(ok, g - _poly(coeffs, x), np.nan)
             err = np.where(ok, np.sqrt(eg ** 2 + _dpoly(coeffs, x) ** 2 * var_x + sigma ** 2), np.nan)
             out[band] = (mag, err)
-
-        v_coeffs, v_sigma, _ = _GAIA_G_MINUS["V"]
-        k_coeffs, k_sigma, (_, y_max) = _GAIA_G_MINUS_V_OF_BV
-        v_mag, _ = out["V"]
-        h = np.where(np.isfinite(v_mag), g - v_mag, np.nan)            # G − V from x
-        y = _invert_decreasing(k_coeffs, h, _GAIA_BV_MIN, y_max)
-        ok = np.isfinite(y)
-        k1 = np.where(ok, _dpoly(k_coeffs, np.where(ok, y, 1.0)), np.nan)
-        h1 = _dpoly(v_coeffs, x)
-        b_mag = np.where(ok, v_mag + y, np.nan)
-        b_err = np.where(ok, np.sqrt(eg ** 2 + (1.0 - 1.0 / k1) ** 2 * (h1 ** 2 * var_x + v_sigma ** 2)
-                                     + k_sigma ** 2 / k1 ** 2), np.nan)
-    out["B"] = (b_mag, b_err)
     return out
-
-
-def _invert_decreasing(coeffs, target, lo: float, hi: float, iterations: int = 60) -> np.ndarray:
-    """y in [lo, hi] with poly(y) = target, for a polynomial decreasing on [lo, hi]; else NaN."""
-    target = np.asarray(target, dtype=float)
-    p_lo, p_hi = _poly(coeffs, lo), _poly(coeffs, hi)
-    inside = np.isfinite(target) & (target <= p_lo) & (target >= p_hi)
-    a = np.full(target.shape, lo)
-    b = np.full(target.shape, hi)
-    for _ in range(iterations):
-        mid = 0.5 * (a + b)
-        above = _poly(coeffs, mid) > target          # decreasing: root lies to the right
-        a = np.where(above, mid, a)
-        b = np.where(above, b, mid)
-    return np.where(inside, 0.5 * (a + b), np.nan)
 
 
 def sloan_to_cousins_r(g, r, e_g=None, e_r=None):
