@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import BadInput, UsageError
+from .reduce import positive_or_none as _positive
 
 __all__ = ["CSV_COLUMNS", "CATALOG_COLUMNS", "MeasureResult", "measure_image", "result_rows"]
 
@@ -59,14 +60,6 @@ class MeasureResult:
     mag: np.ndarray | None = None
     mag_err: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)
-
-
-def _positive(value) -> float | None:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) and v > 0 else None
 
 
 def _read_planes(path: Path):

@@ -527,9 +527,9 @@ def reduce_light(path: Path, info: FrameInfo, masters: dict | None = None, *, bi
                               has_origin=has_origin, name=name)
         parts[key] = (cropped, noise, exptime, mname)
     t_dark = dark_exptime if dark_exptime is not None else parts["dark"][2]
-    gain = info.gain or _positive(header.get("EGAIN")) or camera.gain
+    gain = info.gain or positive_or_none(header.get("EGAIN")) or camera.gain
     frame = reduce_frame(
-        raw, bias=parts["bias"][0], dark=parts["dark"][0], dark_exptime=_positive(t_dark),
+        raw, bias=parts["bias"][0], dark=parts["dark"][0], dark_exptime=positive_or_none(t_dark),
         flat=parts["flat"][0], exptime=info.exptime, mode=mode, gain=gain,
         read_noise=camera.read_noise, saturation=camera.saturation,
         bias_noise=_finite(parts["bias"][1]), dark_noise=_finite(parts["dark"][1]),
@@ -550,7 +550,8 @@ def _has_information(raw: np.ndarray) -> bool:
     return row.size >= 2 and bool(row.min() != row.max())
 
 
-def _positive(value) -> float | None:
+def positive_or_none(value) -> float | None:
+    """``value`` as a float when it is a finite positive number (a header value), else None."""
     try:
         v = float(value)
     except (TypeError, ValueError):

@@ -111,7 +111,8 @@ def _problem(exc: BaseException) -> str:
 def _sqlite_pragmas(dbapi_connection, memory: bool) -> None:
     cur = dbapi_connection.cursor()
     try:
-        cur.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT * 1000)}")
+        # PRAGMA takes no bound parameters; the value is an integer constant of this module
+        cur.execute("PRAGMA busy_timeout = " + str(int(SQLITE_BUSY_TIMEOUT * 1000)))
         cur.execute("PRAGMA foreign_keys = ON")
         if not memory:
             mode = cur.execute("PRAGMA journal_mode").fetchone()[0]
