@@ -612,20 +612,8 @@ def _store_light_result(cfg: Config, engine, run_id: int, frame: Frame, result: 
         star_ids = _identify_stars(cfg, s, m, calib)
         _name_known_variables(cfg, s, m, star_ids, calib.known)
         keep = star_ids > 0
-        rows = []
-        for i in np.flatnonzero(keep):
-            rows.append({
-                "frame_id": frame.id, "star_id": int(star_ids[i]), "filter": frame.filter,
-                "jd_mid": frame.jd_mid, "bjd_tdb": _f(bjd[i]),
-                "x": float(m["x"][i] + 1.0), "y": float(m["y"][i] + 1.0),
-                "ra": _f(m["ra"][i]), "dec": _f(m["dec"][i]),
-                "flux": float(m["flux"][i]), "flux_err": float(m["flux_err"][i]),
-                "background": float(m["background"][i]),
-                "inst_mag": _f(m["inst_mag"][i]), "inst_mag_err": _f(m["inst_mag_err"][i]),
-                "mag": _f(calib.mag[i]), "mag_err": _f(calib.mag_err[i]),
-                "fwhm": _f(m["fwhm"][i]), "airmass": _f(x_air[i]), "flags": int(m["flags"][i]),
-                "in_ensemble": bool(calib.in_ensemble[i]),
-            })
+        rows = _measurement_rows(frame, m[keep], star_ids[keep], bjd[keep], x_air[keep],
+                                 calib.mag[keep], calib.mag_err[keep], calib.in_ensemble[keep])
         insert_measurements(s, rows)
         if calib.zero_point is not None:
             zp = calib.zero_point
@@ -647,6 +635,35 @@ def _store_light_result(cfg: Config, engine, run_id: int, frame: Frame, result: 
     log.info("%s: %s, %d stars%s%s", frame.raw_path, calib.state, int(keep.sum()),
              f", zero point {calib.zero_point.value:.3f} ± {calib.zero_point.error:.3f}"
              if calib.zero_point is not None else "", f" ({note})" if note else "")
+
+
+def _nullable(values) -> list:
+    """Floats for the database, one per element, with None for NaN (column-wise, no per-row
+    function calls)."""
+    a = np.asarray(values, dtype=float)
+    out = a.astype(object)
+    out[~np.isfinite(a)] = None
+    return out.tolist()
+
+
+def _measurement_rows(frame: Frame, m: np.ndarray, star_ids, bjd, airmass, mag, mag_err,
+                      in_ensemble) -> list[dict]:
+    """``measurements`` rows of one frame, built column by column (pixels become 1-based)."""
+    n = len(m)
+    columns = {
+        "frame_id": [frame.id] * n, "star_id": np.asarray(star_ids, dtype=np.int64).tolist(),
+        "filter": [frame.filter] * n, "jd_mid": [frame.jd_mid] * n, "bjd_tdb": _nullable(bjd),
+        "x": (m["x"] + 1.0).tolist(), "y": (m["y"] + 1.0).tolist(),
+        "ra": _nullable(m["ra"]), "dec": _nullable(m["dec"]),
+        "flux": m["flux"].astype(float).tolist(), "flux_err": m["flux_err"].astype(float).tolist(),
+        "background": m["background"].astype(float).tolist(),
+        "inst_mag": _nullable(m["inst_mag"]), "inst_mag_err": _nullable(m["inst_mag_err"]),
+        "mag": _nullable(mag), "mag_err": _nullable(mag_err), "fwhm": _nullable(m["fwhm"]),
+        "airmass": _nullable(airmass), "flags": m["flags"].astype(np.int64).tolist(),
+        "in_ensemble": np.asarray(in_ensemble, dtype=bool).tolist(),
+    }
+    keys = list(columns)
+    return [dict(zip(keys, values)) for values in zip(*columns.values())]
 
 
 def _f(value):
