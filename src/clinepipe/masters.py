@@ -259,8 +259,12 @@ def _central_slices(shape) -> tuple[slice, slice]:
 
 
 @contextlib.contextmanager
-def _open_sources(sources, hdu=None):
-    """Open every source as a :class:`_Rows`; closes them (and removes gzip scratch copies)."""
+def _open_sources(sources, hdu=None, rejected: dict | None = None):
+    """Open every source as a :class:`_Rows`; closes them (and removes gzip scratch copies).
+
+    With ``rejected``, a file that cannot be opened is recorded there with its reason and
+    left out; without it, the error propagates.
+    """
     with contextlib.ExitStack() as stack:
         tmp: list[Path] = []
 
@@ -271,7 +275,15 @@ def _open_sources(sources, hdu=None):
 
         readers = []
         for src in sources:
-            rd = _Rows(src, hdu=hdu, scratch_dir=scratch_dir)
+            if rejected is not None:
+                src = Path(src)
+            try:
+                rd = _Rows(src, hdu=hdu, scratch_dir=scratch_dir)
+            except ClinepipeError as exc:
+                if rejected is None:
+                    raise
+                rejected[src] = exc.reason
+                continue
             stack.callback(rd.close)
             readers.append(rd)
         yield readers
@@ -546,30 +558,6 @@ def _frame_stats(rd: _Rows, offset: np.ndarray | None = None) -> tuple[FrameStat
     return stats, region
 
 
-def _open_each(paths, hdu, stack: contextlib.ExitStack, rejected: dict, scratch_dir):
-    readers = []
-    for p in paths:
-        try:
-            rd = _Rows(Path(p), hdu=hdu, scratch_dir=scratch_dir)
-        except ClinepipeError as exc:
-            rejected[Path(p)] = exc.reason
-            continue
-        stack.callback(rd.close)
-        readers.append(rd)
-    return readers
-
-
-@contextlib.contextmanager
-def _readers_for(paths, hdu, rejected):
-    with contextlib.ExitStack() as stack:
-        tmp: list[Path] = []
-
-        def scratch_dir() -> Path:
-            if not tmp:
-                tmp.append(Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="clinepipe-"))))
-            return tmp[0]
-
-        yield _open_each(paths, hdu, stack, rejected, scratch_dir)
 
 
 def _reject_shapes(readers, stats, rejected, reference=None, what="the group"):
@@ -598,7 +586,7 @@ def build_bias(paths: Sequence[Path], *, min_frames: int = 3, chunk_rows: int = 
     """
     paths = [Path(p) for p in paths]
     rejected: dict[Path, str] = {}
-    with _readers_for(paths, hdu, rejected) as readers:
+    with _open_sources(paths, hdu, rejected) as readers:
         pairs = [_frame_stats(rd) for rd in readers]
         stats = [s for s, _ in pairs]
         regions = {s.path: r for s, r in pairs}
@@ -669,7 +657,7 @@ def build_dark(paths: Sequence[Path], bias, *, min_frames: int = 3, chunk_rows: 
     paths = [Path(p) for p in paths]
     bias_data, _ = _as_master(bias, "bias")
     rejected: dict[Path, str] = {}
-    with _readers_for(paths, hdu, rejected) as readers:
+    with _open_sources(paths, hdu, rejected) as readers:
         bias_central = bias_data[_central_slices(bias_data.shape)]
         pairs = [_frame_stats(rd, bias_central if rd.shape == bias_data.shape else None)
                  for rd in readers]
@@ -766,7 +754,7 @@ def build_flat(paths: Sequence[Path], bias=None, dark=None, dark_exptime: float 
                            f"({_fmt_shape(bias_data.shape)}) differ in shape.",
                            reason="masters differ in shape")
     rejected: dict[Path, str] = {}
-    with _readers_for(paths, hdu, rejected) as readers:
+    with _open_sources(paths, hdu, rejected) as readers:
         pairs = [_frame_stats(rd) for rd in readers]
         stats = [s for s, _ in pairs]
         regions = {s.path: r for s, r in pairs}
