@@ -558,8 +558,6 @@ def _frame_stats(rd: _Rows, offset: np.ndarray | None = None) -> tuple[FrameStat
     return stats, region
 
 
-
-
 def _reject_shapes(readers, stats, rejected, reference=None, what="the group"):
     shape = reference if reference is not None else _group_shape(stats)
     keep_r, keep_s = [], []

@@ -102,13 +102,15 @@ _VOTABLE_UCDS = {"star_id": "meta.id;meta.main", "ra": "pos.eq.ra;meta.main",
 # ----------------------------------------------------------------------------- helpers
 
 @contextmanager
-def _atomic_text(out: str | os.PathLike, newline: str = ""):
-    """A text file handle whose content replaces ``out`` only when the block succeeds."""
+def _atomic_file(out: str | os.PathLike, newline: str = "", *, binary: bool = False):
+    """A file handle (text, or bytes with ``binary``) whose content replaces ``out`` only when
+    the block succeeds."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    mode = {"mode": "wb"} if binary else {"mode": "w", "encoding": "utf-8", "newline": newline}
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as fh:
+        with os.fdopen(fd, **mode) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
@@ -187,7 +189,7 @@ def export_csv(engine: Engine, out: str | os.PathLike, star_ids: Iterable[int] |
     written in full precision; NULL is an empty field. Streams in chunks."""
     stmt = measurement_select(star_ids, filter, order="star")
     n = 0
-    with _atomic_text(out) as fh:
+    with _atomic_file(out) as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(CSV_COLUMNS)
         for row in _stream(engine, stmt):
@@ -267,7 +269,7 @@ def export_aavso(engine: Engine, out: str | os.PathLike, *, obscode: str,
     group = 0
     last_jd = None
     in_group: set = set()
-    with _atomic_text(out) as fh:
+    with _atomic_file(out) as fh:
         for line in ("#TYPE=EXTENDED", f"#OBSCODE={obscode}",
                      f"#SOFTWARE={_clean_field(software, delim, 255)}", f"#DELIM={delim}",
                      "#DATE=JD", "#OBSTYPE=CCD"):
@@ -374,7 +376,7 @@ def export_sources_csv(engine: Engine, out: str | os.PathLike,
     if star_ids is not None:
         stmt = stmt.where(m.star_id.in_(sorted({int(x) for x in star_ids})))
     n = 0
-    with _atomic_text(out) as fh:
+    with _atomic_file(out) as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(SOURCES_CSV_COLUMNS)
         for star_id, ra_m, dec_m, mag, mag_err, filt, jd, raw_path in _stream(engine, stmt):
@@ -436,18 +438,6 @@ def export_votable(engine: Engine, out: str | os.PathLike, star_ids: Iterable[in
         field.ucd = _VOTABLE_UCDS.get(field.name)
     buf = io.BytesIO()
     votable.to_xml(buf)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(buf.getvalue())
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except BaseException:
-        with _suppress():
-            os.unlink(tmp)
-        raise
+    with _atomic_file(out, binary=True) as fh:
+        fh.write(buf.getvalue())
     return len(table)
