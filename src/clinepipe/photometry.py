@@ -37,7 +37,7 @@ no uncertainty plane is given.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from functools import cached_property
 
 import bottleneck as bn
 import numpy as np
@@ -111,32 +111,54 @@ _SEP_MASK_DTYPES = tuple(np.dtype(t)
 _MIN_ANNULUS_PIXELS = 8
 
 
-@dataclass(frozen=True, eq=False)
 class Background:
     """A smooth background model of one image.
 
-    Attributes
+    The full-frame maps are interpolated from sep's mesh on first use and then kept: each
+    costs as much as a fifth of the mesh estimate on a 2048² frame, and a caller that only
+    needs the global values (or none of the maps) should not pay for them.
+
+    Parameters
     ----------
-    level : numpy.ndarray
-        2-D, float32, ADU/pixel: the background level at every pixel.
-    rms : numpy.ndarray
-        2-D, float32, ADU/pixel: the 1-sigma noise of a background pixel.
-    global_level : float
-        ADU/pixel, the frame's global background (sep's ``globalback``).
-    global_rms : float
-        ADU/pixel, the frame's global background noise (sep's ``globalrms``).
+    maps : object
+        Anything with sep.Background's ``back(dtype=...)`` and ``rms(dtype=...)`` methods,
+        or a ``(level, rms)`` pair of 2-D arrays already evaluated.
+    global_level, global_rms : float
+        ADU/pixel, the frame's global background and its noise (sep's ``globalback``,
+        ``globalrms``).
     box : int
         Mesh box size, pixels.
     filter_size : int
         Median filter size over the mesh, boxes.
+
+    Attributes
+    ----------
+    level : numpy.ndarray
+        2-D, float32, ADU/pixel: the background level at every pixel (evaluated lazily).
+    rms : numpy.ndarray
+        2-D, float32, ADU/pixel: the 1-sigma noise of a background pixel (evaluated lazily).
     """
 
-    level: np.ndarray
-    rms: np.ndarray
-    global_level: float
-    global_rms: float
-    box: int = 64
-    filter_size: int = 3
+    def __init__(self, maps, global_level: float, global_rms: float, box: int = 64,
+                 filter_size: int = 3):
+        if isinstance(maps, tuple):
+            level, rms = maps
+            self.__dict__["level"] = np.asarray(level, dtype=np.float32)
+            self.__dict__["rms"] = np.asarray(rms, dtype=np.float32)
+            maps = None
+        self._maps = maps
+        self.global_level = float(global_level)
+        self.global_rms = float(global_rms)
+        self.box = int(box)
+        self.filter_size = int(filter_size)
+
+    @cached_property
+    def level(self) -> np.ndarray:
+        return self._maps.back(dtype=np.float32)
+
+    @cached_property
+    def rms(self) -> np.ndarray:
+        return self._maps.rms(dtype=np.float32)
 
     def level_error_scale(self, x, y) -> np.ndarray:
         """``sigma_level / rms`` at pixel positions (x, y) (0-based): the level's error per
@@ -230,7 +252,8 @@ def measure_background(data, mask=None, box: int = 64, filter_size: int = 3) -> 
     Returns
     -------
     Background
-        ``level`` and ``rms`` (2-D float32, ADU/pixel), ``global_level``, ``global_rms``.
+        ``level`` and ``rms`` (2-D float32, ADU/pixel, interpolated from the mesh on first
+        use), ``global_level``, ``global_rms``.
     """
     arr = _sep_image(data)
     sep_mask = _sep_mask(mask, arr.shape)
@@ -241,8 +264,7 @@ def measure_background(data, mask=None, box: int = 64, filter_size: int = 3) -> 
         sep_mask = nonfinite if sep_mask is None else (nonfinite | (sep_mask != 0))
     bkg = sep.Background(arr, mask=sep_mask, bw=int(box), bh=int(box),
                          fw=int(filter_size), fh=int(filter_size))
-    return Background(level=bkg.back(dtype=np.float32), rms=bkg.rms(dtype=np.float32),
-                      global_level=float(bkg.globalback), global_rms=float(bkg.globalrms),
+    return Background(bkg, global_level=float(bkg.globalback), global_rms=float(bkg.globalrms),
                       box=int(box), filter_size=int(filter_size))
 
 
