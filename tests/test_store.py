@@ -13,7 +13,7 @@ from sqlalchemy import delete, func, inspect, select
 from sqlalchemy.exc import IntegrityError
 
 from clinepipe.errors import ClinepipeError, ConfigError
-from clinepipe.store.db import (LIGHTCURVE_COLUMNS, current_revision, delete_frame_results,
+from clinepipe.store.db import (LIGHTCURVE_COLUMNS, BatchedTransaction, current_revision, delete_frame_results,
                                 head_revision, insert_measurements, lightcurve, mask_url,
                                 open_database, session_scope, upgrade_database)
 from clinepipe.store.legacy import LEGACY_CATALOG, import_sources_csv
@@ -274,6 +274,54 @@ def test_session_scope_commits_or_rolls_back(engine):
         run = Run(started_at=__import__("datetime").datetime(2024, 1, 1), software_version="x")
         s.add(run)
     assert run.id is not None and run.software_version == "x"  # readable after commit
+
+
+def _runs_seen_by_another_connection(url) -> int:
+    other = open_database(url, upgrade=False)
+    try:
+        with session_scope(other) as s:
+            return s.scalar(select(func.count()).select_from(Run))
+    finally:
+        other.dispose()
+
+
+def test_batched_transaction_commits_whole_units(db_url):
+    """Units become visible together every max_units; a failure discards only the open batch
+    (its units are redone by the next run), never part of a unit."""
+    import datetime
+
+    engine = open_database(db_url)
+    started = datetime.datetime(2024, 1, 1)
+    try:
+        with BatchedTransaction(engine, max_units=3, max_seconds=3600) as batch:
+            for k in range(2):
+                with batch.unit() as s:
+                    s.add(Run(started_at=started, software_version=f"u{k}"))
+            assert _runs_seen_by_another_connection(db_url) == 0  # not committed yet
+            with batch.unit() as s:
+                s.add(Run(started_at=started, software_version="u2"))
+            assert _runs_seen_by_another_connection(db_url) == 3  # the batch is due
+            with batch.unit() as s:
+                s.add(Run(started_at=started, software_version="u3"))
+            with pytest.raises(RuntimeError):
+                with batch.unit() as s:
+                    s.add(Run(started_at=started, software_version="half"))
+                    s.flush()
+                    raise RuntimeError("boom")
+            assert _runs_seen_by_another_connection(db_url) == 3  # u3 went with the failure
+            with batch.unit() as s:
+                s.add(Run(started_at=started, software_version="u4"))
+        # leaving the block commits what is open
+        with session_scope(engine) as s:
+            versions = sorted(s.scalars(select(Run.software_version)))
+        assert versions == ["u0", "u1", "u2", "u4"]
+
+        with BatchedTransaction(engine, max_units=100, max_seconds=0.0) as batch:
+            with batch.unit() as s:  # max_seconds 0: every unit commits at once
+                s.add(Run(started_at=started, software_version="u5"))
+            assert _runs_seen_by_another_connection(db_url) == 5
+    finally:
+        engine.dispose()
 
 
 # ----------------------------------------------------------------------------- light curves

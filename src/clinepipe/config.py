@@ -31,6 +31,10 @@ class PathsConfig:
 @dataclass(frozen=True)
 class DatabaseConfig:
     url: str = "sqlite:///clinepipe.db"
+    #: lights stored per write transaction, at most (each light's results are always written
+    #: whole); a commit is also made when the oldest uncommitted light is this many seconds old
+    commit_lights: int = 10
+    commit_seconds: float = 2.0
 
 
 @dataclass(frozen=True)

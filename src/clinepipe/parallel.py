@@ -2,7 +2,7 @@
 
 Only the database-free part of a light (reduce, sources, photometry, BJD and airmass) runs on
 the workers; the results come back in submission order and are written by the main process,
-one transaction per frame, so the database is identical to a serial run.
+each frame whole in one transaction, so the database is identical to a serial run.
 
 :class:`DaskPool` starts the scheduler at once and lets the worker processes come up in the
 background (forked from a fork server that has imported the per-frame modules once; each

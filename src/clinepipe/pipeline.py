@@ -5,13 +5,15 @@
       ├─ masters_stage    calibration groups that changed → master FITS + ``masters`` rows
       ├─ lights_stage     each light not yet done, in time order:
       │     lightframe.process_light (reduce → sources → WCS → photometry; Dask-able)
-      │     then, in this process and one transaction per frame: catalog match,
-      │     ensemble zero point, star identities, measurements
+      │     then, in this process: catalog match, ensemble zero point, star
+      │     identities, measurements (a frame never split between transactions; up to
+      │     ``[database] commit_lights`` frames per commit)
       └─ finish           run summary, known-variable names, star counts
 
 Every frame ends in a named state; a frame that cannot be finished gets a reason and the
-night goes on. Each frame's results are one transaction, so a run killed at any point and
-started again ends with the same database.
+night goes on. Each frame's results are written whole in one transaction (several frames
+share a commit), so a run killed at any point and started again, which redoes the frames
+whose commit was lost, ends with the same database.
 """
 
 from __future__ import annotations
@@ -468,7 +470,7 @@ def lights_stage(cfg: Config, engine, run_id: int, *, reprocess: bool = False,
 
     ``pool``: a started :class:`~clinepipe.parallel.DaskPool` to use (else one is started
     here when the run uses Dask)."""
-    from .store.db import session_scope
+    from .store.db import BatchedTransaction, session_scope
 
     states = PENDING_LIGHT_STATES + (("calibrated", "failed") if reprocess else ())
     with session_scope(engine) as s:
@@ -483,12 +485,17 @@ def lights_stage(cfg: Config, engine, run_id: int, *, reprocess: bool = False,
                  "to their own runs", len(lights) - len(mine))
     lights = mine
     tasks: list[LightTask] = []
+    unready: list[tuple[Frame, LightResult]] = []  # no masters yet: stored as waiting
     for frame in lights:
         task = _light_task(cfg, engine, frame)
         if isinstance(task, LightResult):
-            _store_light_result(cfg, engine, run_id, frame, task, None)
+            unready.append((frame, task))
         else:
             tasks.append(task)
+    with BatchedTransaction(engine) as batch:
+        for frame, result in unready:
+            with batch.unit() as s:
+                _store_light_result(cfg, s, run_id, frame, result, None)
     if not tasks:
         return 0
     context = CalibrationContext.load(cfg, engine)
@@ -497,12 +504,15 @@ def lights_stage(cfg: Config, engine, run_id: int, *, reprocess: bool = False,
     if progress:
         progress.start("lights", len(tasks))
     done = 0
-    for result in _execute(cfg, tasks, workers, pool):
-        _store_light_result(cfg, engine, run_id, by_id[result.frame_id], result, context,
-                            task_by_id[result.frame_id])
-        done += result.ok
-        if progress:
-            progress.advance()
+    db = cfg.database
+    with BatchedTransaction(engine, db.commit_lights, db.commit_seconds) as batch:
+        for result in _execute(cfg, tasks, workers, pool):
+            with batch.unit() as s:
+                _store_light_result(cfg, s, run_id, by_id[result.frame_id], result, context,
+                                    task_by_id[result.frame_id])
+            done += result.ok
+            if progress:
+                progress.advance()
     return done
 
 
@@ -571,17 +581,17 @@ def _field_of(m: np.ndarray) -> tuple[float, float, float] | None:
     return ra0, dec0, float(d.max()) + 1.0 / 60
 
 
-def _store_light_result(cfg: Config, engine, run_id: int, frame: Frame, result: LightResult,
+def _store_light_result(cfg: Config, s, run_id: int, frame: Frame, result: LightResult,
                         context: CalibrationContext | None, task: LightTask | None = None) -> None:
-    """Write one light's outcome in one transaction (replacing earlier results)."""
-    from .store.db import delete_frame_results, insert_measurements, session_scope
+    """Write one light's outcome (replacing earlier results) in the session ``s``, whose
+    transaction the caller commits: all of the light's rows go in that one transaction."""
+    from .store.db import delete_frame_results, insert_measurements
 
     if not result.ok:
-        with session_scope(engine) as s:
-            delete_frame_results(s, frame.id)
-            s.execute(update(Frame).where(Frame.id == frame.id).values(
-                state="waiting" if result.waiting else "failed", stage=result.stage,
-                reason=result.reason, run_id=run_id, updated_at=_now()))
+        delete_frame_results(s, frame.id)
+        s.execute(update(Frame).where(Frame.id == frame.id).values(
+            state="waiting" if result.waiting else "failed", stage=result.stage,
+            reason=result.reason, run_id=run_id, updated_at=_now()))
         (log.info if result.waiting else log.warning)("%s", result.message)
         return
 
@@ -607,31 +617,30 @@ def _store_light_result(cfg: Config, engine, run_id: int, frame: Frame, result: 
                                        site.latitude, site.longitude)
             bjd[finite] = bjd_tdb(jd[finite], m["ra"][finite], m["dec"][finite], site.latitude,
                                   site.longitude, site.elevation)
-    with session_scope(engine) as s:
-        delete_frame_results(s, frame.id)
-        star_ids = _identify_stars(cfg, s, m, calib)
-        _name_known_variables(cfg, s, m, star_ids, calib.known)
-        keep = star_ids > 0
-        rows = _measurement_rows(frame, m[keep], star_ids[keep], bjd[keep], x_air[keep],
-                                 calib.mag[keep], calib.mag_err[keep], calib.in_ensemble[keep])
-        insert_measurements(s, rows)
-        if calib.zero_point is not None:
-            zp = calib.zero_point
-            s.add(ZeroPoint(frame_id=frame.id, filter=frame.filter, catalog_band=calib.band,
-                            value=zp.value, error=zp.error, n_used=zp.n_used,
-                            n_candidates=zp.n_candidates, scatter=_f(zp.scatter) or 0.0,
-                            color_term=None))
-        centre_air = float(np.nanmedian(x_air)) if np.isfinite(x_air).any() else None
-        s.execute(update(Frame).where(Frame.id == frame.id).values(
-            state=calib.state, stage=calib.stage, reason=reason, run_id=run_id,
-            calibrated_path=result.calibrated_path.relative_to(cfg.paths.archive).as_posix(),
-            bias_master_id=task.bias.id if task else None,
-            dark_master_id=task.dark.id if task else None,
-            flat_master_id=task.flat.id if task else None, fwhm=_f(stats.get("fwhm")),
-            elongation=_f(stats.get("elongation")), sky=_f(stats.get("sky")),
-            n_stars=stats.get("n_stars"), airmass=centre_air,
-            astrometric_rms=_f(calib.astrometric_rms), source_list=stats.get("source_list"),
-            updated_at=_now()))
+    delete_frame_results(s, frame.id)
+    star_ids = _identify_stars(cfg, s, m, calib)
+    _name_known_variables(cfg, s, m, star_ids, calib.known)
+    keep = star_ids > 0
+    rows = _measurement_rows(frame, m[keep], star_ids[keep], bjd[keep], x_air[keep],
+                             calib.mag[keep], calib.mag_err[keep], calib.in_ensemble[keep])
+    insert_measurements(s, rows)
+    if calib.zero_point is not None:
+        zp = calib.zero_point
+        s.add(ZeroPoint(frame_id=frame.id, filter=frame.filter, catalog_band=calib.band,
+                        value=zp.value, error=zp.error, n_used=zp.n_used,
+                        n_candidates=zp.n_candidates, scatter=_f(zp.scatter) or 0.0,
+                        color_term=None))
+    centre_air = float(np.nanmedian(x_air)) if np.isfinite(x_air).any() else None
+    s.execute(update(Frame).where(Frame.id == frame.id).values(
+        state=calib.state, stage=calib.stage, reason=reason, run_id=run_id,
+        calibrated_path=result.calibrated_path.relative_to(cfg.paths.archive).as_posix(),
+        bias_master_id=task.bias.id if task else None,
+        dark_master_id=task.dark.id if task else None,
+        flat_master_id=task.flat.id if task else None, fwhm=_f(stats.get("fwhm")),
+        elongation=_f(stats.get("elongation")), sky=_f(stats.get("sky")),
+        n_stars=stats.get("n_stars"), airmass=centre_air,
+        astrometric_rms=_f(calib.astrometric_rms), source_list=stats.get("source_list"),
+        updated_at=_now()))
     log.info("%s: %s, %d stars%s%s", frame.raw_path, calib.state, int(keep.sum()),
              f", zero point {calib.zero_point.value:.3f} ± {calib.zero_point.error:.3f}"
              if calib.zero_point is not None else "", f" ({note})" if note else "")

@@ -13,7 +13,8 @@ a shared server) behave the same through this module:
   writer), ``foreign_keys=ON``, a 60 s busy timeout and ``synchronous=NORMAL``. In WAL mode
   ``NORMAL`` never corrupts the database and loses nothing when *clinepipe* is killed; only an
   operating-system crash or power cut can roll back the last few committed transactions. That
-  fits our crash model: each light frame's results are one transaction and a frame whose
+  fits our crash model: each light frame's results are written whole in one transaction
+  (:class:`BatchedTransaction` commits up to ten frames at once) and a frame whose
   transaction was lost is still in its earlier state, so the next ``run`` simply redoes it.
   ``FULL`` would cost one fsync per frame for no gain in what ``run`` ends up with.
 * :func:`lightcurve`, :func:`insert_measurements` and :func:`delete_frame_results` are the
@@ -26,6 +27,7 @@ import contextlib
 import functools
 import logging
 import operator
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -338,6 +340,77 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+class BatchedTransaction:
+    """Many units of work (the lights of a run) in few write transactions.
+
+    :meth:`unit` gives the session of the open transaction for one unit; after ``max_units``
+    units, or when the oldest uncommitted unit is ``max_seconds`` old, the transaction is
+    committed. A unit's rows are never split between transactions, so each unit is stored
+    whole or not at all; an exception rolls back the open transaction (the earlier units of
+    it too) and is re-raised: those units are still pending and the next run redoes them,
+    exactly as after a kill.
+
+    Why: on SQLite every commit writes each index page the transaction touched to the WAL,
+    and a light touches one page of the light-curve index per star, so committing ten lights
+    at once writes about a tenth of the pages per light (``bench/bench_db.py``).
+    """
+
+    def __init__(self, engine: Engine, max_units: int = 10, max_seconds: float = 2.0):
+        self.engine = engine
+        self.max_units = max(1, int(max_units))
+        self.max_seconds = float(max_seconds)
+        self._session: Session | None = None
+        self._units = 0
+        self._opened = 0.0
+
+    @contextlib.contextmanager
+    def unit(self) -> Iterator[Session]:
+        """The session to write one unit in; commits afterwards when the batch is due."""
+        if self._session is None:
+            self._session = Session(self.engine, expire_on_commit=False)
+            self._opened = time.monotonic()
+        try:
+            yield self._session
+        except BaseException:
+            self.rollback()
+            raise
+        self._units += 1
+        if (self._units >= self.max_units
+                or time.monotonic() - self._opened >= self.max_seconds):
+            self.commit()
+
+    def commit(self) -> None:
+        """Commit the open transaction (if any)."""
+        session, self._session, self._units = self._session, None, 0
+        if session is None:
+            return
+        try:
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def rollback(self) -> None:
+        """Discard the open transaction (if any)."""
+        session, self._session, self._units = self._session, None, 0
+        if session is not None:
+            try:
+                session.rollback()
+            finally:
+                session.close()
+
+    def __enter__(self) -> "BatchedTransaction":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.rollback()
 
 
 # ----------------------------------------------------------------------------- bulk helpers
