@@ -110,6 +110,30 @@ def _problem(exc: BaseException) -> str:
 
 # ----------------------------------------------------------------------------- engines
 
+def _ensure_wal(cur) -> None:
+    """Switch the database to WAL journaling unless it already is.
+
+    The switch needs the database to itself, and SQLite answers "database is locked" at once,
+    without its busy handler, when another process is opening (or switching) the same new
+    file at that moment; so retry for up to the busy timeout, re-reading the mode each time
+    (the other process has usually switched it meanwhile)."""
+    import sqlite3
+
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT
+    delay = 0.005
+    while True:
+        try:
+            mode = cur.execute("PRAGMA journal_mode").fetchone()[0]
+            if str(mode).lower() != "wal":
+                cur.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc).lower() or time.monotonic() > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.25)
+
+
 def _sqlite_pragmas(dbapi_connection, memory: bool) -> None:
     cur = dbapi_connection.cursor()
     try:
@@ -117,9 +141,7 @@ def _sqlite_pragmas(dbapi_connection, memory: bool) -> None:
         cur.execute("PRAGMA busy_timeout = " + str(int(SQLITE_BUSY_TIMEOUT * 1000)))
         cur.execute("PRAGMA foreign_keys = ON")
         if not memory:
-            mode = cur.execute("PRAGMA journal_mode").fetchone()[0]
-            if str(mode).lower() != "wal":
-                cur.execute("PRAGMA journal_mode = WAL")
+            _ensure_wal(cur)
         cur.execute("PRAGMA synchronous = NORMAL")
         cur.execute("PRAGMA cache_size = -65536")  # 64 MiB page cache per connection
         cur.execute("PRAGMA temp_store = MEMORY")
