@@ -108,12 +108,15 @@ def _problem(exc: BaseException) -> str:
 
 # ----------------------------------------------------------------------------- engines
 
-def _sqlite_pragmas(dbapi_connection, memory: bool) -> None:
+def _sqlite_pragmas(dbapi_connection, memory: bool, foreign_keys: bool = True) -> None:
+    """The settings of every SQLite connection. ``foreign_keys=False`` is for migrations only:
+    a table rebuild (SQLite's way to change a constraint) drops the old table, and with foreign
+    keys on that first deletes the rows of every ``ON DELETE CASCADE`` child table."""
     cur = dbapi_connection.cursor()
     try:
         # PRAGMA takes no bound parameters; the value is an integer constant of this module
         cur.execute("PRAGMA busy_timeout = " + str(int(SQLITE_BUSY_TIMEOUT * 1000)))
-        cur.execute("PRAGMA foreign_keys = ON")
+        cur.execute("PRAGMA foreign_keys = " + ("ON" if foreign_keys else "OFF"))
         if not memory:
             mode = cur.execute("PRAGMA journal_mode").fetchone()[0]
             if str(mode).lower() != "wal":
@@ -152,7 +155,7 @@ def _create_engine(u: URL, *, migration: bool = False) -> Engine:
         def _on_connect(dbapi_connection, _record):  # pragma: no cover - exercised via tests
             if migration:
                 dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
-            _sqlite_pragmas(dbapi_connection, memory)
+            _sqlite_pragmas(dbapi_connection, memory, foreign_keys=not migration)
 
         if migration:
             @event.listens_for(engine, "begin")
@@ -295,6 +298,17 @@ def _migrate(connection: Connection, target: str = "head") -> None:
     command.upgrade(alembic_config(connection), target)
 
 
+def _check_foreign_keys(conn: Connection, u: URL) -> None:
+    """Raise (rolling the migration back) if a SQLite migration, run with foreign keys off,
+    left a row pointing at a missing one."""
+    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+    if broken:
+        table, rowid, parent = broken[0][:3]
+        raise ClinepipeError(f"cannot upgrade the database {mask_url(u)}: the migration left "
+                             f"{len(broken)} row(s) with a broken reference (first: {table} row "
+                             f"{rowid} -> {parent}).", reason="database upgrade failed")
+
+
 def _upgrade(engine: Engine, u: URL) -> None:
     head = head_revision()
     if current_revision(engine) == head:
@@ -305,6 +319,7 @@ def _upgrade(engine: Engine, u: URL) -> None:
         try:
             with mig.begin() as conn:  # BEGIN IMMEDIATE: waits for a concurrent upgrade
                 _migrate(conn)
+                _check_foreign_keys(conn, u)  # they were off for the table rebuilds
         finally:
             mig.dispose()
     elif backend == "postgresql":
