@@ -44,7 +44,7 @@ __all__ = [
     "LIGHTCURVE_COLUMNS", "MIGRATIONS_DIR", "open_database", "upgrade_database",
     "current_revision", "head_revision", "alembic_config", "session_scope", "session_factory",
     "insert_measurements", "delete_frame_results", "lightcurve", "measurement_select",
-    "mask_url", "normalize_url",
+    "mask_url", "normalize_url", "telescope_names",
 ]
 
 log = logging.getLogger(__name__)
@@ -442,19 +442,27 @@ def delete_frame_results(session: Session, frame_id: int) -> int:
     return max(result.rowcount or 0, 0)
 
 
+def telescope_names(source: Session | Connection) -> list[str]:
+    """The telescopes that have frames in the database, sorted ("" = unnamed). Listings show a
+    telescope column only when there is more than one."""
+    return sorted(source.execute(select(_FRAMES.c.telescope).distinct()).scalars())
+
+
 def measurement_select(star_ids: Iterable[int] | None = None, filter: str | None = None,
                        since: float | None = None, until: float | None = None, *,
-                       order: str = "star"):
+                       order: str = "star", telescope: bool = False):
     """The Core ``SELECT`` behind :func:`lightcurve` and the CSV/VOTable exports: one row per
     measurement with :data:`LIGHTCURVE_COLUMNS` (joined to its frame for ``exptime`` and the raw
     path, and to the frame's zero point). ``ra``/``dec`` are the position measured on that
     frame; ``airmass`` is the star's own, else the frame's. ``order`` is ``"star"``
-    (star_id, jd_mid, frame_id) or ``"time"`` (jd_mid, star_id, frame_id)."""
+    (star_id, jd_mid, frame_id) or ``"time"`` (jd_mid, star_id, frame_id). ``telescope=True``
+    adds the frame's telescope as a last column (``frame`` is relative to its incoming)."""
     m, f, z = _MEASUREMENTS.c, _FRAMES.c, _ZERO_POINTS.c
+    extra = [f.telescope] if telescope else []
     stmt = (select(m.star_id, m.ra, m.dec, m.filter, m.jd_mid, m.bjd_tdb, m.mag, m.mag_err,
                    m.inst_mag, m.inst_mag_err, z.value.label("zero_point"),
                    func.coalesce(m.airmass, f.airmass).label("airmass"), f.exptime,
-                   f.raw_path.label("frame"))
+                   f.raw_path.label("frame"), *extra)
             .select_from(_MEASUREMENTS.join(_FRAMES, f.id == m.frame_id)
                          .outerjoin(_ZERO_POINTS, z.frame_id == m.frame_id)))
     if star_ids is not None:
