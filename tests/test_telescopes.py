@@ -28,7 +28,8 @@ def _configure(sim, telescope: str, db: Path) -> Path:
     """The simulator's config with this telescope's name and the shared database."""
     text = sim.config_path.read_text(encoding="utf-8")
     text = text.replace('url = "sqlite:///clinepipe.db"', f'url = "sqlite:///{db.as_posix()}"')
-    text = text.replace("[site]", f'[site]\ntelescope = "{telescope}"', 1)
+    assert 'telescope = ""' in text  # the simulator names the key, empty
+    text = text.replace('telescope = ""', f'telescope = "{telescope}"', 1)
     sim.config_path.write_text(text, encoding="utf-8")
     return sim.config_path
 
