@@ -71,3 +71,18 @@ def test_absolute_sqlite_and_postgres_urls_untouched(tmp_path):
     assert cfg.database.url == "sqlite:////var/db/x.db"
     cfg = load_config(write(tmp_path, '[database]\nurl = "postgresql+psycopg://u@h:5432/d"\n'))
     assert cfg.database.url == "postgresql+psycopg://u@h:5432/d"
+
+
+def test_site_telescope_defaults_to_empty_and_is_validated(tmp_path):
+    assert load_config(write(tmp_path, "")).site.telescope == ""
+    assert load_config(write(tmp_path, '[site]\ntelescope = "scope-a"\n')).site.telescope == "scope-a"
+    for bad, words in (('" scope-a"', ["site.telescope", "blanks"]),
+                       ('"' + "x" * 65 + '"', ["site.telescope", "longer than 64"]),
+                       ("3", ["site.telescope", "string"])):
+        path = write(tmp_path, f"[site]\ntelescope = {bad}\n")
+        with pytest.raises(ConfigError) as err:
+            load_config(path)
+        msg = err.value.message
+        assert str(path) in msg and "\n" not in msg
+        for w in words:
+            assert w in msg

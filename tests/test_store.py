@@ -52,14 +52,112 @@ def _frame_and_star(engine, raw_path="a/light.fits"):
 
 # ----------------------------------------------------------------------------- migrations
 
-def test_migrations_create_exactly_the_models_schema(engine):
-    assert current_revision(engine) == head_revision() == "0001"
-    assert TABLES <= set(inspect(engine).get_table_names())
+def _schema_diff(engine) -> list:
     with engine.connect() as conn:
         ctx = MigrationContext.configure(conn, opts={"compare_type": True,
                                                      "compare_server_default": True})
-        diff = compare_metadata(ctx, Base.metadata)
-    assert diff == []
+        return compare_metadata(ctx, Base.metadata)
+
+
+def test_migrations_create_exactly_the_models_schema(engine):
+    assert current_revision(engine) == head_revision() == "0002"
+    assert TABLES <= set(inspect(engine).get_table_names())
+    assert _schema_diff(engine) == []
+
+
+def _fill_0001_database(url: str) -> None:
+    """A database at revision 0001 holding a run, a master, two frames with measurements and
+    a zero point (plain SQL: the models describe the newest schema)."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from clinepipe.store.db import alembic_config
+
+    eng = open_database(url, upgrade=False)
+    with eng.begin() as conn:
+        command.upgrade(alembic_config(conn), "0001")
+        t = {"t": "2026-03-15 08:00:00"}
+        run = conn.execute(text(
+            "INSERT INTO runs (started_at, software_version, config_text, config_sha256, "
+            "host, pid, status, summary) VALUES (:t, 'old', '', '', 'h', 1, 'finished', '') "
+            "RETURNING id"), t).scalar()
+        master = conn.execute(text(
+            "INSERT INTO masters (kind, binning, night, jd, shape_y, shape_x, path, mode, "
+            "n_frames, inputs, input_key, software_version, run_id, created_at) VALUES "
+            "('bias', 1, '20260314', 2460000.5, 4, 4, 'masters/b.fits', 'default', 3, '[]', "
+            "'k1', 'old', :run, :t) RETURNING id"), {**t, "run": run}).scalar()
+        frames = [conn.execute(text(
+            "INSERT INTO frames (raw_path, kind, filter, jd_mid, xorg, yorg, state, qc, "
+            "bias_master_id, run_id) VALUES (:p, 'light', 'V', 2460000.5, 0, 0, "
+            "'calibrated', '', :master, :run) RETURNING id"),
+            {"p": f"20260314/Light_00{i}.fit", "master": master, "run": run}).scalar()
+            for i in (1, 2)]
+        star = conn.execute(text("INSERT INTO stars (ra, dec, n_measurements) "
+                                 "VALUES (150.0, 20.0, 2) RETURNING id")).scalar()
+        for fid in frames:
+            conn.execute(text(
+                "INSERT INTO measurements (frame_id, star_id, filter, jd_mid, mag, flags, "
+                "in_ensemble) VALUES (:f, :s, 'V', 2460000.5, 15.0, 0, :e)"),
+                {"f": fid, "s": star, "e": False})
+        conn.execute(text(
+            "INSERT INTO zero_points (frame_id, filter, catalog_band, value, error, n_used, "
+            "n_candidates, scatter) VALUES (:f, 'V', 'V', 20.0, 0.01, 5, 6, 0.02)"),
+            {"f": frames[0]})
+    eng.dispose()
+
+
+def test_upgrade_from_0001_keeps_every_row_and_allows_one_path_per_telescope(db_url):
+    _fill_0001_database(db_url)
+    eng = open_database(db_url)  # what `clinepipe run` / `db upgrade` do
+    try:
+        assert current_revision(eng) == "0002"
+        assert _schema_diff(eng) == []
+        with session_scope(eng) as s:
+            frames = s.execute(select(Frame.telescope, Frame.raw_path, Frame.run_id.is_not(None),
+                                      Frame.bias_master_id.is_not(None))
+                               .order_by(Frame.id)).all()
+            assert [tuple(f) for f in frames] == [("", "20260314/Light_001.fit", True, True),
+                                                  ("", "20260314/Light_002.fit", True, True)]
+            assert s.scalar(select(func.count()).select_from(Measurement)) == 2
+            assert s.scalar(select(func.count()).select_from(ZeroPoint)) == 1
+            assert s.scalars(select(Run.telescope)).all() == [""]
+            from clinepipe.store.models import Master
+
+            assert s.scalars(select(Master.telescope)).all() == [""]
+        with session_scope(eng) as s:  # another telescope's file of the same name
+            s.add(Frame(telescope="scope-b", raw_path="20260314/Light_001.fit",
+                        state="ingested"))
+        with pytest.raises(IntegrityError):  # the same telescope's file twice
+            with session_scope(eng) as s:
+                s.add(Frame(telescope="scope-b", raw_path="20260314/Light_001.fit",
+                            state="ingested"))
+        with session_scope(eng) as s:  # foreign keys still enforced after the rebuild
+            assert s.scalar(select(func.count()).select_from(Frame)) == 3
+        with pytest.raises(IntegrityError):
+            with session_scope(eng) as s:
+                insert_measurements(s, [_measurement(10**6, 1)])
+    finally:
+        eng.dispose()
+
+
+def test_0002_refuses_a_cascading_rebuild_on_sqlite(tmp_path):
+    """With foreign keys on, rebuilding `frames` would delete every measurement: refused."""
+    from alembic import command
+
+    from clinepipe.store.db import alembic_config
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    _fill_0001_database(url)
+    eng = open_database(url, upgrade=False)  # an ordinary connection: foreign keys on
+    try:
+        with pytest.raises(RuntimeError, match="foreign_keys=OFF"):
+            with eng.begin() as conn:
+                command.upgrade(alembic_config(conn), "head")
+        with session_scope(eng) as s:
+            assert s.scalar(select(func.count()).select_from(Measurement)) == 2
+        assert current_revision(eng) == "0001"
+    finally:
+        eng.dispose()
 
 
 def test_migration_downgrades_to_empty_and_upgrades_again(engine):
@@ -197,6 +295,8 @@ def test_unique_constraints_refuse_duplicates(engine):
     with pytest.raises(IntegrityError):
         with session_scope(engine) as s:
             s.add(Frame(raw_path="a/light.fits", state="ingested"))
+    with session_scope(engine) as s:  # the same path on another telescope is another file
+        s.add(Frame(telescope="scope-b", raw_path="a/light.fits", state="ingested"))
     with session_scope(engine) as s:
         s.add(ZeroPoint(frame_id=fid, filter="V", catalog_band="V", value=20.0, error=0.01,
                         n_used=5, n_candidates=6, scatter=0.02))

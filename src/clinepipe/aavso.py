@@ -248,11 +248,12 @@ def flag_suspected_variables(cfg: Config, engine, run_id: int, also_runs=()) -> 
                             "points; it is left out of the ensemble from now on",
                             sus.star_id, sus.catalog_id or "no catalog id", sus.ra, sus.dec,
                             sus.chi2_red, sus.threshold, sus.filter, sus.night, sus.rms, sus.n)
-        with _session(engine) as s:
+        with _session(engine) as s:  # other telescopes' frames: by their own runs and configs
             frame_ids = sorted(s.scalars(
                 select(Measurement.frame_id).distinct().join(Star, Star.id == Measurement.star_id)
-                .where(Star.var_type == SUSPECTED, Star.name.is_(None),
-                       Measurement.in_ensemble.is_(True))).all())
+                .join(Frame, Frame.id == Measurement.frame_id)
+                .where(Frame.telescope == cfg.site.telescope, Star.var_type == SUSPECTED,
+                       Star.name.is_(None), Measurement.in_ensemble.is_(True))).all())
         if frame_ids:
             done = recalibrate_frames(cfg, engine, frame_ids)
             log.info("re-calibrated %d frame(s) without the suspected variable(s) in the ensemble",

@@ -152,75 +152,100 @@ def _print_summary(summary) -> None:
 @app.command()
 def status(failed: bool = typer.Option(False, "--failed", help="List every file not fully processed."),
            as_csv: bool = typer.Option(False, "--csv", help="CSV output.")):
-    """Nights and frame counts per state; --failed lists every file with its reason."""
+    """Nights and frame counts per state; --failed lists every file with its reason. With more
+    than one telescope in the database, each row names its telescope."""
     from sqlalchemy import func, select
 
-    from .store.db import session_scope
+    from .store.db import session_scope, telescope_names
     from .store.models import Frame
 
     cfg = _config()
     engine = _engine(cfg)
     with session_scope(engine) as s:
+        multi = len(telescope_names(s)) > 1
         if failed:
-            rows = s.execute(select(Frame.raw_path, Frame.state, Frame.stage, Frame.reason)
+            rows = s.execute(select(Frame.raw_path, Frame.state, Frame.stage, Frame.reason,
+                                    Frame.telescope)
                              .where(Frame.state.in_(("failed", "waiting", "rejected", "duplicate",
                                                      "measured")), Frame.reason.is_not(None))
-                             .order_by(Frame.raw_path)).all()
-            if as_csv:
-                w = csv.writer(sys.stdout, lineterminator="\n")
-                w.writerow(["file", "stage", "reason"])
-                for raw_path, state, stage, reason in rows:
-                    w.writerow([raw_path, stage or state, reason])
-                return
-            for raw_path, state, stage, reason in rows:
-                typer.echo(f"{raw_path}\t{state}\t{stage or ''}\t{reason}")
-            if not rows:
-                typer.echo("every file is fully processed.")
+                             .order_by(Frame.telescope, Frame.raw_path)).all()
+            _print_failed(rows, as_csv, multi)
             return
-        rows = s.execute(select(Frame.night, Frame.state, func.count()).group_by(Frame.night, Frame.state)
-                         .order_by(Frame.night)).all()
+        rows = s.execute(select(Frame.telescope, Frame.night, Frame.state, func.count())
+                         .group_by(Frame.telescope, Frame.night, Frame.state)
+                         .order_by(Frame.telescope, Frame.night)).all()
+    if not multi:  # one telescope: the columns of a single-telescope observatory
+        rows = [r[1:] for r in rows]
+    _print_status(rows, as_csv, multi)
+
+
+def _print_failed(rows, as_csv: bool, multi: bool) -> None:
+    """``status --failed``: ``file,stage,reason`` (then ``telescope`` when there are several)."""
     if as_csv:
         w = csv.writer(sys.stdout, lineterminator="\n")
-        w.writerow(["night", "state", "frames"])
-        for night, state, n in rows:
-            w.writerow([night or "", state, n])
+        w.writerow(["file", "stage", "reason"] + (["telescope"] if multi else []))
+        for raw_path, state, stage, reason, telescope in rows:
+            w.writerow([raw_path, stage or state, reason] + ([telescope] if multi else []))
+        return
+    for raw_path, state, stage, reason, telescope in rows:
+        name = f"{telescope}:{raw_path}" if multi else raw_path
+        typer.echo(f"{name}\t{state}\t{stage or ''}\t{reason}")
+    if not rows:
+        typer.echo("every file is fully processed.")
+
+
+def _print_status(rows, as_csv: bool, multi: bool) -> None:
+    """Frames per night and state: rows of ``(night, state, n)``, or with several telescopes
+    ``(telescope, night, state, n)``."""
+    keys = ["telescope", "night"] if multi else ["night"]
+    if as_csv:
+        w = csv.writer(sys.stdout, lineterminator="\n")
+        w.writerow(keys + ["state", "frames"])
+        for *key, state, n in rows:
+            w.writerow([k or "" for k in key] + [state, n])
         return
     from rich.table import Table
 
-    nights: dict = {}
-    for night, state, n in rows:
-        nights.setdefault(night or "?", {})[state] = n
-    states = sorted({st for _, st, _ in rows})
-    table = Table(title="frames per night and state")
-    table.add_column("night")
+    groups: dict = {}
+    for *key, state, n in rows:
+        groups.setdefault(tuple(k or ("?" if name == "night" else "") for k, name
+                                in zip(key, keys)), {})[state] = n
+    states = sorted({r[-2] for r in rows})
+    table = Table(title="frames per " + ("telescope, " if multi else "") + "night and state")
+    for name in keys:
+        table.add_column(name)
     for st in states:
         table.add_column(st, justify="right")
-    for night, counts in nights.items():
-        table.add_row(night, *[str(counts.get(st, "")) for st in states])
+    for key, counts in groups.items():
+        table.add_row(*key, *[str(counts.get(st, "")) for st in states])
     _console().print(table)
 
 
 @app.command()
 def frames(night: Optional[str] = typer.Option(None, "--night", help="Only this night (YYYYMMDD)."),
            as_csv: bool = typer.Option(False, "--csv", help="CSV output.")):
-    """Every frame with its state, reason, quality figures and QC flags."""
+    """Every frame with its state, reason, quality figures and QC flags (and its telescope, when
+    the database holds more than one)."""
     from sqlalchemy import select
 
-    from .store.db import session_scope
+    from .store.db import session_scope, telescope_names
     from .store.models import Frame, ZeroPoint
 
     cfg = _config()
     with session_scope(_engine(cfg)) as s:
+        multi = len(telescope_names(s)) > 1
         q = (select(Frame.raw_path, Frame.night, Frame.kind, Frame.filter, Frame.state, Frame.reason,
-                    Frame.fwhm, Frame.elongation, Frame.sky, ZeroPoint.value, Frame.n_stars, Frame.qc)
+                    Frame.fwhm, Frame.elongation, Frame.sky, ZeroPoint.value, Frame.n_stars, Frame.qc,
+                    Frame.telescope)
              .outerjoin(ZeroPoint, ZeroPoint.frame_id == Frame.id)
-             .order_by(Frame.night, Frame.jd_mid, Frame.raw_path))
+             .order_by(Frame.night, Frame.jd_mid, Frame.telescope, Frame.raw_path))
         if night:
             q = q.where(Frame.night == night)
         rows = s.execute(q).all()
     w = csv.writer(sys.stdout, lineterminator="\n", delimiter="," if as_csv else "\t")
+    # with several telescopes a last column names each frame's (frame is relative to its incoming)
     w.writerow(["frame", "night", "type", "filter", "state", "reason", "fwhm", "elongation", "sky",
-                "zero_point", "n_stars", "qc"])
+                "zero_point", "n_stars", "qc"] + (["telescope"] if multi else []))
 
     def num(v, fmt):
         return format(v, fmt) if v is not None else ""
@@ -228,7 +253,7 @@ def frames(night: Optional[str] = typer.Option(None, "--night", help="Only this 
     for r in rows:
         w.writerow([r[0], r[1] or "", r[2] or "", r[3] or "", r[4], r[5] or "", num(r[6], ".2f"),
                     num(r[7], ".2f"), num(r[8], ".1f"), num(r[9], ".4f"),
-                    "" if r[10] is None else r[10], r[11] or ""])
+                    "" if r[10] is None else r[10], r[11] or ""] + ([r[12]] if multi else []))
 
 
 @app.command()

@@ -43,6 +43,10 @@ class SiteConfig:
     longitude: float = -79.8089
     elevation: float = 250.0
     name: str = "Cline Observatory"
+    #: this telescope's name when several telescopes share one database: its frames, masters
+    #: and quality flags are kept apart from the others' ("" = the only telescope; databases
+    #: from before the telescope column hold their frames under "")
+    telescope: str = ""
 
 
 @dataclass(frozen=True)
@@ -220,7 +224,23 @@ def config_from_dict(raw: dict, path: Path | None = None, text: str = "") -> Con
             raise ConfigError(f"{where}: [{name}] must be a table of keys.")
         sections[name] = _section(hints[name], name, value, where)
     cfg = Config(**sections, source_file=path, source_text=text)
+    _check_telescope(cfg.site.telescope, where)
     return _resolve_paths(cfg)
+
+
+#: the longest telescope name (the width of the ``telescope`` columns)
+TELESCOPE_MAX_LENGTH = 64
+
+
+def _check_telescope(name: str, where: str) -> None:
+    """The telescope name is a key of the database's rows: refuse names that would look alike
+    in listings (surrounding blanks, control characters) or not fit the column."""
+    if len(name) > TELESCOPE_MAX_LENGTH:
+        raise ConfigError(f"{where}: site.telescope = {name!r} is longer than "
+                          f"{TELESCOPE_MAX_LENGTH} characters.")
+    if name != name.strip() or any(not ch.isprintable() for ch in name):
+        raise ConfigError(f"{where}: site.telescope = {name!r} must not start or end with "
+                          f"blanks or contain control characters.")
 
 
 def _section(cls, name: str, values: dict, where: str):
@@ -323,6 +343,7 @@ url = "sqlite:///clinepipe.db"   # or postgresql+psycopg://user@host:port/db for
 latitude = 36.0760
 longitude = -79.8089
 elevation = 250
+telescope = ""          # this telescope's name when several share one database, e.g. "scope-a"
 
 [camera]
 gain = 0.4              # e-/ADU, when EGAIN is absent from the header

@@ -14,6 +14,10 @@ Every frame ends in a named state; a frame that cannot be finished gets a reason
 night goes on. Each frame's results are written whole in one transaction (several frames
 share a commit), so a run killed at any point and started again, which redoes the frames
 whose commit was lost, ends with the same database.
+
+Several telescopes may share the database: a run works on the frames and masters of its own
+telescope (``[site] telescope``, the ``telescope`` column) only, so two telescopes may both have
+a ``20260314/Light_001.fit``; stars are shared.
 """
 
 from __future__ import annotations
@@ -81,7 +85,7 @@ def run_pipeline(cfg: Config, *, reprocess: bool = False, workers: int | None = 
             engine = open_database(cfg.database.url)
             with session_scope(engine) as s:
                 run = Run(started_at=_now(), software_version=__version__,
-                          config_text=cfg.source_text,
+                          telescope=cfg.site.telescope, config_text=cfg.source_text,
                           config_sha256=hashlib.sha256(cfg.source_text.encode()).hexdigest(),
                           host=socket.gethostname(), pid=os.getpid(), status="running")
                 s.add(run)
@@ -89,6 +93,7 @@ def run_pipeline(cfg: Config, *, reprocess: bool = False, workers: int | None = 
                 run_id = run.id
             log.info("run %d started (clinepipe %s)", run_id, __version__)
             killed = _close_killed_runs(engine, run_id, lock.previous_holder)
+            adopt_untagged_rows(cfg, engine)
             summary = RunSummary(run_id)
             settle = cfg.paths.settle_seconds if settle_seconds is None else settle_seconds
             summary.new_files = ingest_stage(cfg, engine, run_id, settle, progress)
@@ -106,7 +111,7 @@ def run_pipeline(cfg: Config, *, reprocess: bool = False, workers: int | None = 
             fit_colour_terms(cfg, engine, run_id, also_runs=killed)
             write_night_reports(cfg, engine, run_id, also_runs=killed)
             write_aavso_reports(cfg, engine, run_id, also_runs=killed)  # never raises
-            summary.states, summary.failures = frame_states(engine)
+            summary.states, summary.failures = frame_states(engine, cfg.site.telescope)
             summary.elapsed = time.perf_counter() - t0
             with session_scope(engine) as s:
                 s.execute(update(Run).where(Run.id == run_id).values(
@@ -150,7 +155,8 @@ def _start_pool(cfg: Config, engine, workers: int | None, reprocess: bool = Fals
         return None
     states = PENDING_LIGHT_STATES + (("calibrated", "failed") if reprocess else ())
     with session_scope(engine) as s:
-        pending = s.scalars(select(Frame.id).where(Frame.kind == "light",
+        pending = s.scalars(select(Frame.id).where(Frame.telescope == cfg.site.telescope,
+                                                   Frame.kind == "light",
                                                    Frame.state.in_(states)).limit(1)).first()
     if pending is None:
         return None
@@ -192,6 +198,44 @@ def _close_killed_runs(engine, run_id: int, previous_holder: str | None) -> list
     return ids
 
 
+def adopt_untagged_rows(cfg: Config, engine) -> int:
+    """Give this telescope the frames and masters that carry no telescope ("", the rows of a
+    database from before revision 0002) but are evidently its own: their archive copy is in this
+    run's archive (a frame that never reached the archive: its file is in this incoming folder).
+
+    Telescopes that shared a database before telescope names existed each claim their own rows
+    on their first run with ``[site] telescope`` set, instead of ingesting every file again.
+    Returns how many rows were claimed."""
+    from .store.db import session_scope
+
+    telescope = cfg.site.telescope
+    if not telescope:
+        return 0
+    archive, incoming = cfg.paths.archive, cfg.paths.incoming
+    with session_scope(engine) as s:
+        frames = s.execute(select(Frame.id, Frame.raw_path, Frame.archive_path)
+                           .where(Frame.telescope == "")).all()
+        masters = s.execute(select(Master.id, Master.path).where(Master.telescope == "")).all()
+        taken = set(s.scalars(select(Frame.raw_path).where(Frame.telescope == telescope)))
+        frame_ids = [fid for fid, raw, copy in frames if raw not in taken and (
+            in_archive(archive, copy) if copy else (incoming / raw).is_file())]
+        master_ids = [mid for mid, path in masters if in_archive(archive, path)]
+        for chunk in _chunks(frame_ids):
+            s.execute(update(Frame).where(Frame.id.in_(chunk)).values(telescope=telescope))
+        for chunk in _chunks(master_ids):
+            s.execute(update(Master).where(Master.id.in_(chunk)).values(telescope=telescope))
+    if frame_ids or master_ids:
+        log.info("telescope %r: claimed %d frame(s) and %d master(s) recorded without a telescope",
+                 telescope, len(frame_ids), len(master_ids))
+    return len(frame_ids) + len(master_ids)
+
+
+def _chunks(ids: list[int], size: int = 500):
+    """``ids`` in slices small enough for any database's limit on bound parameters."""
+    for i in range(0, len(ids), size):
+        yield ids[i:i + size]
+
+
 def _attach_log_file(path: Path) -> logging.Handler:
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path, encoding="utf-8")
@@ -214,14 +258,15 @@ def ingest_stage(cfg: Config, engine, run_id: int, settle_seconds: float, progre
     if not incoming.is_dir():
         raise ClinepipeError(f"{incoming}: the incoming folder does not exist.", reason="no incoming")
     files = find_new_files(incoming, settle_seconds=settle_seconds)
-    with session_scope(engine) as s:
-        known = set(s.scalars(select(Frame.raw_path)))
+    telescope = cfg.site.telescope
+    with session_scope(engine) as s:  # other telescopes' files of the same names are theirs
+        known = set(s.scalars(select(Frame.raw_path).where(Frame.telescope == telescope)))
     new = [p for p in files if p.relative_to(incoming).as_posix() not in known]
     if progress:
         progress.start("ingest", len(new))
     for path in new:
         rel = path.relative_to(incoming).as_posix()
-        row = {"raw_path": rel, "run_id": run_id, "updated_at": _now()}
+        row = {"telescope": telescope, "raw_path": rel, "run_id": run_id, "updated_at": _now()}
         try:
             digest = sha256_file(path)
             row.update(sha256=digest, size=path.stat().st_size)
@@ -233,9 +278,7 @@ def ingest_stage(cfg: Config, engine, run_id: int, settle_seconds: float, progre
             if progress:
                 progress.advance()
             continue
-        with session_scope(engine) as s:
-            twin = s.scalars(select(Frame.raw_path).where(Frame.sha256 == digest,
-                                                          Frame.state != "duplicate")).first()
+        twin = _twin_of(engine, digest, telescope)
         if twin is not None:
             row.update(state="duplicate", stage="ingest", reason=f"duplicate of {twin}")
             _insert_frame(engine, row)
@@ -255,6 +298,22 @@ def ingest_stage(cfg: Config, engine, run_id: int, settle_seconds: float, progre
             progress.advance()
     log.info("ingest: %d new file(s)", len(new))
     return len(new)
+
+
+def _twin_of(engine, digest: str, telescope: str) -> str | None:
+    """The file (not itself a duplicate) with these bytes already in the database, named as in
+    messages: its path, prefixed ``telescope:`` when another telescope has it. Looked for over
+    every telescope: the same bytes twice would put the same measurements twice in the light
+    curves."""
+    from .store.db import session_scope
+
+    with session_scope(engine) as s:
+        twin = s.execute(select(Frame.telescope, Frame.raw_path)
+                         .where(Frame.sha256 == digest, Frame.state != "duplicate")
+                         .order_by(Frame.id)).first()
+    if twin is None:
+        return None
+    return twin.raw_path if twin.telescope == telescope else f"{twin.telescope}:{twin.raw_path}"
 
 
 def _insert_frame(engine, row: dict) -> None:
@@ -308,7 +367,7 @@ def masters_stage(cfg: Config, engine, run_id: int) -> int:
     for kind in CALIBRATION_KINDS:
         with session_scope(engine) as s:
             frames = s.scalars(select(Frame).where(
-                Frame.kind == kind,
+                Frame.telescope == cfg.site.telescope, Frame.kind == kind,
                 Frame.state.in_(("ingested", "used", "rejected", "waiting")))).all()
             s.expunge_all()
         frames = [f for f in frames if in_archive(cfg.paths.archive, f.archive_path)]
@@ -351,7 +410,7 @@ def _build_master(cfg, engine, run_id, kind, night, binning, filt, members, key)
             inputs_used = {}
         else:
             bias = choose_master(engine, "bias", binning, None, jd, red.max_master_age_days,
-                                 archive)
+                                 archive, telescope=cfg.site.telescope)
             if bias is None:
                 raise MissingCalibration(f"waiting for calibration: no bias for binning {binning}")
             if kind == "dark":
@@ -362,7 +421,8 @@ def _build_master(cfg, engine, run_id, kind, night, binning, filt, members, key)
                 dark = choose_master(engine, "dark", binning, None, jd,
                                      red.max_master_age_days, archive,
                                      ccd_temp=_mean([f.ccd_temp for f in members]),
-                                     temp_tolerance=cfg.camera.temp_tolerance)
+                                     temp_tolerance=cfg.camera.temp_tolerance,
+                                     telescope=cfg.site.telescope)
                 if dark is None:
                     raise MissingCalibration(f"waiting for calibration: no dark for binning {binning}")
                 result = build_flat(paths, archive / bias.path, archive / dark.path, dark.exptime,
@@ -388,7 +448,7 @@ def _build_master(cfg, engine, run_id, kind, night, binning, filt, members, key)
                  provenance=provenance)
     shape = result.data.shape
     with session_scope(engine) as s:
-        s.add(Master(kind=kind, binning=binning, filter=filt,
+        s.add(Master(telescope=cfg.site.telescope, kind=kind, binning=binning, filter=filt,
                      exptime=getattr(result, "exptime", None) if kind == "dark" else None,
                      ccd_temp=_mean([by_path[p].ccd_temp for p in result.used]),
                      night=night, jd=jd, shape_y=shape[0], shape_x=shape[1], path=rel.as_posix(),
@@ -422,22 +482,22 @@ def _set_states(engine, frames, state, stage, reason) -> None:
 def in_archive(archive: Path, rel: str | None) -> bool:
     """Whether a frame's archive copy (or a master) is a file of this run's ``archive``.
 
-    Several telescopes may share one database, each with its own incoming folder, archive and
-    config: a run works only on the frames and masters in its own archive, and leaves the
-    other telescopes' rows to their own runs."""
+    A run works only on its own telescope's rows (the ``telescope`` column); this also leaves
+    out a row whose file is missing from the archive (a failed ingest, a deleted copy)."""
     return bool(rel) and (archive / rel).is_file()
 
 
 def choose_master(engine, kind: str, binning: int, filt: str | None, jd: float,
                   max_age_days: float, archive: Path | None = None, ccd_temp: float | None = None,
-                  temp_tolerance: float = 0.0) -> Master | None:
-    """The master nearest in time to ``jd`` within the allowed age (latest build per group);
-    with ``archive``, only masters whose file is in that archive (this telescope's); with
+                  temp_tolerance: float = 0.0, telescope: str = "") -> Master | None:
+    """The master of ``telescope`` nearest in time to ``jd`` within the allowed age (latest
+    build per group); with ``archive``, only masters whose file is in that archive; with
     ``ccd_temp``, masters within ``temp_tolerance`` of it are preferred (darks)."""
     from .store.db import session_scope
 
     with session_scope(engine) as s:
-        q = select(Master).where(Master.kind == kind, Master.binning == binning,
+        q = select(Master).where(Master.telescope == telescope, Master.kind == kind,
+                                 Master.binning == binning,
                                  func.abs(Master.jd - jd) <= max_age_days)
         if filt is not None:
             q = q.where(Master.filter == filt)
@@ -473,16 +533,16 @@ def lights_stage(cfg: Config, engine, run_id: int, *, reprocess: bool = False,
     from .store.db import BatchedTransaction, session_scope
 
     states = PENDING_LIGHT_STATES + (("calibrated", "failed") if reprocess else ())
-    with session_scope(engine) as s:
-        lights = s.scalars(select(Frame).where(Frame.kind == "light", Frame.state.in_(states))
+    with session_scope(engine) as s:  # other telescopes' lights are left to their own runs
+        lights = s.scalars(select(Frame).where(Frame.telescope == cfg.site.telescope,
+                                               Frame.kind == "light", Frame.state.in_(states))
                            .order_by(Frame.jd_mid, Frame.raw_path)).all()
         s.expunge_all()
-    # a failed light that never reached the archive cannot be retried; another telescope's
-    # lights (same database, other archive) are left to its own runs
+    # a failed light that never reached the archive cannot be retried
     mine = [f for f in lights if in_archive(cfg.paths.archive, f.archive_path)]
     if len(mine) < len(lights) and not reprocess:
-        log.info("lights: %d pending light(s) not in this archive (another telescope's) left "
-                 "to their own runs", len(lights) - len(mine))
+        log.info("lights: %d pending light(s) whose archive copy is missing left as they are",
+                 len(lights) - len(mine))
     lights = mine
     tasks: list[LightTask] = []
     unready: list[tuple[Frame, LightResult]] = []  # no masters yet: stored as waiting
@@ -523,7 +583,8 @@ def _light_task(cfg: Config, engine, frame: Frame) -> LightTask | LightResult:
     chosen = {}
     for kind, filt in (("bias", None), ("dark", None), ("flat", frame.filter)):
         m = choose_master(engine, kind, frame.binning, filt, frame.jd_mid, age, archive,
-                          ccd_temp=frame.ccd_temp, temp_tolerance=cfg.camera.temp_tolerance)
+                          ccd_temp=frame.ccd_temp, temp_tolerance=cfg.camera.temp_tolerance,
+                          telescope=frame.telescope)
         if m is None:
             what = f"{filt}-band flat" if kind == "flat" else kind
             reason = f"waiting for calibration: no {what} for binning {frame.binning}"
@@ -822,10 +883,12 @@ def _name_known_variables(cfg: Config, s, m: np.ndarray, star_ids: np.ndarray, k
 # ----------------------------------------------------------------------------- finishing
 
 def update_qc(cfg: Config, engine, nights: list[str] | None = None) -> None:
-    """Recompute the QC flags of every light of the given nights (all nights by default).
+    """Recompute the QC flags of this telescope's lights of the given nights (all nights by
+    default), with this telescope's thresholds.
 
-    Flags are relative to the night and filter, so they are derived from the stored figures
-    again whenever a night gains frames: the same data always gives the same flags.
+    Flags are relative to the night, telescope and filter (another telescope has its own zero
+    point, seeing and sky), so they are derived from the stored figures again whenever a night
+    gains frames: the same data always gives the same flags.
     """
     from .qc import QcThresholds, night_flags
     from .store.db import session_scope
@@ -838,12 +901,13 @@ def update_qc(cfg: Config, engine, nights: list[str] | None = None) -> None:
                         Frame.fwhm, Frame.elongation, Frame.sky, Frame.n_stars,
                         Frame.astrometric_rms, Frame.qc)
                  .outerjoin(ZeroPoint, ZeroPoint.frame_id == Frame.id)
-                 .where(Frame.kind == "light", Frame.state.in_(("calibrated", "measured"))))
+                 .where(Frame.telescope == cfg.site.telescope, Frame.kind == "light",
+                        Frame.state.in_(("calibrated", "measured"))))
         if nights is not None:
             query = query.where(Frame.night.in_(nights))
         rows = s.execute(query.order_by(Frame.night, Frame.filter, Frame.jd_mid)).all()
         groups = defaultdict(list)
-        for r in rows:
+        for r in rows:  # one telescope: (night, filter)
             groups[(r[1], r[2])].append(r)
         for members in groups.values():
             cols = list(zip(*[[np.nan if v is None else v for v in r[3:10]] for r in members]))
@@ -855,7 +919,8 @@ def update_qc(cfg: Config, engine, nights: list[str] | None = None) -> None:
 
 
 def fit_colour_terms(cfg: Config, engine, run_id: int, also_runs=()) -> None:
-    """Fit and record (``zero_points.color_term``) a colour term per night and filter.
+    """Fit and record (``zero_points.color_term``) a colour term per night and filter of this
+    run's telescope (each telescope's optics and camera have their own).
 
     From the ensemble stars' residuals ``catalog − calibrated`` against their catalog colour
     (``calibrate.COLOUR_INDEX``), each frame's mean removed. Reported, not applied: the
@@ -869,9 +934,10 @@ def fit_colour_terms(cfg: Config, engine, run_id: int, also_runs=()) -> None:
     if not cfg.catalog.color_term:
         return
     with session_scope(engine) as s:
+        telescope = cfg.site.telescope
         nights = s.execute(select(Frame.night, Frame.filter).distinct().where(
-            Frame.run_id.in_([run_id, *also_runs]), Frame.kind == "light",
-            Frame.state == "calibrated")).all()
+            Frame.telescope == telescope, Frame.run_id.in_([run_id, *also_runs]),
+            Frame.kind == "light", Frame.state == "calibrated")).all()
         for night, filt in nights:
             band = cfg.catalog.filters.get(filt or "")
             if band not in COLOUR_INDEX:
@@ -882,7 +948,7 @@ def fit_colour_terms(cfg: Config, engine, run_id: int, also_runs=()) -> None:
                        CatalogMatch.mags)
                 .join(Frame, Frame.id == Measurement.frame_id)
                 .join(CatalogMatch, CatalogMatch.star_id == Measurement.star_id)
-                .where(Frame.night == night, Frame.filter == filt,
+                .where(Frame.telescope == telescope, Frame.night == night, Frame.filter == filt,
                        Measurement.in_ensemble.is_(True), Measurement.mag.is_not(None))).all()
             residual, colour, error, frame = [], [], [], []
             for frame_id, mag, mag_err, mags_json in rows:
@@ -895,7 +961,8 @@ def fit_colour_terms(cfg: Config, engine, run_id: int, also_runs=()) -> None:
                 error.append(float(np.hypot(mag_err or 0.01, cat_err)))
                 frame.append(frame_id)
             term = fit_colour_term(residual, colour, error, frame, colour_name=f"{blue}-{red}")
-            frame_ids = select(Frame.id).where(Frame.night == night, Frame.filter == filt)
+            frame_ids = select(Frame.id).where(Frame.telescope == telescope,
+                                               Frame.night == night, Frame.filter == filt)
             s.execute(update(ZeroPoint).where(ZeroPoint.frame_id.in_(frame_ids)).values(
                 color_term=_f(term.value)))
             if term.reason:
@@ -932,15 +999,18 @@ def refresh_star_counts(engine) -> None:
         s.execute(update(Star).values(n_measurements=counts))
 
 
-def frame_states(engine) -> tuple[dict, list]:
-    """Frames per state, and every file not fully processed with its stage and reason."""
+def frame_states(engine, telescope: str | None = None) -> tuple[dict, list]:
+    """Frames per state, and every file not fully processed with its stage and reason; of one
+    telescope, or of all (``telescope=None``)."""
     from .store.db import session_scope
 
+    mine = [] if telescope is None else [Frame.telescope == telescope]
     with session_scope(engine) as s:
-        states = dict(s.execute(select(Frame.state, func.count()).group_by(Frame.state)).all())
+        states = dict(s.execute(select(Frame.state, func.count()).where(*mine)
+                                .group_by(Frame.state)).all())
         failures = s.execute(select(Frame.raw_path, Frame.state, Frame.stage, Frame.reason)
-                             .where(Frame.state.in_(("failed", "waiting", "rejected",
-                                                     "duplicate", "measured")),
+                             .where(*mine, Frame.state.in_(("failed", "waiting", "rejected",
+                                                            "duplicate", "measured")),
                                     Frame.reason.is_not(None))
                              .order_by(Frame.raw_path)).all()
     return states, [tuple(r) for r in failures]

@@ -1,7 +1,9 @@
 """The morning report: one self-contained HTML page per night (plots embedded as PNG data).
 
 Zero point, FWHM and sky against time per filter with the QC-flagged frames highlighted,
-frames per state, every failure with its reason, and the night's most variable stars.
+frames per state, every failure with its reason, and the night's most variable stars. When the
+database holds several telescopes, the tables name each frame's telescope and the plots draw
+one series per telescope and filter.
 Nothing is fetched from outside: the page opens from a USB stick on a laptop with no network.
 """
 
@@ -39,25 +41,29 @@ def latest_night(session) -> str | None:
 def write_report(engine, night: str | None, output_dir: Path, targets=()) -> Path:
     """Write ``output_dir/index.html`` for ``night`` (default: the latest night with lights);
     ``targets`` (``[aavso] targets``) get their light curves of the night and the last 30 days."""
-    from .store.db import session_scope
+    from .store.db import session_scope, telescope_names
 
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     with session_scope(engine) as s:
         night = night or latest_night(s)
+        multi = len(telescope_names(s)) > 1
         frames = s.execute(
             select(Frame.raw_path, Frame.kind, Frame.filter, Frame.state, Frame.stage, Frame.reason,
                    Frame.jd_mid, Frame.fwhm, Frame.sky, Frame.qc, ZeroPoint.value, ZeroPoint.error,
-                   Frame.n_stars, Frame.airmass)
+                   Frame.n_stars, Frame.airmass, Frame.telescope)
             .outerjoin(ZeroPoint, ZeroPoint.frame_id == Frame.id)
-            .where(Frame.night == night).order_by(Frame.jd_mid, Frame.raw_path)).all()
+            .where(Frame.night == night)
+            .order_by(Frame.jd_mid, Frame.telescope, Frame.raw_path)).all()
         variables = _night_variables(s, night)
+        # a colour term belongs to one telescope's optics and camera (fitted per telescope)
         colour_terms = s.execute(
-            select(Frame.filter, ZeroPoint.catalog_band, func.max(ZeroPoint.color_term),
-                   func.count(ZeroPoint.id))
+            select(Frame.telescope, Frame.filter, ZeroPoint.catalog_band,
+                   func.max(ZeroPoint.color_term), func.count(ZeroPoint.id))
             .join(ZeroPoint, ZeroPoint.frame_id == Frame.id)
-            .where(Frame.night == night).group_by(Frame.filter, ZeroPoint.catalog_band)
-            .order_by(Frame.filter)).all()
+            .where(Frame.night == night)
+            .group_by(Frame.telescope, Frame.filter, ZeroPoint.catalog_band)
+            .order_by(Frame.telescope, Frame.filter)).all()
     lights = [f for f in frames if f.kind == "light" and f.jd_mid is not None]
     states: dict[str, int] = {}
     for f in frames:
@@ -70,8 +76,10 @@ def write_report(engine, night: str | None, output_dir: Path, targets=()) -> Pat
              f"<title>clinepipe — night {html.escape(str(night))}</title><style>{_CSS}</style></head><body>",
              f"<h1>Night {html.escape(str(night))}</h1>",
              f"<p class='sub'>{len(frames)} frames, {len(lights)} lights, "
-             f"{len(flagged)} flagged by quality control, {len(failures)} not fully processed. "
-             f"clinepipe {html.escape(__version__)}.</p>"]
+             f"{len(flagged)} flagged by quality control, {len(failures)} not fully processed"
+             + (f"; telescopes {html.escape(', '.join(sorted({f.telescope for f in frames})))}"
+                if multi else "")
+             + f". clinepipe {html.escape(__version__)}.</p>"]
     parts.append("<h2>Frames per state</h2><table><tr><th>state</th><th>frames</th></tr>")
     parts += [f"<tr><td>{html.escape(k)}</td><td class='num'>{v}</td></tr>"
               for k, v in sorted(states.items())]
@@ -81,27 +89,30 @@ def write_report(engine, night: str | None, output_dir: Path, targets=()) -> Pat
         for title, column, unit, invert in (("Zero point", "value", "mag", False),
                                             ("FWHM", "fwhm", "pixels", False),
                                             ("Sky", "sky", "ADU / pixel", False)):
+            png = _plot(lights, column, title, unit, invert, multi)
             parts.append(f"<img alt='{title} against time' data-plot='{column}' "
-                         f"src='data:image/png;base64,{_plot(lights, column, title, unit, invert)}'>")
+                         f"src='data:image/png;base64,{png}'>")
     else:
         parts.append("<p>No light frames this night.</p>")
     parts.append("</div>")
     if colour_terms:
         parts.append("<h2>Colour terms</h2><p class='sub'>Residual (catalog − calibrated) per "
                      "magnitude of catalog colour, fitted over the night's ensemble stars; "
-                     "reported, not applied.</p><table><tr><th>filter</th><th>catalog band</th>"
-                     "<th>colour term</th><th>frames</th></tr>")
-        for filt, band, term, n in colour_terms:
-            parts.append(f"<tr><td>{html.escape(filt or '')}</td><td>{html.escape(band or '')}</td>"
+                     f"reported, not applied.</p><table><tr>{_tel_th(multi)}<th>filter</th>"
+                     "<th>catalog band</th><th>colour term</th><th>frames</th></tr>")
+        for tel, filt, band, term, n in colour_terms:
+            parts.append(f"<tr>{_tel_td(tel, multi)}<td>{html.escape(filt or '')}</td>"
+                         f"<td>{html.escape(band or '')}</td>"
                          f"<td class='num'>{'not fitted' if term is None else format(term, '+.4f')}</td>"
                          f"<td class='num'>{n}</td></tr>")
         parts.append("</table>")
     parts.append("<h2>Flagged frames</h2>")
     if flagged:
-        parts.append("<table><tr><th>frame</th><th>filter</th><th>flags</th><th>zero point</th>"
-                     "<th>FWHM</th><th>sky</th><th>stars</th></tr>")
+        parts.append(f"<table><tr>{_tel_th(multi)}<th>frame</th><th>filter</th><th>flags</th>"
+                     "<th>zero point</th><th>FWHM</th><th>sky</th><th>stars</th></tr>")
         for f in flagged:
-            parts.append(f"<tr><td>{html.escape(f.raw_path)}</td><td>{html.escape(f.filter or '')}</td>"
+            parts.append(f"<tr>{_tel_td(f.telescope, multi)}<td>{html.escape(f.raw_path)}</td>"
+                         f"<td>{html.escape(f.filter or '')}</td>"
                          f"<td class='flag'>{html.escape(f.qc)}</td><td class='num'>{_fmt(f.value, '.3f')}</td>"
                          f"<td class='num'>{_fmt(f.fwhm, '.2f')}</td><td class='num'>{_fmt(f.sky, '.0f')}</td>"
                          f"<td class='num'>{_fmt(f.n_stars, 'd')}</td></tr>")
@@ -110,9 +121,11 @@ def write_report(engine, night: str | None, output_dir: Path, targets=()) -> Pat
         parts.append("<p class='ok'>No frame flagged.</p>")
     parts.append("<h2>Files not fully processed</h2>")
     if failures:
-        parts.append("<table><tr><th>file</th><th>state</th><th>stage</th><th>reason</th></tr>")
+        parts.append(f"<table><tr>{_tel_th(multi)}<th>file</th><th>state</th><th>stage</th>"
+                     "<th>reason</th></tr>")
         for f in failures:
-            parts.append(f"<tr><td>{html.escape(f.raw_path)}</td><td>{html.escape(f.state)}</td>"
+            parts.append(f"<tr>{_tel_td(f.telescope, multi)}<td>{html.escape(f.raw_path)}</td>"
+                         f"<td>{html.escape(f.state)}</td>"
                          f"<td>{html.escape(f.stage or '')}</td><td>{html.escape(f.reason)}</td></tr>")
         parts.append("</table>")
     else:
@@ -144,7 +157,16 @@ def _fmt(value, spec: str) -> str:
     return "" if value is None else format(value, spec)
 
 
-def _plot(lights, column: str, title: str, unit: str, invert: bool) -> str:
+def _tel_th(multi: bool) -> str:
+    """The telescope column's header cell: only when the database has several telescopes."""
+    return "<th>telescope</th>" if multi else ""
+
+
+def _tel_td(telescope: str, multi: bool) -> str:
+    return f"<td>{html.escape(telescope)}</td>" if multi else ""
+
+
+def _plot(lights, column: str, title: str, unit: str, invert: bool, multi: bool = False) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -153,14 +175,24 @@ def _plot(lights, column: str, title: str, unit: str, invert: bool) -> str:
 
     fig, ax = plt.subplots(figsize=(9, 2.8), dpi=100)
     colours = {"B": "tab:blue", "V": "tab:green", "R": "tab:red", "I": "tab:brown"}
-    for filt in sorted({f.filter or "" for f in lights}):
-        sel = [f for f in lights if (f.filter or "") == filt and getattr(f, column) is not None]
+    markers = "osD^v<>"
+    telescopes = sorted({f.telescope for f in lights}) if multi else [None]
+    filters = sorted({f.filter or "" for f in lights})
+    for tel, filt in ((tel, filt) for tel in telescopes for filt in filters):
+        # one series per telescope and filter: two instruments' zero points never join up
+        sel = [f for f in lights if (f.filter or "") == filt and getattr(f, column) is not None
+               and (tel is None or f.telescope == tel)]
         if not sel:
             continue
         t = Time([f.jd_mid for f in sel], format="jd").to_datetime()
         y = np.array([getattr(f, column) for f in sel], dtype=float)
         bad = np.array([bool(f.qc) for f in sel])
-        ax.plot(t, y, "o-", ms=3, lw=0.6, color=colours.get(filt), label=filt or "none")
+        label = filt or "none"
+        marker = "o"
+        if tel is not None:
+            label = f"{tel or '(unnamed)'} {label}"
+            marker = markers[telescopes.index(tel) % len(markers)]
+        ax.plot(t, y, marker + "-", ms=3, lw=0.6, color=colours.get(filt), label=label)
         if bad.any():
             ax.plot(np.array(t)[bad], y[bad], "o", ms=9, mfc="none", mec="crimson", mew=1.5)
     ax.set_title(f"{title} ({unit}); red circles: flagged frames", fontsize=10)

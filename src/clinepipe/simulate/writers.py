@@ -125,6 +125,7 @@ url = "sqlite:///clinepipe.db"
 latitude = {spec.latitude!r}
 longitude = {spec.longitude!r}
 elevation = {float(spec.elevation)!r}
+telescope = ""          # this telescope's name when several telescopes share one database
 
 [camera]
 gain = {float(spec.gain)!r}              # e-/ADU

@@ -46,7 +46,7 @@ __all__ = [
     "LIGHTCURVE_COLUMNS", "MIGRATIONS_DIR", "open_database", "upgrade_database",
     "current_revision", "head_revision", "alembic_config", "session_scope", "session_factory",
     "insert_measurements", "delete_frame_results", "lightcurve", "measurement_select",
-    "mask_url", "normalize_url",
+    "mask_url", "normalize_url", "telescope_names",
 ]
 
 log = logging.getLogger(__name__)
@@ -134,12 +134,15 @@ def _ensure_wal(cur) -> None:
         delay = min(delay * 2, 0.25)
 
 
-def _sqlite_pragmas(dbapi_connection, memory: bool) -> None:
+def _sqlite_pragmas(dbapi_connection, memory: bool, foreign_keys: bool = True) -> None:
+    """The settings of every SQLite connection. ``foreign_keys=False`` is for migrations only:
+    a table rebuild (SQLite's way to change a constraint) drops the old table, and with foreign
+    keys on that first deletes the rows of every ``ON DELETE CASCADE`` child table."""
     cur = dbapi_connection.cursor()
     try:
         # PRAGMA takes no bound parameters; the value is an integer constant of this module
         cur.execute("PRAGMA busy_timeout = " + str(int(SQLITE_BUSY_TIMEOUT * 1000)))
-        cur.execute("PRAGMA foreign_keys = ON")
+        cur.execute("PRAGMA foreign_keys = " + ("ON" if foreign_keys else "OFF"))
         if not memory:
             _ensure_wal(cur)
         cur.execute("PRAGMA synchronous = NORMAL")
@@ -176,7 +179,7 @@ def _create_engine(u: URL, *, migration: bool = False) -> Engine:
         def _on_connect(dbapi_connection, _record):  # pragma: no cover - exercised via tests
             if migration:
                 dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
-            _sqlite_pragmas(dbapi_connection, memory)
+            _sqlite_pragmas(dbapi_connection, memory, foreign_keys=not migration)
 
         if migration:
             @event.listens_for(engine, "begin")
@@ -319,6 +322,17 @@ def _migrate(connection: Connection, target: str = "head") -> None:
     command.upgrade(alembic_config(connection), target)
 
 
+def _check_foreign_keys(conn: Connection, u: URL) -> None:
+    """Raise (rolling the migration back) if a SQLite migration, run with foreign keys off,
+    left a row pointing at a missing one."""
+    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+    if broken:
+        table, rowid, parent = broken[0][:3]
+        raise ClinepipeError(f"cannot upgrade the database {mask_url(u)}: the migration left "
+                             f"{len(broken)} row(s) with a broken reference (first: {table} row "
+                             f"{rowid} -> {parent}).", reason="database upgrade failed")
+
+
 def _upgrade(engine: Engine, u: URL) -> None:
     head = head_revision()
     if current_revision(engine) == head:
@@ -329,6 +343,7 @@ def _upgrade(engine: Engine, u: URL) -> None:
         try:
             with mig.begin() as conn:  # BEGIN IMMEDIATE: waits for a concurrent upgrade
                 _migrate(conn)
+                _check_foreign_keys(conn, u)  # they were off for the table rebuilds
         finally:
             mig.dispose()
     elif backend == "postgresql":
@@ -522,19 +537,27 @@ def delete_frame_results(session: Session, frame_id: int) -> int:
     return max(result.rowcount or 0, 0)
 
 
+def telescope_names(source: Session | Connection) -> list[str]:
+    """The telescopes that have frames in the database, sorted ("" = unnamed). Listings show a
+    telescope column only when there is more than one."""
+    return sorted(source.execute(select(_FRAMES.c.telescope).distinct()).scalars())
+
+
 def measurement_select(star_ids: Iterable[int] | None = None, filter: str | None = None,
                        since: float | None = None, until: float | None = None, *,
-                       order: str = "star"):
+                       order: str = "star", telescope: bool = False):
     """The Core ``SELECT`` behind :func:`lightcurve` and the CSV/VOTable exports: one row per
     measurement with :data:`LIGHTCURVE_COLUMNS` (joined to its frame for ``exptime`` and the raw
     path, and to the frame's zero point). ``ra``/``dec`` are the position measured on that
     frame; ``airmass`` is the star's own, else the frame's. ``order`` is ``"star"``
-    (star_id, jd_mid, frame_id) or ``"time"`` (jd_mid, star_id, frame_id)."""
+    (star_id, jd_mid, frame_id) or ``"time"`` (jd_mid, star_id, frame_id). ``telescope=True``
+    adds the frame's telescope as a last column (``frame`` is relative to its incoming)."""
     m, f, z = _MEASUREMENTS.c, _FRAMES.c, _ZERO_POINTS.c
+    extra = [f.telescope] if telescope else []
     stmt = (select(m.star_id, m.ra, m.dec, m.filter, m.jd_mid, m.bjd_tdb, m.mag, m.mag_err,
                    m.inst_mag, m.inst_mag_err, z.value.label("zero_point"),
                    func.coalesce(m.airmass, f.airmass).label("airmass"), f.exptime,
-                   f.raw_path.label("frame"))
+                   f.raw_path.label("frame"), *extra)
             .select_from(_MEASUREMENTS.join(_FRAMES, f.id == m.frame_id)
                          .outerjoin(_ZERO_POINTS, z.frame_id == m.frame_id)))
     if star_ids is not None:

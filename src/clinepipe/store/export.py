@@ -88,6 +88,7 @@ _VOTABLE_DESCRIPTIONS = {
     "airmass": "Airmass",
     "exptime": "Exposure time",
     "frame": "Raw frame path relative to the incoming folder",
+    "telescope": "Telescope of the frame (config [site] telescope)",
 }
 
 _VOTABLE_UCDS = {"star_id": "meta.id;meta.main", "ra": "pos.eq.ra;meta.main",
@@ -96,7 +97,7 @@ _VOTABLE_UCDS = {"star_id": "meta.id;meta.main", "ra": "pos.eq.ra;meta.main",
                  "mag_err": "stat.error;phot.mag", "inst_mag": "phot.mag",
                  "inst_mag_err": "stat.error;phot.mag", "zero_point": "phot.calib",
                  "airmass": "obs.airMass", "exptime": "time.duration;obs.exposure",
-                 "frame": "meta.file"}
+                 "frame": "meta.file", "telescope": "instr.tel"}
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -181,17 +182,28 @@ def aavso_filter(name: str | None) -> str:
 
 # ----------------------------------------------------------------------------- CSV
 
+def _several_telescopes(engine: Engine) -> bool:
+    """Whether the database holds frames of more than one telescope: the CSV and VOTable
+    exports then end with a ``telescope`` column (``frame`` is relative to that telescope's
+    incoming folder); a single telescope's exports keep their columns."""
+    from .db import telescope_names
+
+    with engine.connect() as conn:
+        return len(telescope_names(conn)) > 1
+
+
 def export_csv(engine: Engine, out: str | os.PathLike, star_ids: Iterable[int] | None = None,
                filter: str | None = None) -> int:
     """Write ``out`` with the :data:`CSV_COLUMNS` header and one row per star per frame (the
     ``(frame, star)`` uniqueness of ``measurements`` means no duplicates), sorted by
     (star_id, jd_mid). ``frame`` is the raw file's path relative to ``incoming``; floats are
     written in full precision; NULL is an empty field. Streams in chunks."""
-    stmt = measurement_select(star_ids, filter, order="star")
+    multi = _several_telescopes(engine)
+    stmt = measurement_select(star_ids, filter, order="star", telescope=multi)
     n = 0
     with _atomic_file(out) as fh:
         w = csv.writer(fh, lineterminator="\n")
-        w.writerow(CSV_COLUMNS)
+        w.writerow(CSV_COLUMNS + (("telescope",) if multi else ()))
         for row in _stream(engine, stmt):
             w.writerow([_num(v) for v in row])
             n += 1
@@ -409,15 +421,17 @@ def export_votable(engine: Engine, out: str | os.PathLike, star_ids: Iterable[in
     import numpy as np
     from astropy.table import MaskedColumn, Table
 
-    columns: dict[str, list] = {name: [] for name in CSV_COLUMNS}
-    stmt = measurement_select(star_ids, filter, order="star")
+    multi = _several_telescopes(engine)
+    names = CSV_COLUMNS + (("telescope",) if multi else ())
+    columns: dict[str, list] = {name: [] for name in names}
+    stmt = measurement_select(star_ids, filter, order="star", telescope=multi)
     for row in _stream(engine, stmt):
-        for name, value in zip(CSV_COLUMNS, row):
+        for name, value in zip(names, row):
             columns[name].append(value)
     table = Table(meta={"name": "clinepipe_measurements",
                         "description": f"clinepipe {__version__} export"})
-    text_cols = ("filter", "frame")
-    for name in CSV_COLUMNS:
+    text_cols = ("filter", "frame", "telescope")
+    for name in names:
         values = columns[name]
         if name == "star_id":
             col = MaskedColumn(np.array(values, dtype=np.int64), name=name,

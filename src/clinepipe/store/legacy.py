@@ -310,8 +310,9 @@ def import_sources_csv(engine: Engine, path: str | os.PathLike, *,
         names = sorted({r.imgname for r in usable})
         frame_ids: dict[str, int] = {}
         for chunk in _chunks([LEGACY_PREFIX + n for n in names], 500):
+            # imported frames carry no telescope (""): frames are unique per (telescope, path)
             for fid, raw in s.execute(select(Frame.id, Frame.raw_path)
-                                      .where(Frame.raw_path.in_(chunk))):
+                                      .where(Frame.telescope == "", Frame.raw_path.in_(chunk))):
                 frame_ids[raw[len(LEGACY_PREFIX):]] = fid
         new_frames = []
         for name in names:

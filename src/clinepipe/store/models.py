@@ -3,6 +3,11 @@ in ``clinepipe/migrations`` (``clinepipe db upgrade``); keep both in step.
 
 Provenance chain: measurement → frame (raw path + sha256, masters used) → run (config text +
 software version).
+
+Several telescopes may share one database: ``runs``, ``frames`` and ``masters`` carry the
+``telescope`` of ``[site] telescope`` ("" for a lone telescope and for rows from before
+revision 0002). A frame is known by (telescope, path relative to that telescope's incoming);
+stars, catalog matches and measurements are shared.
 """
 
 from __future__ import annotations
@@ -10,8 +15,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (Boolean, DateTime, Float, ForeignKey, Index, Integer, MetaData, String,
-                        Text, UniqueConstraint)
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+                        Text, UniqueConstraint, text)
+from sqlalchemy.orm import DeclarativeBase, Mapped, MappedColumn, mapped_column
 
 #: Deterministic names for every constraint and index, identical on SQLite and PostgreSQL, so
 #: later migrations (SQLite "batch" table rebuilds in particular) can address them by name.
@@ -28,6 +33,13 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+def telescope_column() -> MappedColumn[str]:
+    """The ``telescope`` column of runs, frames and masters: ``[site] telescope``; the server
+    default "" lets revision 0002 add it to tables that already hold rows (spelled as SQL
+    text: Alembic's comparison of a model with a database takes a bare "" for no default)."""
+    return mapped_column(String(64), default="", server_default=text("''"))
+
+
 class Run(Base):
     """One invocation of ``clinepipe run`` (or a standalone command that writes)."""
 
@@ -41,6 +53,7 @@ class Run(Base):
     host: Mapped[str] = mapped_column(String(255), default="")
     pid: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(32), default="running")  # running|finished|crashed
+    telescope: Mapped[str] = telescope_column()
     summary: Mapped[str] = mapped_column(Text, default="")  # JSON: frames per state, failures
 
 
@@ -50,8 +63,11 @@ class Frame(Base):
     rejected (calibration frame left out of a master), waiting, failed, duplicate."""
 
     __tablename__ = "frames"
+    # two telescopes may both write 20260314/Light_001.fit into their own incoming folders
+    __table_args__ = (UniqueConstraint("telescope", "raw_path"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    raw_path: Mapped[str] = mapped_column(String(1024), unique=True)  # relative to incoming
+    telescope: Mapped[str] = telescope_column()
+    raw_path: Mapped[str] = mapped_column(String(1024))  # relative to the telescope's incoming
     sha256: Mapped[str | None] = mapped_column(String(64), index=True)
     size: Mapped[int | None] = mapped_column(Integer)
     archive_path: Mapped[str | None] = mapped_column(String(1024))  # relative to archive
@@ -95,6 +111,7 @@ class Master(Base):
     __tablename__ = "masters"
     __table_args__ = (UniqueConstraint("input_key", name="uq_masters_input_key"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    telescope: Mapped[str] = telescope_column()  # a light uses its own telescope's masters only
     kind: Mapped[str] = mapped_column(String(16))  # bias|dark|flat
     binning: Mapped[int] = mapped_column(Integer)
     filter: Mapped[str | None] = mapped_column(String(32))
