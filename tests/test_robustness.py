@@ -260,11 +260,61 @@ def test_raw_files_unchanged(bad_night):
 
 def test_second_run_changes_nothing_and_reports_again(bad_night):
     before = pipeline_snapshot(bad_night["cfg_path"])
-    summary = run_pipeline(bad_night["cfg"])
-    assert summary.new_files == 0 and summary.lights_done == 0
-    assert {f[0] for f in summary.failures} >= {p for p, e in bad_night["expected"].items()
-                                                if e[0] != "calibrated"}
+    if bad_night["unreadable_checked"]:
+        # as the first run: root without CAP_DAC_OVERRIDE, so the unreadable file stays
+        # unreadable (failed files are tried again on every run)
+        r = cli("--config", bad_night["cfg_path"], "run", prefix=_drop_caps_prefix())
+        assert r.returncode == 0, r.stderr
+        assert ": 0 new file(s)" in r.stdout and " 0 light(s) processed" in r.stdout, r.stdout
+    else:
+        summary = run_pipeline(bad_night["cfg"])
+        assert summary.new_files == 0 and summary.lights_done == 0
+        assert {f[0] for f in summary.failures} >= {p for p, e in bad_night["expected"].items()
+                                                    if e[0] != "calibrated"}
     assert_same_snapshot(pipeline_snapshot(bad_night["cfg_path"]), before)
+
+
+def test_a_failed_file_fixed_in_incoming_is_ingested_by_the_next_run(small_night, tmp_path):
+    """The observer re-saves a light that lacked FILTER: the next run ingests and calibrates it
+    (the row is updated, not duplicated); an unchanged failure is left as it was."""
+    cfg_path = copy_night(small_night, tmp_path)
+    cfg = load_config(cfg_path)
+    night = small_night.nights[0]
+    template = sorted((cfg.paths.incoming / night / "lights").glob("*.fit"))[0]
+    with fits.open(template) as hdul:
+        data = np.asarray(hdul[0].data).astype(np.uint16)
+        header = hdul[0].header.copy()
+    header["HISTORY"] = "re-saved by the observer"  # other bytes than the template
+    broken = header.copy()
+    del broken["FILTER"]
+    target = cfg.paths.incoming / night / "late" / "resaved.fit"
+    target.parent.mkdir()
+    fits.writeto(target, data, broken)
+    still_bad = target.with_name("still_bad.fit")
+    fits.writeto(still_bad, data + np.uint16(1), broken)
+    rel = f"{night}/late/resaved.fit"
+
+    def rows():
+        engine = open_database(cfg.database.url)
+        with session_scope(engine) as s:
+            out = {f.raw_path: (f.id, f.state, f.stage, f.reason, f.run_id)
+                   for f in s.scalars(select(Frame).where(Frame.raw_path.like("%/late/%")))}
+        engine.dispose()
+        return out
+
+    run_pipeline(cfg, settle_seconds=0)
+    first = rows()
+    assert first[rel][1:4] == ("failed", "ingest", "missing FILTER")
+
+    fits.writeto(target, data, header, overwrite=True)  # the fix, by the observer
+    summary = run_pipeline(cfg, settle_seconds=0)
+    assert summary.new_files == 0
+    second = rows()
+    assert second[rel][0] == first[rel][0]  # the same row, updated
+    assert second[rel][1] == "calibrated", second[rel]
+    assert second[f"{night}/late/still_bad.fit"] == first[f"{night}/late/still_bad.fit"]
+    log = (cfg.paths.archive / "logs" / "clinepipe.log").read_text(encoding="utf-8")
+    assert "tried again after it failed at ingest (missing FILTER): now ingested" in log
 
 
 # ----------------------------------------------------------------------------- the lock

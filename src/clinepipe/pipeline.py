@@ -250,8 +250,12 @@ def _attach_log_file(path: Path) -> logging.Handler:
 # ----------------------------------------------------------------------------- ingest
 
 def ingest_stage(cfg: Config, engine, run_id: int, settle_seconds: float, progress=None) -> int:
-    """Record every new file of ``incoming``: archive copy + frame row, or a failure reason."""
-    from .ingest import archive_copy, find_new_files, read_frame_info, sha256_file
+    """Record every new file of ``incoming``: archive copy + frame row, or a failure reason.
+
+    A file that failed at ingest before is tried again on every run (a fixed permission, a
+    re-saved header or a configuration change may have cured it); its row changes only when
+    the outcome does. Returns how many files were new."""
+    from .ingest import find_new_files
     from .store.db import session_scope
 
     incoming = cfg.paths.incoming
@@ -260,57 +264,92 @@ def ingest_stage(cfg: Config, engine, run_id: int, settle_seconds: float, progre
     files = find_new_files(incoming, settle_seconds=settle_seconds)
     telescope = cfg.site.telescope
     with session_scope(engine) as s:  # other telescopes' files of the same names are theirs
-        known = set(s.scalars(select(Frame.raw_path).where(Frame.telescope == telescope)))
-    new = [p for p in files if p.relative_to(incoming).as_posix() not in known]
+        known = {r.raw_path: r for r in s.execute(
+            select(Frame.id, Frame.raw_path, Frame.state, Frame.stage, Frame.reason,
+                   Frame.sha256).where(Frame.telescope == telescope))}
+    rel = {p: p.relative_to(incoming).as_posix() for p in files}
+    new = [p for p in files if rel[p] not in known]
+    retry = [p for p in files if rel[p] in known and known[rel[p]].state == "failed"
+             and known[rel[p]].stage == "ingest"]
     if progress:
         progress.start("ingest", len(new))
     for path in new:
-        rel = path.relative_to(incoming).as_posix()
-        row = {"telescope": telescope, "raw_path": rel, "run_id": run_id, "updated_at": _now()}
-        try:
-            digest = sha256_file(path)
-            row.update(sha256=digest, size=path.stat().st_size)
-        except OSError as exc:
-            row.update(state="failed", stage="ingest",
-                       reason=f"unreadable file ({exc.strerror or exc})")
-            _insert_frame(engine, row)
-            log.warning("%s: cannot be read (%s)", rel, exc.strerror or exc)
-            if progress:
-                progress.advance()
-            continue
-        twin = _twin_of(engine, digest, telescope)
-        if twin is not None:
-            row.update(state="duplicate", stage="ingest", reason=f"duplicate of {twin}")
-            _insert_frame(engine, row)
-            log.info("%s: duplicate of %s", rel, twin)
-        else:
-            try:
-                info = read_frame_info(path, cfg.camera, cfg.site)
-                copy = archive_copy(path, cfg.paths.archive, info, digest)
-                _copy_src_list(path, copy)
-                row.update(_info_columns(info), state="ingested",
-                           archive_path=copy.relative_to(cfg.paths.archive).as_posix())
-            except BadInput as exc:
-                row.update(state="failed", stage="ingest", reason=exc.reason)
-                log.warning("%s", exc.message)
-            _insert_frame(engine, row)
+        row, message = _ingest_file(cfg, engine, path, rel[path], run_id)
+        _insert_frame(engine, row)
+        _log_ingest(row, message)
         if progress:
             progress.advance()
-    log.info("ingest: %d new file(s)", len(new))
+    cured = 0
+    for path in retry:
+        old = known[rel[path]]
+        row, message = _ingest_file(cfg, engine, path, rel[path], run_id, frame_id=old.id)
+        if (row.get("state"), row.get("reason"), row.get("sha256")) == (old.state, old.reason,
+                                                                        old.sha256):
+            continue  # the same failure again: nothing to write or to say twice
+        with session_scope(engine) as s:
+            s.execute(update(Frame).where(Frame.id == old.id).values(**row))
+        cured += row.get("state") != "failed"
+        log.info("%s: tried again after it failed at ingest (%s): now %s", rel[path], old.reason,
+                 row.get("state") if row.get("state") != "failed" else row.get("reason"))
+        _log_ingest(row, message)
+    log.info("ingest: %d new file(s)%s", len(new),
+             f"; {len(retry)} earlier failure(s) tried again, {cured} ingested now"
+             if retry else "")
     return len(new)
 
 
-def _twin_of(engine, digest: str, telescope: str) -> str | None:
+def _ingest_file(cfg: Config, engine, path: Path, rel: str, run_id: int,
+                 frame_id: int | None = None) -> tuple[dict, str]:
+    """The ``frames`` row of one incoming file (archive copy made when it is good) and the
+    log message of a failure (or "")."""
+    from .ingest import archive_copy, read_frame_info, sha256_file
+
+    telescope = cfg.site.telescope
+    row = {"telescope": telescope, "raw_path": rel, "run_id": run_id, "updated_at": _now(),
+           "sha256": None, "size": None}
+    try:
+        digest = sha256_file(path)
+        row.update(sha256=digest, size=path.stat().st_size)
+    except OSError as exc:
+        row.update(state="failed", stage="ingest",
+                   reason=f"unreadable file ({exc.strerror or exc})")
+        return row, f"{rel}: cannot be read ({exc.strerror or exc})"
+    twin = _twin_of(engine, digest, telescope, exclude_id=frame_id)
+    if twin is not None:
+        row.update(state="duplicate", stage="ingest", reason=f"duplicate of {twin}")
+        return row, ""
+    try:
+        info = read_frame_info(path, cfg.camera, cfg.site)
+        copy = archive_copy(path, cfg.paths.archive, info, digest)
+        _copy_src_list(path, copy)
+        row.update(_info_columns(info), state="ingested", stage=None, reason=None,
+                   archive_path=copy.relative_to(cfg.paths.archive).as_posix())
+    except BadInput as exc:
+        row.update(state="failed", stage="ingest", reason=exc.reason)
+        return row, exc.message
+    return row, ""
+
+
+def _log_ingest(row: dict, message: str) -> None:
+    if row.get("state") == "duplicate":
+        log.info("%s: %s", row["raw_path"], row["reason"])
+    elif message:
+        log.warning("%s", message)
+
+
+def _twin_of(engine, digest: str, telescope: str, exclude_id: int | None = None) -> str | None:
     """The file (not itself a duplicate) with these bytes already in the database, named as in
     messages: its path, prefixed ``telescope:`` when another telescope has it. Looked for over
     every telescope: the same bytes twice would put the same measurements twice in the light
     curves."""
     from .store.db import session_scope
 
+    q = (select(Frame.telescope, Frame.raw_path)
+         .where(Frame.sha256 == digest, Frame.state != "duplicate").order_by(Frame.id))
+    if exclude_id is not None:  # a file tried again is not its own twin
+        q = q.where(Frame.id != exclude_id)
     with session_scope(engine) as s:
-        twin = s.execute(select(Frame.telescope, Frame.raw_path)
-                         .where(Frame.sha256 == digest, Frame.state != "duplicate")
-                         .order_by(Frame.id)).first()
+        twin = s.execute(q).first()
     if twin is None:
         return None
     return twin.raw_path if twin.telescope == telescope else f"{twin.telescope}:{twin.raw_path}"
