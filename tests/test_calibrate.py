@@ -114,3 +114,30 @@ def test_colour_term_recovered_per_night():
     assert np.isnan(few.value) and "too few" in few.reason
     narrow = fit_colour_term(residual, np.full(colour.size, 0.6), err, frame)
     assert np.isnan(narrow.value) and "colour range" in narrow.reason
+
+
+def test_colour_term_error_counts_each_star_once():
+    """A star's catalog error is the same on every frame: with the stars given, the term's
+    error must describe its real scatter (pulls of std ~1 over many nights); taken as
+    independent points it would be several times too small."""
+    from clinepipe.calibrate import fit_colour_term
+
+    rng = np.random.default_rng(11)
+    n_frames, n_stars, n_nights = 30, 35, 300
+    frame = np.repeat(np.arange(n_frames), n_stars)
+    star = np.tile(np.arange(n_stars), n_frames)
+    pulls, naive_pulls = [], []
+    for _ in range(n_nights):
+        colour = rng.uniform(0.2, 1.6, n_stars)[star]
+        catalog_error = rng.normal(0, 0.03, n_stars)[star]  # the same on every frame
+        point_error = np.full(frame.size, 0.01)
+        residual = (rng.normal(0, 0.05, n_frames)[frame] + catalog_error
+                    + rng.normal(0, point_error))
+        err = np.hypot(point_error, 0.03)
+        fit = fit_colour_term(residual, colour, err, frame, star=star)
+        naive = fit_colour_term(residual, colour, err, frame)
+        pulls.append(fit.value / fit.error)
+        naive_pulls.append(naive.value / naive.error)
+    assert 0.8 < np.std(pulls) < 1.25, np.std(pulls)
+    print(f"colour-term pulls: std {np.std(pulls):.2f} per star, {np.std(naive_pulls):.2f} naive")
+    assert np.std(naive_pulls) > 2.0  # what the error was before the stars were given

@@ -324,7 +324,7 @@ class ColourTerm:
     reason: str = ""     # why it was not fitted (empty when fitted)
 
 
-def fit_colour_term(residual, colour, error, frame, *, colour_name: str = "",
+def fit_colour_term(residual, colour, error, frame, *, star=None, colour_name: str = "",
                     min_stars: int = 10, min_colour_range: float = 0.3,
                     sigma: float = 4.0) -> ColourTerm:
     """Fit one colour term for a night and filter from the ensemble stars of all its frames.
@@ -340,6 +340,11 @@ def fit_colour_term(residual, colour, error, frame, *, colour_name: str = "",
     frame : array (n,) of int
         Frame of each point: each frame's mean is removed, so the fit sees only how the
         residual changes with colour within a frame (zero points differ between frames).
+    star : array (n,), optional
+        Star of each point. A star's catalog error is the same on every frame, so its points
+        are not independent: with ``star`` the error of the term is the cluster-robust
+        (sandwich) error over stars, which counts each star once; without it the points are
+        taken as independent, which understates the error by up to sqrt(frames).
 
     Falls back to "not fitted" (NaN) with a reason when there are too few stars or too small
     a colour range to constrain it.
@@ -374,6 +379,22 @@ def fit_colour_term(residual, colour, error, frame, *, colour_name: str = "",
             break
         use = new
     n = int(use.sum())
+    if sxx <= 0:
+        return ColourTerm(value, np.nan, n, colour_name)
     chi2 = float(np.sum(w * resid ** 2) / max(n - 2, 1))
-    error_value = float(np.sqrt(1.0 / sxx) * max(1.0, np.sqrt(chi2))) if sxx > 0 else np.nan
+    error_value = float(np.sqrt(1.0 / sxx) * max(1.0, np.sqrt(chi2)))
+    if star is not None:
+        error_value = max(error_value, _clustered_slope_error(w * cc * resid, np.asarray(star),
+                                                              use, sxx))
     return ColourTerm(value, error_value, n, colour_name)
+
+
+def _clustered_slope_error(score, star, use, sxx: float) -> float:
+    """Sandwich error of a weighted slope whose points come in correlated groups (stars):
+    ``sqrt(G/(G-1) * sum_g (sum_{i in g} w_i x_i r_i)**2) / sxx`` over the G groups."""
+    _, groups = np.unique(star[use], return_inverse=True)
+    per_group = np.bincount(groups, weights=score[use])
+    g = per_group.size
+    if g < 3:
+        return np.nan
+    return float(np.sqrt(g / (g - 1) * np.sum(per_group ** 2)) / sxx)

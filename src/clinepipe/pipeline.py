@@ -983,14 +983,14 @@ def fit_colour_terms(cfg: Config, engine, run_id: int, also_runs=()) -> None:
                 continue
             blue, red = COLOUR_INDEX[band]
             rows = s.execute(
-                select(Measurement.frame_id, Measurement.mag, Measurement.inst_mag_err,
-                       CatalogMatch.mags)
+                select(Measurement.frame_id, Measurement.star_id, Measurement.mag,
+                       Measurement.inst_mag_err, CatalogMatch.mags)
                 .join(Frame, Frame.id == Measurement.frame_id)
                 .join(CatalogMatch, CatalogMatch.star_id == Measurement.star_id)
                 .where(Frame.telescope == telescope, Frame.night == night, Frame.filter == filt,
                        Measurement.in_ensemble.is_(True), Measurement.mag.is_not(None))).all()
-            residual, colour, error, frame = [], [], [], []
-            for frame_id, mag, mag_err, mags_json in rows:
+            residual, colour, error, frame, star = [], [], [], [], []
+            for frame_id, star_id, mag, mag_err, mags_json in rows:
                 mags = json.loads(mags_json or "{}")
                 if not all(mags.get(b) and mags[b][0] is not None for b in (band, blue, red)):
                     continue
@@ -999,7 +999,9 @@ def fit_colour_terms(cfg: Config, engine, run_id: int, also_runs=()) -> None:
                 colour.append(mags[blue][0] - mags[red][0])
                 error.append(float(np.hypot(mag_err or 0.01, cat_err)))
                 frame.append(frame_id)
-            term = fit_colour_term(residual, colour, error, frame, colour_name=f"{blue}-{red}")
+                star.append(star_id)
+            term = fit_colour_term(residual, colour, error, frame, star=star,
+                                   colour_name=f"{blue}-{red}")
             frame_ids = select(Frame.id).where(Frame.telescope == telescope,
                                                Frame.night == night, Frame.filter == filt)
             s.execute(update(ZeroPoint).where(ZeroPoint.frame_id.in_(frame_ids)).values(
