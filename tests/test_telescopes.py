@@ -175,6 +175,13 @@ def test_listings_name_the_telescope_when_there_are_several(scopes, tmp_path):
     header = out.read_text(encoding="utf-8").splitlines()[0]
     assert header.endswith(",exptime,frame,telescope")
 
+    from fastapi.testclient import TestClient
+
+    from clinepipe.web.app import create_app
+
+    html = TestClient(create_app(scopes["engine"])).get("/").text
+    assert "<th>Telescopes</th>" in html and f"{A} " in html and f"{B} " in html
+
 
 def test_a_second_run_of_each_telescope_adds_nothing(scopes):
     engine = scopes["engine"]

@@ -37,6 +37,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 
 from .. import __version__
+from ..store.db import telescope_names
 from ..store.models import CatalogMatch, Frame, Measurement, Run, Star
 
 __all__ = ["create_app", "LIGHTCURVE_FIELDS"]
@@ -308,6 +309,8 @@ class _Dashboard:
                                .group_by(Frame.night, Frame.state)).all()
             kinds = s.execute(select(Frame.night, Frame.kind, func.count(Frame.id))
                               .group_by(Frame.night, Frame.kind)).all()
+            scopes = s.execute(select(Frame.night, Frame.telescope, func.count(Frame.id))
+                               .group_by(Frame.night, Frame.telescope)).all()
         nights: dict = {}
         for night, state, n in states:
             entry = nights.setdefault(night, {"night": night, "states": {}, "kinds": {},
@@ -317,6 +320,9 @@ class _Dashboard:
         for night, kind, n in kinds:
             if night in nights:
                 nights[night]["kinds"][kind or "unknown"] = n
+        for night, telescope, n in scopes:
+            if night in nights:
+                nights[night].setdefault("telescopes", {})[telescope or "(unnamed)"] = n
         for entry in nights.values():
             entry["report"] = f"/reports/{entry['night']}/" if entry["night"] and \
                 self.report_dir(entry["night"]) else None
@@ -328,11 +334,18 @@ class _Dashboard:
         with Session(self.engine) as s:
             total = s.scalar(select(func.count(Frame.id)).where(Frame.state.in_(states))) or 0
             rows = s.execute(select(Frame.night, Frame.raw_path, Frame.state, Frame.stage,
-                                    Frame.reason)
+                                    Frame.reason, Frame.telescope)
                              .where(Frame.state.in_(states))
                              .order_by(Frame.night.desc(), Frame.raw_path).limit(limit)).all()
-        return ([{"night": n, "raw_path": p, "state": st, "stage": stage, "reason": reason}
-                 for n, p, st, stage, reason in rows], total)
+        return ([{"night": n, "raw_path": p, "state": st, "stage": stage, "reason": reason,
+                  "telescope": scope or "(unnamed)"}
+                 for n, p, st, stage, reason, scope in rows], total)
+
+    def several_telescopes(self) -> bool:
+        """True when frames of more than one telescope share the database (the pages then
+        say which telescope took each file)."""
+        with Session(self.engine) as s:
+            return len(telescope_names(s)) > 1
 
     def overview(self) -> dict:
         with Session(self.engine) as s:
@@ -528,7 +541,8 @@ def _add_pages(app: FastAPI, dash: _Dashboard) -> None:
         notes, n_notes = dash.files_with_reasons(NOTE_STATES)
         return dash.render("nights.html", nav="nights", overview=overview, nights=shown,
                            states=states, page=number, pages=pages, attention=attention,
-                           n_attention=n_attention, notes=notes, n_notes=n_notes)
+                           n_attention=n_attention, notes=notes, n_notes=n_notes,
+                           several=dash.several_telescopes())
 
     @_get(app, "/stars", response_class=HTMLResponse)
     def stars_page(q: str | None = None, sort: str | None = None, page: str | None = None):
