@@ -317,6 +317,52 @@ def test_a_failed_file_fixed_in_incoming_is_ingested_by_the_next_run(small_night
     assert "tried again after it failed at ingest (missing FILTER): now ingested" in log
 
 
+@pytest.fixture
+def small_archive_disk(tmp_path):
+    """A folder on its own small tmpfs (root only: how a full disk is made for real)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+
+    def mount(size: int, remount: bool = False):
+        opts = f"{'remount,' if remount else ''}size={size}"
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(disk)],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            pytest.skip(f"cannot mount a small tmpfs to fill a disk for real (needs root): "
+                        f"{r.stderr.strip()}")
+
+    yield disk, mount
+    subprocess.run(["umount", str(disk)], capture_output=True)
+
+
+def test_a_full_archive_stops_the_run_and_the_next_run_resumes(small_night, serial_reference,
+                                                               small_archive_disk, tmp_path):
+    """The disk fills up while the lights are written: one sentence, exit 1, no traceback,
+    nothing half done; after making room the next run ends as an uninterrupted one."""
+    disk, mount = small_archive_disk
+    cfg_path = copy_night(small_night, tmp_path / "n")
+    text = cfg_path.read_text(encoding="utf-8")
+    cfg_path.write_text(text.replace('archive = "archive"', f'archive = "{disk}"'),
+                        encoding="utf-8")
+    incoming = sum(p.stat().st_size for p in (cfg_path.parent / "incoming").rglob("*")
+                   if p.is_file())
+    mount(int(1.5 * incoming))  # room for the copies and masters, not for every light
+    r = cli("--config", cfg_path, "run")
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr and "internal error" not in r.stderr, r.stderr
+    assert r.stderr.startswith("clinepipe: cannot write ") and "No space left on device" in r.stderr
+    assert "_calibrated.fits" in r.stderr  # it stopped in the lights, as intended
+    assert not list(disk.rglob("*.tmp")), "a temporary file was left behind"
+
+    mount(64 * 2 ** 20, remount=True)  # the observer makes room
+    run_pipeline(load_config(cfg_path))
+    snapshot = pipeline_snapshot(cfg_path)
+    assert_same_snapshot(snapshot, serial_reference)
+    with session_scope(open_database(load_config(cfg_path).database.url)) as s:
+        statuses = [r.status for r in s.scalars(select(Run).order_by(Run.id))]
+    assert statuses == ["crashed", "finished"], statuses
+
+
 # ----------------------------------------------------------------------------- the lock
 
 def test_second_run_exits_3_while_the_lock_is_held(small_night, tmp_path):

@@ -47,3 +47,30 @@ class LockHeld(ClinepipeError):
     """Another ``clinepipe run`` holds the lock."""
 
     exit_code = 3
+
+
+class StorageError(ClinepipeError):
+    """The archive (or another output folder) cannot be written: the disk is full, over its
+    quota, read-only or not ours. Nothing is wrong with the frames, so the run stops instead of
+    failing them one by one; the next run resumes where this one stopped."""
+
+
+#: errno values that mean "this folder cannot take our files", not "this frame is bad"
+_STORAGE_ERRNOS = {"ENOSPC", "EDQUOT", "EROFS", "EACCES", "EPERM", "EFBIG"}
+
+
+def storage_error(exc: BaseException, path) -> StorageError | None:
+    """A :class:`StorageError` naming ``path`` when ``exc`` is an ``OSError`` of a write that
+    failed because of the storage (disk full, quota, read-only, permissions), else None."""
+    import errno
+    import os
+
+    if not isinstance(exc, OSError) or exc.errno is None:
+        return None
+    name = errno.errorcode.get(exc.errno, "")
+    if name not in _STORAGE_ERRNOS:
+        return None
+    why = exc.strerror or os.strerror(exc.errno)
+    return StorageError(f"cannot write {path}: {why} (make room or fix the folder, then run "
+                        "again: nothing is lost, the next run resumes where this one stopped).",
+                        reason=f"cannot write: {why}")

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import Config
-from .errors import BadInput, ClinepipeError, Waiting
+from .errors import BadInput, ClinepipeError, Waiting, storage_error
 from .frames import FrameInfo
 
 log = logging.getLogger("clinepipe")
@@ -80,6 +80,8 @@ class LightResult:
     stats: dict = field(default_factory=dict)
     bjd_tdb: np.ndarray | None = None   # per measurement, NaN without a sky position
     airmass: np.ndarray | None = None
+    #: the archive cannot be written (full disk…): the run stops, this light stays pending
+    stop: bool = False
 
 
 @dataclass
@@ -289,6 +291,10 @@ def process_light(task: LightTask) -> LightResult:
                 result = LightResult(task.frame_id, False, stage="reduce", reason=exc.reason,
                                      message=exc.message, waiting=isinstance(exc, Waiting))
         except Exception as exc:
+            stop = storage_error(exc, task.output)
+            if stop is not None:
+                return LightResult(task.frame_id, False, stage="reduce", reason=stop.reason,
+                                   message=stop.message, stop=True)
             detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
             log.error("internal error on %s writing %s:\n%s", task.raw_path, task.output,
                       "".join(traceback.format_exception(exc)))
@@ -310,6 +316,10 @@ def _run_stages(ctx: LightContext) -> LightResult:
             return LightResult(task.frame_id, False, stage=name, reason=exc.reason,
                                message=exc.message, waiting=isinstance(exc, Waiting))
         except Exception as exc:  # a bug must not stop the night: record it and go on
+            stop = storage_error(exc, getattr(exc, "filename", None) or task.output)
+            if stop is not None:  # ...but a full archive stops the run (the light waits)
+                return LightResult(task.frame_id, False, stage=name, reason=stop.reason,
+                                   message=stop.message, stop=True)
             detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
             log.error("internal error on %s in %s:\n%s", task.raw_path, name, traceback.format_exc())
             return LightResult(task.frame_id, False, stage=name, reason=f"internal error: {detail}",

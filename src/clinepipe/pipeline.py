@@ -22,12 +22,14 @@ a ``20260314/Light_001.fit``; stars are shared.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import shutil
 import socket
+import sys
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -36,10 +38,12 @@ from pathlib import Path
 
 import numpy as np
 from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.exc import DBAPIError
 
 from . import __version__
 from .config import Config
-from .errors import BadInput, CatalogUnavailable, ClinepipeError, MissingCalibration, Waiting
+from .errors import (BadInput, CatalogUnavailable, ClinepipeError, MissingCalibration,
+                     StorageError, Waiting, storage_error)
 from .frames import FrameInfo
 from .lightframe import LightResult, LightTask, MasterRef, process_light
 from .lock import RunLock
@@ -71,16 +75,20 @@ class RunSummary:
 
 def run_pipeline(cfg: Config, *, reprocess: bool = False, workers: int | None = None,
                  settle_seconds: float | None = None, progress=None) -> RunSummary:
-    """Run every stage on whatever is new; returns a summary. Raises LockHeld (exit 3)."""
+    """Run every stage on whatever is new; returns a summary. Raises LockHeld (exit 3), and
+    StorageError when the archive cannot be written (full disk…): the run stops there, and the
+    next one resumes."""
     from .store.db import open_database, session_scope
 
     t0 = time.perf_counter()
     archive = cfg.paths.archive
-    archive.mkdir(parents=True, exist_ok=True)
-    with RunLock(archive / "clinepipe.lock") as lock:
+    with _storage_errors(archive):
+        archive.mkdir(parents=True, exist_ok=True)
+    with _storage_errors(archive), RunLock(archive / "clinepipe.lock") as lock:
         handler = _attach_log_file(archive / "logs" / "clinepipe.log")
         run_id = None
         pool = None
+        engine = None
         try:
             engine = open_database(cfg.database.url)
             with session_scope(engine) as s:
@@ -123,14 +131,11 @@ def run_pipeline(cfg: Config, *, reprocess: bool = False, workers: int | None = 
             log.info("run %d finished in %.1f s: %s", run_id, summary.elapsed,
                      ", ".join(f"{k} {v}" for k, v in sorted(summary.states.items())))
             return summary
-        except BaseException:
-            if run_id is not None:  # best effort: the run did not finish
-                try:
-                    with session_scope(engine) as s:
-                        s.execute(update(Run).where(Run.id == run_id).values(
-                            finished_at=_now(), status="crashed"))
-                except Exception:
-                    pass
+        except BaseException as exc:
+            _mark_run(engine, run_id, "crashed")  # best effort: the run did not finish
+            stop = storage_error(exc, getattr(exc, "filename", None) or archive)
+            if stop is not None:
+                log.error("%s", stop.message)
             raise
         finally:
             if pool is not None:
@@ -236,9 +241,58 @@ def _chunks(ids: list[int], size: int = 500):
         yield ids[i:i + size]
 
 
+@contextlib.contextmanager
+def _storage_errors(archive: Path):
+    """Turn an OSError that means "the archive cannot take our files" (full disk, quota,
+    read-only, permissions) into one :class:`~clinepipe.errors.StorageError` sentence: the run
+    stops there (per-frame transactions and atomic files leave nothing half done), and the
+    next run resumes."""
+    try:
+        yield
+    except OSError as exc:
+        stop = storage_error(exc, exc.filename or archive)
+        if stop is None:
+            raise
+        raise stop from exc
+    except DBAPIError as exc:  # SQLite's "database or disk is full"
+        if "disk is full" not in str(exc.orig):
+            raise
+        raise StorageError("cannot write the database: the disk is full (make room, then run "
+                           "again: nothing is lost, the next run resumes where this one "
+                           "stopped).", reason="cannot write: disk full") from exc
+
+
+def _mark_run(engine, run_id: int | None, status: str) -> None:
+    """Best effort: record how a run ended (the database may be what failed)."""
+    from .store.db import session_scope
+
+    if engine is None or run_id is None:
+        return
+    try:
+        with session_scope(engine) as s:
+            s.execute(update(Run).where(Run.id == run_id).values(finished_at=_now(),
+                                                                 status=status))
+    except Exception:
+        pass
+
+
+class _LogFile(logging.FileHandler):
+    """The run's log file; when it cannot be written (a full disk) it says so once on stderr
+    instead of printing a traceback for every record."""
+
+    _warned = False
+
+    def handleError(self, record) -> None:
+        if not self._warned:
+            self._warned = True
+            exc = sys.exc_info()[1]
+            print(f"clinepipe: cannot write the log file {self.baseFilename} ({exc}); "
+                  "going on without it.", file=sys.stderr)
+
+
 def _attach_log_file(path: Path) -> logging.Handler:
     path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path, encoding="utf-8")
+    handler = _LogFile(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logger = logging.getLogger("clinepipe")
     logger.addHandler(handler)
@@ -606,6 +660,9 @@ def lights_stage(cfg: Config, engine, run_id: int, *, reprocess: bool = False,
     db = cfg.database
     with BatchedTransaction(engine, db.commit_lights, db.commit_seconds) as batch:
         for result in _execute(cfg, tasks, workers, pool):
+            if result.stop:  # the archive is full: keep what is done, stop, resume next run
+                batch.commit()
+                raise StorageError(result.message, reason=result.reason)
             with batch.unit() as s:
                 _store_light_result(cfg, s, run_id, by_id[result.frame_id], result, context,
                                     task_by_id[result.frame_id])
