@@ -88,6 +88,13 @@ class AstrometryConfig:
     scale_low: float = 0.0  # arcsec/pixel hint; 0 = from the header, else a blind search
     scale_high: float = 0.0
     timeout: float = 120.0  # seconds per frame
+    #: build astrometry.net index files from the [catalog] stars around each field (cached in
+    #: archive/astrometry-index/), so fields too small for Tycho-2 solve
+    catalog_index: bool = True
+    #: degrees added to the field's half-diagonal for the catalog cone (pointing error)
+    index_margin: float = 0.25
+    #: also use the system index files in /usr/share/astrometry (Tycho-2, wide fields)
+    system_index: bool = True
 
 
 @dataclass(frozen=True)
@@ -369,6 +376,10 @@ solve = false           # plate-solve lights without WCS with astrometry.net (`m
 scale_low = 0.0         # arcsec/pixel hints for the solver; 0 = from the header / blind
 scale_high = 0.0
 timeout = 120           # seconds per frame
+catalog_index = true    # build index files from the [catalog] stars around each field (cached
+                        # in archive/astrometry-index/): solves fields too small for Tycho-2
+index_margin = 0.25     # degrees beyond the field's half-diagonal in that index (pointing error)
+system_index = true     # also use the system's index files (Tycho-2: fields wider than ~30')
 
 [catalog]
 source = "file"         # "file", "apass", "ucac4", "gaia"
