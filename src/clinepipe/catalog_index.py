@@ -32,7 +32,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -93,7 +93,8 @@ class CatalogIndex:
     radius: float = 0.0
     presets: tuple[int, ...] = ()
     note: str = ""
-    details: dict = field(default_factory=dict)
+    #: the field's diagonal from the scale hint, arcmin (None: no scale hint)
+    field_arcmin: float | None = None
 
 
 def quad_presets(field_arcmin: float | None) -> tuple[int, ...]:
@@ -381,8 +382,9 @@ def index_for_image(cfg, image_path, *, scale_low: float | None = None,
                                  f"{radius:.2f} deg of the pointing RA {float(ra):.4f} Dec "
                                  f"{float(dec):+.4f}, too few for an index (the field is not "
                                  "in the catalog)")
-    return ensure_index(Path(cfg.paths.archive) / INDEX_DIR_NAME, name, (cra, cdec, mag),
-                        (ra_r, dec_r), radius, quad_presets(diagonal))
+    index = ensure_index(Path(cfg.paths.archive) / INDEX_DIR_NAME, name, (cra, cdec, mag),
+                         (ra_r, dec_r), radius, quad_presets(diagonal))
+    return replace(index, field_arcmin=diagonal)
 
 
 def solve_with_catalog(cfg, image_path, output_path, *, scale_low: float | None = None,
@@ -397,6 +399,9 @@ def solve_with_catalog(cfg, image_path, output_path, *, scale_low: float | None 
 
     Parameters are those of ``solve_field`` (arcsec/pixel, degrees, seconds); None takes
     ``[astrometry] scale_low``/``scale_high``/``timeout`` from ``cfg``, then the header.
+    Only the ``[astrometry] solve_sources`` brightest detections go to the solver: the
+    engine tries quads among all it is given, so 300 detections of a frame no index matches
+    take minutes (solve-field's own CPU limit is not kept), 60 take seconds.
 
     Returns
     -------
@@ -416,12 +421,36 @@ def solve_with_catalog(cfg, image_path, output_path, *, scale_low: float | None 
                                     ra=ra, dec=dec)
         if index.note:
             log.info("%s: %s; solving with the system index files only", image_path, index.note)
-    try:
+    def attempt(files, system):
         return solve_field(image_path, output_path, scale_low=scale_low, scale_high=scale_high,
-                           ra=ra, dec=dec, radius=radius, timeout=timeout,
-                           index_files=index.files, system_index=a.system_index)
+                           ra=ra, dec=dec, radius=radius, timeout=timeout, index_files=files,
+                           system_index=system, max_sources=max(5, a.solve_sources))
+
+    try:
+        if not index.files:
+            return attempt((), a.system_index)
+        try:
+            # the catalog index alone first: quick to succeed or fail, whereas a search
+            # through the 140 MB Tycho-2 files costs a minute on a frame they cannot solve
+            return attempt(index.files, False)
+        except BadInput as exc:
+            if not (a.system_index and _maybe_wide(index) and exc.reason == "plate solving failed"):
+                raise
+            log.info("%s: not solved with the catalog index; trying the system index files",
+                     image_path)
+            return attempt((), True)
     except BadInput as exc:
         if exc.reason != "plate solving failed" or not index.note or not a.catalog_index:
             raise
         raise BadInput(f"{exc.message.rstrip('.')}, and {index.note}.",
                        reason="field not in catalog" if index.centre else exc.reason) from exc
+
+
+#: fields at least this wide (diagonal, arcmin) may hold enough Tycho-2 stars for the system
+#: index files
+_TYCHO_MIN_FIELD_ARCMIN = 30.0
+
+
+def _maybe_wide(index: CatalogIndex) -> bool:
+    """True unless the scale hint says the field is too small for the Tycho-2 index files."""
+    return index.field_arcmin is None or index.field_arcmin >= _TYCHO_MIN_FIELD_ARCMIN

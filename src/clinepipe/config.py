@@ -95,6 +95,9 @@ class AstrometryConfig:
     index_margin: float = 0.25
     #: also use the system index files in /usr/share/astrometry (Tycho-2, wide fields)
     system_index: bool = True
+    #: brightest detections given to solve-field: enough to hold the catalog's stars, few
+    #: enough that a frame that cannot be solved fails in seconds, not minutes
+    solve_sources: int = 60
 
 
 @dataclass(frozen=True)
@@ -380,6 +383,7 @@ catalog_index = true    # build index files from the [catalog] stars around each
                         # in archive/astrometry-index/): solves fields too small for Tycho-2
 index_margin = 0.25     # degrees beyond the field's half-diagonal in that index (pointing error)
 system_index = true     # also use the system's index files (Tycho-2: fields wider than ~30')
+solve_sources = 60      # brightest detections given to the solver (more: slower failures)
 
 [catalog]
 source = "file"         # "file", "apass", "ucac4", "gaia"
