@@ -81,9 +81,9 @@ class PhotometryConfig:
 
 @dataclass(frozen=True)
 class AstrometryConfig:
-    #: plate-solve lights without a WCS with astrometry.net's solve-field (off by default: it
-    #: needs index files that cover the field's scale, and Tycho-2 alone cannot solve fields
-    #: smaller than ~30 arcmin)
+    #: plate-solve lights without a WCS with astrometry.net's solve-field (off by default:
+    #: TheSkyX already solves the lights, and a frame it could not solve may cost a minute or
+    #: two in the Tycho-2 fallback when the pixel scale is unknown; see README, Plate solving)
     solve: bool = False
     scale_low: float = 0.0  # arcsec/pixel hint; 0 = from the header, else a blind search
     scale_high: float = 0.0
@@ -375,7 +375,7 @@ detect_threshold = 3.0  # detection threshold in sigma of the background
 
 [astrometry]
 solve = false           # plate-solve lights without WCS with astrometry.net (`make system-deps`
-                        # installs it with Tycho-2 index files, which solve fields > ~30')
+                        # installs it); small fields solve with the catalog index below
 scale_low = 0.0         # arcsec/pixel hints for the solver; 0 = from the header / blind
 scale_high = 0.0
 timeout = 120           # seconds per frame
