@@ -1,8 +1,9 @@
 """A light without WCS goes to the plate solver when [astrometry] solve = true.
 
-The simulator's stars are synthetic, so astrometry.net's Tycho-2 index cannot solve them: the
-frame must fail with the solver's named reason while the rest of the night is processed.
-The solver's success path on real Tycho-2 stars is tested in test_astrometry.py.
+The simulator's stars are synthetic, so astrometry.net's Tycho-2 index cannot solve them: with
+the catalog index turned off (``catalog_index = false``) the frame must fail with the solver's
+named reason while the rest of the night is processed. The solver's success path on real
+Tycho-2 stars is tested in test_astrometry.py, with the catalog index in test_catalog_index.py.
 """
 
 import shutil
@@ -33,7 +34,7 @@ def test_unsolvable_light_fails_with_solver_reason(small_night, tmp_path):
         fits.writeto(light, data, header, overwrite=True)
     light.with_suffix(".SRC").unlink()
     cfg_path = out / "clinepipe.toml"
-    cfg_path.write_text(cfg_path.read_text() + "\n[astrometry]\nsolve = true\nscale_low = 0.9\nscale_high = 1.1\ntimeout = 10\n")
+    cfg_path.write_text(cfg_path.read_text() + "\n[astrometry]\nsolve = true\ncatalog_index = false\nscale_low = 0.9\nscale_high = 1.1\ntimeout = 10\n")
     cfg = load_config(cfg_path)
     run_pipeline(cfg)
     with session_scope(open_database(cfg.database.url)) as s:

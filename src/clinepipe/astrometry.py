@@ -52,6 +52,8 @@ __all__ = [
     "detect_sources",
     "match_residual_arcsec",
     "solve_field_command",
+    "solver_config_text",
+    "SYSTEM_INDEX_DIR",
     "solve_field",
 ]
 
@@ -581,6 +583,9 @@ def _box_has_bit(bits, bit, objects) -> np.ndarray:
 # plate solving
 # --------------------------------------------------------------------------------------
 
+#: where the Debian astrometry-data-* packages put their index files (the fallback set)
+SYSTEM_INDEX_DIR = Path("/usr/share/astrometry")
+
 _INSTALL_HINT = ("solve-field (astrometry.net) is not installed; run `make system-deps` or "
                  "install the Debian packages astrometry.net and astrometry-data-tycho2.")
 
@@ -595,7 +600,8 @@ def solve_field_command(xylist: Path, width: int, height: int, out_dir: Path, *,
                         scale_low: float | None = None, scale_high: float | None = None,
                         ra: float | None = None, dec: float | None = None,
                         radius: float | None = None, timeout: float = 120,
-                        executable: str = "solve-field") -> list[str]:
+                        executable: str = "solve-field",
+                        config_file: Path | None = None) -> list[str]:
     """The ``solve-field`` command line for an xylist of our own detections.
 
     Parameters
@@ -614,6 +620,9 @@ def solve_field_command(xylist: Path, width: int, height: int, out_dir: Path, *,
         CPU-time limit for the solver, s.
     executable : str
         Path of solve-field.
+    config_file : pathlib.Path, optional
+        Backend configuration (``--config``) naming the index files to use, see
+        :func:`solver_config_text`; None = the system's ``/etc/astrometry.cfg``.
 
     Returns
     -------
@@ -629,6 +638,8 @@ def solve_field_command(xylist: Path, width: int, height: int, out_dir: Path, *,
         "--crpix-center",
         "--cpulimit", str(max(1, int(math.ceil(timeout)))),
     ]
+    if config_file is not None:
+        cmd += ["--config", str(config_file)]
     if scale_low is not None or scale_high is not None:
         low = scale_low if scale_low is not None else scale_high / 2.0
         high = scale_high if scale_high is not None else scale_low * 2.0
@@ -640,11 +651,40 @@ def solve_field_command(xylist: Path, width: int, height: int, out_dir: Path, *,
     return cmd
 
 
+def solver_config_text(index_files=(), *, system_index: bool = True,
+                       timeout: float = 120) -> str:
+    """An astrometry.net backend configuration (``solve-field --config``).
+
+    Parameters
+    ----------
+    index_files : iterable of path
+        Index files to load first (e.g. built from the reference catalog by
+        :mod:`clinepipe.catalog_index`).
+    system_index : bool
+        Also load every index file in :data:`SYSTEM_INDEX_DIR` (Tycho-2: the fallback for
+        fields wider than ~30 arcmin).
+    timeout : float
+        The backend's own CPU limit, s.
+
+    Returns
+    -------
+    str
+        The file's text: ``cpulimit``, one ``index`` line per file, and ``add_path`` +
+        ``autoindex`` for the system directory.
+    """
+    lines = [f"cpulimit {max(1, int(math.ceil(timeout)))}"]
+    lines += [f"index {Path(f).resolve()}" for f in index_files]
+    if system_index and SYSTEM_INDEX_DIR.is_dir():
+        lines += [f"add_path {SYSTEM_INDEX_DIR}", "autoindex"]
+    return "\n".join(lines) + "\n"
+
+
 def solve_field(image_path, output_path, *, scale_low: float | None = None,
                 scale_high: float | None = None, ra: float | None = None,
                 dec: float | None = None, radius: float | None = None,
                 timeout: float = 120, max_rms_pixels: float = 2.0,
-                max_sources: int = 300, header_hints: bool = True) -> Path:
+                max_sources: int = 300, header_hints: bool = True,
+                index_files=(), system_index: bool = True) -> Path:
     """Plate-solve an image with astrometry.net and write a copy carrying the solved WCS.
 
     Our own detections (:func:`detect_sources`, the brightest ``max_sources`` clean ones)
@@ -678,14 +718,19 @@ def solve_field(image_path, output_path, *, scale_low: float | None = None,
         and ``XPIXSZ`` (binned pixel size, um) or an existing WCS (+-20 %), the centre from
         ``RA``/``DEC`` or ``OBJCTRA``/``OBJCTDEC`` (TheSkyX, MaxIm) or an existing WCS, within
         2 degrees. If the hinted search finds nothing, a blind search follows.
+    index_files : iterable of path
+        Extra astrometry.net index files, e.g. built from the reference catalog around the
+        field (:func:`clinepipe.catalog_index.index_for_image`); tried alongside the system ones.
+    system_index : bool
+        Also use the index files in ``/usr/share/astrometry`` (Tycho-2).
 
     Notes
     -----
     The Debian ``astrometry-data-tycho2`` index files hold Tycho-2 stars (about 60 per
     square degree) with quads of 22 arcmin and larger: they solve fields of roughly half a
     degree and more. Smaller fields (this observatory's 18 x 14 arcmin at 3x3 binning holds
-    only a handful of Tycho-2 stars) need deeper index files (e.g. the 4100/5200 series)
-    in ``/usr/share/astrometry``.
+    only a handful of Tycho-2 stars) need deeper index files: ``index_files`` built from the
+    reference catalog (:mod:`clinepipe.catalog_index`) or the 4100/5200 series.
 
     Returns
     -------
@@ -735,9 +780,16 @@ def solve_field(image_path, output_path, *, scale_low: float | None = None,
             Table({"X": clean["x"] + 1.0, "Y": clean["y"] + 1.0,
                    "FLUX": clean["flux"]}).write(xylist, format="fits")
             wcs_file, corr_file = tmp / "solution.wcs", tmp / "solution.corr"
+            config_file = None
+            index_files = list(index_files)
+            if index_files or not system_index:
+                # our own backend config: /etc/astrometry.cfg knows only the system indexes
+                config_file = tmp / "astrometry.cfg"
+                config_file.write_text(solver_config_text(index_files, system_index=system_index,
+                                                          timeout=timeout), encoding="utf-8")
             for attempt in attempts:
                 cmd = solve_field_command(xylist, width, height, tmp, timeout=timeout,
-                                          executable=exe, **attempt)
+                                          executable=exe, config_file=config_file, **attempt)
                 log.debug("running %s", " ".join(cmd))
                 output = _run(cmd, tmp, timeout + 30, image_path)
                 if (tmp / "solution.solved").exists() and wcs_file.exists():

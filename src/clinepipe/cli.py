@@ -40,6 +40,19 @@ def _config():
     return load_config(find_config(_state["config"]))
 
 
+def _optional_config():
+    """The configuration, or None when none was named and ./clinepipe.toml does not exist
+    (a named but missing or broken configuration is still an error)."""
+    import os
+
+    from .config import CONFIG_ENV, CONFIG_NAME
+
+    if _state["config"] is None and not os.environ.get(CONFIG_ENV) \
+            and not (Path.cwd() / CONFIG_NAME).is_file():
+        return None
+    return _config()
+
+
 def _console(stderr: bool = False):
     from rich.console import Console
 
@@ -649,14 +662,30 @@ def solve(image: Path = typer.Argument(..., help="FITS image to plate-solve (nev
           ra: Optional[float] = typer.Option(None, "--ra", help="Centre hint, deg."),
           dec: Optional[float] = typer.Option(None, "--dec", help="Centre hint, deg."),
           radius: Optional[float] = typer.Option(None, "--radius", help="Search radius around the hint, deg."),
-          timeout: float = typer.Option(120.0, "--timeout", help="Solver CPU limit, s.")):
-    """Plate-solve an image with astrometry.net (solve-field) and write a copy with its WCS."""
+          timeout: float = typer.Option(120.0, "--timeout", help="Solver CPU limit, s."),
+          catalog_index: bool = typer.Option(
+              True, "--catalog-index/--no-catalog-index",
+              help="With a configuration, also use index files built from its [catalog] around "
+                   "the field (cached in the archive), as `run` does.")):
+    """Plate-solve an image with astrometry.net (solve-field) and write a copy with its WCS.
+
+    With a configuration (--config, $CLINEPIPE_CONFIG or ./clinepipe.toml) the index files
+    are built from its reference catalog around the header's pointing, so fields too small
+    for the Tycho-2 index solve; without one only the system index files are used.
+    """
     if not image.is_file():
         raise UsageError(f"{image}: no such file.")
     from .astrometry import solve_field
 
-    out = solve_field(image, output, scale_low=scale_low, scale_high=scale_high, ra=ra, dec=dec,
-                      radius=radius, timeout=timeout)
+    cfg = _optional_config() if catalog_index else None
+    if cfg is not None:
+        from .catalog_index import solve_with_catalog
+
+        out = solve_with_catalog(cfg, image, output, scale_low=scale_low, scale_high=scale_high,
+                                 ra=ra, dec=dec, radius=radius, timeout=timeout)
+    else:
+        out = solve_field(image, output, scale_low=scale_low, scale_high=scale_high, ra=ra,
+                          dec=dec, radius=radius, timeout=timeout)
     from astropy.io import fits
 
     header = fits.getheader(out)

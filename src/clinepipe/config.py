@@ -81,13 +81,23 @@ class PhotometryConfig:
 
 @dataclass(frozen=True)
 class AstrometryConfig:
-    #: plate-solve lights without a WCS with astrometry.net's solve-field (off by default: it
-    #: needs index files that cover the field's scale, and Tycho-2 alone cannot solve fields
-    #: smaller than ~30 arcmin)
+    #: plate-solve lights without a WCS with astrometry.net's solve-field (off by default:
+    #: TheSkyX already solves the lights, and a frame it could not solve may cost a minute or
+    #: two in the Tycho-2 fallback when the pixel scale is unknown; see README, Plate solving)
     solve: bool = False
     scale_low: float = 0.0  # arcsec/pixel hint; 0 = from the header, else a blind search
     scale_high: float = 0.0
     timeout: float = 120.0  # seconds per frame
+    #: build astrometry.net index files from the [catalog] stars around each field (cached in
+    #: archive/astrometry-index/), so fields too small for Tycho-2 solve
+    catalog_index: bool = True
+    #: degrees added to the field's half-diagonal for the catalog cone (pointing error)
+    index_margin: float = 0.25
+    #: also use the system index files in /usr/share/astrometry (Tycho-2, wide fields)
+    system_index: bool = True
+    #: brightest detections given to solve-field: enough to hold the catalog's stars, few
+    #: enough that a frame that cannot be solved fails in seconds, not minutes
+    solve_sources: int = 60
 
 
 @dataclass(frozen=True)
@@ -365,10 +375,15 @@ detect_threshold = 3.0  # detection threshold in sigma of the background
 
 [astrometry]
 solve = false           # plate-solve lights without WCS with astrometry.net (`make system-deps`
-                        # installs it with Tycho-2 index files, which solve fields > ~30')
+                        # installs it); small fields solve with the catalog index below
 scale_low = 0.0         # arcsec/pixel hints for the solver; 0 = from the header / blind
 scale_high = 0.0
 timeout = 120           # seconds per frame
+catalog_index = true    # build index files from the [catalog] stars around each field (cached
+                        # in archive/astrometry-index/): solves fields too small for Tycho-2
+index_margin = 0.25     # degrees beyond the field's half-diagonal in that index (pointing error)
+system_index = true     # also use the system's index files (Tycho-2: fields wider than ~30')
+solve_sources = 60      # brightest detections given to the solver (more: slower failures)
 
 [catalog]
 source = "file"         # "file", "apass", "ucac4", "gaia"

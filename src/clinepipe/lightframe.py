@@ -171,17 +171,22 @@ def wcs_stage(ctx: LightContext) -> None:
 
 
 def _plate_solve(ctx: LightContext):
-    """Solve the calibrated frame with astrometry.net and put the WCS into its header."""
+    """Solve the calibrated frame with astrometry.net and put the WCS into its header.
+
+    The index files built from the reference catalog around the field are used with the
+    system ones (``[astrometry] catalog_index``), see :mod:`clinepipe.catalog_index`.
+    """
     from astropy.io import fits
 
-    from .astrometry import header_wcs, solve_field
+    from .astrometry import header_wcs
+    from .catalog_index import solve_with_catalog
     from .reduce import write_reduced
 
     t = ctx.task
-    a = t.config.astrometry
+    if ctx.writing is not None:
+        ctx.writing.result()  # the calibrated frame is written in the background: wait for it
     solved = t.output.with_name(t.output.stem + "_solved.fits")
-    solve_field(t.output, solved, scale_low=a.scale_low or None, scale_high=a.scale_high or None,
-                timeout=a.timeout)
+    solve_with_catalog(t.config, t.output, solved)
     header = fits.getheader(solved)
     wcs = header_wcs(header)
     if wcs is not None:
