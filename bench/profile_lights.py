@@ -1,0 +1,82 @@
+"""Where a light's time goes: the median time of each per-light step inside ``run_pipeline``.
+
+    .venv/bin/python bench/profile_lights.py [--lights 20] [--keep DIR]
+
+Simulates a night (the simulator's full 1117x844 binned frames, ``--lights`` per filter),
+runs the pipeline on it in this process with a timer around each stage of
+``clinepipe.lightframe.LIGHT_STAGES`` and the main steps inside them, and prints the median
+per light. Wall-clock, not CPU: the background writer thread and other programs on the
+machine show up in the figures (compare runs made one after the other).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "src"))
+
+
+def _timed(fn, name: str, times: dict):
+    def wrapper(*args, **kwargs):
+        t = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            times[name].append(time.perf_counter() - t)
+    wrapper.__name__ = fn.__name__
+    return wrapper
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--lights", type=int, default=20, help="lights per filter")
+    ap.add_argument("--keep", type=Path, help="simulate into this folder and keep it")
+    args = ap.parse_args(argv)
+
+    import clinepipe.ingest as ingest
+    import clinepipe.lightframe as lightframe
+    import clinepipe.photometry as photometry
+    import clinepipe.pipeline as pipeline
+    import clinepipe.qc as qc
+    import clinepipe.reduce as reduce
+    from clinepipe.config import load_config
+    from clinepipe.simulate import simulate_night
+
+    tmp = None if args.keep else tempfile.TemporaryDirectory(prefix="clinepipe-profile-")
+    out = args.keep or Path(tmp.name)
+    sim = simulate_night(out, seed=11, lights_per_filter=args.lights)
+    times: dict = collections.defaultdict(list)
+    lightframe.LIGHT_STAGES[:] = [_timed(s, s.__name__, times) for s in lightframe.LIGHT_STAGES]
+    for module, name, label in (
+            (ingest, "read_image", "  reduce: read the raw frame"),
+            (reduce, "reduce_frame", "  reduce: bias, dark, flat, uncertainty, mask"),
+            (reduce, "write_reduced_async", "  reduce: serialise the calibrated frame"),
+            (photometry, "measure_background", "  photometry: sep mesh background"),
+            (qc, "psf_shape", "  photometry: FWHM and elongation"),
+            (photometry, "aperture_photometry", "  photometry: aperture sums and errors"),
+            (pipeline, "_light_task", "main: choose the masters"),
+            (pipeline, "_store_light_result", "main: calibrate and store")):
+        setattr(module, name, _timed(getattr(module, name), label, times))
+    pipeline.process_light = _timed(pipeline.process_light, "process_light (all stages, "
+                                    "and the wait for the written file)", times)
+    t0 = time.perf_counter()
+    pipeline.run_pipeline(load_config(sim.config_path))
+    total = time.perf_counter() - t0
+    print(f"{len(times['reduce_stage'])} lights of {sim.spec.nx}x{sim.spec.ny}; run {total:.1f} s")
+    print(f"{'step':<62} {'median ms':>9}")
+    for name, values in times.items():
+        print(f"{name:<62} {1e3 * statistics.median(values):9.2f}")
+    if tmp is not None:
+        tmp.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
