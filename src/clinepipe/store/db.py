@@ -371,7 +371,20 @@ def session_scope(engine: Engine) -> Iterator[Session]:
     session = Session(engine, expire_on_commit=False)
     try:
         yield session
-        session.commit()
+    except BaseException:
+        _end(session, commit=False)
+        raise
+    _end(session, commit=True)
+
+
+def _end(session: Session, *, commit: bool) -> None:
+    """Commit (or roll back) the session's transaction and close it; a commit that fails is
+    rolled back before the error goes on."""
+    try:
+        if commit:
+            session.commit()
+        else:
+            session.rollback()
     except BaseException:
         session.rollback()
         raise
@@ -420,25 +433,16 @@ class BatchedTransaction:
 
     def commit(self) -> None:
         """Commit the open transaction (if any)."""
-        session, self._session, self._units = self._session, None, 0
-        if session is None:
-            return
-        try:
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()
+        self._end(commit=True)
 
     def rollback(self) -> None:
         """Discard the open transaction (if any)."""
+        self._end(commit=False)
+
+    def _end(self, *, commit: bool) -> None:
         session, self._session, self._units = self._session, None, 0
         if session is not None:
-            try:
-                session.rollback()
-            finally:
-                session.close()
+            _end(session, commit=commit)
 
     def __enter__(self) -> "BatchedTransaction":
         return self
