@@ -353,6 +353,8 @@ def test_a_full_archive_stops_the_run_and_the_next_run_resumes(small_night, seri
     assert r.stderr.startswith("clinepipe: cannot write ") and "No space left on device" in r.stderr
     assert "_calibrated.fits" in r.stderr  # it stopped in the lights, as intended
     assert not list(disk.rglob("*.tmp")), "a temporary file was left behind"
+    status = cli("--config", cfg_path, "status").stdout.splitlines()
+    assert status[-1].startswith("last run #1: crashed ") and "No space left on device" in status[-1]
 
     mount(64 * 2 ** 20, remount=True)  # the observer makes room
     run_pipeline(load_config(cfg_path))
@@ -361,6 +363,8 @@ def test_a_full_archive_stops_the_run_and_the_next_run_resumes(small_night, seri
     with session_scope(open_database(load_config(cfg_path).database.url)) as s:
         statuses = [r.status for r in s.scalars(select(Run).order_by(Run.id))]
     assert statuses == ["crashed", "finished"], statuses
+    assert cli("--config", cfg_path, "status").stdout.splitlines()[-1].startswith(
+        "last run #2: finished ")
 
 
 # ----------------------------------------------------------------------------- the lock

@@ -9,6 +9,7 @@ the exit codes of INTERFACE.md: 0 success, 1 failure, 2 bad usage or configurati
 from __future__ import annotations
 
 import csv
+import json
 import sys
 import time
 from pathlib import Path
@@ -170,7 +171,7 @@ def status(failed: bool = typer.Option(False, "--failed", help="List every file 
     from sqlalchemy import func, select
 
     from .store.db import session_scope, telescope_names
-    from .store.models import Frame
+    from .store.models import Frame, Run
 
     cfg = _config()
     engine = _engine(cfg)
@@ -187,9 +188,28 @@ def status(failed: bool = typer.Option(False, "--failed", help="List every file 
         rows = s.execute(select(Frame.telescope, Frame.night, Frame.state, func.count())
                          .group_by(Frame.telescope, Frame.night, Frame.state)
                          .order_by(Frame.telescope, Frame.night)).all()
+        last = s.execute(select(Run.id, Run.telescope, Run.started_at, Run.finished_at,
+                                Run.status, Run.summary)
+                         .order_by(Run.id.desc()).limit(1)).first()
     if not multi:  # one telescope: the columns of a single-telescope observatory
         rows = [r[1:] for r in rows]
     _print_status(rows, as_csv, multi)
+    if last is not None and not as_csv:
+        typer.echo(_last_run_line(last, multi))
+
+
+def _last_run_line(run, multi: bool) -> str:
+    """``last run #12 (scope-a): crashed 2026-03-15 06:02 UTC: cannot write …``."""
+    try:
+        error = json.loads(run.summary or "{}").get("error", "")
+    except (ValueError, AttributeError):
+        error = ""
+    when = run.finished_at or run.started_at
+    scope = f" ({run.telescope or 'unnamed'})" if multi else ""
+    text = f"last run #{run.id}{scope}: {run.status}"
+    if when is not None:
+        text += f" {when:%Y-%m-%d %H:%M} UTC"
+    return text + (f": {error}" if error else "")
 
 
 def _print_failed(rows, as_csv: bool, multi: bool) -> None:

@@ -132,10 +132,10 @@ def run_pipeline(cfg: Config, *, reprocess: bool = False, workers: int | None = 
                      ", ".join(f"{k} {v}" for k, v in sorted(summary.states.items())))
             return summary
         except BaseException as exc:
-            _mark_run(engine, run_id, "crashed")  # best effort: the run did not finish
             stop = storage_error(exc, getattr(exc, "filename", None) or archive)
             if stop is not None:
                 log.error("%s", stop.message)
+            _mark_run(engine, run_id, "crashed", _why(stop or exc))  # best effort
             raise
         finally:
             if pool is not None:
@@ -262,18 +262,29 @@ def _storage_errors(archive: Path):
                            "stopped).", reason="cannot write: disk full") from exc
 
 
-def _mark_run(engine, run_id: int | None, status: str) -> None:
-    """Best effort: record how a run ended (the database may be what failed)."""
+def _mark_run(engine, run_id: int | None, status: str, error: str = "") -> None:
+    """Best effort: record how a run ended, and why it stopped (``summary`` JSON ``error``,
+    shown by ``clinepipe status``); the database may be what failed."""
     from .store.db import session_scope
 
     if engine is None or run_id is None:
         return
     try:
         with session_scope(engine) as s:
-            s.execute(update(Run).where(Run.id == run_id).values(finished_at=_now(),
-                                                                 status=status))
+            s.execute(update(Run).where(Run.id == run_id).values(
+                finished_at=_now(), status=status,
+                summary=json.dumps({"error": error}) if error else ""))
     except Exception:
         pass
+
+
+def _why(exc: BaseException) -> str:
+    """One line on why a run stopped."""
+    if isinstance(exc, ClinepipeError):
+        return exc.message
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    return f"internal error ({type(exc).__name__}: {exc})"
 
 
 class _LogFile(logging.FileHandler):
