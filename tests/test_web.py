@@ -1,6 +1,7 @@
 """The web dashboard: pages show the data, the JSON light curve has the export columns and the
 right values, odd input gives 404 pages (never 500), nothing is writable, nothing is remote."""
 
+import json
 import math
 import re
 from datetime import datetime
@@ -451,3 +452,19 @@ def test_every_page_on_each_backend(db_url):
             assert len(c.get("/api/stars/1/lightcurve?filter=R").json()) == 24
     finally:
         engine.dispose()
+
+
+def test_nights_page_says_why_the_last_run_stopped(tmp_path):
+    engine = make_engine(tmp_path / "crashed.db")
+    populate(engine)
+    why = "cannot write /data/archive/calibrated/x.fits: No space left on device (make room…)."
+    with Session(engine) as s:
+        s.add(Run(started_at=datetime(2025, 3, 3, 7, 0), finished_at=datetime(2025, 3, 3, 7, 1),
+                  software_version="test", status="crashed",
+                  summary=json.dumps({"error": why})))
+        s.commit()
+    with TestClient(create_app(engine)) as client:
+        page = client.get("/").text
+    assert "crashed at 2025-03-03 07:01" in page
+    assert '<span class="run-error">cannot write /data/archive/calibrated/x.fits: No space left' in page
+    engine.dispose()

@@ -354,12 +354,19 @@ class _Dashboard:
                 select(func.count(func.distinct(Frame.night))).scalar_subquery(),
                 select(func.count(Star.id)).scalar_subquery(),
                 select(func.count(Measurement.id)).scalar_subquery())).one()
-            run = s.execute(select(Run.id, Run.started_at, Run.finished_at, Run.status)
+            run = s.execute(select(Run.id, Run.started_at, Run.finished_at, Run.status,
+                                   Run.summary)
                             .order_by(Run.id.desc()).limit(1)).first()
         frames, nights, stars, measurements = counts
+        last_run = None
+        if run is not None:
+            last_run = dict(run._mapping)
+            try:  # why a run stopped (a full disk…), as `clinepipe status` shows it
+                last_run["error"] = json.loads(last_run.pop("summary") or "{}").get("error", "")
+            except (ValueError, AttributeError):
+                last_run["error"] = ""
         return {"frames": frames, "nights": nights, "stars": stars,
-                "measurements": measurements,
-                "last_run": dict(run._mapping) if run is not None else None}
+                "measurements": measurements, "last_run": last_run}
 
 
 def _newest_first(entries) -> list[dict]:
