@@ -179,8 +179,17 @@ def test_listings_name_the_telescope_when_there_are_several(scopes, tmp_path):
 
     from clinepipe.web.app import create_app
 
-    html = TestClient(create_app(scopes["engine"])).get("/").text
+    client = TestClient(create_app(scopes["engine"]))
+    html = client.get("/").text
     assert "<th>Telescopes</th>" in html and f"{A} " in html and f"{B} " in html
+    with session_scope(scopes["engine"]) as s:  # a star both telescopes measured
+        star = s.execute(select(Measurement.star_id).join(Frame, Frame.id == Measurement.frame_id)
+                         .group_by(Measurement.star_id)
+                         .having(func.count(func.distinct(Frame.telescope)) == 2)
+                         .limit(1)).scalar_one()
+    points = client.get(f"/api/stars/{star}/lightcurve").json()
+    assert {p["telescope"] for p in points} == {A, B}
+    assert list(points[0])[-1] == "telescope"  # the export's fields, then the telescope
 
 
 def test_a_second_run_of_each_telescope_adds_nothing(scopes):

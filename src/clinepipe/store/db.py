@@ -584,16 +584,17 @@ def measurement_select(star_ids: Iterable[int] | None = None, filter: str | None
 
 
 def lightcurve(source: Session | Connection | Engine, star_id: int, filter: str | None = None,
-               since: float | None = None, until: float | None = None) -> list[dict]:
+               since: float | None = None, until: float | None = None, *,
+               telescope: bool = False) -> list[dict]:
     """A star's measurements as dicts with exactly :data:`LIGHTCURVE_COLUMNS` (the
     ``export --format csv`` fields), sorted by ``jd_mid``; ``since``/``until`` bound ``jd_mid``
-    (inclusive). Served by the ``(star_id, filter, jd_mid)`` index. ``source`` is an engine, a
-    connection or a session."""
-    stmt = measurement_select([star_id], filter, since, until, order="star")
+    (inclusive); ``telescope=True`` adds each point's ``telescope``. Served by the
+    ``(star_id, filter, jd_mid)`` index. ``source`` is an engine, a connection or a session."""
+    stmt = measurement_select([star_id], filter, since, until, order="star", telescope=telescope)
     if isinstance(source, Engine):
         with source.connect() as conn:
             rows = conn.execute(stmt).all()
     else:
         rows = source.execute(stmt).all()
-    cols = LIGHTCURVE_COLUMNS
+    cols = LIGHTCURVE_COLUMNS + (("telescope",) if telescope else ())
     return [dict(zip(cols, row)) for row in rows]

@@ -283,11 +283,15 @@ class _Dashboard:
 
     def lightcurve(self, star_id: int, filter: str | None = None, since: float | None = None,
                    until: float | None = None) -> list[dict]:
-        """The star's points with exactly the ``export --format csv`` fields (NaN → None)."""
+        """The star's points with exactly the ``export --format csv`` fields (NaN → None):
+        with several telescopes in the database, ``telescope`` last, as in the export."""
         from ..store.db import lightcurve
 
-        rows = lightcurve(self.engine, star_id, filter=filter, since=since, until=until)
-        return [{k: _plain(row.get(k)) for k in LIGHTCURVE_FIELDS} for row in rows]
+        several = self.several_telescopes()
+        rows = lightcurve(self.engine, star_id, filter=filter, since=since, until=until,
+                          telescope=several)
+        fields = LIGHTCURVE_FIELDS + (("telescope",) if several else ())
+        return [{k: _plain(row.get(k)) for k in fields} for row in rows]
 
     def star_exists(self, star_id: int) -> bool:
         with Session(self.engine) as s:

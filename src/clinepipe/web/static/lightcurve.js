@@ -91,6 +91,7 @@
       var t = (r.bjd_tdb !== null && r.bjd_tdb !== undefined) ? r.bjd_tdb : r.jd_mid;
       if (typeof r.mag !== "number" || typeof t !== "number") { return; }
       var filter = r.filter || "?";
+      if (r.telescope !== undefined) { filter += " · " + (r.telescope || "unnamed"); }  // one series per telescope
       if (!(filter in self.shown)) { self.shown[filter] = true; self.filters.push(filter); }
       self.points.push({ t: t, mag: r.mag, err: typeof r.mag_err === "number" ? r.mag_err : 0,
                          filter: filter, frame: r.frame || "", jd: r.jd_mid });
