@@ -33,10 +33,12 @@ def test_csv_columns_rows_order_and_no_duplicates(small_store, tmp_path):
     rows = _read_csv(out)
     assert rows[0] == list(CSV_COLUMNS) == [
         "star_id", "ra", "dec", "filter", "jd_mid", "bjd_tdb", "mag", "mag_err", "inst_mag",
-        "inst_mag_err", "zero_point", "airmass", "exptime", "frame"]
+        "inst_mag_err", "zero_point", "airmass", "exptime", "frame", "flags"]
     data = rows[1:]
     assert n == len(data) == 15  # 3 stars x 5 lights
-    assert all(len(r) == 14 for r in data)
+    assert all(len(r) == 15 for r in data)
+    # the one saturated measurement (star 3 on the first light) says so; the others are clean
+    assert sorted(r[14] for r in data) == ["0"] * 14 + ["1"]
     keys = [(int(r[0]), r[13]) for r in data]
     assert len(set(keys)) == len(keys)  # one row per star per frame
     assert [(int(r[0]), float(r[4])) for r in data] == sorted((int(r[0]), float(r[4])) for r in data)

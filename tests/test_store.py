@@ -441,10 +441,11 @@ def test_lightcurve_rows(small_store):
                      "jd_mid": 2460000.60, "bjd_tdb": 2460000.60 + 0.004, "mag": 12.0,
                      "mag_err": 0.015, "inst_mag": -8.0, "inst_mag_err": 0.01,
                      "zero_point": 20.0, "airmass": 1.25, "exptime": 60.0,
-                     "frame": "night1/lights/v_001.fits"}
+                     "frame": "night1/lights/v_001.fits", "flags": 0}
     assert rows[-1]["zero_point"] is None and rows[-1]["mag"] is None
     # star 3 has no airmass of its own: the frame's is used
     assert lightcurve(engine, star3)[1]["airmass"] == pytest.approx(1.21)
+    assert [r["flags"] for r in lightcurve(engine, star3)] == [1, 0, 0, 0, 0]  # saturated once
     assert [r["filter"] for r in lightcurve(engine, star1, filter="V")] == ["V"] * 3
     window = lightcurve(engine, star1, since=2460000.605, until=2460001.6)
     assert [r["frame"].rsplit("/", 1)[1] for r in window] == ["r_001.fits", "v_002.fits",
@@ -556,3 +557,4 @@ def test_legacy_import_never_crashes_on_junk(engine, tmp_path):
     empty = tmp_path / "empty.csv"
     empty.write_bytes(b"")
     assert import_sources_csv(engine, empty).rows_read == 0
+

@@ -173,7 +173,7 @@ def test_listings_name_the_telescope_when_there_are_several(scopes, tmp_path):
     out = tmp_path / "all.csv"
     export_csv(scopes["engine"], out)
     header = out.read_text(encoding="utf-8").splitlines()[0]
-    assert header.endswith(",exptime,frame,telescope")
+    assert header.endswith(",exptime,frame,flags,telescope")
 
     from fastapi.testclient import TestClient
 

@@ -19,7 +19,7 @@ from clinepipe.store.models import (CatalogMatch, Frame, Measurement, Run, Star,
 from clinepipe.web import LIGHTCURVE_FIELDS, create_app  # noqa: E402
 
 CSV_FIELDS = ("star_id,ra,dec,filter,jd_mid,bjd_tdb,mag,mag_err,inst_mag,inst_mag_err,"
-              "zero_point,airmass,exptime,frame").split(",")
+              "zero_point,airmass,exptime,frame,flags").split(",")
 PERIOD = 0.3  # days: star 1 is a sinusoidal variable
 VAR_NAME = "V0001 Tst"
 CAT_ID = "UCAC4 500-012345"

@@ -350,11 +350,11 @@ def lc(star: str = typer.Argument(..., help='Star id, catalog id, known-variable
         plot_lightcurve(rows, plot, title=f"star {star_id} ({star})", fold=fold)
         typer.echo(f"wrote {plot}")
     if not plot and not out_csv:
-        typer.echo("jd_mid\tfilter\tmag\tmag_err")
+        typer.echo("jd_mid\tfilter\tmag\tmag_err\tflags")
         for r in rows:
             mag = f"{r['mag']:.4f}" if r["mag"] is not None else "nan"
             err = f"{r['mag_err']:.4f}" if r["mag_err"] is not None else "nan"
-            typer.echo(f"{r['jd_mid']:.6f}\t{r['filter']}\t{mag}\t{err}")
+            typer.echo(f"{r['jd_mid']:.6f}\t{r['filter']}\t{mag}\t{err}\t{r['flags']}")
 
 
 def _write_rows_csv(path: Path, rows: list[dict], columns) -> None:

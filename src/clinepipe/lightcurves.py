@@ -48,7 +48,9 @@ def resolve_star(session, spec: str, radius_arcsec: float = 5.0) -> int:
 
 def plot_lightcurve(rows: list[dict], out: Path, *, title: str = "", fold: float | None = None,
                     time_axis: str = "bjd") -> Path:
-    """PNG of a light curve: error bars, one colour per filter, magnitudes increasing down.
+    """PNG of a light curve: error bars, one colour per filter, magnitudes increasing down;
+    flagged measurements (``flags`` ≠ 0: saturated, at the edge, a bad pixel, blended) are
+    open circles.
 
     ``time_axis`` is ``"bjd"`` (BJD_TDB − 2,450,000) or ``"date"``; ``fold`` a period in days
     for a phase-folded plot (two cycles shown).
@@ -80,8 +82,18 @@ def plot_lightcurve(rows: list[dict], out: Path, *, title: str = "", fold: float
             x = Time(t, format="jd").to_datetime()
         else:
             x = t - 2450000.0
-        ax.errorbar(x, mag, yerr=err, fmt="o", ms=3, lw=0.8, capsize=0, label=filt,
-                    color=colours.get(filt))
+        colour = colours.get(filt)
+        flagged = np.array([bool(r.get("flags")) for r in sel])
+        if fold:
+            flagged = np.tile(flagged, 2)
+        x = np.asarray(x)
+        if not flagged.all():
+            ax.errorbar(x[~flagged], mag[~flagged], yerr=err[~flagged], fmt="o", ms=3, lw=0.8,
+                        capsize=0, label=filt, color=colour)
+        if flagged.any():  # saturated, at the edge, a bad pixel or blended: an open circle
+            ax.errorbar(x[flagged], mag[flagged], yerr=err[flagged], fmt="o", ms=4, lw=0.8,
+                        capsize=0, mfc="none", color=colour,
+                        label=f"{filt} flagged ({int(flagged.sum())})")
     ax.invert_yaxis()
     ax.set_ylabel("magnitude")
     ax.set_xlabel(f"phase (P = {fold:g} d)" if fold else

@@ -63,7 +63,8 @@ PG_MIGRATION_LOCK_KEY = 0x636C696E65706970
 #: the fields of ``clinepipe export --format csv``, of :func:`lightcurve` rows and of the web's
 #: ``/api/stars/{id}/lightcurve`` objects, in this order
 LIGHTCURVE_COLUMNS = ("star_id", "ra", "dec", "filter", "jd_mid", "bjd_tdb", "mag", "mag_err",
-                      "inst_mag", "inst_mag_err", "zero_point", "airmass", "exptime", "frame")
+                      "inst_mag", "inst_mag_err", "zero_point", "airmass", "exptime", "frame",
+                      "flags")
 
 
 # ----------------------------------------------------------------------------- URLs
@@ -561,7 +562,7 @@ def measurement_select(star_ids: Iterable[int] | None = None, filter: str | None
     stmt = (select(m.star_id, m.ra, m.dec, m.filter, m.jd_mid, m.bjd_tdb, m.mag, m.mag_err,
                    m.inst_mag, m.inst_mag_err, z.value.label("zero_point"),
                    func.coalesce(m.airmass, f.airmass).label("airmass"), f.exptime,
-                   f.raw_path.label("frame"), *extra)
+                   f.raw_path.label("frame"), m.flags, *extra)
             .select_from(_MEASUREMENTS.join(_FRAMES, f.id == m.frame_id)
                          .outerjoin(_ZERO_POINTS, z.frame_id == m.frame_id)))
     if star_ids is not None:

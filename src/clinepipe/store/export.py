@@ -88,6 +88,7 @@ _VOTABLE_DESCRIPTIONS = {
     "airmass": "Airmass",
     "exptime": "Exposure time",
     "frame": "Raw frame path relative to the incoming folder",
+    "flags": "Photometry flags: 1 saturated, 2 edge, 4 masked pixel, 8 blended, 16 no flux",
     "telescope": "Telescope of the frame (config [site] telescope)",
 }
 
@@ -97,7 +98,7 @@ _VOTABLE_UCDS = {"star_id": "meta.id;meta.main", "ra": "pos.eq.ra;meta.main",
                  "mag_err": "stat.error;phot.mag", "inst_mag": "phot.mag",
                  "inst_mag_err": "stat.error;phot.mag", "zero_point": "phot.calib",
                  "airmass": "obs.airMass", "exptime": "time.duration;obs.exposure",
-                 "frame": "meta.file", "telescope": "instr.tel"}
+                 "frame": "meta.file", "flags": "meta.code.qual", "telescope": "instr.tel"}
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -433,7 +434,7 @@ def export_votable(engine: Engine, out: str | os.PathLike, star_ids: Iterable[in
     text_cols = ("filter", "frame", "telescope")
     for name in names:
         values = columns[name]
-        if name == "star_id":
+        if name in ("star_id", "flags"):
             col = MaskedColumn(np.array(values, dtype=np.int64), name=name,
                                mask=np.zeros(len(values), bool))
         elif name in text_cols:

@@ -46,7 +46,8 @@ HERE = Path(__file__).resolve().parent
 
 #: the ``export --format csv`` columns, in order: the JSON light curve has exactly these keys
 LIGHTCURVE_FIELDS = ("star_id", "ra", "dec", "filter", "jd_mid", "bjd_tdb", "mag", "mag_err",
-                     "inst_mag", "inst_mag_err", "zero_point", "airmass", "exptime", "frame")
+                     "inst_mag", "inst_mag_err", "zero_point", "airmass", "exptime", "frame",
+                     "flags")
 #: frame states shown as columns on the nights page, in this order (others, if any, follow)
 FRAME_STATES = ("calibrated", "measured", "waiting", "failed", "used", "rejected", "duplicate")
 ATTENTION_STATES = ("failed", "waiting")  # files not fully processed: listed with their reason
@@ -258,9 +259,10 @@ class _Dashboard:
 
     def star_period(self, star_id: int, points: list[dict]) -> dict[str, dict]:
         """Lomb–Scargle best period (days) and false-alarm probability per filter, as
-        :func:`clinepipe.lightcurves.variability_table` searches it (0.02–10 d)."""
+        :func:`clinepipe.lightcurves.variability_table` searches it (0.02–10 d, flagged
+        measurements left out)."""
         good = [p for p in points if _finite(p["mag"]) is not None
-                and (_finite(p["mag_err"]) or 0) > 0]
+                and (_finite(p["mag_err"]) or 0) > 0 and not p.get("flags")]
         key = (star_id, len(good), max((p["jd_mid"] or 0 for p in good), default=0))
         with self._lock:
             if key in self._periods:

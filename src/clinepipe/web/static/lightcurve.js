@@ -17,6 +17,14 @@
   var MARGIN = { left: 68, right: 18, top: 14, bottom: 50 };
   var HIT_RADIUS = 9; // px: how close the pointer must be to a point to show it
 
+  // photometry flags (clinepipe.photometry FLAG_*): an open circle on the plot
+  var FLAG_NAMES = [[1, "saturated"], [2, "at the edge"], [4, "bad pixel"], [8, "blended"],
+                    [16, "no flux"]];
+  function flagNames(flags) {
+    return FLAG_NAMES.filter(function (f) { return flags & f[0]; })
+      .map(function (f) { return f[1]; }).join(", ");
+  }
+
   function colourFor(filter, index) {
     return COLOURS[filter] || SPARE[index % SPARE.length];
   }
@@ -94,7 +102,8 @@
       if (r.telescope !== undefined) { filter += " · " + (r.telescope || "unnamed"); }  // one series per telescope
       if (!(filter in self.shown)) { self.shown[filter] = true; self.filters.push(filter); }
       self.points.push({ t: t, mag: r.mag, err: typeof r.mag_err === "number" ? r.mag_err : 0,
-                         filter: filter, frame: r.frame || "", jd: r.jd_mid });
+                         filter: filter, frame: r.frame || "", jd: r.jd_mid,
+                         flags: typeof r.flags === "number" ? r.flags : 0 });
     });
     if (this.points.length) {
       var tmin = Math.min.apply(null, this.points.map(function (p) { return p.t; }));
@@ -372,7 +381,7 @@
           var px = self.toPx(x), py = self.toPy(p.mag);
           ctx.beginPath();
           ctx.arc(px, py, 3, 0, 2 * Math.PI);
-          ctx.fill();
+          if (p.flags) { ctx.stroke(); } else { ctx.fill(); }  // flagged: an open circle
           screen.push({ px: px, py: py, point: p, x: x });
           if (x >= lim.x0 && x <= lim.x1 && p.mag >= lim.y0 && p.mag <= lim.y1) { inside[k] = true; }
         });
@@ -474,6 +483,7 @@
       jdToUtc(typeof p.jd === "number" ? p.jd : p.t)
     ];
     if (this.period) { lines.push("phase " + (hit.x % 1).toFixed(3)); }
+    if (p.flags) { lines.push("flagged: " + flagNames(p.flags)); }
     if (p.frame) { lines.push(p.frame); }
     tip.textContent = "";
     lines.forEach(function (line, i) {
