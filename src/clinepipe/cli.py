@@ -347,7 +347,8 @@ def lc(star: str = typer.Argument(..., help='Star id, catalog id, known-variable
         _write_rows_csv(out_csv, rows, CSV_COLUMNS)
         typer.echo(f"wrote {len(rows)} point(s) to {out_csv}")
     if plot:
-        plot_lightcurve(rows, plot, title=f"star {star_id} ({star})", fold=fold)
+        title = f"star {star_id}" + ("" if star.strip() == str(star_id) else f" ({star})")
+        plot_lightcurve(rows, plot, title=title, fold=fold)
         typer.echo(f"wrote {plot}")
     if not plot and not out_csv:
         typer.echo("jd_mid\tfilter\tmag\tmag_err\tflags")

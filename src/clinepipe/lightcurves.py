@@ -95,6 +95,9 @@ def plot_lightcurve(rows: list[dict], out: Path, *, title: str = "", fold: float
                         capsize=0, mfc="none", color=colour,
                         label=f"{filt} flagged ({int(flagged.sum())})")
     ax.invert_yaxis()
+    if fold or time_axis != "date":  # whole dates, not "+1.111e4" offsets
+        ax.ticklabel_format(axis="x", useOffset=False, style="plain")
+    ax.ticklabel_format(axis="y", useOffset=False, style="plain")
     ax.set_ylabel("magnitude")
     ax.set_xlabel(f"phase (P = {fold:g} d)" if fold else
                   ("date (UTC)" if time_axis == "date" else "BJD$_{TDB}$ − 2450000"))
