@@ -62,7 +62,7 @@ def main(argv=None) -> int:
             (qc, "psf_shape", "  photometry: FWHM and elongation"),
             (photometry, "aperture_photometry", "  photometry: aperture sums and errors"),
             (pipeline, "_light_task", "main: choose the masters"),
-            (pipeline, "_store_light_result", "main: calibrate and store")):
+            (pipeline, "store_light_result", "main: calibrate and store")):
         setattr(module, name, _timed(getattr(module, name), label, times))
     pipeline.process_light = _timed(pipeline.process_light, "process_light (all stages, "
                                     "and the wait for the written file)", times)

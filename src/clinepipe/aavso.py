@@ -270,7 +270,8 @@ def recalibrate_frames(cfg: Config, engine, frame_ids, context=None) -> int:
     one transaction per frame. Returns how many frames were rewritten (a frame whose catalog is
     unavailable right now is left as it is and logged). QC flags of the nights are refreshed."""
     from .lightframe import MEASUREMENT_DTYPE
-    from .pipeline import CalibrationContext, calibrate_measurements, update_qc
+    from .finishing import update_qc
+    from .lightstore import CalibrationContext, calibrate_measurements
 
     if context is None:
         context = CalibrationContext.load(cfg, engine)

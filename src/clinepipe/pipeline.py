@@ -5,10 +5,11 @@
       ├─ masters_stage    calibration groups that changed → master FITS + ``masters`` rows
       ├─ lights_stage     each light not yet done, in time order:
       │     lightframe.process_light (reduce → sources → WCS → photometry; Dask-able)
-      │     then, in this process: catalog match, ensemble zero point, star
+      │     then, in this process (lightstore): catalog match, ensemble zero point, star
       │     identities, measurements (a frame never split between transactions; up to
       │     ``[database] commit_lights`` frames per commit)
-      └─ finish           run summary, known-variable names, star counts
+      └─ finish           (finishing, aavso) QC flags, star counts, suspected variables,
+                          colour terms, morning reports, AAVSO reports, run summary
 
 Every frame ends in a named state; a frame that cannot be finished gets a reason and the
 night goes on. Each frame's results are written whole in one transaction (several frames
@@ -31,9 +32,8 @@ import shutil
 import socket
 import sys
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -42,24 +42,21 @@ from sqlalchemy.exc import DBAPIError
 
 from . import __version__
 from .config import Config
-from .errors import (BadInput, CatalogUnavailable, ClinepipeError, MissingCalibration,
-                     StorageError, Waiting, storage_error)
+from .errors import (BadInput, ClinepipeError, MissingCalibration, StorageError, Waiting,
+                     storage_error)
 from .frames import FrameInfo
 from .lightframe import LightResult, LightTask, MasterRef, process_light
 from .lock import RunLock
-from .store.models import CatalogMatch, Frame, Master, Measurement, Run, Star, ZeroPoint
+from .finishing import (fit_colour_terms, frame_states, refresh_star_counts, update_qc,
+                        write_night_reports)
+from .lightstore import CalibrationContext, store_light_result
+from .store.models import Frame, Master, Run, utc_now as _now
 
 log = logging.getLogger("clinepipe")
 
 CALIBRATION_KINDS = ("bias", "dark", "flat")
-#: PostgreSQL advisory-lock key held while a frame's stars are identified (ASCII "clinestr")
-STARS_LOCK_KEY = 0x636C696E65737472
 #: states a light can be picked up from on a normal run
 PENDING_LIGHT_STATES = ("ingested", "waiting", "reduced", "measured")
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 @dataclass
@@ -659,7 +656,7 @@ def lights_stage(cfg: Config, engine, run_id: int, *, reprocess: bool = False,
     with BatchedTransaction(engine) as batch:
         for frame, result in unready:
             with batch.unit() as s:
-                _store_light_result(cfg, s, run_id, frame, result, None)
+                store_light_result(cfg, s, run_id, frame, result, None)
     if not tasks:
         return 0
     context = CalibrationContext.load(cfg, engine)
@@ -675,7 +672,7 @@ def lights_stage(cfg: Config, engine, run_id: int, *, reprocess: bool = False,
                 batch.commit()
                 raise StorageError(result.message, reason=result.reason)
             with batch.unit() as s:
-                _store_light_result(cfg, s, run_id, by_id[result.frame_id], result, context,
+                store_light_result(cfg, s, run_id, by_id[result.frame_id], result, context,
                                     task_by_id[result.frame_id])
             done += result.ok
             if progress:
@@ -718,408 +715,3 @@ def _execute(cfg: Config, tasks: list[LightTask], workers: int | None, pool=None
 
     yield from dask_map(process_light, tasks, workers=workers or cfg.execution.workers,
                         address=cfg.execution.address)
-
-
-@dataclass
-class CalibrationContext:
-    """The catalog and known-variable sources of a run, opened once."""
-
-    catalog: object            # .field(ra, dec, radius_deg) -> Catalog
-    known: object | None       # .field(ra, dec, radius_deg) -> KnownVariables, or None
-    suspects: object | None = None  # KnownVariables of our suspected new variables (aavso.py)
-
-    @classmethod
-    def load(cls, cfg: Config, engine=None) -> "CalibrationContext":
-        from .aavso import suspected_positions
-        from .catalogs import catalog_source, known_variables_source
-
-        return cls(catalog_source(cfg), known_variables_source(cfg),
-                   suspected_positions(engine) if engine is not None else None)
-
-
-def _field_of(m: np.ndarray) -> tuple[float, float, float] | None:
-    """Centre (deg) and radius (deg) covering a frame's measured positions."""
-    ok = np.isfinite(m["ra"]) & np.isfinite(m["dec"])
-    if not ok.any():
-        return None
-    ra, dec = m["ra"][ok], m["dec"][ok]
-    ra0 = float(np.degrees(np.arctan2(np.mean(np.sin(np.radians(ra))), np.mean(np.cos(np.radians(ra))))) % 360)
-    dec0 = float(np.mean(dec))
-    d = np.hypot(((ra - ra0 + 180) % 360 - 180) * np.cos(np.radians(dec0)), dec - dec0)
-    return ra0, dec0, float(d.max()) + 1.0 / 60
-
-
-def _store_light_result(cfg: Config, s, run_id: int, frame: Frame, result: LightResult,
-                        context: CalibrationContext | None, task: LightTask | None = None) -> None:
-    """Write one light's outcome (replacing earlier results) in the session ``s``, whose
-    transaction the caller commits: all of the light's rows go in that one transaction."""
-    from .store.db import delete_frame_results, insert_measurements
-
-    if not result.ok:
-        delete_frame_results(s, frame.id)
-        s.execute(update(Frame).where(Frame.id == frame.id).values(
-            state="waiting" if result.waiting else "failed", stage=result.stage,
-            reason=result.reason, run_id=run_id, updated_at=_now()))
-        (log.info if result.waiting else log.warning)("%s", result.message)
-        return
-
-    m = result.measurements
-    stats = result.stats
-    calib = calibrate_measurements(cfg, frame, m, context)
-    # a note of the per-light work (e.g. a damaged .SRC replaced by own detection) is kept
-    # with the frame: the worker that made it may have been a Dask process with its own log
-    note = stats.get("notes")
-    reason = "; ".join(r for r in (calib.reason, note) if r) or None
-    if result.bjd_tdb is not None and result.airmass is not None:  # computed with the light
-        bjd, x_air = result.bjd_tdb, result.airmass
-    else:
-        from .sky import airmass as airmass_of, bjd_tdb
-
-        site = cfg.site
-        jd = np.full(len(m), frame.jd_mid)
-        finite = np.isfinite(m["ra"]) & np.isfinite(m["dec"])
-        x_air = np.full(len(m), np.nan)
-        bjd = np.full(len(m), np.nan)
-        if finite.any():
-            x_air[finite] = airmass_of(m["ra"][finite], m["dec"][finite], frame.jd_mid,
-                                       site.latitude, site.longitude)
-            bjd[finite] = bjd_tdb(jd[finite], m["ra"][finite], m["dec"][finite], site.latitude,
-                                  site.longitude, site.elevation)
-    delete_frame_results(s, frame.id)
-    star_ids = _identify_stars(cfg, s, m, calib)
-    _name_known_variables(cfg, s, m, star_ids, calib.known)
-    keep = star_ids > 0
-    rows = _measurement_rows(frame, m[keep], star_ids[keep], bjd[keep], x_air[keep],
-                             calib.mag[keep], calib.mag_err[keep], calib.in_ensemble[keep])
-    insert_measurements(s, rows)
-    if calib.zero_point is not None:
-        zp = calib.zero_point
-        s.add(ZeroPoint(frame_id=frame.id, filter=frame.filter, catalog_band=calib.band,
-                        value=zp.value, error=zp.error, n_used=zp.n_used,
-                        n_candidates=zp.n_candidates, scatter=_f(zp.scatter) or 0.0,
-                        color_term=None))
-    centre_air = float(np.nanmedian(x_air)) if np.isfinite(x_air).any() else None
-    s.execute(update(Frame).where(Frame.id == frame.id).values(
-        state=calib.state, stage=calib.stage, reason=reason, run_id=run_id,
-        calibrated_path=result.calibrated_path.relative_to(cfg.paths.archive).as_posix(),
-        bias_master_id=task.bias.id if task else None,
-        dark_master_id=task.dark.id if task else None,
-        flat_master_id=task.flat.id if task else None, fwhm=_f(stats.get("fwhm")),
-        elongation=_f(stats.get("elongation")), sky=_f(stats.get("sky")),
-        n_stars=stats.get("n_stars"), airmass=centre_air,
-        astrometric_rms=_f(calib.astrometric_rms), source_list=stats.get("source_list"),
-        updated_at=_now()))
-    log.info("%s: %s, %d stars%s%s", frame.raw_path, calib.state, int(keep.sum()),
-             f", zero point {calib.zero_point.value:.3f} ± {calib.zero_point.error:.3f}"
-             if calib.zero_point is not None else "", f" ({note})" if note else "")
-
-
-def _nullable(values) -> list:
-    """Floats for the database, one per element, with None for NaN (column-wise, no per-row
-    function calls)."""
-    a = np.asarray(values, dtype=float)
-    out = a.astype(object)
-    out[~np.isfinite(a)] = None
-    return out.tolist()
-
-
-def _measurement_rows(frame: Frame, m: np.ndarray, star_ids, bjd, airmass, mag, mag_err,
-                      in_ensemble) -> list[dict]:
-    """``measurements`` rows of one frame, built column by column (pixels become 1-based)."""
-    n = len(m)
-    columns = {
-        "frame_id": [frame.id] * n, "star_id": np.asarray(star_ids, dtype=np.int64).tolist(),
-        "filter": [frame.filter] * n, "jd_mid": [frame.jd_mid] * n, "bjd_tdb": _nullable(bjd),
-        "x": (m["x"] + 1.0).tolist(), "y": (m["y"] + 1.0).tolist(),
-        "ra": _nullable(m["ra"]), "dec": _nullable(m["dec"]),
-        "flux": m["flux"].astype(float).tolist(), "flux_err": m["flux_err"].astype(float).tolist(),
-        "background": m["background"].astype(float).tolist(),
-        "inst_mag": _nullable(m["inst_mag"]), "inst_mag_err": _nullable(m["inst_mag_err"]),
-        "mag": _nullable(mag), "mag_err": _nullable(mag_err), "fwhm": _nullable(m["fwhm"]),
-        "airmass": _nullable(airmass), "flags": m["flags"].astype(np.int64).tolist(),
-        "in_ensemble": np.asarray(in_ensemble, dtype=bool).tolist(),
-    }
-    keys = list(columns)
-    return [dict(zip(keys, values)) for values in zip(*columns.values())]
-
-
-def _f(value):
-    """A float for the database, or None for NaN / missing."""
-    if value is None:
-        return None
-    value = float(value)
-    return value if np.isfinite(value) else None
-
-
-@dataclass
-class FrameCalibration:
-    state: str
-    stage: str | None
-    reason: str | None
-    band: str | None
-    zero_point: object | None
-    mag: np.ndarray
-    mag_err: np.ndarray
-    in_ensemble: np.ndarray
-    cat_index: np.ndarray
-    cat_sep: np.ndarray
-    astrometric_rms: float | None
-    catalog: object | None = None   # the Catalog the frame was matched against
-    known: object | None = None     # the known variables of the field
-
-
-def calibrate_measurements(cfg: Config, frame: Frame, m: np.ndarray,
-                           context: CalibrationContext | None) -> FrameCalibration:
-    """Match to the catalog and fit the frame's ensemble zero point (pure, no database)."""
-    from .calibrate import apply_zero_point, ensemble_zero_point, match_catalog
-
-    n = len(m)
-    nan = np.full(n, np.nan)
-    none = np.full(n, -1)
-    empty = np.zeros(n, dtype=bool)
-    band = cfg.catalog.filters.get(frame.filter or "")
-    field = _field_of(m)
-    if context is None or field is None:
-        return FrameCalibration("measured", "calibrate", "no sky positions to match a catalog",
-                                band, None, nan, nan, empty, none, nan, None, None, None)
-    try:
-        catalog = context.catalog.field(*field)
-        known = context.known.field(*field) if context.known is not None else None
-    except CatalogUnavailable as exc:
-        log.info("%s", exc.message)
-        return FrameCalibration("waiting", "calibrate", f"waiting for catalog: {exc.reason}", band,
-                                None, nan, nan, empty, none, nan, None, None, None)
-    idx, sep = match_catalog(m["ra"], m["dec"], catalog.ra, catalog.dec, cfg.catalog.match_radius)
-    matched = idx >= 0
-    rms = float(np.sqrt(np.mean(sep[matched] ** 2))) if matched.sum() >= 3 else None
-    if band is None or band not in catalog.mags:
-        reason = f"no catalog band for filter '{frame.filter}'"
-        return FrameCalibration("measured", "calibrate", reason, band, None, nan, nan, empty,
-                                idx, sep, rms, catalog, known)
-    cat_mag, cat_err = catalog.band(band)
-    cm = np.where(matched, cat_mag[np.clip(idx, 0, None)], np.nan)
-    ce = np.where(matched, cat_err[np.clip(idx, 0, None)], np.nan)
-    exclude = (m["flags"] != 0) | _known_variable_mask(cfg, m, known)
-    exclude |= _known_variable_mask(cfg, m, getattr(context, "suspects", None))  # aavso.py
-    zp = ensemble_zero_point(m["inst_mag"], cm, m["inst_mag_err"], ce, exclude=exclude)
-    if zp.n_used < cfg.catalog.min_stars or not np.isfinite(zp.value):
-        reason = f"too few comparison stars ({zp.n_used} < {cfg.catalog.min_stars})"
-        return FrameCalibration("measured", "calibrate", reason, band, None, nan, nan, empty,
-                                idx, sep, rms, catalog, known)
-    mag, mag_err = apply_zero_point(m["inst_mag"], m["inst_mag_err"], zp)
-    return FrameCalibration("calibrated", None, None, band, zp, mag, mag_err, zp.used, idx, sep,
-                            rms, catalog, known)
-
-
-def _known_variable_mask(cfg: Config, m: np.ndarray, known) -> np.ndarray:
-    from .calibrate import match_catalog
-
-    if known is None or len(known) == 0:
-        return np.zeros(len(m), dtype=bool)
-    idx, _ = match_catalog(m["ra"], m["dec"], known.ra, known.dec, cfg.stars.match_radius * 2)
-    return idx >= 0
-
-
-def _identify_stars(cfg: Config, s, m: np.ndarray, calib: FrameCalibration) -> np.ndarray:
-    """Star ids for the frame's measurements (new stars are created); 0 = not stored."""
-    from .stars import assign_stars
-
-    ra, dec = m["ra"], m["dec"]
-    ids = np.zeros(len(m), dtype=np.int64)
-    ok = np.isfinite(ra) & np.isfinite(dec)
-    if not ok.any():
-        return ids
-    if s.get_bind().dialect.name == "postgresql":
-        # runs of other telescopes may write at the same time: one frame at a time reads the
-        # star list and adds its new stars (until this frame's transaction ends), so a star
-        # seen by two telescopes at once still gets one id
-        s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": STARS_LOCK_KEY})
-    margin = cfg.stars.match_radius / 3600.0 * 2
-    cosd = max(np.cos(np.radians(np.nanmedian(dec[ok]))), 1e-3)
-    lo_ra, hi_ra = np.nanmin(ra[ok]) - margin / cosd, np.nanmax(ra[ok]) + margin / cosd
-    lo_dec, hi_dec = np.nanmin(dec[ok]) - margin, np.nanmax(dec[ok]) + margin
-    known = s.execute(select(Star.id, Star.ra, Star.dec).where(
-        Star.dec.between(lo_dec, hi_dec), Star.ra.between(lo_ra, hi_ra))
-        .order_by(Star.id)).all()
-    k_id = np.array([r[0] for r in known], dtype=np.int64)
-    k_ra = np.array([r[1] for r in known], dtype=float)
-    k_dec = np.array([r[2] for r in known], dtype=float)
-    where = np.flatnonzero(ok)
-    index = assign_stars(ra[ok], dec[ok], k_ra, k_dec, cfg.stars.match_radius)
-    matched = index >= 0
-    ids[where[matched]] = k_id[index[matched]]
-    catalog = calib.catalog
-    new_rows = where[index == -1]
-    new_stars = []
-    for i in new_rows:
-        cat_id = None
-        if catalog is not None and calib.cat_index[i] >= 0:
-            cat_id = str(catalog.ids[calib.cat_index[i]])
-        new_stars.append(Star(ra=float(ra[i]), dec=float(dec[i]), catalog_id=cat_id,
-                              n_measurements=0, created_at=_now()))
-    if new_stars:
-        s.add_all(new_stars)
-        s.flush()
-        for i, star in zip(new_rows, new_stars):
-            ids[i] = star.id
-            if star.catalog_id is not None:
-                c = calib.cat_index[i]
-                s.add(CatalogMatch(star_id=star.id, catalog=catalog.name,
-                                   catalog_id=star.catalog_id, ra=float(catalog.ra[c]),
-                                   dec=float(catalog.dec[c]), separation=float(calib.cat_sep[i]),
-                                   mags=json.dumps({b: [_f(v[c]), _f(catalog.errors.get(b, v)[c])
-                                                        if b in catalog.errors else None]
-                                                    for b, v in catalog.mags.items()})))
-    return ids
-
-
-def _name_known_variables(cfg: Config, s, m: np.ndarray, star_ids: np.ndarray, known) -> None:
-    """Give this frame's stars that match a known variable its name, type and period."""
-    from .calibrate import match_catalog
-
-    if known is None or len(known) == 0:
-        return
-    idx, _ = match_catalog(m["ra"], m["dec"], known.ra, known.dec, cfg.stars.match_radius * 2)
-    for i in np.flatnonzero((idx >= 0) & (star_ids > 0)):
-        k = idx[i]
-        s.execute(update(Star).where(Star.id == int(star_ids[i]), Star.name.is_(None)).values(
-            name=str(known.names[k]), var_type=str(known.types[k]) or None,
-            var_period=_f(known.periods[k])))
-
-
-# ----------------------------------------------------------------------------- finishing
-
-def update_qc(cfg: Config, engine, nights: list[str] | None = None) -> None:
-    """Recompute the QC flags of this telescope's lights of the given nights (all nights by
-    default), with this telescope's thresholds.
-
-    Flags are relative to the night, telescope and filter (another telescope has its own zero
-    point, seeing and sky), so they are derived from the stored figures again whenever a night
-    gains frames: the same data always gives the same flags.
-    """
-    from .qc import QcThresholds, night_flags
-    from .store.db import session_scope
-
-    q = cfg.qc
-    thresholds = QcThresholds(q.clouds_mag, q.max_elongation, q.focus_factor, q.sky_factor,
-                              q.few_stars_fraction, q.max_astrometric_rms)
-    with session_scope(engine) as s:
-        query = (select(Frame.id, Frame.night, Frame.filter, ZeroPoint.value, Frame.airmass,
-                        Frame.fwhm, Frame.elongation, Frame.sky, Frame.n_stars,
-                        Frame.astrometric_rms, Frame.qc)
-                 .outerjoin(ZeroPoint, ZeroPoint.frame_id == Frame.id)
-                 .where(Frame.telescope == cfg.site.telescope, Frame.kind == "light",
-                        Frame.state.in_(("calibrated", "measured"))))
-        if nights is not None:
-            query = query.where(Frame.night.in_(nights))
-        rows = s.execute(query.order_by(Frame.night, Frame.filter, Frame.jd_mid)).all()
-        groups = defaultdict(list)
-        for r in rows:  # one telescope: (night, filter)
-            groups[(r[1], r[2])].append(r)
-        for members in groups.values():
-            cols = list(zip(*[[np.nan if v is None else v for v in r[3:10]] for r in members]))
-            flags = night_flags(*cols, thresholds=thresholds)
-            for r, f in zip(members, flags):
-                text = ";".join(f)
-                if text != (r[10] or ""):
-                    s.execute(update(Frame).where(Frame.id == r[0]).values(qc=text))
-
-
-def fit_colour_terms(cfg: Config, engine, run_id: int, also_runs=()) -> None:
-    """Fit and record (``zero_points.color_term``) a colour term per night and filter of this
-    run's telescope (each telescope's optics and camera have their own).
-
-    From the ensemble stars' residuals ``catalog − calibrated`` against their catalog colour
-    (``calibrate.COLOUR_INDEX``), each frame's mean removed. Reported, not applied: the
-    magnitudes stay on the ensemble zero point, since stars outside the catalog have no
-    colour to correct with. Not fitted (NULL, with the reason in the log) when the night has
-    too few stars or too narrow a colour range.
-    """
-    from .calibrate import COLOUR_INDEX, fit_colour_term
-    from .store.db import session_scope
-
-    if not cfg.catalog.color_term:
-        return
-    with session_scope(engine) as s:
-        telescope = cfg.site.telescope
-        nights = s.execute(select(Frame.night, Frame.filter).distinct().where(
-            Frame.telescope == telescope, Frame.run_id.in_([run_id, *also_runs]),
-            Frame.kind == "light", Frame.state == "calibrated")).all()
-        for night, filt in nights:
-            band = cfg.catalog.filters.get(filt or "")
-            if band not in COLOUR_INDEX:
-                continue
-            blue, red = COLOUR_INDEX[band]
-            rows = s.execute(
-                select(Measurement.frame_id, Measurement.star_id, Measurement.mag,
-                       Measurement.inst_mag_err, CatalogMatch.mags)
-                .join(Frame, Frame.id == Measurement.frame_id)
-                .join(CatalogMatch, CatalogMatch.star_id == Measurement.star_id)
-                .where(Frame.telescope == telescope, Frame.night == night, Frame.filter == filt,
-                       Measurement.in_ensemble.is_(True), Measurement.mag.is_not(None))).all()
-            residual, colour, error, frame, star = [], [], [], [], []
-            for frame_id, star_id, mag, mag_err, mags_json in rows:
-                mags = json.loads(mags_json or "{}")
-                if not all(mags.get(b) and mags[b][0] is not None for b in (band, blue, red)):
-                    continue
-                cat_err = mags[band][1] if mags[band][1] is not None else 0.03
-                residual.append(mags[band][0] - mag)
-                colour.append(mags[blue][0] - mags[red][0])
-                error.append(float(np.hypot(mag_err or 0.01, cat_err)))
-                frame.append(frame_id)
-                star.append(star_id)
-            term = fit_colour_term(residual, colour, error, frame, star=star,
-                                   colour_name=f"{blue}-{red}")
-            frame_ids = select(Frame.id).where(Frame.telescope == telescope,
-                                               Frame.night == night, Frame.filter == filt)
-            s.execute(update(ZeroPoint).where(ZeroPoint.frame_id.in_(frame_ids)).values(
-                color_term=_f(term.value)))
-            if term.reason:
-                log.info("night %s, %s: colour term not fitted (%s)", night, filt, term.reason)
-            else:
-                log.info("night %s, %s: colour term %+.4f ± %.4f per mag of %s (%d points)",
-                         night, filt, term.value, term.error, term.colour, term.n_used)
-
-
-def write_night_reports(cfg: Config, engine, run_id: int, also_runs=()) -> None:
-    """The morning report of every night this run (or a killed run in ``also_runs``, whose
-    reports may be missing) touched, into ``archive/reports/<night>/``."""
-    from .report import write_report
-    from .store.db import session_scope
-
-    with session_scope(engine) as s:
-        nights = s.scalars(select(Frame.night).distinct().where(
-            Frame.run_id.in_([run_id, *also_runs]), Frame.kind == "light",
-            Frame.night.is_not(None))).all()
-    for night in sorted(nights):
-        try:
-            write_report(engine, night, cfg.paths.archive / "reports" / night,
-                         targets=cfg.aavso.targets)
-        except Exception:  # a report must never cost the night's data
-            log.exception("the report of night %s could not be written", night)
-
-
-def refresh_star_counts(engine) -> None:
-    from .store.db import session_scope
-
-    with session_scope(engine) as s:
-        counts = (select(func.count(Measurement.id)).where(Measurement.star_id == Star.id)
-                  .scalar_subquery())
-        s.execute(update(Star).values(n_measurements=counts))
-
-
-def frame_states(engine, telescope: str | None = None) -> tuple[dict, list]:
-    """Frames per state, and every file not fully processed with its stage and reason; of one
-    telescope, or of all (``telescope=None``)."""
-    from .store.db import session_scope
-
-    mine = [] if telescope is None else [Frame.telescope == telescope]
-    with session_scope(engine) as s:
-        states = dict(s.execute(select(Frame.state, func.count()).where(*mine)
-                                .group_by(Frame.state)).all())
-        failures = s.execute(select(Frame.raw_path, Frame.state, Frame.stage, Frame.reason)
-                             .where(*mine, Frame.state.in_(("failed", "waiting", "rejected",
-                                                            "duplicate", "measured")),
-                                    Frame.reason.is_not(None))
-                             .order_by(Frame.raw_path)).all()
-    return states, [tuple(r) for r in failures]
