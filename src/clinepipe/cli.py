@@ -9,7 +9,6 @@ the exit codes of INTERFACE.md: 0 success, 1 failure, 2 bad usage or configurati
 from __future__ import annotations
 
 import csv
-import json
 import sys
 import time
 from pathlib import Path
@@ -170,13 +169,13 @@ def status(failed: bool = typer.Option(False, "--failed", help="List every file 
     than one telescope in the database, each row names its telescope."""
     from sqlalchemy import func, select
 
-    from .store.db import session_scope, telescope_names
-    from .store.models import Frame, Run
+    from .store.db import last_run, session_scope, several_telescopes
+    from .store.models import Frame
 
     cfg = _config()
     engine = _engine(cfg)
     with session_scope(engine) as s:
-        multi = len(telescope_names(s)) > 1
+        multi = several_telescopes(s)
         if failed:
             rows = s.execute(select(Frame.raw_path, Frame.state, Frame.stage, Frame.reason,
                                     Frame.telescope)
@@ -188,9 +187,7 @@ def status(failed: bool = typer.Option(False, "--failed", help="List every file 
         rows = s.execute(select(Frame.telescope, Frame.night, Frame.state, func.count())
                          .group_by(Frame.telescope, Frame.night, Frame.state)
                          .order_by(Frame.telescope, Frame.night)).all()
-        last = s.execute(select(Run.id, Run.telescope, Run.started_at, Run.finished_at,
-                                Run.status, Run.summary)
-                         .order_by(Run.id.desc()).limit(1)).first()
+        last = last_run(s)
     if not multi:  # one telescope: the columns of a single-telescope observatory
         rows = [r[1:] for r in rows]
     _print_status(rows, as_csv, multi)
@@ -198,18 +195,14 @@ def status(failed: bool = typer.Option(False, "--failed", help="List every file 
         typer.echo(_last_run_line(last, multi))
 
 
-def _last_run_line(run, multi: bool) -> str:
+def _last_run_line(run: dict, multi: bool) -> str:
     """``last run #12 (scope-a): crashed 2026-03-15 06:02 UTC: cannot write …``."""
-    try:
-        error = json.loads(run.summary or "{}").get("error", "")
-    except (ValueError, AttributeError):
-        error = ""
-    when = run.finished_at or run.started_at
-    scope = f" ({run.telescope or 'unnamed'})" if multi else ""
-    text = f"last run #{run.id}{scope}: {run.status}"
+    when = run["finished_at"] or run["started_at"]
+    scope = f" ({run['telescope'] or 'unnamed'})" if multi else ""
+    text = f"last run #{run['id']}{scope}: {run['status']}"
     if when is not None:
         text += f" {when:%Y-%m-%d %H:%M} UTC"
-    return text + (f": {error}" if error else "")
+    return text + (f": {run['error']}" if run["error"] else "")
 
 
 def _print_failed(rows, as_csv: bool, multi: bool) -> None:
@@ -261,12 +254,12 @@ def frames(night: Optional[str] = typer.Option(None, "--night", help="Only this 
     the database holds more than one)."""
     from sqlalchemy import select
 
-    from .store.db import session_scope, telescope_names
+    from .store.db import session_scope, several_telescopes
     from .store.models import Frame, ZeroPoint
 
     cfg = _config()
     with session_scope(_engine(cfg)) as s:
-        multi = len(telescope_names(s)) > 1
+        multi = several_telescopes(s)
         q = (select(Frame.raw_path, Frame.night, Frame.kind, Frame.filter, Frame.state, Frame.reason,
                     Frame.fwhm, Frame.elongation, Frame.sky, ZeroPoint.value, Frame.n_stars, Frame.qc,
                     Frame.telescope)

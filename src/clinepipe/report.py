@@ -41,13 +41,13 @@ def latest_night(session) -> str | None:
 def write_report(engine, night: str | None, output_dir: Path, targets=()) -> Path:
     """Write ``output_dir/index.html`` for ``night`` (default: the latest night with lights);
     ``targets`` (``[aavso] targets``) get their light curves of the night and the last 30 days."""
-    from .store.db import session_scope, telescope_names
+    from .store.db import session_scope, several_telescopes
 
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     with session_scope(engine) as s:
         night = night or latest_night(s)
-        multi = len(telescope_names(s)) > 1
+        multi = several_telescopes(s)
         frames = s.execute(
             select(Frame.raw_path, Frame.kind, Frame.filter, Frame.state, Frame.stage, Frame.reason,
                    Frame.jd_mid, Frame.fwhm, Frame.sky, Frame.qc, ZeroPoint.value, ZeroPoint.error,

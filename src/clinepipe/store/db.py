@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import logging
 import operator
 import time
@@ -40,13 +41,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool, StaticPool
 
 from ..errors import ClinepipeError, ConfigError
-from .models import Frame, Measurement, ZeroPoint
+from .models import Frame, Measurement, Run, ZeroPoint
 
 __all__ = [
     "LIGHTCURVE_COLUMNS", "MIGRATIONS_DIR", "open_database", "upgrade_database",
     "current_revision", "head_revision", "alembic_config", "session_scope", "session_factory",
     "insert_measurements", "delete_frame_results", "lightcurve", "measurement_select",
-    "mask_url", "normalize_url", "telescope_names",
+    "mask_url", "normalize_url", "several_telescopes", "last_run",
 ]
 
 log = logging.getLogger(__name__)
@@ -542,10 +543,31 @@ def delete_frame_results(session: Session, frame_id: int) -> int:
     return max(result.rowcount or 0, 0)
 
 
-def telescope_names(source: Session | Connection) -> list[str]:
-    """The telescopes that have frames in the database, sorted ("" = unnamed). Listings show a
-    telescope column only when there is more than one."""
-    return sorted(source.execute(select(_FRAMES.c.telescope).distinct()).scalars())
+def last_run(session: Session) -> dict | None:
+    """The newest run: ``id``, ``telescope``, ``started_at``, ``finished_at``, ``status`` and
+    ``error`` (why it stopped, from ``summary``; "" when it did not), or None before any."""
+    row = session.execute(select(Run.id, Run.telescope, Run.started_at, Run.finished_at,
+                                 Run.status, Run.summary)
+                          .order_by(Run.id.desc()).limit(1)).first()
+    if row is None:
+        return None
+    run = dict(row._mapping)
+    try:
+        run["error"] = json.loads(run.pop("summary") or "{}").get("error", "")
+    except (ValueError, AttributeError):  # a summary of frame counts, or not JSON at all
+        run["error"] = ""
+    return run
+
+
+def several_telescopes(source: Session | Connection | Engine) -> bool:
+    """Whether frames of more than one telescope share the database: listings, exports and
+    the web then name each row's telescope, and a lone telescope's keep their columns. Stops
+    at the second name found (``DISTINCT … LIMIT 2``) rather than listing them all."""
+    stmt = select(_FRAMES.c.telescope).distinct().limit(2)
+    if isinstance(source, Engine):
+        with source.connect() as conn:
+            return len(conn.execute(stmt).all()) > 1
+    return len(source.execute(stmt).all()) > 1
 
 
 def measurement_select(star_ids: Iterable[int] | None = None, filter: str | None = None,

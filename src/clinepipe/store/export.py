@@ -25,7 +25,7 @@ from sqlalchemy import Engine, select
 
 from .. import __version__
 from ..errors import UsageError
-from .db import LIGHTCURVE_COLUMNS, measurement_select
+from .db import LIGHTCURVE_COLUMNS, measurement_select, several_telescopes
 from .models import CatalogMatch, Frame, Measurement, Star, ZeroPoint
 
 __all__ = ["CSV_COLUMNS", "AAVSO_FIELDS", "AAVSO_FILTERS", "SOURCES_CSV_COLUMNS",
@@ -183,23 +183,13 @@ def aavso_filter(name: str | None) -> str:
 
 # ----------------------------------------------------------------------------- CSV
 
-def _several_telescopes(engine: Engine) -> bool:
-    """Whether the database holds frames of more than one telescope: the CSV and VOTable
-    exports then end with a ``telescope`` column (``frame`` is relative to that telescope's
-    incoming folder); a single telescope's exports keep their columns."""
-    from .db import telescope_names
-
-    with engine.connect() as conn:
-        return len(telescope_names(conn)) > 1
-
-
 def export_csv(engine: Engine, out: str | os.PathLike, star_ids: Iterable[int] | None = None,
                filter: str | None = None) -> int:
     """Write ``out`` with the :data:`CSV_COLUMNS` header and one row per star per frame (the
     ``(frame, star)`` uniqueness of ``measurements`` means no duplicates), sorted by
     (star_id, jd_mid). ``frame`` is the raw file's path relative to ``incoming``; floats are
     written in full precision; NULL is an empty field. Streams in chunks."""
-    multi = _several_telescopes(engine)
+    multi = several_telescopes(engine)
     stmt = measurement_select(star_ids, filter, order="star", telescope=multi)
     n = 0
     with _atomic_file(out) as fh:
@@ -422,7 +412,7 @@ def export_votable(engine: Engine, out: str | os.PathLike, star_ids: Iterable[in
     import numpy as np
     from astropy.table import MaskedColumn, Table
 
-    multi = _several_telescopes(engine)
+    multi = several_telescopes(engine)
     names = CSV_COLUMNS + (("telescope",) if multi else ())
     columns: dict[str, list] = {name: [] for name in names}
     stmt = measurement_select(star_ids, filter, order="star", telescope=multi)

@@ -37,8 +37,8 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 
 from .. import __version__
-from ..store.db import telescope_names
-from ..store.models import CatalogMatch, Frame, Measurement, Run, Star
+from ..store.db import last_run, several_telescopes
+from ..store.models import CatalogMatch, Frame, Measurement, Star
 
 __all__ = ["create_app", "LIGHTCURVE_FIELDS"]
 
@@ -289,7 +289,7 @@ class _Dashboard:
         with several telescopes in the database, ``telescope`` last, as in the export."""
         from ..store.db import lightcurve
 
-        several = self.several_telescopes()
+        several = several_telescopes(self.engine)
         rows = lightcurve(self.engine, star_id, filter=filter, since=since, until=until,
                           telescope=several)
         fields = LIGHTCURVE_FIELDS + (("telescope",) if several else ())
@@ -347,12 +347,6 @@ class _Dashboard:
                   "telescope": scope or "(unnamed)"}
                  for n, p, st, stage, reason, scope in rows], total)
 
-    def several_telescopes(self) -> bool:
-        """True when frames of more than one telescope share the database (the pages then
-        say which telescope took each file)."""
-        with Session(self.engine) as s:
-            return len(telescope_names(s)) > 1
-
     def overview(self) -> dict:
         with Session(self.engine) as s:
             counts = s.execute(select(
@@ -360,19 +354,10 @@ class _Dashboard:
                 select(func.count(func.distinct(Frame.night))).scalar_subquery(),
                 select(func.count(Star.id)).scalar_subquery(),
                 select(func.count(Measurement.id)).scalar_subquery())).one()
-            run = s.execute(select(Run.id, Run.started_at, Run.finished_at, Run.status,
-                                   Run.summary)
-                            .order_by(Run.id.desc()).limit(1)).first()
+            run = last_run(s)  # with why it stopped, as `clinepipe status` shows it
         frames, nights, stars, measurements = counts
-        last_run = None
-        if run is not None:
-            last_run = dict(run._mapping)
-            try:  # why a run stopped (a full disk…), as `clinepipe status` shows it
-                last_run["error"] = json.loads(last_run.pop("summary") or "{}").get("error", "")
-            except (ValueError, AttributeError):
-                last_run["error"] = ""
         return {"frames": frames, "nights": nights, "stars": stars,
-                "measurements": measurements, "last_run": last_run}
+                "measurements": measurements, "last_run": run}
 
 
 def _newest_first(entries) -> list[dict]:
@@ -555,7 +540,7 @@ def _add_pages(app: FastAPI, dash: _Dashboard) -> None:
         return dash.render("nights.html", nav="nights", overview=overview, nights=shown,
                            states=states, page=number, pages=pages, attention=attention,
                            n_attention=n_attention, notes=notes, n_notes=n_notes,
-                           several=dash.several_telescopes())
+                           several=several_telescopes(dash.engine))
 
     @_get(app, "/stars", response_class=HTMLResponse)
     def stars_page(q: str | None = None, sort: str | None = None, page: str | None = None):
