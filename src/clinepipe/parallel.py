@@ -37,8 +37,13 @@ class DaskPool:
                 from dask.distributed import Client, LocalCluster
 
                 _use_forkserver()
+                # worker processes write to our stderr (cron's mail): distributed logs a
+                # heartbeat that races the workers' own shutdown as an ERROR with a traceback
+                # (seen under load at the end of a run). What matters reaches us anyway: a
+                # failed or lost task is an exception in map(), reported in one sentence.
                 self.cluster = LocalCluster(n_workers=0, threads_per_worker=1, processes=True,
-                                            dashboard_address=None, silence_logs=40)
+                                            dashboard_address=None,
+                                            silence_logs=logging.CRITICAL)
                 self.client = Client(self.cluster)
                 self.cluster.scale(workers)
             except Exception as exc:  # reported by map()
