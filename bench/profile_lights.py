@@ -62,17 +62,21 @@ def main(argv=None) -> int:
             (qc, "psf_shape", "  photometry: FWHM and elongation"),
             (photometry, "aperture_photometry", "  photometry: aperture sums and errors"),
             (pipeline, "_light_task", "main: choose the masters"),
-            (pipeline, "store_light_result", "main: calibrate and store")):
+            (pipeline, "store_light_result", "main: calibrate and store"),
+            (pipeline, "lights_stage", "lights stage (all)")):
         setattr(module, name, _timed(getattr(module, name), label, times))
+    context = pipeline.CalibrationContext
+    context.load = classmethod(_timed(context.load.__func__, "main: load the catalog and stars "
+                                      "(once)", times))
     pipeline.process_light = _timed(pipeline.process_light, "process_light (all stages, "
                                     "and the wait for the written file)", times)
     t0 = time.perf_counter()
     pipeline.run_pipeline(load_config(sim.config_path))
     total = time.perf_counter() - t0
     print(f"{len(times['reduce_stage'])} lights of {sim.spec.nx}x{sim.spec.ny}; run {total:.1f} s")
-    print(f"{'step':<62} {'median ms':>9}")
+    print(f"{'step':<62} {'median ms':>9} {'total s':>8}")
     for name, values in times.items():
-        print(f"{name:<62} {1e3 * statistics.median(values):9.2f}")
+        print(f"{name:<62} {1e3 * statistics.median(values):9.2f} {sum(values):8.2f}")
     if tmp is not None:
         tmp.cleanup()
     return 0

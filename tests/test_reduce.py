@@ -384,6 +384,40 @@ def test_write_and_read_reduced(night, tmp_path):
     assert sorted(p.name for p in out.parent.iterdir()) == [out.name]
 
 
+def test_reduced_file_is_what_astropy_would_write(night, tmp_path):
+    """The hand-serialised file (reduce.reduced_fits_chunks) is standard FITS and holds the same
+    cards and planes as astropy's own HDUList.writeto of the same frame."""
+    frame = reduce_light(night["light"], info_of(night["light"]), night["default"]["paths"],
+                         camera=CAMERA)
+    frame.header["HISTORY"] = "a history card"
+    frame.header["LONGSTR"] = "x" * 150  # a long string: CONTINUE cards
+    frame.header["NAXIS3"] = 7  # a stray structure card in the raw header is not copied
+    out = tmp_path / "ours.fits"
+    write_reduced(out, frame, masters_used={"bias": "b.fits", "dark": "d.fits", "flat": "f.fits"})
+    assert out.stat().st_size % 2880 == 0
+    hdr = frame.header.copy()
+    del hdr["NAXIS3"]
+    hdr["CALSTAT"], hdr["BIASFILE"], hdr["DARKFILE"], hdr["FLATFILE"] = "BDF", "b.fits", "d.fits", "f.fits"
+    ref = tmp_path / "astropy.fits"
+    fits.HDUList([fits.PrimaryHDU(frame.data, header=hdr),
+                  fits.ImageHDU(frame.uncertainty, name="UNCERT"),
+                  fits.ImageHDU(frame.mask, name="MASK")]).writeto(ref)
+    with fits.open(out) as ours, fits.open(ref) as theirs:
+        ours.verify("exception")
+        assert [h.name for h in ours] == ["PRIMARY", "UNCERT", "MASK"]
+        for a, b in zip(ours, theirs):
+            np.testing.assert_array_equal(a.data, b.data)
+            assert a.data.dtype == b.data.dtype
+        a, b = ours[0].header, theirs[0].header
+        assert [k for k in a if k not in ("HISTORY",)] == [k for k in b if k not in ("HISTORY",)]
+        for key in b:
+            if key not in ("HISTORY", "COMMENT", ""):
+                assert a[key] == b[key], key
+        assert a["LONGSTR"] == "x" * 150 and list(a["HISTORY"]) == list(b["HISTORY"])
+        assert ours["UNCERT"].header["BUNIT"] == "ADU"
+        assert ours["MASK"].header["MASKB1"] == "saturated"
+
+
 def test_reduce_files_standalone(night, tmp_path):
     masters_dir = tmp_path / "masters"
     report = make_masters([night["root"] / "cal"], masters_dir, mode="default", camera=CAMERA)

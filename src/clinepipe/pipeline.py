@@ -45,7 +45,8 @@ from .config import Config
 from .errors import (BadInput, ClinepipeError, MissingCalibration, StorageError, Waiting,
                      storage_error)
 from .frames import FrameInfo
-from .lightframe import LightResult, LightTask, MasterRef, process_light
+from .lightframe import (LightResult, LightTask, MasterRef, finish_light, process_light,
+                         start_light)
 from .lock import RunLock
 from .finishing import (fit_colour_terms, frame_states, refresh_star_counts, update_qc,
                         write_night_reports)
@@ -708,8 +709,17 @@ def _execute(cfg: Config, tasks: list[LightTask], workers: int | None, pool=None
         yield from pool.map(process_light, tasks)
         return
     if not _use_dask(cfg, workers):
+        # one light ahead: the next light is measured while this one's file reaches the disk
+        pending = None
         for task in tasks:
-            yield process_light(task)
+            started = start_light(task)
+            if pending is not None:
+                yield finish_light(pending)
+            pending = started
+            if started.result.stop:  # the archive is full: start no more lights
+                break
+        if pending is not None:
+            yield finish_light(pending)
         return
     from .parallel import dask_map
 

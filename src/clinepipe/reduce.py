@@ -570,7 +570,7 @@ def _finite(value) -> float | None:
 # ----------------------------------------------------------------------------- files
 
 def write_reduced(path: Path, frame: ReducedFrame, *, masters_used: dict | None = None) -> None:
-    """Write a reduced frame atomically (temporary file + ``os.replace``).
+    """Write a reduced frame atomically (temporary file, fsync, ``os.replace``).
 
     Primary HDU: float32 data with the frame's header, plus ``CALSTAT`` (the letters of the
     masters used, in the order B(ias), D(ark), F(lat): 'BDF' normally, 'BD'/'B' when
@@ -578,13 +578,72 @@ def write_reduced(path: Path, frame: ReducedFrame, *, masters_used: dict | None 
     ``masters_used``, a dict ``{"bias": name_or_path, ...}``), ``CLPMODE``, ``CLPVER``.
     Extensions ``UNCERT`` (float32, 1-sigma ADU) and ``MASK`` (uint8, bits in ``MASKBn``).
     """
-    from .masters import atomic_write_fits
+    from .masters import atomic_write_bytes
 
-    atomic_write_fits(Path(path), _reduced_hdul(frame, frame.header.copy(), masters_used))
+    atomic_write_bytes(Path(path), reduced_fits_chunks(frame, masters_used=masters_used))
 
 
-def _reduced_hdul(frame: ReducedFrame, hdr: fits.Header, masters_used) -> fits.HDUList:
-    """The HDUs :func:`write_reduced` writes; ``hdr`` is a copy of the frame's header (changed)."""
+#: keywords FITS reserves for the structure of an HDU: written by :func:`reduced_fits_chunks`
+#: itself, never copied from the raw header
+_STRUCTURE = frozenset(("SIMPLE", "BITPIX", "NAXIS", "EXTEND", "XTENSION", "PCOUNT", "GCOUNT",
+                        "GROUPS", "END", "EXTNAME", "CHECKSUM", "DATASUM") + _ENCODING_CARDS)
+_NAXISN = re.compile(r"NAXIS\d+$")
+_BLOCK = 2880
+
+
+def reduced_fits_chunks(frame: ReducedFrame, *, masters_used: dict | None = None) -> list:
+    """The bytes of the file :func:`write_reduced` writes, as a list of bytes-like chunks.
+
+    Written here rather than by astropy's ``HDUList.writeto``, which spends ~7 ms of Python per
+    light building and verifying three HDUs (1117x844), six times the cost of the byte-swapped
+    copies themselves. The header cards are astropy's own (the raw header's, as read), so the
+    file is as standard as the raw frame; tests check it against ``fits.open(...).verify``.
+    """
+    hdr = _reduced_header(frame.header.copy(), masters_used)
+    ny, nx = np.shape(frame.data)
+    primary = (_card("SIMPLE", True, "conforms to FITS standard")
+               + _card("BITPIX", -32, "array data type") + _card("NAXIS", 2, "number of array dimensions")
+               + _card("NAXIS1", nx) + _card("NAXIS2", ny) + _card("EXTEND", True)
+               + "".join(c.image for c in hdr.cards
+                         if c.keyword not in _STRUCTURE and not _NAXISN.match(c.keyword)))
+    chunks: list = []
+    _append_hdu(chunks, primary, np.asarray(frame.data, dtype=">f4"))
+    head_unc, head_mask = _extension_headers(nx, ny)
+    _append_hdu(chunks, head_unc, np.asarray(frame.uncertainty, dtype=">f4"))
+    # a copy: the writer thread must not see the caller change the mask afterwards
+    _append_hdu(chunks, head_mask, np.array(frame.mask, dtype=np.uint8))
+    return chunks
+
+
+def _card(keyword: str, value, comment: str = "") -> str:
+    return fits.Card(keyword, value, comment).image
+
+
+def _append_hdu(chunks: list, header: str, data: np.ndarray) -> None:
+    header += "END".ljust(80)
+    chunks.append(header.ljust(-(-len(header) // _BLOCK) * _BLOCK).encode("ascii"))
+    data = np.ascontiguousarray(data)
+    chunks.append(memoryview(data).cast("B"))
+    pad = -data.nbytes % _BLOCK
+    if pad:
+        chunks.append(bytes(pad))
+
+
+@functools.lru_cache(maxsize=8)
+def _extension_headers(nx: int, ny: int) -> tuple[str, str]:
+    """The UNCERT and MASK extension headers (without END) for an nx x ny frame."""
+    def image(bitpix: int, name: str) -> str:
+        return (_card("XTENSION", "IMAGE", "Image extension") + _card("BITPIX", bitpix)
+                + _card("NAXIS", 2) + _card("NAXIS1", nx) + _card("NAXIS2", ny)
+                + _card("PCOUNT", 0) + _card("GCOUNT", 1) + _card("EXTNAME", name))
+    unc = image(-32, "UNCERT") + _card("BUNIT", "ADU", "1-sigma uncertainty")
+    mask = image(8, "MASK") + "".join(_card(f"MASKB{bit}", meaning, f"meaning of mask bit value {bit}")
+                                      for bit, meaning in MASK_BITS.items())
+    return unc, mask
+
+
+def _reduced_header(hdr: fits.Header, masters_used) -> fits.Header:
+    """The reduced file's primary header; ``hdr`` is a copy of the frame's header (changed)."""
     for key in _ENCODING_CARDS:
         hdr.remove(key, ignore_missing=True, remove_all=True)
     if masters_used is not None:
@@ -598,38 +657,7 @@ def _reduced_hdul(frame: ReducedFrame, hdr: fits.Header, masters_used) -> fits.H
         hdr["CALSTAT"] = (letters, "calibration applied: B bias, D dark, F flat")
     hdr.setdefault("CLPMODE", "")
     hdr["CLPVER"] = (__version__, "clinepipe version")
-    # big-endian copies, as FITS stores them: astropy would otherwise byte-swap the frame's own
-    # arrays in place while writing (and back), which another thread reading them must not see
-    primary = fits.PrimaryHDU(np.asarray(frame.data, dtype=">f4"), header=hdr)
-    unc = fits.ImageHDU(np.asarray(frame.uncertainty, dtype=">f4"), name="UNCERT")
-    unc.header["BUNIT"] = ("ADU", "1-sigma uncertainty")
-    mask = fits.ImageHDU(np.asarray(frame.mask, dtype=np.uint8), name="MASK")
-    for bit, meaning in MASK_BITS.items():
-        mask.header[f"MASKB{bit}"] = (meaning, f"meaning of mask bit value {bit}")
-    return fits.HDUList([primary, unc, mask])
-
-
-class _Chunks:
-    """A write-only file object that keeps what astropy writes (bytes and array buffers)."""
-
-    def __init__(self):
-        self.parts: list = []
-        self._pos = 0
-
-    def write(self, data) -> int:
-        part = data if isinstance(data, bytes) else memoryview(data).cast("B")
-        self.parts.append(part)
-        self._pos += len(part)
-        return len(part)
-
-    def tell(self) -> int:
-        return self._pos
-
-    def flush(self) -> None:
-        pass
-
-    def seekable(self) -> bool:
-        return False
+    return hdr
 
 
 _WRITER: list = []  # [(pid, ThreadPoolExecutor)]: one writer thread per process
@@ -639,24 +667,21 @@ def write_reduced_async(path: Path, frame: ReducedFrame, *, masters_used: dict |
     """:func:`write_reduced`, the disk part in a background thread; returns a
     ``concurrent.futures.Future`` that is done when the file is in place.
 
-    The file is serialised here (astropy's own ``writeto``, into memory: the same bytes,
-    the same header verification and errors as :func:`write_reduced`); the background
-    thread only writes those bytes, ``fsync``-s and renames, which is waiting for the disk
-    and needs no Python lock, so the per-light work goes on meanwhile
-    (``lightframe.process_light`` waits for the future before it reports the light).
+    The file is serialised here (:func:`reduced_fits_chunks`: big-endian copies of the planes,
+    so the caller may go on using its arrays); the background thread only writes those bytes,
+    ``fsync``-s and renames, which is waiting for the disk and needs no Python lock, so the
+    per-light work goes on meanwhile (``lightframe.process_light`` waits for the future before
+    it reports the light).
     """
     from concurrent.futures import ThreadPoolExecutor
 
     from .masters import atomic_write_bytes
 
-    out = _Chunks()
-    hdul = _reduced_hdul(frame, frame.header.copy(), masters_used)
-    hdul[2].data = np.array(hdul[2].data, dtype=np.uint8)  # the writer's own copy of the mask
-    hdul.writeto(out)
+    chunks = reduced_fits_chunks(frame, masters_used=masters_used)
     if not _WRITER or _WRITER[0][0] != os.getpid():  # none yet, or inherited through fork
         _WRITER[:] = [(os.getpid(), ThreadPoolExecutor(max_workers=1,
                                                        thread_name_prefix="clinepipe-write"))]
-    return _WRITER[0][1].submit(atomic_write_bytes, Path(path), out.parts)
+    return _WRITER[0][1].submit(atomic_write_bytes, Path(path), chunks)
 
 
 def read_reduced(path: Path) -> ReducedFrame:
