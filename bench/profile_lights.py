@@ -68,8 +68,9 @@ def main(argv=None) -> int:
     context = pipeline.CalibrationContext
     context.load = classmethod(_timed(context.load.__func__, "main: load the catalog and stars "
                                       "(once)", times))
-    pipeline.process_light = _timed(pipeline.process_light, "process_light (all stages, "
-                                    "and the wait for the written file)", times)
+    pipeline.start_light = _timed(pipeline.start_light, "a light's stages (start_light)", times)
+    pipeline.finish_light = _timed(pipeline.finish_light, "the wait for its written file "
+                                   "(finish_light)", times)
     t0 = time.perf_counter()
     pipeline.run_pipeline(load_config(sim.config_path))
     total = time.perf_counter() - t0

