@@ -161,6 +161,49 @@ def test_compressed_files_read_like_plain(tmp_path):
 
 # ----------------------------------------------------------------------------- bad inputs
 
+@pytest.mark.parametrize("bitpix, bzero, bscale, blank", [
+    (16, 32768, None, None),   # unsigned 16-bit camera frame: read by clinepipe itself
+    (16, None, None, None), (8, None, None, None), (-32, None, None, None),
+    (-64, None, None, None),
+    (16, 1000, None, None), (16, 32768, 2.0, None), (16, 32768, None, -32768),  # astropy's
+    (32, 2147483648, None, None)])
+def test_read_image_equals_astropy(tmp_path, monkeypatch, bitpix, bzero, bscale, blank):
+    """read_image's own reader gives astropy's float32 values and header, bit for bit."""
+    import clinepipe.ingest as ingest
+    rng = np.random.default_rng(bitpix + 100)
+    dtype = {8: ">u1", 16: ">i2", 32: ">i4", -32: ">f4", -64: ">f8"}[bitpix]
+    stored = rng.integers(0 if bitpix == 8 else -30000, 250 if bitpix == 8 else 30000,
+                          size=(37, 53)).astype(dtype)
+    if bitpix < 0:
+        stored[3, 4] = np.nan
+    hdu = fits.PrimaryHDU()
+    hdu.header["BITPIX"] = bitpix
+    hdu.header["NAXIS"] = 2
+    hdu.header["NAXIS1"] = 53
+    hdu.header["NAXIS2"] = 37
+    for key, value in (("BZERO", bzero), ("BSCALE", bscale), ("BLANK", blank)):
+        if value is not None:
+            hdu.header[key] = value
+    hdu.header["FILTER"] = "V"
+    head = hdu.header.tostring().encode()
+    body = stored.tobytes()
+    path = tmp_path / "raw.fits"
+    path.write_bytes(head + body + bytes(-len(body) % 2880))
+    own = bscale is None and blank is None and bzero in (None, 32768) and bitpix != 32
+    if own:  # astropy's data reader is not used
+        monkeypatch.setattr(ingest, "_load_data", lambda *a: pytest.fail("astropy read the data"))
+    data, header = read_image(path)
+    monkeypatch.undo()
+    with fits.open(path) as hdul:
+        expected = np.array(hdul[0].data, dtype=np.float32)
+        expected_header = hdul[0].header.copy()
+    assert data.dtype == np.float32 and data.shape == (37, 53)
+    np.testing.assert_array_equal(data, expected)
+    assert header.tostring() == expected_header.tostring()
+    if bzero == 32768 and bscale is None and blank is None:
+        assert data.min() >= 0 and data.max() < 65536
+
+
 def test_not_fits_and_empty(tmp_path):
     text = tmp_path / "notes.fits"
     text.write_text("this is not an image\n" * 200)

@@ -305,9 +305,61 @@ def read_image(path: Path, *, hdu: int | None = None) -> tuple[np.ndarray, fits.
         if index is None:
             raise _bad(path, "no image data", "has no 2-D image")
         _check_complete(path, hdul, index, size)
-        data = np.array(_load_data(path, hdul[index]), dtype=np.float32)
+        layout = _plain_layout(path, hdul, index)
+        if layout is None:
+            data = np.array(_load_data(path, hdul[index]), dtype=np.float32)
         header = _merged_header(hdul, index)
+    if layout is not None:
+        data = _read_plain(path, *layout)
     return data, header
+
+
+# The data layouts read_image reads itself: (BITPIX, BZERO) whose float32 values and header
+# are exactly astropy's (16-bit unsigned camera frames, the common case, take 1.3 ms instead
+# of 4 ms on 1117x844: astropy converts to uint16 and then float32 in two more passes).
+_PLAIN = {(8, 0.0): np.dtype("u1"), (16, 0.0): np.dtype(">i2"), (16, 32768.0): np.dtype(">i2"),
+          (-32, 0.0): np.dtype(">f4"), (-64, 0.0): np.dtype(">f8")}
+
+
+def _plain_layout(path: Path, hdul, index: int):
+    """``(offset, dtype, shape, bzero)`` of an image :func:`_read_plain` can read, else None
+    (compressed or gzip files, BSCALE, BLANK, other BZERO: astropy scales those)."""
+    hdu = hdul[index]
+    if isinstance(hdu, fits.CompImageHDU) or _is_gzip(path):
+        return None
+    h = hdu.header
+    try:
+        key = (int(h["BITPIX"]), float(h.get("BZERO", 0.0)))
+        plain = float(h.get("BSCALE", 1.0)) == 1.0 and "BLANK" not in h and key in _PLAIN
+        shape = _hdu_shape(hdu)
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not plain:
+        return None
+    return hdul.fileinfo(index)["datLoc"], _PLAIN[key], shape, key[1]
+
+
+def _read_plain(path: Path, offset: int, dtype: np.dtype, shape: tuple, bzero: float) -> np.ndarray:
+    raw = np.empty(shape, dtype)
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            got = fh.readinto(memoryview(raw).cast("B"))
+    except OSError as exc:
+        raise _bad(path, "unreadable file", f"cannot be read ({exc.strerror or brief(exc)})") from exc
+    if got != raw.nbytes:
+        raise _bad(path, "truncated FITS", "the image data cannot be read (truncated FITS)")
+    out = np.empty(shape, np.float32)
+    if bzero:
+        np.add(raw, np.float32(bzero), out=out, dtype=np.float32, casting="unsafe")
+    else:
+        out[...] = raw
+    return out
+
+
+def _is_gzip(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(len(_GZIP_MAGIC)).startswith(_GZIP_MAGIC)
 
 
 def check_data(data: np.ndarray, path: Path) -> None:
