@@ -97,3 +97,34 @@ def _state(pid: int) -> str:
     except OSError:
         return "zombie"
     return next((line for line in text.splitlines() if line.startswith("State:")), "").lower()
+
+
+def test_lights_measured_here_until_the_workers_are_up(monkeypatch):
+    """While the Dask workers start, the run measures the first lights itself; the rest go to
+    the workers, and the results come back in the lights' order."""
+    import clinepipe.pipeline as pipeline
+
+    here = []
+
+    def measure(task):
+        here.append(task)
+        return f"here:{task}"
+
+    class StartingPool:
+        def __init__(self):
+            self.polls = 0
+            self.sent = None
+
+        def ready(self):
+            self.polls += 1
+            return self.polls > 2  # up after two lights
+
+        def map(self, func, items):
+            self.sent = list(items)
+            return (f"worker:{t}" for t in self.sent)
+
+    monkeypatch.setattr(pipeline, "process_light", measure)
+    pool = StartingPool()
+    results = list(pipeline._execute(None, [1, 2, 3, 4, 5], None, pool=pool))
+    assert results == ["here:1", "here:2", "worker:3", "worker:4", "worker:5"]
+    assert here == [1, 2] and pool.sent == [3, 4, 5]

@@ -67,6 +67,10 @@ class DaskPool:
         except BaseException as exc:  # reported by map(), in the main thread
             self._error = exc
 
+    def ready(self) -> bool:
+        """Whether the workers are up (or starting them failed: :meth:`map` raises that)."""
+        return not self._thread.is_alive()
+
     def map(self, func: Callable, items: Iterable) -> Iterator:
         """Apply ``func`` to ``items`` on the workers, yielding results in the items' order."""
         items = list(items)

@@ -735,7 +735,15 @@ def _light_task(cfg: Config, chooser: MasterChooser, frame: Frame) -> LightTask 
 def _execute(cfg: Config, tasks: list[LightTask], workers: int | None, pool=None):
     """Yield results in the tasks' order (time order), computed serially or on Dask."""
     if pool is not None:
-        yield from pool.map(process_light, tasks)
+        # the workers take a second or so to start on a small machine: until they are up,
+        # this process measures the first lights itself (in time order, as the rest follow)
+        done = 0
+        while done < len(tasks) and not pool.ready():
+            yield process_light(tasks[done])
+            done += 1
+        if done:
+            log.info("lights: %d measured here while the Dask workers started", done)
+        yield from pool.map(process_light, tasks[done:])
         return
     if not _use_dask(cfg, workers):
         # one light ahead: the next light is measured while this one's file reaches the disk
