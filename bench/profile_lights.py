@@ -1,6 +1,6 @@
 """Where a light's time goes: the median time of each per-light step inside ``run_pipeline``.
 
-    .venv/bin/python bench/profile_lights.py [--lights 20] [--keep DIR]
+    .venv/bin/python bench/profile_lights.py [--lights 20] [--keep DIR] [--json FILE]
 
 Simulates a night (the simulator's full 1117x844 binned frames, ``--lights`` per filter),
 runs the pipeline on it in this process with a timer around each stage of
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import json
 import statistics
 import sys
 import tempfile
@@ -38,6 +39,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lights", type=int, default=20, help="lights per filter")
     ap.add_argument("--keep", type=Path, help="simulate into this folder and keep it")
+    ap.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = ap.parse_args(argv)
 
     import clinepipe.ingest as ingest
@@ -76,8 +78,14 @@ def main(argv=None) -> int:
     total = time.perf_counter() - t0
     print(f"{len(times['reduce_stage'])} lights of {sim.spec.nx}x{sim.spec.ny}; run {total:.1f} s")
     print(f"{'step':<62} {'median ms':>9} {'total s':>8}")
-    for name, values in times.items():
-        print(f"{name:<62} {1e3 * statistics.median(values):9.2f} {sum(values):8.2f}")
+    steps = [{"step": name, "median_ms": 1e3 * statistics.median(values), "total_s": sum(values),
+              "calls": len(values)} for name, values in times.items()]
+    for st in steps:
+        print(f"{st['step']:<62} {st['median_ms']:9.2f} {st['total_s']:8.2f}")
+    if args.json:
+        args.json.write_text(json.dumps({
+            "lights": len(times["reduce_stage"]), "shape": [sim.spec.ny, sim.spec.nx],
+            "run_seconds": total, "steps": steps}, indent=2) + "\n")
     if tmp is not None:
         tmp.cleanup()
     return 0

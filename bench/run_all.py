@@ -416,6 +416,21 @@ def bench_night(tmp: Path, args) -> dict:
     }
 
 
+def light_profile(tmp: Path, args) -> dict | None:
+    """Where a light's time goes: bench/profile_lights.py in a fresh process (it wraps the
+    pipeline's functions with timers, so it cannot share this process)."""
+    log("[3] where a light's time goes (bench/profile_lights.py) ...")
+    out = tmp / "light_profile.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.run([sys.executable, str(HERE / "profile_lights.py"), "--lights",
+                           str(args.lights_per_filter), "--json", str(out)],
+                          capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        log(f"    profile_lights.py failed: {proc.stderr.strip().splitlines()[-1:]}")
+        return None
+    return json.loads(out.read_text())
+
+
 # ----------------------------------------------------------------------------- 4 + 5
 
 def bench_db(tmp: Path, args) -> dict | None:
@@ -627,6 +642,15 @@ def write_report(res: dict, path: Path) -> None:
                      f"are not counted; one-off costs inside the lights stage, such as loading the "
                      f"masters and the catalog, are). The reference's lights loop is timed the same way "
                      f"(its ccdproc masters took {nt['reference']['masters_seconds']:.1f} s, not counted).")
+    prof = res.get("light_profile")
+    if prof:
+        lines += ["", f"Where a light's time goes (`bench/profile_lights.py`: {prof['lights']} lights "
+                  f"of {prof['shape'][1]}×{prof['shape'][0]} timed inside `run_pipeline`, median per "
+                  "light; the writer thread runs beside these steps):", "",
+                  "| step | median ms | total s |", "|---|---|---|"]
+        for st in prof["steps"]:
+            lines.append(f"| {st['step'].strip()} | {st['median_ms']:.2f} | {st['total_s']:.2f} |")
+
     lines += ["", "Raw numbers: `all.json`.", ""]
     path.write_text("\n".join(lines))
 
@@ -691,6 +715,7 @@ def main(argv=None) -> int:
         if "night" in only:
             res["night"] = bench_night(tmp / "n", args)
             shutil.rmtree(tmp / "n", ignore_errors=True)
+            res["light_profile"] = light_profile(tmp, args)
         if "db" in only:
             res["db"] = bench_db(tmp, args)
         if "dask" in only:

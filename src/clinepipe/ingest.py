@@ -495,7 +495,9 @@ def read_frame_info(path: Path, camera: CameraConfig, site: SiteConfig, *,
         header = _merged_header(hdul, index)
         shape = _hdu_shape(hdul[index])
         if check:
-            check_data(_load_data(path, hdul[index]), path)
+            layout = _plain_layout(path, hdul, index)
+            check_data(_read_plain(path, *layout) if layout else _load_data(path, hdul[index]),
+                       path)
 
     imagetyp = _keyword(header, "IMAGETYP")
     if imagetyp is None:
