@@ -195,3 +195,43 @@ def test_cli_errors_are_one_sentence(tmp_path):
     assert r.stderr.strip().count("\n") == 0 and "camera.gain" in r.stderr and str(bad) in r.stderr
     r = cli("--config", str(tmp_path / "missing.toml"), "run")
     assert r.returncode == 2 and "missing.toml" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_serial_run_reports_a_light_only_once_its_file_is_written(monkeypatch):
+    """A serial run measures the next light while the previous one's file is written; a
+    failed write still fails that light (named reason), the run goes on, and a full disk
+    stops it at that light."""
+    import errno
+    from concurrent.futures import Future
+    from types import SimpleNamespace
+
+    import clinepipe.pipeline as pipeline
+    from clinepipe.lightframe import LightResult, PendingLight
+
+    outcome = {2: ValueError("disk controller said no"),
+               4: OSError(errno.ENOSPC, "No space left on device")}
+    started = []
+
+    def start(task):
+        started.append(task.frame_id)
+        writing = Future()
+        if task.frame_id in outcome:
+            writing.set_exception(outcome[task.frame_id])
+        else:
+            writing.set_result(None)
+        return PendingLight(task, LightResult(task.frame_id, True), writing)
+
+    monkeypatch.setattr(pipeline, "start_light", start)
+    cfg = SimpleNamespace(execution=SimpleNamespace(scheduler="serial"))
+    tasks = [SimpleNamespace(frame_id=i, raw_path=Path(f"/night/light_{i}.fit"),
+                             output=Path(f"/archive/light_{i}_calibrated.fits")) for i in range(1, 7)]
+    results = []
+    for result in pipeline._execute(cfg, tasks, None):
+        results.append(result)
+        if result.stop:  # as lights_stage does
+            break
+    assert [r.frame_id for r in results] == [1, 2, 3, 4]
+    assert [r.ok for r in results] == [True, False, True, False]
+    assert results[1].stage == "reduce" and "disk controller said no" in results[1].reason
+    assert results[3].stop and "No space left on device" in results[3].reason
+    assert started[:4] == [1, 2, 3, 4] and len(started) <= 5  # at most one light ahead
