@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
-from sqlalchemy import select, text, update
+from sqlalchemy import insert, select, text, update
 
 from .config import Config
 from .errors import CatalogUnavailable
@@ -32,6 +32,8 @@ class CalibrationContext:
     catalog: object            # .field(ra, dec, radius_deg) -> Catalog
     known: object | None       # .field(ra, dec, radius_deg) -> KnownVariables, or None
     suspects: object | None = None  # KnownVariables of our suspected new variables (aavso.py)
+    #: star ids given a known variable's name in this run (the name is set once, not per frame)
+    named: set = field(default_factory=set)
 
     @classmethod
     def load(cls, cfg: Config, engine=None) -> "CalibrationContext":
@@ -92,17 +94,18 @@ def store_light_result(cfg: Config, s, run_id: int, frame: Frame, result: LightR
                                   site.longitude, site.elevation)
     delete_frame_results(s, frame.id)
     star_ids = _identify_stars(cfg, s, m, calib)
-    _name_known_variables(cfg, s, m, star_ids, calib.known)
+    _name_known_variables(cfg, s, m, star_ids, calib.known,
+                          context.named if context is not None else None)
     keep = star_ids > 0
     rows = _measurement_rows(frame, m[keep], star_ids[keep], bjd[keep], x_air[keep],
                              calib.mag[keep], calib.mag_err[keep], calib.in_ensemble[keep])
     insert_measurements(s, rows)
     if calib.zero_point is not None:
         zp = calib.zero_point
-        s.add(ZeroPoint(frame_id=frame.id, filter=frame.filter, catalog_band=calib.band,
-                        value=zp.value, error=zp.error, n_used=zp.n_used,
-                        n_candidates=zp.n_candidates, scatter=db_float(zp.scatter) or 0.0,
-                        color_term=None))
+        s.execute(insert(ZeroPoint).values(
+            frame_id=frame.id, filter=frame.filter, catalog_band=calib.band, value=zp.value,
+            error=zp.error, n_used=zp.n_used, n_candidates=zp.n_candidates,
+            scatter=db_float(zp.scatter) or 0.0, color_term=None))
     centre_air = float(np.nanmedian(x_air)) if np.isfinite(x_air).any() else None
     s.execute(update(Frame).where(Frame.id == frame.id).values(
         state=calib.state, stage=calib.stage, reason=reason, run_id=run_id,
@@ -278,8 +281,11 @@ def _identify_stars(cfg: Config, s, m: np.ndarray, calib: FrameCalibration) -> n
     return ids
 
 
-def _name_known_variables(cfg: Config, s, m: np.ndarray, star_ids: np.ndarray, known) -> None:
-    """Give this frame's stars that match a known variable its name, type and period."""
+def _name_known_variables(cfg: Config, s, m: np.ndarray, star_ids: np.ndarray, known,
+                          named: set | None = None) -> None:
+    """Give this frame's stars that match a known variable its name, type and period.
+
+    ``named``: the star ids this run has already given a name (skipped, and added to)."""
     from .calibrate import match_catalog
 
     if known is None or len(known) == 0:
@@ -287,6 +293,10 @@ def _name_known_variables(cfg: Config, s, m: np.ndarray, star_ids: np.ndarray, k
     idx, _ = match_catalog(m["ra"], m["dec"], known.ra, known.dec, cfg.stars.match_radius * 2)
     for i in np.flatnonzero((idx >= 0) & (star_ids > 0)):
         k = idx[i]
+        if named is not None:
+            if int(star_ids[i]) in named:
+                continue
+            named.add(int(star_ids[i]))
         s.execute(update(Star).where(Star.id == int(star_ids[i]), Star.name.is_(None)).values(
             name=str(known.names[k]), var_type=str(known.types[k]) or None,
             var_period=db_float(known.periods[k])))
