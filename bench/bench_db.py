@@ -103,9 +103,9 @@ def insert_phase(engine, star_ids, frames, per_frame: int, frames_per_tx: int,
             for frame, frame_rows_ in zip(batch, rows):
                 delete_frame_results(s, frame[0])
                 total += insert_measurements(s, frame_rows_)
-                s.add(ZeroPoint(frame_id=frame[0], filter=frame[1], catalog_band=frame[1],
-                                value=22.0, error=0.01, n_used=40, n_candidates=45,
-                                scatter=0.02))
+                s.execute(insert(ZeroPoint).values(  # as lightstore.store_light_result
+                    frame_id=frame[0], filter=frame[1], catalog_band=frame[1], value=22.0,
+                    error=0.01, n_used=40, n_candidates=45, scatter=0.02))
         seconds += time.perf_counter() - t
     return total, seconds, time.perf_counter() - wall0
 
