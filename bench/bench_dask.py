@@ -96,10 +96,15 @@ def stage_times(log: Path) -> dict:
 def light_interval(log: Path) -> float | None:
     """Mean seconds between two stored lights, from the first stored to the last (from the
     log): the steady-state cost of a light, without the lights stage's start (workers coming
-    up, the catalog loaded). A mean, not a median: Dask results arrive in bursts."""
+    up, the catalog loaded). A mean, not a median: Dask results arrive in bursts. With Dask,
+    the lights the run measured itself while the workers started are left out (from the
+    first light stored after the workers took over)."""
     stamps = []
     for line in log.read_text(encoding="utf-8").splitlines():
         m = _STAMP.match(line)
+        if m and "while the Dask workers started" in line:
+            stamps = []
+            continue
         if m and "light" in line and re.search(r": (calibrated|measured)\b", line[m.end():]):
             stamps.append(datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp())
     if len(stamps) < 3:
