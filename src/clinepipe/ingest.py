@@ -248,8 +248,9 @@ def _hdu_shape(hdu) -> tuple[int, int]:
     return int(hdu.header["NAXIS2"]), int(hdu.header["NAXIS1"])
 
 
-def _check_complete(path: Path, hdul, index: int, size: int) -> None:
-    """Raise "truncated FITS" when the file is shorter than its image HDU's data needs.
+def _check_complete(path: Path, hdul, index: int, size: int) -> int:
+    """Raise "truncated FITS" when the file is shorter than its image HDU's data needs; else
+    return where the image data starts in the file (bytes).
 
     For an uncompressed image the need is exact (header end + |BITPIX|/8 * NAXIS1 * NAXIS2;
     a missing final padding block is tolerated since the pixels are all there). For a
@@ -266,6 +267,7 @@ def _check_complete(path: Path, hdul, index: int, size: int) -> None:
     if size < needed:
         raise _bad(path, "truncated FITS",
                    f"the file has {size} bytes but its header needs {needed} (truncated FITS)")
+    return info["datLoc"]
 
 
 def _load_data(path: Path, hdu) -> np.ndarray:
@@ -304,8 +306,8 @@ def read_image(path: Path, *, hdu: int | None = None) -> tuple[np.ndarray, fits.
         index = image_hdu_index(hdul) if hdu is None else hdu
         if index is None:
             raise _bad(path, "no image data", "has no 2-D image")
-        _check_complete(path, hdul, index, size)
-        layout = _plain_layout(path, hdul, index)
+        offset = _check_complete(path, hdul, index, size)
+        layout = _plain_layout(path, hdul, index, offset)
         if layout is None:
             data = np.array(_load_data(path, hdul[index]), dtype=np.float32)
         header = _merged_header(hdul, index)
@@ -321,8 +323,9 @@ _PLAIN = {(8, 0.0): np.dtype("u1"), (16, 0.0): np.dtype(">i2"), (16, 32768.0): n
           (-32, 0.0): np.dtype(">f4"), (-64, 0.0): np.dtype(">f8")}
 
 
-def _plain_layout(path: Path, hdul, index: int):
-    """``(offset, dtype, shape, bzero)`` of an image :func:`_read_plain` can read, else None
+def _plain_layout(path: Path, hdul, index: int, offset: int):
+    """``(offset, dtype, shape, bzero)`` of an image :func:`_read_plain` can read (its data at
+    ``offset`` bytes), else None
     (compressed or gzip files, BSCALE, BLANK, other BZERO: astropy scales those)."""
     hdu = hdul[index]
     if isinstance(hdu, fits.CompImageHDU) or _is_gzip(path):
@@ -336,7 +339,7 @@ def _plain_layout(path: Path, hdul, index: int):
         return None
     if not plain:
         return None
-    return hdul.fileinfo(index)["datLoc"], _PLAIN[key], shape, key[1]
+    return offset, _PLAIN[key], shape, key[1]
 
 
 def _read_plain(path: Path, offset: int, dtype: np.dtype, shape: tuple, bzero: float) -> np.ndarray:
@@ -491,11 +494,11 @@ def read_frame_info(path: Path, camera: CameraConfig, site: SiteConfig, *,
         index = image_hdu_index(hdul)
         if index is None:
             raise _bad(path, "no image data", "has no 2-D image in its primary HDU or first image extension")
-        _check_complete(path, hdul, index, size)
+        offset = _check_complete(path, hdul, index, size)
         header = _merged_header(hdul, index)
         shape = _hdu_shape(hdul[index])
         if check:
-            layout = _plain_layout(path, hdul, index)
+            layout = _plain_layout(path, hdul, index, offset)
             check_data(_read_plain(path, *layout) if layout else _load_data(path, hdul[index]),
                        path)
 
