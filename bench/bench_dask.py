@@ -15,7 +15,9 @@ run alone and ``--workers`` at once, before and after: other programs on the mac
 figure), the wall-clock time of the whole command, the
 run's own time (``run_pipeline``), and the time of each stage (from the log's timestamps:
 start → ingest done → masters done → lights done → finished), the mean gap between two
-stored lights (the steady-state cost of a light), and the speed-ups. The goal is a
+stored lights (the steady-state cost of a light), the speed-ups, and the CPU the whole machine
+spent on each run (from ``/proc/stat``): how many CPUs the serial run already keeps busy bounds
+what any split of its work over 2 processes can gain here (the "ceiling"). The goal is a
 whole-run speed-up of at least 1.6× with 2 workers on 2 cores.
 """
 
@@ -128,17 +130,29 @@ def one_run(source: Path, work: Path, label: str, workers: int | None) -> dict:
     cmd = [sys.executable, "-m", "clinepipe.cli", "--config", str(cfg_path), "run"]
     if workers:
         cmd += ["--workers", str(workers)]
+    busy0 = machine_busy_seconds()
     t0 = time.perf_counter()
     r = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True)
     wall = time.perf_counter() - t0
+    cpu = machine_busy_seconds() - busy0
     if r.returncode != 0:
         raise SystemExit(f"{label} run failed ({r.returncode}): {r.stderr.strip()}")
     run_s = float(re.search(r" in ([0-9.]+) s;", r.stdout).group(1))
     n_rows, digest = export_digest(cfg_path)
     log = cfg_path.parent / "archive" / "logs" / "clinepipe.log"
-    return {"wall_seconds": round(wall, 3), "run_seconds": run_s,
+    return {"wall_seconds": round(wall, 3), "run_seconds": run_s, "cpu_seconds": round(cpu, 3),
+            "cpus_used": round(cpu / wall, 2),
             "stages": stage_times(log), "light_interval_seconds": light_interval(log),
             "summary": r.stdout.splitlines()[0], "export_rows": n_rows, "export_sha256": digest}
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has been busy (user + system, all CPUs, from
+    ``/proc/stat``): Dask's workers are not children the command waits for, so its own rusage
+    would miss them. Other programs count too; the machine should be otherwise idle."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def _spin(_=None) -> float:
@@ -225,6 +239,8 @@ def main(argv=None) -> int:
                                            / d["light_interval_seconds"], 3)
                                      if s["light_interval_seconds"]
                                      and d["light_interval_seconds"] else None),
+            # the best any 2-process split of the serial run's CPU work could do on this machine
+            "ceiling": round(min(cores_before, cores_after) / s["cpus_used"], 2),
             "target": TARGET,
             "command": "python bench/bench_dask.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         }
@@ -248,6 +264,9 @@ def main(argv=None) -> int:
           f"(mean gap between stored lights: serial {1e3 * (s['light_interval_seconds'] or 0):.0f} "
           f"ms, Dask {1e3 * (d['light_interval_seconds'] or 0):.0f} ms) (goal {TARGET}x) -> "
           f"{args.output}")
+    print(f"CPU (machine-wide): serial kept {s['cpus_used']:.2f} CPUs busy ({s['cpu_seconds']:.1f} s), Dask "
+          f"{d['cpus_used']:.2f} ({d['cpu_seconds']:.1f} s); with {min(cores_before, cores_after):.2f} "
+          f"CPUs effectively free, no split of the serial work can beat {result['ceiling']:.2f}x here")
     return 0
 
 
