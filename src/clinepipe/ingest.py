@@ -317,16 +317,16 @@ def read_image(path: Path, *, hdu: int | None = None) -> tuple[np.ndarray, fits.
 
 
 # The data layouts read_image reads itself: (BITPIX, BZERO) whose float32 values and header
-# are exactly astropy's (16-bit unsigned camera frames, the common case, take 1.3 ms instead
-# of 4 ms on 1117x844: astropy converts to uint16 and then float32 in two more passes).
+# are exactly astropy's (16-bit unsigned camera frames, the common case: read_image takes 2.1
+# ms instead of 4.0 on 1117x844, astropy converting to uint16 and then float32 in two passes).
 _PLAIN = {(8, 0.0): np.dtype("u1"), (16, 0.0): np.dtype(">i2"), (16, 32768.0): np.dtype(">i2"),
           (-32, 0.0): np.dtype(">f4"), (-64, 0.0): np.dtype(">f8")}
 
 
 def _plain_layout(path: Path, hdul, index: int, offset: int):
-    """``(offset, dtype, shape, bzero)`` of an image :func:`_read_plain` can read (its data at
-    ``offset`` bytes), else None
-    (compressed or gzip files, BSCALE, BLANK, other BZERO: astropy scales those)."""
+    """``(offset, dtype, shape, bzero)`` of an image whose data starts at ``offset`` bytes, if
+    :func:`_read_plain` can read it; else None (compressed or gzip files, BSCALE, BLANK, other
+    BZERO values: astropy scales those)."""
     hdu = hdul[index]
     if isinstance(hdu, fits.CompImageHDU) or _is_gzip(path):
         return None

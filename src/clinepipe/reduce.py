@@ -612,8 +612,8 @@ def reduced_fits_chunks(frame: ReducedFrame, *, masters_used: dict | None = None
     """The bytes of the file :func:`write_reduced` writes, as a list of bytes-like chunks.
 
     Written here rather than by astropy's ``HDUList.writeto``, which spends ~7 ms of Python per
-    light building and verifying three HDUs (1117x844), six times the cost of the byte-swapped
-    copies themselves. The header cards are astropy's own (the raw header's, as read), so the
+    light building and verifying three HDUs (1117x844), three times the cost of the
+    byte-swapped copies themselves. The header cards are astropy's own (the raw header's, as read), so the
     file is as standard as the raw frame; tests check it against ``fits.open(...).verify``.
     """
     hdr = _reduced_header(frame.header.copy(), masters_used)
@@ -624,10 +624,11 @@ def reduced_fits_chunks(frame: ReducedFrame, *, masters_used: dict | None = None
                + "".join(c.image for c in hdr.cards
                          if c.keyword not in _STRUCTURE and not _NAXISN.match(c.keyword)))
     chunks: list = []
-    _append_hdu(chunks, primary, np.asarray(frame.data, dtype=">f4"))
+    # copies (big-endian, as FITS stores them): the writer thread must not see the caller
+    # change its arrays afterwards
+    _append_hdu(chunks, primary, np.array(frame.data, dtype=">f4"))
     head_unc, head_mask = _extension_headers(nx, ny)
-    _append_hdu(chunks, head_unc, np.asarray(frame.uncertainty, dtype=">f4"))
-    # a copy: the writer thread must not see the caller change the mask afterwards
+    _append_hdu(chunks, head_unc, np.array(frame.uncertainty, dtype=">f4"))
     _append_hdu(chunks, head_mask, np.array(frame.mask, dtype=np.uint8))
     return chunks
 
@@ -687,8 +688,8 @@ def write_reduced_async(path: Path, frame: ReducedFrame, *, masters_used: dict |
     The file is serialised here (:func:`reduced_fits_chunks`: big-endian copies of the planes,
     so the caller may go on using its arrays); the background thread only writes those bytes,
     ``fsync``-s and renames, which is waiting for the disk and needs no Python lock, so the
-    per-light work goes on meanwhile (``lightframe.process_light`` waits for the future before
-    it reports the light).
+    per-light work goes on meanwhile (``lightframe.finish_light`` waits for the future before
+    the light is reported).
     """
     from concurrent.futures import ThreadPoolExecutor
 
