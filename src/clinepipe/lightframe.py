@@ -277,6 +277,27 @@ def times_stage(ctx: LightContext) -> None:
                                   site.latitude, site.longitude, site.elevation)
 
 
+
+def _failure(task: LightTask, stage: str, exc: Exception, path, doing: str) -> LightResult:
+    """The result of a light whose ``stage`` raised ``exc`` (``doing`` says what, for the log).
+
+    A :class:`ClinepipeError` carries its named reason; a full or read-only archive (``path``)
+    stops the run, the light staying pending; anything else is a bug, which must not stop the
+    night: it is logged with its traceback and the light fails with "internal error"."""
+    if isinstance(exc, ClinepipeError):
+        return LightResult(task.frame_id, False, stage=stage, reason=exc.reason,
+                           message=exc.message, waiting=isinstance(exc, Waiting))
+    stop = storage_error(exc, path)
+    if stop is not None:
+        return LightResult(task.frame_id, False, stage=stage, reason=stop.reason,
+                           message=stop.message, stop=True)
+    detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    log.error("internal error on %s %s:\n%s", task.raw_path, doing,
+              "".join(traceback.format_exception(exc)))
+    return LightResult(task.frame_id, False, stage=stage, reason=f"internal error: {detail}",
+                       message=f"{task.raw_path.name}: internal error in {stage} ({detail}).")
+
+
 LIGHT_STAGES = [reduce_stage, sources_stage, wcs_stage, photometry_stage, times_stage]
 
 
@@ -313,23 +334,10 @@ def finish_light(pending: PendingLight) -> LightResult:
     if pending.writing is not None:
         try:
             pending.writing.result()
-        except ClinepipeError as exc:
-            if result.ok:
-                result = LightResult(task.frame_id, False, stage="reduce", reason=exc.reason,
-                                     message=exc.message, waiting=isinstance(exc, Waiting))
         except Exception as exc:
-            stop = storage_error(exc, task.output)
-            if stop is not None:
-                return LightResult(task.frame_id, False, stage="reduce", reason=stop.reason,
-                                   message=stop.message, stop=True)
-            detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-            log.error("internal error on %s writing %s:\n%s", task.raw_path, task.output,
-                      "".join(traceback.format_exception(exc)))
-            if result.ok:
-                result = LightResult(task.frame_id, False, stage="reduce",
-                                     reason=f"internal error: {detail}",
-                                     message=f"{task.raw_path.name}: internal error in reduce "
-                                             f"({detail}).")
+            failed = _failure(task, "reduce", exc, task.output, f"writing {task.output}")
+            if failed.stop or result.ok:  # a full archive stops the run whatever the stages did
+                result = failed
     return result
 
 
@@ -339,18 +347,9 @@ def _run_stages(ctx: LightContext) -> LightResult:
         name = stage.__name__.removesuffix("_stage")
         try:
             stage(ctx)
-        except ClinepipeError as exc:
-            return LightResult(task.frame_id, False, stage=name, reason=exc.reason,
-                               message=exc.message, waiting=isinstance(exc, Waiting))
-        except Exception as exc:  # a bug must not stop the night: record it and go on
-            stop = storage_error(exc, getattr(exc, "filename", None) or task.output)
-            if stop is not None:  # ...but a full archive stops the run (the light waits)
-                return LightResult(task.frame_id, False, stage=name, reason=stop.reason,
-                                   message=stop.message, stop=True)
-            detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-            log.error("internal error on %s in %s:\n%s", task.raw_path, name, traceback.format_exc())
-            return LightResult(task.frame_id, False, stage=name, reason=f"internal error: {detail}",
-                               message=f"{task.raw_path.name}: internal error in {name} ({detail}).")
+        except Exception as exc:
+            return _failure(task, name, exc, getattr(exc, "filename", None) or task.output,
+                            f"in {name}")
     stats = dict(ctx.stats)
     if ctx.notes:
         stats["notes"] = "; ".join(ctx.notes)
