@@ -307,13 +307,17 @@ def read_image(path: Path, *, hdu: int | None = None) -> tuple[np.ndarray, fits.
         if index is None:
             raise _bad(path, "no image data", "has no 2-D image")
         offset = _check_complete(path, hdul, index, size)
-        layout = _plain_layout(path, hdul, index, offset)
-        if layout is None:
-            data = np.array(_load_data(path, hdul[index]), dtype=np.float32)
-        header = _merged_header(hdul, index)
-    if layout is not None:
-        data = _read_plain(path, *layout)
+        # no copy: the data is read into memory (no memory map), and nothing else keeps it
+        data = np.asarray(_image_data(path, hdul, index, offset), dtype=np.float32)
+        header = _merged_header(hdul, index)  # after the data: astropy's scaling edits it
     return data, header
+
+
+def _image_data(path: Path, hdul, index: int, offset: int) -> np.ndarray:
+    """The image's pixels with BZERO/BSCALE applied: read here as float32 when the layout
+    allows (:data:`_PLAIN`), else astropy's scaled data (any numeric dtype)."""
+    layout = _plain_layout(path, hdul, index, offset)
+    return _read_plain(path, *layout) if layout else _load_data(path, hdul[index])
 
 
 # The data layouts read_image reads itself: (BITPIX, BZERO) whose float32 values and header
@@ -498,9 +502,7 @@ def read_frame_info(path: Path, camera: CameraConfig, site: SiteConfig, *,
         header = _merged_header(hdul, index)
         shape = _hdu_shape(hdul[index])
         if check:
-            layout = _plain_layout(path, hdul, index, offset)
-            check_data(_read_plain(path, *layout) if layout else _load_data(path, hdul[index]),
-                       path)
+            check_data(_image_data(path, hdul, index, offset), path)
 
     imagetyp = _keyword(header, "IMAGETYP")
     if imagetyp is None:
