@@ -37,7 +37,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from clinepipe.masters import median_stack  # noqa: E402
+from clinepipe.ccd.stack import median_stack
 
 RSS_TARGET_BYTES = 1 << 30
 SPEED_TARGET = 1.3
@@ -45,7 +45,7 @@ SPEED_TARGET = 1.3
 CHILD = """
 import resource, sys, time
 from pathlib import Path
-from clinepipe.masters import build_bias
+from clinepipe.ccd.masters import build_bias
 paths = sorted(Path(sys.argv[1]).glob("*.fits"))
 t0 = time.perf_counter()
 result = build_bias(paths, chunk_rows=int(sys.argv[2]), min_frames=1)

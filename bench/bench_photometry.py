@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 import sep
 
-from clinepipe.photometry import aperture_photometry, measure_background
+from clinepipe.photometry.aperture import aperture_photometry
+from clinepipe.photometry.background import measure_background
 
 SIZE = 2048
 N_STARS = 2000

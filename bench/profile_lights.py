@@ -42,12 +42,9 @@ def main(argv=None) -> int:
     ap.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = ap.parse_args(argv)
 
-    import clinepipe.ingest as ingest
-    import clinepipe.lightframe as lightframe
-    import clinepipe.photometry as photometry
-    import clinepipe.pipeline as pipeline
-    import clinepipe.qc as qc
-    import clinepipe.reduce as reduce
+    import clinepipe.ccd.reduce as reduce
+    import clinepipe.run.light_stages as lightframe
+    import clinepipe.run.pipeline as pipeline
     from clinepipe.config import load_config
     from clinepipe.simulate import simulate_night
 
@@ -57,12 +54,12 @@ def main(argv=None) -> int:
     times: dict = collections.defaultdict(list)
     lightframe.LIGHT_STAGES[:] = [_timed(s, s.__name__, times) for s in lightframe.LIGHT_STAGES]
     for module, name, label in (
-            (ingest, "read_image", "  reduce: read the raw frame"),
-            (reduce, "reduce_frame", "  reduce: bias, dark, flat, uncertainty, mask"),
-            (reduce, "write_reduced_async", "  reduce: serialise the calibrated frame"),
-            (photometry, "measure_background", "  photometry: sep mesh background"),
-            (qc, "psf_shape", "  photometry: FWHM and elongation"),
-            (photometry, "aperture_photometry", "  photometry: aperture sums and errors"),
+            (reduce, "read_image", "  reduce: read the raw frame"),
+            (lightframe, "reduce_frame", "  reduce: bias, dark, flat, uncertainty, mask"),
+            (lightframe, "write_reduced_async", "  reduce: serialise the calibrated frame"),
+            (lightframe, "measure_background", "  photometry: sep mesh background"),
+            (lightframe, "psf_shape", "  photometry: FWHM and elongation"),
+            (lightframe, "aperture_photometry", "  photometry: aperture sums and errors"),
             (pipeline, "_light_task", "main: choose the masters"),
             (pipeline, "store_light_result", "main: calibrate and store"),
             (pipeline, "lights_stage", "lights stage (all)")):

@@ -83,11 +83,11 @@ print(json.dumps({"returncode": proc.returncode, "wall_seconds": wall,
 NIGHT_CHILD = r"""
 import json, sys, time
 t_import = time.perf_counter()
-import clinepipe.pipeline as P
+import clinepipe.run.pipeline as P
 from clinepipe.config import load_config
 # what the lights stage uses, imported before the clock starts, as the reference script
 # imports ccdproc and photutils before its lights loop
-from clinepipe import astrometry, calibrate, catalogs, photometry, qc, reduce, sky, stars  # noqa
+import clinepipe.run.light_stages  # noqa: F401
 t_import = time.perf_counter() - t_import
 stage = {}
 for name in ("ingest_stage", "masters_stage", "lights_stage", "update_qc", "refresh_star_counts",
@@ -170,7 +170,8 @@ def bench_masters(tmp: Path, args) -> dict:
     import bottleneck as bn
     from astropy.io import fits
 
-    from clinepipe.masters import build_bias, median_stack
+    from clinepipe.ccd.masters import build_bias
+    from clinepipe.ccd.stack import median_stack
 
     n, size, repeat = args.frames, args.size, args.repeat
     log(f"[1] writing {args.rss_frames} uint16 frames of {size}x{size} ...")

@@ -399,7 +399,7 @@ def pipeline_snapshot(config_path) -> dict:
     files = sorted(p.relative_to(archive).as_posix() for p in archive.rglob("*")
                    if p.is_file() and not p.name.endswith(".tmp")
                    and p.relative_to(archive).parts[0] not in ("logs",)
-                   and p.name != "clinepipe.lock")
+                   and p.name != "clinepipe.run.lock")
     return {"frames": frames, "masters": masters, "stars": stars, "measurements": measurements,
             "zero_points": zero_points, "export_header": header, "export": rows,
             "archive_files": files}
@@ -421,7 +421,7 @@ def assert_same_snapshot(got: dict, want: dict) -> None:
 def serial_reference(small_night, tmp_path_factory):
     """Snapshot of one uninterrupted serial `run` on a copy of ``small_night``."""
     from clinepipe.config import load_config
-    from clinepipe.pipeline import run_pipeline
+    from clinepipe.run.pipeline import run_pipeline
 
     cfg_path = copy_night(small_night, tmp_path_factory.mktemp("serial_reference"))
     run_pipeline(load_config(cfg_path))

@@ -20,9 +20,10 @@ from astroquery.vizier import VizierClass
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from clinepipe.aavso import SUSPECTED, choose_check_star, recalibrate_frames, sanitise_name
+from clinepipe.variability.suspects import SUSPECTED, recalibrate_frames
+from clinepipe.products.aavso import choose_check_star, sanitise_name
 from clinepipe.config import DEFAULT_CONFIG, config_from_dict, load_config
-from clinepipe.pipeline import run_pipeline
+from clinepipe.run.pipeline import run_pipeline
 from clinepipe.store.db import open_database, session_scope
 from clinepipe.store.export import AAVSO_FIELDS
 from clinepipe.store.models import Frame, Measurement, Star, ZeroPoint

@@ -17,24 +17,12 @@ import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from clinepipe import astrometry
-from clinepipe.astrometry import (
-    SOURCE_DEBLENDED,
-    SOURCE_DTYPE,
-    SOURCE_EDGE,
-    SOURCE_SATURATED,
-    SRC_COLUMNS,
-    detect_sources,
-    fwhm_from_half_light_radius,
-    header_wcs,
-    match_residual_arcsec,
-    pixel_to_sky,
-    read_src,
-    sky_to_pixel,
-    solve_field,
-    solve_field_command,
-    src_positions,
-)
+from clinepipe.astrometry import solve as astrometry
+from clinepipe.astrometry.wcs import pixel_scale_arcsec
+from clinepipe.astrometry.detect import SOURCE_DEBLENDED, SOURCE_DTYPE, SOURCE_EDGE, SOURCE_SATURATED, detect_sources, fwhm_from_half_light_radius
+from clinepipe.astrometry.src_lists import SRC_COLUMNS, read_src, src_positions
+from clinepipe.astrometry.wcs import header_wcs, match_residual_arcsec, pixel_to_sky, sky_to_pixel
+from clinepipe.astrometry.solve import solve_field, solve_field_command
 from clinepipe.errors import BadInput, ClinepipeError, UsageError
 
 from synthetic_stars import GAIN, READ_NOISE, observe, pixel_gaussians
@@ -169,7 +157,7 @@ def test_header_wcs_round_trips_sky_positions(make):
     y0 = rng.uniform(0, header["NAXIS2"] - 1, 200)
     ra, dec = pixel_to_sky(wcs, x0, y0)
     x1, y1 = sky_to_pixel(wcs, ra, dec)
-    scale = astrometry.pixel_scale_arcsec(wcs)
+    scale = pixel_scale_arcsec(wcs)
     worst = np.max(np.hypot(x1 - x0, y1 - y0)) * scale
     assert worst < 0.01  # arcsec
     # 0-based in memory: pixel (0, 0) is FITS pixel (1, 1)
@@ -369,7 +357,7 @@ def test_detection_grows_a_full_pixel_stack(monkeypatch, star_field):
 
     before = sep.get_extract_pixstack()
     try:
-        monkeypatch.setattr(astrometry, "_PIXSTACK_START", 50)
+        monkeypatch.setattr("clinepipe.astrometry.detect._PIXSTACK_START", 50)
         sep.set_extract_pixstack(50)  # far too small for this frame: sep reports it full
         src = detect_sources(star_field["data"])
         assert len(src) > 250 and sep.get_extract_pixstack() > 50

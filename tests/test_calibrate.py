@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
-from clinepipe.calibrate import ensemble_zero_point, load_file_catalog, match_catalog
+from clinepipe.calibrate.zero_point import ensemble_zero_point
+from clinepipe.catalogs.file_csv import load_file_catalog
+from clinepipe.catalogs.match import match_catalog
 from clinepipe.errors import BadInput
 
 
@@ -96,7 +98,7 @@ def test_file_catalog(tmp_path):
 
 
 def test_colour_term_recovered_per_night():
-    from clinepipe.calibrate import fit_colour_term
+    from clinepipe.calibrate.colour_term import fit_colour_term
 
     rng = np.random.default_rng(5)
     n_frames, n_stars = 20, 40
@@ -120,7 +122,7 @@ def test_colour_term_error_counts_each_star_once():
     """A star's catalog error is the same on every frame: with the stars given, the term's
     error must describe its real scatter (pulls of std ~1 over many nights); taken as
     independent points it would be several times too small."""
-    from clinepipe.calibrate import fit_colour_term
+    from clinepipe.calibrate.colour_term import fit_colour_term
 
     rng = np.random.default_rng(11)
     n_frames, n_stars, n_nights = 30, 35, 300

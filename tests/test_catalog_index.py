@@ -18,13 +18,12 @@ import pytest
 from astropy.io import fits
 from sqlalchemy import select
 
-from clinepipe import catalog_index
-from clinepipe.astrometry import header_wcs, pixel_scale_arcsec, sky_to_pixel
-from clinepipe.catalog_index import (catalog_cone, ensure_index, index_for_image,
-                                     quad_presets, solve_with_catalog)
+from clinepipe.astrometry import catalog_index
+from clinepipe.astrometry.wcs import header_wcs, pixel_scale_arcsec, sky_to_pixel
+from clinepipe.astrometry.catalog_index import catalog_cone, ensure_index, index_for_image, quad_presets, solve_with_catalog
 from clinepipe.config import load_config
 from clinepipe.errors import BadInput
-from clinepipe.simulate import read_csv_table, render_light, simulate_night
+from clinepipe.simulate import render_light, simulate_night
 
 WCS_PREFIXES = ("CTYPE", "CRPIX", "CRVAL", "CD1_", "CD2_", "CDELT", "PC1_", "PC2_", "RADECSYS",
                 "EQUINOX")
@@ -94,7 +93,7 @@ def test_quad_presets_cover_ten_to_sixty_percent_of_the_field():
 
 
 def test_catalog_cone_is_cut_and_sorted_bright_first():
-    from clinepipe.calibrate import Catalog
+    from clinepipe.catalogs.types import Catalog
 
     cat = Catalog("file", np.arange(4).astype(str), np.array([10.0, 10.1, 12.0, 10.05]),
                   np.array([20.0, 20.0, 20.0, 20.02]),
@@ -234,7 +233,7 @@ def test_a_field_whose_stars_are_not_in_the_catalog_is_not_solved(observatory_ni
 @solver
 def test_pipeline_calibrates_lights_without_wcs_with_the_catalog_index(observatory_night,
                                                                        tmp_path):
-    from clinepipe.pipeline import run_pipeline
+    from clinepipe.run.pipeline import run_pipeline
     from clinepipe.store.db import open_database, session_scope
     from clinepipe.store.models import Frame, Measurement
 

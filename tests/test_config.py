@@ -1,6 +1,5 @@
 """Config loading: defaults, relative paths, and one clear sentence for every mistake."""
 
-from pathlib import Path
 
 import pytest
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from clinepipe.config import load_config
-from clinepipe.pipeline import run_pipeline
+from clinepipe.run.pipeline import run_pipeline
 from conftest import assert_same_snapshot, copy_night, pipeline_snapshot
 
 pytest.importorskip("dask.distributed")
@@ -102,7 +102,7 @@ def _state(pid: int) -> str:
 def test_lights_measured_here_until_the_workers_are_up(monkeypatch):
     """While the Dask workers start, the run measures the first lights itself; the rest go to
     the workers, and the results come back in the lights' order."""
-    import clinepipe.pipeline as pipeline
+    import clinepipe.run.pipeline as pipeline
 
     here = []
 

@@ -19,9 +19,10 @@ from astropy.time import Time
 
 from clinepipe.config import CameraConfig, SiteConfig
 from clinepipe.errors import BadInput
-from clinepipe.frames import FrameInfo
-from clinepipe.ingest import (archive_copy, check_data, find_new_files, fits_stem, is_subframe,
-                              observing_night, read_frame_info, read_image, sha256_file)
+from clinepipe.ingest.frame_info import FrameInfo
+from clinepipe.ingest.files import archive_copy, find_new_files, fits_stem, sha256_file
+from clinepipe.ingest.fits_reader import check_data, read_image
+from clinepipe.ingest.classify import is_subframe, observing_night, read_frame_info
 
 CAMERA = CameraConfig()
 SITE = SiteConfig()  # Greensboro, longitude -79.8089
@@ -169,7 +170,7 @@ def test_compressed_files_read_like_plain(tmp_path):
     (32, 2147483648, None, None)])
 def test_read_image_equals_astropy(tmp_path, monkeypatch, bitpix, bzero, bscale, blank):
     """read_image's own reader gives astropy's float32 values and header, bit for bit."""
-    import clinepipe.ingest as ingest
+    import clinepipe.ingest.fits_reader as ingest
     rng = np.random.default_rng(bitpix + 100)
     dtype = {8: ">u1", 16: ">i2", 32: ">i4", -32: ">f4", -64: ">f8"}[bitpix]
     stored = rng.integers(0 if bitpix == 8 else -30000, 250 if bitpix == 8 else 30000,

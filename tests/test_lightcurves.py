@@ -11,7 +11,7 @@ def test_light_curve_plot_draws_flagged_points_apart(tmp_path, monkeypatch):
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    from clinepipe.lightcurves import plot_lightcurve
+    from clinepipe.products.plots import plot_lightcurve
 
     labels = []
 

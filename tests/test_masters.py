@@ -15,11 +15,10 @@ from astropy.io import fits
 from clinepipe import __version__
 from clinepipe.config import CameraConfig, ReductionConfig
 from clinepipe.errors import MissingCalibration
-from clinepipe.frames import FrameInfo
-from clinepipe.ingest import sha256_file
-from clinepipe.masters import (CalibrationGroup, MasterResult, build_bias, build_dark, build_flat,
-                               choose_master, group_calibration_frames, input_key, make_masters,
-                               median_stack, read_master, temperature_bucket, write_master)
+from clinepipe.ingest.frame_info import FrameInfo
+from clinepipe.ingest.files import sha256_file
+from clinepipe.ccd.masters import CalibrationGroup, MasterResult, build_bias, build_dark, build_flat, choose_master, group_calibration_frames, input_key, make_masters, read_master, temperature_bucket, write_master
+from clinepipe.ccd.stack import median_stack
 
 # ----------------------------------------------------------------------------- synthetic camera
 

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import select
 
 from clinepipe.config import load_config
-from clinepipe.lightcurves import variability_table
-from clinepipe.pipeline import run_pipeline
+from clinepipe.variability.table import variability_table
+from clinepipe.run.pipeline import run_pipeline
 from clinepipe.store.db import open_database, session_scope
 from clinepipe.store.models import Frame, Master, Measurement, Star
 
@@ -110,7 +110,7 @@ def test_simulated_variables_top_the_ranking_with_their_periods(nights):
 
 
 def test_lc_by_known_variable_name(nights):
-    from clinepipe.lightcurves import resolve_star
+    from clinepipe.store.queries import resolve_star
 
     sim, cfg, engine = nights
     with session_scope(engine) as s:

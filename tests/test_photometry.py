@@ -13,21 +13,8 @@ import math
 import numpy as np
 import pytest
 
-from clinepipe.photometry import (
-    APERTURE_FWHM_FACTOR,
-    FLAG_BLENDED,
-    FLAG_EDGE,
-    FLAG_MASKED,
-    FLAG_NONPOSITIVE,
-    FLAG_SATURATED,
-    PHOTOMETRY_DTYPE,
-    Background,
-    aperture_photometry,
-    best_aperture,
-    frame_fwhm,
-    instrumental_magnitude,
-    measure_background,
-)
+from clinepipe.photometry.aperture import APERTURE_FWHM_FACTOR, FLAG_BLENDED, FLAG_EDGE, FLAG_MASKED, FLAG_NONPOSITIVE, FLAG_SATURATED, PHOTOMETRY_DTYPE, aperture_photometry, best_aperture, frame_fwhm, instrumental_magnitude
+from clinepipe.photometry.background import Background, measure_background
 
 from synthetic_stars import GAIN, READ_NOISE, observe, pixel_gaussians
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from clinepipe.config import load_config
-from clinepipe.pipeline import run_pipeline
+from clinepipe.run.pipeline import run_pipeline
 from clinepipe.store.db import open_database, session_scope
 from clinepipe.store.models import Frame, Master, Measurement, Star, ZeroPoint
 
@@ -205,8 +204,8 @@ def test_serial_run_reports_a_light_only_once_its_file_is_written(monkeypatch):
     from concurrent.futures import Future
     from types import SimpleNamespace
 
-    import clinepipe.pipeline as pipeline
-    from clinepipe.lightframe import LightResult, PendingLight
+    import clinepipe.run.pipeline as pipeline
+    from clinepipe.run.light_stages import LightResult, PendingLight
 
     outcome = {2: ValueError("disk controller said no"),
                4: OSError(errno.ENOSPC, "No space left on device")}

@@ -4,7 +4,8 @@ import math
 
 import numpy as np
 
-from clinepipe.qc import night_flags, psf_shape
+from clinepipe.photometry.quality import night_flags
+from clinepipe.photometry.psf import psf_shape
 
 
 def gaussian_field(rng, sx, sy, n=30, size=200):

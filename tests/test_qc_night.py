@@ -9,12 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 from sqlalchemy import select
 
 from clinepipe.config import load_config
-from clinepipe.pipeline import run_pipeline
+from clinepipe.run.pipeline import run_pipeline
 from clinepipe.store.db import open_database, session_scope
 from clinepipe.store.models import Frame
 
@@ -59,7 +58,7 @@ def test_frames_command_lists_qc(qc_night):
 
 
 def test_variability_search_excludes_clouds_and_trailed(qc_night):
-    from clinepipe.lightcurves import variability_table
+    from clinepipe.variability.table import variability_table
 
     sim, cfg, engine = qc_night
     rows = variability_table(engine, min_points=5)

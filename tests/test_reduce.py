@@ -11,11 +11,12 @@ from astropy.io import fits
 
 from clinepipe.config import CameraConfig, ReductionConfig, SiteConfig
 from clinepipe.errors import BadInput, MissingCalibration
-from clinepipe.ingest import read_frame_info, sha256_file
-from clinepipe.masters import build_bias, build_dark, build_flat, make_masters, write_master
-from clinepipe.reduce import (MASK_BAD_FLAT, MASK_COSMIC_RAY, MASK_HOT, MASK_NONFINITE,
-                              MASK_SATURATED, ReducedFrame, crop_master, parse_section,
-                              read_reduced, reduce_files, reduce_frame, reduce_light, write_reduced)
+from clinepipe.ingest.classify import read_frame_info
+from clinepipe.ingest.files import sha256_file
+from clinepipe.ccd.masters import build_bias, build_dark, build_flat, make_masters, write_master
+from clinepipe.ccd.masks import MASK_BAD_FLAT, MASK_COSMIC_RAY, MASK_HOT, MASK_NONFINITE, MASK_SATURATED
+from clinepipe.ccd.reduce import ReducedFrame, crop_master, parse_section, reduce_files, reduce_frame, reduce_light
+from clinepipe.ccd.reduced_files import read_reduced, write_reduced
 
 # ----------------------------------------------------------------------------- synthetic camera
 

@@ -20,8 +20,9 @@ from astropy.table import Table
 from astroquery.utils.commons import TableList
 from astroquery.vizier import VizierClass
 
-from clinepipe import remote_catalogs as rc
-from clinepipe.catalogs import KnownVariables, catalog_source, known_variables_source
+from clinepipe.catalogs import vizier as rc
+from clinepipe.catalogs.known_variables import KnownVariables, known_variables_source
+from clinepipe.catalogs.sources import catalog_source
 from clinepipe.config import config_from_dict
 from clinepipe.errors import CatalogUnavailable, UsageError
 

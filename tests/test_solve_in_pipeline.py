@@ -13,7 +13,7 @@ from astropy.io import fits
 from sqlalchemy import select
 
 from clinepipe.config import load_config
-from clinepipe.pipeline import run_pipeline
+from clinepipe.run.pipeline import run_pipeline
 from clinepipe.store.db import open_database, session_scope
 from clinepipe.store.models import Frame
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from clinepipe.errors import LockHeld
-from clinepipe.lock import RunLock
-from clinepipe.sky import airmass, altitude, bjd_tdb
-from clinepipe.stars import assign_stars
+from clinepipe.run.lock import RunLock
+from clinepipe.photometry.times import airmass, altitude, bjd_tdb
+from clinepipe.catalogs.star_ids import assign_stars
 
 
 def test_assign_stars_matches_known_and_creates_new():
@@ -61,7 +61,7 @@ def _hold(path, ready):
 
 
 def test_lock_second_run_refused_and_dead_holder_taken_over(tmp_path):
-    path = tmp_path / "clinepipe.lock"
+    path = tmp_path / "clinepipe.run.lock"
     ctx = mp.get_context("fork")
     ready = ctx.Event()
     proc = ctx.Process(target=_hold, args=(path, ready))

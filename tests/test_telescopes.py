@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from clinepipe.config import config_from_dict, load_config
-from clinepipe.pipeline import adopt_untagged_rows, run_pipeline
+from clinepipe.run.pipeline import adopt_untagged_rows, run_pipeline
 from clinepipe.store.db import open_database, session_scope
 from clinepipe.store.models import Frame, Master, Measurement, Run, Star, ZeroPoint
 
@@ -163,7 +163,7 @@ def test_listings_name_the_telescope_when_there_are_several(scopes, tmp_path):
     assert status[0] == "telescope,night,state,frames"
     assert {ln.split(",")[0] for ln in status[1:]} == {A, B}
 
-    from clinepipe.report import write_report
+    from clinepipe.products.report import write_report
 
     page = write_report(scopes["engine"], None, tmp_path / "report").read_text(encoding="utf-8")
     assert "<th>telescope</th>" in page and f"<td>{A}</td>" in page

@@ -16,7 +16,7 @@ from typing import Optional
 
 import typer
 
-from .errors import ClinepipeError, ConfigError, UsageError
+from clinepipe.errors import ClinepipeError, UsageError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="clinepipe: the nightly photometry pipeline of a small observatory.")
@@ -35,7 +35,7 @@ def _main(config: Optional[Path] = typer.Option(None, "--config", "-c",
 
 
 def _config():
-    from .config import find_config, load_config
+    from clinepipe.config import find_config, load_config
 
     return load_config(find_config(_state["config"]))
 
@@ -45,7 +45,7 @@ def _optional_config():
     (a named but missing or broken configuration is still an error)."""
     import os
 
-    from .config import CONFIG_ENV, CONFIG_NAME
+    from clinepipe.config import CONFIG_ENV, CONFIG_NAME
 
     if _state["config"] is None and not os.environ.get(CONFIG_ENV) \
             and not (Path.cwd() / CONFIG_NAME).is_file():
@@ -60,7 +60,7 @@ def _console(stderr: bool = False):
 
 
 def _engine(cfg):
-    from .store.db import open_database
+    from clinepipe.store.db import open_database
 
     return open_database(cfg.database.url)
 
@@ -99,7 +99,7 @@ class _Progress:
 @app.command()
 def init(directory: Path = typer.Argument(Path("."), help="Folder for clinepipe.toml and its folders.")):
     """Write DIR/clinepipe.toml (commented defaults) and create the incoming and archive folders."""
-    from .config import CONFIG_NAME, DEFAULT_CONFIG
+    from clinepipe.config import CONFIG_NAME, DEFAULT_CONFIG
 
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / CONFIG_NAME
@@ -120,7 +120,7 @@ def simulate(out: Path = typer.Argument(..., help="Output folder."),
              height: Optional[int] = typer.Option(None, help="Image height in binned pixels."),
              lights: Optional[int] = typer.Option(None, "--lights", help="Lights per filter per night.")):
     """Simulate observatory nights: raw frames with .SRC lists, catalog, truth and a config."""
-    from .simulate import simulate_night
+    from clinepipe.simulate import simulate_night
 
     overrides = {k: v for k, v in (("width", width), ("height", height),
                                    ("lights_per_filter", lights)) if v is not None}
@@ -139,7 +139,7 @@ def run(reprocess: bool = typer.Option(False, "--reprocess", help="Redo lights a
         settle: Optional[float] = typer.Option(None, "--settle",
                                                help="Seconds a file must be unchanged before ingest.")):
     """The daily job: ingest, masters, reduction, photometry, calibration, database."""
-    from .pipeline import run_pipeline
+    from clinepipe.run.pipeline import run_pipeline
 
     cfg = _config()
     with _Progress() as progress:
@@ -169,8 +169,8 @@ def status(failed: bool = typer.Option(False, "--failed", help="List every file 
     than one telescope in the database, each row names its telescope."""
     from sqlalchemy import func, select
 
-    from .store.db import last_run, session_scope, several_telescopes
-    from .store.models import Frame
+    from clinepipe.store.db import last_run, session_scope, several_telescopes
+    from clinepipe.store.models import Frame
 
     cfg = _config()
     engine = _engine(cfg)
@@ -254,8 +254,8 @@ def frames(night: Optional[str] = typer.Option(None, "--night", help="Only this 
     the database holds more than one)."""
     from sqlalchemy import select
 
-    from .store.db import session_scope, several_telescopes
-    from .store.models import Frame, ZeroPoint
+    from clinepipe.store.db import session_scope, several_telescopes
+    from clinepipe.store.models import Frame, ZeroPoint
 
     cfg = _config()
     with session_scope(_engine(cfg)) as s:
@@ -286,7 +286,7 @@ def frames(night: Optional[str] = typer.Option(None, "--night", help="Only this 
 def report(night: Optional[str] = typer.Option(None, "--night", help="Night YYYYMMDD (default: the latest)."),
            output: Path = typer.Option(..., "--output", help="Folder for index.html.")):
     """The morning report: DIR/index.html with plots, flagged frames and failures."""
-    from .report import write_report
+    from clinepipe.products.report import write_report
 
     cfg = _config()
     out = write_report(_engine(cfg), night, output, targets=cfg.aavso.targets)
@@ -300,8 +300,8 @@ def stars(as_csv: bool = typer.Option(False, "--csv", help="CSV output.")):
     """Stars known to the database: star_id,ra,dec,n_measurements,catalog_id,name,mean_mag."""
     from sqlalchemy import func, select
 
-    from .store.db import session_scope
-    from .store.models import Measurement, Star
+    from clinepipe.store.db import session_scope
+    from clinepipe.store.models import Measurement, Star
 
     cfg = _config()
     engine = _engine(cfg)
@@ -327,9 +327,10 @@ def lc(star: str = typer.Argument(..., help='Star id, catalog id, known-variable
        fold: Optional[float] = typer.Option(None, "--fold", help="Phase-fold with this period (days)."),
        out_csv: Optional[Path] = typer.Option(None, "--csv", help="Write the points as CSV.")):
     """A star's light curve: printed, or as --plot PNG / --csv file."""
-    from .lightcurves import plot_lightcurve, resolve_star
-    from .store.db import lightcurve, session_scope
-    from .store.export import CSV_COLUMNS
+    from clinepipe.products.plots import plot_lightcurve
+    from clinepipe.store.queries import resolve_star
+    from clinepipe.store.db import lightcurve, session_scope
+    from clinepipe.store.export import CSV_COLUMNS
 
     cfg = _config()
     engine = _engine(cfg)
@@ -365,7 +366,7 @@ def _write_rows_csv(path: Path, rows: list[dict], columns) -> None:
 def variables(as_csv: bool = typer.Option(False, "--csv", help="CSV output."),
               min_points: int = typer.Option(10, "--min-points", help="Fewest points per star and filter.")):
     """Stars ranked by variability: star_id,filter,n,rms,chi2_red,period_days,fap."""
-    from .lightcurves import variability_table
+    from clinepipe.variability.table import variability_table
 
     cfg = _config()
     rows = variability_table(_engine(cfg), min_points=min_points,
@@ -387,9 +388,9 @@ def export(format: str = typer.Option(..., "--format", help="csv, aavso, sources
                None, "--check-star", help="aavso: the check star (id, name, catalog id, \"RA DEC\", "
                "or 'none'); default: chosen automatically, the same every night.")):
     """Export measurements: csv, aavso (AAVSO extended format), sources-csv (2018 columns), votable."""
-    from .lightcurves import resolve_star
-    from .store import export as ex
-    from .store.db import session_scope
+    from clinepipe.store.queries import resolve_star
+    from clinepipe.store import export as ex
+    from clinepipe.store.db import session_scope
 
     cfg = _config()
     engine = _engine(cfg)
@@ -402,7 +403,7 @@ def export(format: str = typer.Option(..., "--format", help="csv, aavso, sources
     elif format == "aavso":
         if not star_ids:
             raise UsageError("--format aavso needs --star (one target per file).")
-        from .aavso import choose_check_star
+        from clinepipe.products.aavso import choose_check_star
 
         if check_star is None:
             check_id = choose_check_star(engine, star_ids[0],
@@ -426,7 +427,7 @@ def export(format: str = typer.Option(..., "--format", help="csv, aavso, sources
 @app.command("import-sources-csv")
 def import_sources_csv(file: Path = typer.Argument(..., help="A 2018-format sources.csv.")):
     """Bring a 2018-format sources.csv (headerless, mixed line endings, duplicates) into the database."""
-    from .store.legacy import import_sources_csv as do_import
+    from clinepipe.store.legacy import import_sources_csv as do_import
 
     cfg = _config()
     if not file.is_file():
@@ -439,7 +440,7 @@ def import_sources_csv(file: Path = typer.Argument(..., help="A 2018-format sour
 @db_app.command("upgrade")
 def db_upgrade():
     """Apply the database migrations (run does this too)."""
-    from .store.db import upgrade_database
+    from clinepipe.store.db import upgrade_database
 
     cfg = _config()
     upgrade_database(cfg.database.url)
@@ -459,7 +460,7 @@ def serve(host: Optional[str] = typer.Option(None, "--host",
 
     import uvicorn
 
-    from .web import create_app
+    from clinepipe.web import create_app
 
     cfg = _config()
     host = host or cfg.web.host
@@ -482,7 +483,7 @@ def demo(directory: Path = typer.Argument(Path("demo-night"), help="Folder for t
          nights: int = typer.Option(2, "--nights", min=1),
          seed: int = typer.Option(2026, "--seed")):
     """Simulate a night, run the whole pipeline on it and say where everything is."""
-    from .demo import run_demo
+    from clinepipe.demo import run_demo
 
     run_demo(directory, nights=nights, seed=seed, echo=typer.echo)
 
@@ -496,7 +497,7 @@ def _optional_config():
     ``./clinepipe.toml``), else None. A configuration that was asked for must exist."""
     import os
 
-    from .config import CONFIG_NAME, find_config, load_config
+    from clinepipe.config import CONFIG_NAME, find_config, load_config
 
     if _state["config"] is not None or os.environ.get("CLINEPIPE_CONFIG"):
         return load_config(find_config(_state["config"]))
@@ -534,7 +535,7 @@ def masters(inputs: list[Path] = typer.Argument(...,
     """Standalone: master bias, dark and flats from raw calibration frames (no database)."""
     cfg = _optional_config()
     mode = _check_mode(mode, cfg)
-    from .masters import make_masters
+    from clinepipe.ccd.masters import make_masters
 
     kwargs = {} if cfg is None else {"camera": cfg.camera, "site": cfg.site,
                                      "reduction_cfg": cfg.reduction}
@@ -566,7 +567,7 @@ def reduce(lights: list[Path] = typer.Argument(..., help="Raw light frames."),
     mode = _check_mode(mode, cfg)
     if not masters_dir.is_dir():
         raise UsageError(f"{masters_dir}: no such folder of masters.")
-    from .reduce import reduce_files
+    from clinepipe.ccd.reduce import reduce_files
 
     kwargs = {} if cfg is None else {"camera": cfg.camera, "site": cfg.site,
                                      "reduction": cfg.reduction}
@@ -613,11 +614,11 @@ def measure(images: list[Path] = typer.Argument(..., help="2-D FITS images (raw 
         raise UsageError("--aperture must be a number of pixels.")
     if band is not None and catalog is None:
         raise UsageError("--filter needs --catalog.")
-    from .measure import CATALOG_COLUMNS, CSV_COLUMNS, measure_image, result_rows
+    from clinepipe.run.measure import CATALOG_COLUMNS, CSV_COLUMNS, measure_image, result_rows
 
     cat = None
     if catalog is not None:
-        from .calibrate import load_file_catalog
+        from clinepipe.catalogs.file_csv import load_file_catalog
 
         if not catalog.is_file():
             raise UsageError(f"{catalog}: no such catalog file.")
@@ -689,11 +690,11 @@ def solve(image: Path = typer.Argument(..., help="FITS image to plate-solve (nev
     """
     if not image.is_file():
         raise UsageError(f"{image}: no such file.")
-    from .astrometry import solve_field
+    from clinepipe.astrometry.solve import solve_field
 
     cfg = _optional_config() if catalog_index else None
     if cfg is not None:
-        from .catalog_index import solve_with_catalog
+        from clinepipe.astrometry.catalog_index import solve_with_catalog
 
         out = solve_with_catalog(cfg, image, output, scale_low=scale_low, scale_high=scale_high,
                                  ra=ra, dec=dec, radius=radius, timeout=timeout)

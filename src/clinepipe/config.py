@@ -14,7 +14,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ConfigError
+from clinepipe.errors import ConfigError
 
 CONFIG_ENV = "CLINEPIPE_CONFIG"
 CONFIG_NAME = "clinepipe.toml"

@@ -13,12 +13,13 @@ def run_demo(directory: Path, *, nights: int = 2, seed: int = 2026, echo=print) 
     """Simulate (unless already simulated), run, plot a variable, print the figures."""
     from sqlalchemy import func, select
 
-    from .config import load_config
-    from .lightcurves import plot_lightcurve, variability_table
-    from .pipeline import run_pipeline
-    from .simulate import simulate_night
-    from .store.db import lightcurve, open_database, session_scope
-    from .store.models import Frame, Measurement, Star
+    from clinepipe.config import load_config
+    from clinepipe.products.plots import plot_lightcurve
+    from clinepipe.variability.table import variability_table
+    from clinepipe.run.pipeline import run_pipeline
+    from clinepipe.simulate import simulate_night
+    from clinepipe.store.db import lightcurve, open_database, session_scope
+    from clinepipe.store.models import Frame, Measurement, Star
 
     directory = Path(directory).resolve()
     t0 = time.perf_counter()
@@ -86,9 +87,9 @@ def _truth_comparison(directory: Path, engine) -> float | None:
     """Median |calibrated − true| magnitude for bright stars, when the truth is at hand."""
     from sqlalchemy import select
 
-    from .calibrate import match_catalog
-    from .store.db import session_scope
-    from .store.models import Frame, Measurement
+    from clinepipe.catalogs.match import match_catalog
+    from clinepipe.store.db import session_scope
+    from clinepipe.store.models import Frame, Measurement
 
     truth = directory / "truth" / "stars.csv"
     if not truth.is_file():

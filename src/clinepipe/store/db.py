@@ -40,8 +40,8 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlch
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool, StaticPool
 
-from ..errors import ClinepipeError, ConfigError
-from .models import Frame, Measurement, Run, ZeroPoint
+from clinepipe.errors import ClinepipeError, ConfigError
+from clinepipe.store.models import Frame, Measurement, Run, ZeroPoint
 
 __all__ = [
     "LIGHTCURVE_COLUMNS", "MIGRATIONS_DIR", "open_database", "upgrade_database",
@@ -244,7 +244,7 @@ def open_database(url: str | URL, *, upgrade: bool = True) -> Engine:
 
 
 def _version() -> str:
-    from .. import __version__
+    from clinepipe import __version__
 
     return __version__
 

@@ -23,10 +23,10 @@ from pathlib import Path
 
 from sqlalchemy import Engine, select
 
-from .. import __version__
-from ..errors import UsageError
-from .db import LIGHTCURVE_COLUMNS, measurement_select, several_telescopes
-from .models import CatalogMatch, Frame, Measurement, Star, ZeroPoint
+from clinepipe import __version__
+from clinepipe.errors import UsageError
+from clinepipe.store.db import LIGHTCURVE_COLUMNS, measurement_select, several_telescopes
+from clinepipe.store.models import CatalogMatch, Frame, Measurement, Star, ZeroPoint
 
 __all__ = ["CSV_COLUMNS", "AAVSO_FIELDS", "AAVSO_FILTERS", "SOURCES_CSV_COLUMNS",
            "VOTABLE_UNITS", "export_csv", "export_aavso", "export_sources_csv",

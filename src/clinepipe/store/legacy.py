@@ -45,10 +45,10 @@ from pathlib import Path
 
 from sqlalchemy import Engine, func, select, update
 
-from .. import __version__
-from ..config import SiteConfig
-from .db import insert_measurements, session_scope
-from .models import CatalogMatch, Frame, Measurement, Run, Star
+from clinepipe import __version__
+from clinepipe.config import SiteConfig
+from clinepipe.store.db import insert_measurements, session_scope
+from clinepipe.store.models import CatalogMatch, Frame, Measurement, Run, Star
 
 __all__ = ["ImportSummary", "import_sources_csv", "LEGACY_CATALOG", "LEGACY_PREFIX"]
 

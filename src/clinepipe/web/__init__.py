@@ -1,5 +1,5 @@
 """The read-only web dashboard (``clinepipe serve``): nights, failures, stars, light curves."""
 
-from .app import LIGHTCURVE_FIELDS, create_app
+from clinepipe.web.app import LIGHTCURVE_FIELDS, create_app
 
 __all__ = ["create_app", "LIGHTCURVE_FIELDS"]

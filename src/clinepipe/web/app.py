@@ -36,9 +36,9 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 
-from .. import __version__
-from ..store.db import last_run, several_telescopes
-from ..store.models import CatalogMatch, Frame, Measurement, Star
+from clinepipe import __version__
+from clinepipe.store.db import last_run, several_telescopes
+from clinepipe.store.models import CatalogMatch, Frame, Measurement, Star
 
 __all__ = ["create_app", "LIGHTCURVE_FIELDS"]
 
@@ -80,7 +80,7 @@ def create_app(cfg_or_engine, *, archive: str | Path | None = None,
     if isinstance(cfg_or_engine, Engine):
         engine, site_name = cfg_or_engine, "Observatory"
     else:
-        from ..store.db import open_database
+        from clinepipe.store.db import open_database
 
         cfg = cfg_or_engine
         engine = open_database(cfg.database.url)
@@ -287,7 +287,7 @@ class _Dashboard:
                    until: float | None = None) -> list[dict]:
         """The star's points with exactly the ``export --format csv`` fields (NaN → None):
         with several telescopes in the database, ``telescope`` last, as in the export."""
-        from ..store.db import lightcurve
+        from clinepipe.store.db import lightcurve
 
         several = several_telescopes(self.engine)
         rows = lightcurve(self.engine, star_id, filter=filter, since=since, until=until,
@@ -611,8 +611,8 @@ def _search_star(dash: _Dashboard, query: str) -> int | list[int]:
     name or catalog id contains it."""
     import numpy as np
 
-    from ..errors import UsageError
-    from ..lightcurves import resolve_star
+    from clinepipe.errors import UsageError
+    from clinepipe.store.queries import resolve_star
 
     digits = query.replace(" ", "")
     if digits.isdigit() and len(digits) > MAX_ID_DIGITS:
@@ -683,7 +683,7 @@ def _add_api(app: FastAPI, dash: _Dashboard) -> None:
     @_get(app, "/api/stars/{star_id}/lightcurve.csv")
     def lightcurve_csv(star_id: str, filter: str | None = None):
         sid = known_star(star_id)
-        from ..store.export import export_csv
+        from clinepipe.store.export import export_csv
 
         return _exported(lambda out: export_csv(dash.engine, out, star_ids=[sid],
                                                 filter=clean_filter(filter)),
@@ -692,7 +692,7 @@ def _add_api(app: FastAPI, dash: _Dashboard) -> None:
     @_get(app, "/api/stars/{star_id}/aavso.txt")
     def lightcurve_aavso(star_id: str, filter: str | None = None):
         sid = known_star(star_id)
-        from ..store.export import export_aavso
+        from clinepipe.store.export import export_aavso
 
         return _exported(lambda out: export_aavso(dash.engine, out, obscode=dash.obscode,
                                                   star_ids=[sid], filter=clean_filter(filter)),

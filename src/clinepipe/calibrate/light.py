@@ -1,0 +1,123 @@
+"""The photometric calibration of one light: catalog match, ensemble zero point, calibrated magnitudes."""
+
+from __future__ import annotations
+from dataclasses import field
+
+import logging
+from dataclasses import dataclass
+import numpy as np
+from clinepipe.config import Config
+from clinepipe.errors import CatalogUnavailable
+from clinepipe.store.models import Frame
+log = logging.getLogger("clinepipe")
+
+
+
+def db_float(value):
+    """A float for the database, or None for NaN / missing."""
+    if value is None:
+        return None
+    value = float(value)
+    return value if np.isfinite(value) else None
+
+
+@dataclass
+class FrameCalibration:
+    state: str
+    stage: str | None
+    reason: str | None
+    band: str | None
+    zero_point: object | None
+    mag: np.ndarray
+    mag_err: np.ndarray
+    in_ensemble: np.ndarray
+    cat_index: np.ndarray
+    cat_sep: np.ndarray
+    astrometric_rms: float | None
+    catalog: object | None = None   # the Catalog the frame was matched against
+    known: object | None = None     # the known variables of the field
+
+
+def calibrate_measurements(cfg: Config, frame: Frame, m: np.ndarray,
+                           context: CalibrationContext | None) -> FrameCalibration:
+    """Match to the catalog and fit the frame's ensemble zero point (pure, no database)."""
+    from clinepipe.calibrate.zero_point import apply_zero_point, ensemble_zero_point
+    from clinepipe.catalogs.match import match_catalog
+
+    n = len(m)
+    nan = np.full(n, np.nan)
+    none = np.full(n, -1)
+    empty = np.zeros(n, dtype=bool)
+    band = cfg.catalog.filters.get(frame.filter or "")
+    field = _field_of(m)
+    if context is None or field is None:
+        return FrameCalibration("measured", "calibrate", "no sky positions to match a catalog",
+                                band, None, nan, nan, empty, none, nan, None, None, None)
+    try:
+        catalog = context.catalog.field(*field)
+        known = context.known.field(*field) if context.known is not None else None
+    except CatalogUnavailable as exc:
+        log.info("%s", exc.message)
+        return FrameCalibration("waiting", "calibrate", f"waiting for catalog: {exc.reason}", band,
+                                None, nan, nan, empty, none, nan, None, None, None)
+    idx, sep = match_catalog(m["ra"], m["dec"], catalog.ra, catalog.dec, cfg.catalog.match_radius)
+    matched = idx >= 0
+    rms = float(np.sqrt(np.mean(sep[matched] ** 2))) if matched.sum() >= 3 else None
+    if band is None or band not in catalog.mags:
+        reason = f"no catalog band for filter '{frame.filter}'"
+        return FrameCalibration("measured", "calibrate", reason, band, None, nan, nan, empty,
+                                idx, sep, rms, catalog, known)
+    cat_mag, cat_err = catalog.band(band)
+    cm = np.where(matched, cat_mag[np.clip(idx, 0, None)], np.nan)
+    ce = np.where(matched, cat_err[np.clip(idx, 0, None)], np.nan)
+    exclude = (m["flags"] != 0) | _known_variable_mask(cfg, m, known)
+    exclude |= _known_variable_mask(cfg, m, getattr(context, "suspects", None))  # aavso.py
+    zp = ensemble_zero_point(m["inst_mag"], cm, m["inst_mag_err"], ce, exclude=exclude)
+    if zp.n_used < cfg.catalog.min_stars or not np.isfinite(zp.value):
+        reason = f"too few comparison stars ({zp.n_used} < {cfg.catalog.min_stars})"
+        return FrameCalibration("measured", "calibrate", reason, band, None, nan, nan, empty,
+                                idx, sep, rms, catalog, known)
+    mag, mag_err = apply_zero_point(m["inst_mag"], m["inst_mag_err"], zp)
+    return FrameCalibration("calibrated", None, None, band, zp, mag, mag_err, zp.used, idx, sep,
+                            rms, catalog, known)
+
+
+def _known_variable_mask(cfg: Config, m: np.ndarray, known) -> np.ndarray:
+    from clinepipe.catalogs.match import match_catalog
+
+    if known is None or len(known) == 0:
+        return np.zeros(len(m), dtype=bool)
+    idx, _ = match_catalog(m["ra"], m["dec"], known.ra, known.dec, cfg.stars.match_radius * 2)
+    return idx >= 0
+
+
+@dataclass
+class CalibrationContext:
+    """The catalog and known-variable sources of a run, opened once."""
+
+    catalog: object            # .field(ra, dec, radius_deg) -> Catalog
+    known: object | None       # .field(ra, dec, radius_deg) -> KnownVariables, or None
+    suspects: object | None = None  # KnownVariables of our suspected new variables (aavso.py)
+    #: star ids given a known variable's name in this run (the name is set once, not per frame)
+    named: set = field(default_factory=set)
+
+    @classmethod
+    def load(cls, cfg: Config, engine=None) -> "CalibrationContext":
+        from clinepipe.variability.suspects import suspected_positions
+        from clinepipe.catalogs.sources import catalog_source
+        from clinepipe.catalogs.known_variables import known_variables_source
+
+        return cls(catalog_source(cfg), known_variables_source(cfg),
+                   suspected_positions(engine) if engine is not None else None)
+
+
+def _field_of(m: np.ndarray) -> tuple[float, float, float] | None:
+    """Centre (deg) and radius (deg) covering a frame's measured positions."""
+    ok = np.isfinite(m["ra"]) & np.isfinite(m["dec"])
+    if not ok.any():
+        return None
+    ra, dec = m["ra"][ok], m["dec"][ok]
+    ra0 = float(np.degrees(np.arctan2(np.mean(np.sin(np.radians(ra))), np.mean(np.cos(np.radians(ra))))) % 360)
+    dec0 = float(np.mean(dec))
+    d = np.hypot(((ra - ra0 + 180) % 360 - 180) * np.cos(np.radians(dec0)), dec - dec0)
+    return ra0, dec0, float(d.max()) + 1.0 / 60

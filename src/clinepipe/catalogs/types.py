@@ -1,0 +1,30 @@
+"""A reference catalog in memory: ids, positions (deg, ICRS) and magnitudes per band with errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import numpy as np
+from clinepipe.calibrate.zero_point import DEFAULT_CATALOG_ERROR
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """A reference catalog: ids, positions (deg ICRS) and magnitudes per band."""
+
+    name: str
+    ids: np.ndarray
+    ra: np.ndarray
+    dec: np.ndarray
+    mags: dict[str, np.ndarray] = field(default_factory=dict)
+    errors: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.ids.size)
+
+    def band(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """Magnitudes and errors of one band (errors default when absent)."""
+        mag = self.mags[name]
+        err = self.errors.get(name, np.full(mag.shape, DEFAULT_CATALOG_ERROR))
+        return mag, err
+
+

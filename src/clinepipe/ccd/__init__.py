@@ -1,0 +1,1 @@
+"""CCD calibration: stacking frames, master bias/dark/flat, reducing lights, the mask bits."""

@@ -1,0 +1,150 @@
+"""Finding new raw files in the drop folder, their checksums, and their copies in the archive (raw files are never touched)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from clinepipe.ingest.frame_info import FrameInfo
+from clinepipe.ingest.fits_reader import _bad
+
+
+#: plain FITS name endings (compared case-insensitively)
+FITS_SUFFIXES = (".fit", ".fits", ".fts")
+
+#: compressed FITS name endings: gzip of a whole file, or a tile-compressed (fpack) file
+COMPRESSED_SUFFIXES = (".fit.gz", ".fits.gz", ".fts.gz", ".fz")
+
+def is_fits_name(name: str) -> bool:
+    """True when ``name`` ends in a FITS suffix (plain or compressed), any case."""
+    low = name.lower()
+    return low.endswith(FITS_SUFFIXES) or low.endswith(COMPRESSED_SUFFIXES)
+
+
+def fits_stem(name: str) -> str:
+    """``name`` without its FITS suffix(es): ``a.fits.gz`` -> ``a``, ``b.FIT`` -> ``b``."""
+    low = name.lower()
+    for suffix in sorted(COMPRESSED_SUFFIXES + FITS_SUFFIXES, key=len, reverse=True):
+        if low.endswith(suffix):
+            stem = name[: -len(suffix)]
+            if suffix == ".fz":  # fpack names are usually ``x.fits.fz``
+                return fits_stem(stem) if is_fits_name(stem) else stem
+            return stem
+    return Path(name).stem
+
+
+def iter_fits_files(root: Path):
+    """Yield ``(path, stat)`` of every non-hidden FITS file below ``root`` (hidden folders skipped)."""
+    root = Path(root)
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in files:
+            if name.startswith(".") or not is_fits_name(name):
+                continue
+            path = Path(folder) / name
+            try:
+                st = path.stat()
+            except OSError:  # vanished between the listing and the stat
+                continue
+            if path.is_file():
+                yield path, st
+
+
+def find_new_files(incoming: Path, settle_seconds: float = 2.0, now: float | None = None) -> list[Path]:
+    """Every FITS file below ``incoming``, sorted, that is finished being written.
+
+    Parameters
+    ----------
+    incoming : Path
+        The camera's drop folder; searched recursively. Only read, never modified.
+    settle_seconds : float
+        The "size/mtime not yet stable" rule: a file whose modification time is less than
+        this many seconds before ``now`` may still be growing (a camera or a copy writes it)
+        and is left for a later call. Writing a file updates its mtime, so an mtime older
+        than ``settle_seconds`` means its size has not changed for that long.
+    now : float, optional
+        The current time (POSIX seconds); ``time.time()`` when not given (for tests).
+
+    Returns
+    -------
+    list of Path
+        ``.fit .fits .fts`` in any case, and compressed ``.fit.gz .fits.gz .fts.gz .fz``;
+        hidden files (and files in hidden folders, e.g. a sync tool's ``.partial/``) skipped.
+    """
+    now = time.time() if now is None else float(now)
+    found = []
+    for path, st in iter_fits_files(Path(incoming)):
+        if st.st_mtime > now - settle_seconds:
+            continue
+        found.append(path)
+    return sorted(found)
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's bytes, read in ``chunk``-byte pieces."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _with_suffix_tag(name: str, tag: str) -> str:
+    stem = fits_stem(name)
+    return f"{stem}_{tag}{name[len(stem):]}"
+
+
+def archive_copy(src: Path, archive_root: Path, info: FrameInfo, sha256: str | None = None) -> Path:
+    """Copy a raw frame to ``archive_root/raw/<night>/<kind>/<original name>``.
+
+    ``shutil.copy2`` semantics (bytes, permission bits and times) but written atomically: a
+    temporary file in the destination folder, flushed to disk, then ``os.replace``d, so a
+    crash never leaves a partial copy under the final name. ``src`` is only read.
+
+    If a file of that name with the same SHA-256 is already there, nothing is written and its
+    path is returned (idempotent). If a *different* file has the name (two nights' ``dark_1.fit``
+    land in one folder only if clocks are odd, but a camera reusing names is common), the copy
+    is named ``<stem>_<first 8 hex of sha256><suffix>``.
+
+    Raises ``BadInput("file changed while being copied")`` when the bytes copied do not hash
+    to ``sha256`` (the camera was still writing it).
+    """
+    src = Path(src)
+    expected = sha256 or sha256_file(src)
+    folder = Path(archive_root) / "raw" / info.night / info.kind
+    folder.mkdir(parents=True, exist_ok=True)
+    candidates = [src.name, _with_suffix_tag(src.name, expected[:8]),
+                  _with_suffix_tag(src.name, expected[:16])]
+    for name in candidates:
+        dest = folder / name
+        if not dest.exists():
+            break
+        if dest.is_file() and sha256_file(dest) == expected:
+            return dest
+    else:
+        dest = folder / _with_suffix_tag(src.name, expected)
+
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=folder)
+    tmp = Path(tmp_name)
+    try:
+        digest = hashlib.sha256()
+        with open(src, "rb") as fin, os.fdopen(fd, "wb") as fout:
+            while block := fin.read(1 << 20):
+                digest.update(block)
+                fout.write(block)
+            fout.flush()
+            os.fsync(fout.fileno())
+        if digest.hexdigest() != expected:
+            raise _bad(src, "file changed while being copied",
+                       "changed while it was being copied (still being written?)")
+        shutil.copystat(src, tmp)
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return dest
+
+

@@ -1,0 +1,75 @@
+"""Light-curve plots (PNG) with error bars, flagged points told apart, optional phase folding."""
+
+from __future__ import annotations
+
+from pathlib import Path
+import numpy as np
+
+
+def plot_lightcurve(rows: list[dict], out: Path, *, title: str = "", fold: float | None = None,
+                    time_axis: str = "bjd") -> Path:
+    """PNG of a light curve: error bars, one colour per filter, magnitudes increasing down;
+    flagged measurements (``flags`` ≠ 0: saturated, at the edge, a bad pixel, blended) are
+    open circles.
+
+    ``time_axis`` is ``"bjd"`` (BJD_TDB − 2,450,000) or ``"date"``; ``fold`` a period in days
+    for a phase-folded plot (two cycles shown).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
+    colours = {"B": "tab:blue", "V": "tab:green", "R": "tab:red", "I": "tab:brown"}
+    filters = sorted({r["filter"] for r in rows})
+    for filt in filters:
+        sel = [r for r in rows if r["filter"] == filt and r["mag"] is not None]
+        if not sel:
+            continue
+        t = np.array([r["bjd_tdb"] if r["bjd_tdb"] is not None else r["jd_mid"] for r in sel])
+        mag = np.array([r["mag"] for r in sel])
+        err = np.array([r["mag_err"] or 0.0 for r in sel])
+        if fold:
+            phase = np.mod(t - t.min(), fold) / fold
+            x = np.concatenate([phase, phase + 1])
+            mag, err = np.tile(mag, 2), np.tile(err, 2)
+        elif time_axis == "date":
+            from astropy.time import Time
+
+            x = Time(t, format="jd").to_datetime()
+        else:
+            x = t - 2450000.0
+        colour = colours.get(filt)
+        flagged = np.array([bool(r.get("flags")) for r in sel])
+        if fold:
+            flagged = np.tile(flagged, 2)
+        x = np.asarray(x)
+        if not flagged.all():
+            ax.errorbar(x[~flagged], mag[~flagged], yerr=err[~flagged], fmt="o", ms=3, lw=0.8,
+                        capsize=0, label=filt, color=colour)
+        if flagged.any():  # saturated, at the edge, a bad pixel or blended: an open circle
+            ax.errorbar(x[flagged], mag[flagged], yerr=err[flagged], fmt="o", ms=4, lw=0.8,
+                        capsize=0, mfc="none", color=colour,
+                        label=f"{filt} flagged ({int(flagged.sum())})")
+    ax.invert_yaxis()
+    if fold or time_axis != "date":  # whole dates, not "+1.111e4" offsets
+        ax.ticklabel_format(axis="x", useOffset=False, style="plain")
+    ax.ticklabel_format(axis="y", useOffset=False, style="plain")
+    ax.set_ylabel("magnitude")
+    ax.set_xlabel(f"phase (P = {fold:g} d)" if fold else
+                  ("date (UTC)" if time_axis == "date" else "BJD$_{TDB}$ − 2450000"))
+    ax.set_title(title)
+    if filters:
+        ax.legend(title="filter")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    tmp = out.with_name(out.name + ".tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(out)
+    return out
+
+

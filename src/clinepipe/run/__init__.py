@@ -1,0 +1,1 @@
+"""The run: the ordered steps of `clinepipe run` (ingest, masters, lights, finishing), the lock, Dask."""

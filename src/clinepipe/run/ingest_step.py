@@ -1,0 +1,150 @@
+"""The ingest step of a run: every new raw file becomes one frame row (copied, checksummed, classified) or a named failure."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+from sqlalchemy import select, update
+from clinepipe.config import Config
+from clinepipe.errors import (BadInput, ClinepipeError)
+from clinepipe.ingest.frame_info import FrameInfo
+from clinepipe.store.models import Frame, utc_now as _now
+log = logging.getLogger("clinepipe")
+
+
+def ingest_stage(cfg: Config, engine, run_id: int, settle_seconds: float, progress=None) -> int:
+    """Record every new file of ``incoming``: archive copy + frame row, or a failure reason.
+
+    A file that failed at ingest before is tried again on every run (a fixed permission, a
+    re-saved header or a configuration change may have cured it); its row changes only when
+    the outcome does. Returns how many files were new."""
+    from clinepipe.ingest.files import find_new_files
+    from clinepipe.store.db import session_scope
+
+    incoming = cfg.paths.incoming
+    if not incoming.is_dir():
+        raise ClinepipeError(f"{incoming}: the incoming folder does not exist.", reason="no incoming")
+    files = find_new_files(incoming, settle_seconds=settle_seconds)
+    telescope = cfg.site.telescope
+    with session_scope(engine) as s:  # other telescopes' files of the same names are theirs
+        known = {r.raw_path: r for r in s.execute(
+            select(Frame.id, Frame.raw_path, Frame.state, Frame.stage, Frame.reason,
+                   Frame.sha256).where(Frame.telescope == telescope))}
+    rel = {p: p.relative_to(incoming).as_posix() for p in files}
+    new = [p for p in files if rel[p] not in known]
+    retry = [p for p in files if rel[p] in known and known[rel[p]].state == "failed"
+             and known[rel[p]].stage == "ingest"]
+    if progress:
+        progress.start("ingest", len(new))
+    for path in new:
+        row, message = _ingest_file(cfg, engine, path, rel[path], run_id)
+        _insert_frame(engine, row)
+        _log_ingest(row, message)
+        if progress:
+            progress.advance()
+    cured = 0
+    for path in retry:
+        old = known[rel[path]]
+        row, message = _ingest_file(cfg, engine, path, rel[path], run_id, frame_id=old.id)
+        if (row.get("state"), row.get("reason"), row.get("sha256")) == (old.state, old.reason,
+                                                                        old.sha256):
+            continue  # the same failure again: nothing to write or to say twice
+        with session_scope(engine) as s:
+            s.execute(update(Frame).where(Frame.id == old.id).values(**row))
+        cured += row.get("state") != "failed"
+        log.info("%s: tried again after it failed at ingest (%s): now %s", rel[path], old.reason,
+                 row.get("state") if row.get("state") != "failed" else row.get("reason"))
+        _log_ingest(row, message)
+    log.info("ingest: %d new file(s)%s", len(new),
+             f"; {len(retry)} earlier failure(s) tried again, {cured} ingested now"
+             if retry else "")
+    return len(new)
+
+
+def _ingest_file(cfg: Config, engine, path: Path, rel: str, run_id: int,
+                 frame_id: int | None = None) -> tuple[dict, str]:
+    """The ``frames`` row of one incoming file (archive copy made when it is good) and the
+    log message of a failure (or "")."""
+    from clinepipe.ingest.files import archive_copy, sha256_file
+    from clinepipe.ingest.classify import read_frame_info
+
+    telescope = cfg.site.telescope
+    row = {"telescope": telescope, "raw_path": rel, "run_id": run_id, "updated_at": _now(),
+           "sha256": None, "size": None}
+    try:
+        digest = sha256_file(path)
+        row.update(sha256=digest, size=path.stat().st_size)
+    except OSError as exc:
+        row.update(state="failed", stage="ingest",
+                   reason=f"unreadable file ({exc.strerror or exc})")
+        return row, f"{rel}: cannot be read ({exc.strerror or exc})"
+    twin = _twin_of(engine, digest, telescope, exclude_id=frame_id)
+    if twin is not None:
+        row.update(state="duplicate", stage="ingest", reason=f"duplicate of {twin}")
+        return row, ""
+    try:
+        info = read_frame_info(path, cfg.camera, cfg.site)
+        copy = archive_copy(path, cfg.paths.archive, info, digest)
+        _copy_src_list(path, copy)
+        row.update(_info_columns(info), state="ingested", stage=None, reason=None,
+                   archive_path=copy.relative_to(cfg.paths.archive).as_posix())
+    except BadInput as exc:
+        row.update(state="failed", stage="ingest", reason=exc.reason)
+        return row, exc.message
+    return row, ""
+
+
+def _log_ingest(row: dict, message: str) -> None:
+    if row.get("state") == "duplicate":
+        log.info("%s: %s", row["raw_path"], row["reason"])
+    elif message:
+        log.warning("%s", message)
+
+
+def _twin_of(engine, digest: str, telescope: str, exclude_id: int | None = None) -> str | None:
+    """The file (not itself a duplicate) with these bytes already in the database, named as in
+    messages: its path, prefixed ``telescope:`` when another telescope has it. Looked for over
+    every telescope: the same bytes twice would put the same measurements twice in the light
+    curves."""
+    from clinepipe.store.db import session_scope
+
+    q = (select(Frame.telescope, Frame.raw_path)
+         .where(Frame.sha256 == digest, Frame.state != "duplicate").order_by(Frame.id))
+    if exclude_id is not None:  # a file tried again is not its own twin
+        q = q.where(Frame.id != exclude_id)
+    with session_scope(engine) as s:
+        twin = s.execute(q).first()
+    if twin is None:
+        return None
+    return twin.raw_path if twin.telescope == telescope else f"{twin.telescope}:{twin.raw_path}"
+
+
+def _insert_frame(engine, row: dict) -> None:
+    from clinepipe.store.db import session_scope
+
+    with session_scope(engine) as s:
+        s.add(Frame(**row))
+
+
+def _copy_src_list(raw: Path, copy: Path) -> None:
+    """Keep the Image Link ``.SRC`` list beside the archive copy of its light."""
+    for suffix in (".SRC", ".src", ".Src"):
+        src = raw.with_suffix(suffix)
+        if src.is_file():
+            dest = copy.with_suffix(".SRC")
+            tmp = dest.with_name(dest.name + ".tmp")
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, dest)
+            return
+
+
+def _info_columns(info: FrameInfo) -> dict:
+    return {"night": info.night, "kind": info.kind, "filter": info.filter,
+            "binning": info.binning, "exptime": info.exptime, "ccd_temp": info.ccd_temp,
+            "date_obs": info.date_obs, "jd_mid": info.jd_mid, "object": info.object,
+            "naxis1": info.shape[1], "naxis2": info.shape[0], "xorg": info.xorg,
+            "yorg": info.yorg, "gain": info.gain}
+
+

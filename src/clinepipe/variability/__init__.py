@@ -1,0 +1,1 @@
+"""Variability: which stars vary (statistics, periods) and suspected new variables."""

@@ -1,0 +1,265 @@
+"""Suspected new variables: catalog stars that vary within a night leave the ensemble, and their frames are recalibrated."""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from itertools import groupby
+import numpy as np
+from sqlalchemy import select, update
+from clinepipe.config import Config
+from clinepipe.store.models import Frame, Measurement, Star, ZeroPoint
+log = logging.getLogger("clinepipe")
+
+
+
+#: ``Star.var_type`` of a star our own data shows to vary (not in the known-variable list)
+SUSPECTED = "suspected"
+
+def _session(engine):
+    from clinepipe.store.db import session_scope
+
+    return session_scope(engine)
+
+
+def _float(value):
+    """A float for the database, None for NaN / missing."""
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _qc_bad(qc: str | None, excluded: set) -> bool:
+    return bool(excluded & set(filter(None, (qc or "").split(";"))))
+
+
+@dataclass(frozen=True)
+class Suspect:
+    star_id: int
+    catalog_id: str | None
+    ra: float
+    dec: float
+    night: str
+    filter: str
+    n: int
+    rms: float
+    chi2_red: float
+    threshold: float
+
+
+def suspected_positions(engine):
+    """The suspected new variables as a :class:`~clinepipe.catalogs.KnownVariables` (names are
+    ``clinepipe-<id>``), for masking them out of the ensemble by position; None if there are none."""
+    from clinepipe.catalogs.known_variables import KnownVariables
+
+    with _session(engine) as s:
+        rows = s.execute(select(Star.id, Star.ra, Star.dec).where(Star.var_type == SUSPECTED)
+                         .order_by(Star.id)).all()
+    if not rows:
+        return None
+    return KnownVariables(names=np.array([f"clinepipe-{r[0]}" for r in rows], dtype=str),
+                          ra=np.array([r[1] for r in rows], dtype=float),
+                          dec=np.array([r[2] for r in rows], dtype=float),
+                          types=np.array([SUSPECTED] * len(rows), dtype=str),
+                          periods=np.full(len(rows), np.nan))
+
+
+def _chi2(mag: np.ndarray, err: np.ndarray) -> tuple[float, float, float]:
+    """Weighted mean, reduced chi-square about it, rms."""
+    w = 1.0 / err ** 2
+    mean = float(np.sum(w * mag) / np.sum(w))
+    chi2 = float(np.sum(((mag - mean) / err) ** 2) / (mag.size - 1))
+    return mean, chi2, float(np.std(mag, ddof=1))
+
+
+def _one_frame_outliers(mag: np.ndarray, err: np.ndarray, nsigma: float = 5.0) -> np.ndarray:
+    """Single points (time-ordered) far off while both neighbours agree with the rest: a cosmic
+    ray or a satellite, not variability, which lasts several exposures."""
+    med = np.median(mag)
+    scatter = 1.4826 * np.median(np.abs(mag - med))
+    z = np.abs(mag - med) / np.sqrt(err ** 2 + scatter ** 2)
+    calm_before = np.concatenate([[True], z[:-1] < nsigma / 2])
+    calm_after = np.concatenate([z[1:] < nsigma / 2, [True]])
+    return (z > nsigma) & calm_before & calm_after
+
+
+def find_suspected_variables(cfg: Config, engine, nights) -> list[Suspect]:
+    """Catalog stars, not known variables nor already suspected, that vary within one of
+    ``nights`` (see the module docstring); one entry per star (its most variable night and
+    filter), sorted by star id. Reads only."""
+    threshold = float(cfg.variables.suspect_chi2)
+    nights = sorted(set(nights or ()))
+    if threshold <= 0 or not nights:
+        return []
+    min_points = max(int(cfg.variables.suspect_min_points), 3)
+    excluded = set(cfg.qc.exclude_from_variability)
+    M, F = Measurement, Frame
+    with _session(engine) as s:
+        rows = s.execute(
+            select(F.night, M.star_id, M.filter, F.jd_mid, M.mag, M.mag_err, F.qc,
+                   Star.name, Star.var_type, Star.catalog_id, Star.ra, Star.dec)
+            .join(F, F.id == M.frame_id).join(Star, Star.id == M.star_id)
+            .where(F.night.in_(nights), M.mag.is_not(None), M.flags == 0,
+                   Star.catalog_id.is_not(None))
+            .order_by(F.night, M.star_id, M.filter, F.jd_mid)).all()
+    info = {r[1]: (r[7], r[8], r[9], r[10], r[11]) for r in rows}
+    # per (night, star, filter) -- contiguous in the query's order
+    per_night: dict[str, dict[tuple[int, str], tuple]] = {}
+    for (night, sid, f), group in groupby((r for r in rows if not _qc_bad(r[6], excluded)),
+                                          key=lambda r: (r[0], r[1], r[2])):
+        pts = list(group)
+        if len(pts) < min_points:
+            continue
+        mag = np.array([r[4] for r in pts], dtype=float)
+        err = np.array([max(r[5] or 0.0, 1e-4) for r in pts])
+        keep = ~_one_frame_outliers(mag, err)
+        if keep.sum() < min_points:
+            continue
+        mean, chi2, rms = _chi2(mag[keep], err[keep])
+        per_night.setdefault(night, {})[(int(sid), str(f))] = (mean, chi2, rms, int(keep.sum()))
+    best: dict[int, Suspect] = {}
+    for night, stats in sorted(per_night.items()):
+        for f in sorted({k[1] for k in stats}):
+            # the field's behaviour at each brightness: constant stars only (not known/suspected)
+            pool = [(k[0], v[0], v[1]) for k, v in stats.items()
+                    if k[1] == f and not info[k[0]][0] and not info[k[0]][1]]
+            if not pool:
+                continue
+            pool_mean = np.array([p[1] for p in pool])
+            pool_chi2 = np.array([p[2] for p in pool])
+            pool_ids = np.array([p[0] for p in pool])
+            for sid, mean, chi2 in pool:
+                if chi2 <= threshold:
+                    continue
+                near = (np.abs(pool_mean - mean) <= NEIGHBOUR_DMAG) & (pool_ids != sid)
+                ref = pool_chi2[near] if near.sum() >= MIN_NEIGHBOURS else pool_chi2[pool_ids != sid]
+                level = float(np.median(ref)) if ref.size else 1.0
+                limit = threshold * max(1.0, level)
+                if chi2 <= limit:
+                    continue
+                _, _, cat_id, ra, dec = info[sid]
+                _, _, rms, n = stats[(sid, f)]
+                cand = Suspect(sid, cat_id, float(ra), float(dec), night, f, n, rms, chi2, limit)
+                if sid not in best or chi2 / limit > best[sid].chi2_red / best[sid].threshold:
+                    best[sid] = cand
+    return [best[k] for k in sorted(best)]
+
+
+def _nights_of_runs(engine, run_ids) -> list[str]:
+    with _session(engine) as s:
+        return sorted(s.scalars(select(Frame.night).distinct().where(
+            Frame.run_id.in_(list(run_ids)), Frame.kind == "light",
+            Frame.night.is_not(None))).all())
+
+
+def flag_suspected_variables(cfg: Config, engine, run_id: int, also_runs=()) -> list[Suspect]:
+    """The run's step after the lights: find the suspected new variables of the nights this run
+    (or the killed runs ``also_runs``) touched, mark them, and re-calibrate every frame that still
+    has a suspected variable in its ensemble (also those a killed run left). Never raises: a
+    failure is logged and costs nothing but this step."""
+    found: list[Suspect] = []
+    try:
+        nights = _nights_of_runs(engine, [run_id, *also_runs])
+        found = find_suspected_variables(cfg, engine, nights)
+        if found:
+            with _session(engine) as s:
+                for sus in found:
+                    s.execute(update(Star).where(Star.id == sus.star_id, Star.name.is_(None),
+                                                 Star.var_type.is_(None))
+                              .values(var_type=SUSPECTED))
+            for sus in found:
+                log.warning("star %d (%s, RA %.5f Dec %+.5f) is a suspected new variable: reduced "
+                            "chi-square %.1f (limit %.1f) in %s on night %s, rms %.3f mag over %d "
+                            "points; it is left out of the ensemble from now on",
+                            sus.star_id, sus.catalog_id or "no catalog id", sus.ra, sus.dec,
+                            sus.chi2_red, sus.threshold, sus.filter, sus.night, sus.rms, sus.n)
+        with _session(engine) as s:  # other telescopes' frames: by their own runs and configs
+            frame_ids = sorted(s.scalars(
+                select(Measurement.frame_id).distinct().join(Star, Star.id == Measurement.star_id)
+                .join(Frame, Frame.id == Measurement.frame_id)
+                .where(Frame.telescope == cfg.site.telescope, Star.var_type == SUSPECTED,
+                       Star.name.is_(None), Measurement.in_ensemble.is_(True))).all())
+        if frame_ids:
+            done = recalibrate_frames(cfg, engine, frame_ids)
+            log.info("re-calibrated %d frame(s) without the suspected variable(s) in the ensemble",
+                     done)
+    except Exception:  # never cost the night's data
+        log.exception("the search for suspected new variables failed")
+    return found
+
+
+def recalibrate_frames(cfg: Config, engine, frame_ids, context=None) -> int:
+    """Fit the zero point of each frame again from its stored instrumental magnitudes and the
+    catalog, with the current known and suspected variables left out of the ensemble, and
+    rewrite its measurements' ``mag``, ``mag_err``, ``in_ensemble`` and its ``zero_points`` row in
+    one transaction per frame. Returns how many frames were rewritten (a frame whose catalog is
+    unavailable right now is left as it is and logged). QC flags of the nights are refreshed."""
+    from clinepipe.run.light_stages import MEASUREMENT_DTYPE
+    from clinepipe.run.finishing import update_qc
+    from clinepipe.calibrate.light import CalibrationContext, calibrate_measurements
+
+    if context is None:
+        context = CalibrationContext.load(cfg, engine)
+    M = Measurement
+    done = 0
+    nights = set()
+    for fid in sorted({int(f) for f in frame_ids}):
+        with _session(engine) as s:
+            frame = s.get(Frame, fid)
+            if frame is None or frame.kind != "light":
+                continue
+            s.expunge(frame)
+            rows = s.execute(select(M.id, M.x, M.y, M.ra, M.dec, M.flux, M.flux_err, M.background,
+                                    M.inst_mag, M.inst_mag_err, M.fwhm, M.flags)
+                             .where(M.frame_id == fid).order_by(M.id)).all()
+        if not rows:
+            continue
+        m = np.zeros(len(rows), dtype=MEASUREMENT_DTYPE)
+        for j, name in enumerate(("x", "y", "ra", "dec", "flux", "flux_err", "background",
+                                  "inst_mag", "inst_mag_err", "fwhm")):
+            m[name] = [np.nan if r[j + 1] is None else r[j + 1] for r in rows]
+        m["x"] -= 1.0  # stored 1-based
+        m["y"] -= 1.0
+        m["flags"] = [r[11] or 0 for r in rows]
+        calib = calibrate_measurements(cfg, frame, m, context)
+        if calib.state == "waiting":
+            log.info("%s: not re-calibrated now (%s)", frame.raw_path, calib.reason)
+            continue
+        with _session(engine) as s:
+            s.execute(update(M), [{"id": r[0], "mag": _float(calib.mag[i]),
+                                   "mag_err": _float(calib.mag_err[i]),
+                                   "in_ensemble": bool(calib.in_ensemble[i])}
+                                  for i, r in enumerate(rows)])
+            zp = calib.zero_point
+            if zp is None:
+                s.query(ZeroPoint).filter(ZeroPoint.frame_id == fid).delete()
+                s.execute(update(Frame).where(Frame.id == fid).values(
+                    state=calib.state, stage=calib.stage, reason=calib.reason))
+            else:
+                values = dict(filter=frame.filter, catalog_band=calib.band, value=float(zp.value),
+                              error=float(zp.error), n_used=int(zp.n_used),
+                              n_candidates=int(zp.n_candidates),
+                              scatter=_float(zp.scatter) or 0.0)
+                row = s.scalars(select(ZeroPoint).where(ZeroPoint.frame_id == fid)).first()
+                if row is None:
+                    s.add(ZeroPoint(frame_id=fid, color_term=None, **values))
+                else:
+                    for k, v in values.items():
+                        setattr(row, k, v)
+                if frame.state != "calibrated":
+                    s.execute(update(Frame).where(Frame.id == fid).values(
+                        state="calibrated", stage=None, reason=None))
+        done += 1
+        nights.add(frame.night)
+    if nights:
+        update_qc(cfg, engine, sorted(n for n in nights if n))
+    return done
+
+
+#: neighbours in brightness for the suspected-variable test (mag), and how many are needed
+NEIGHBOUR_DMAG = 0.75
+
+
+MIN_NEIGHBOURS = 5
