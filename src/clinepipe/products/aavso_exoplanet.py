@@ -132,11 +132,11 @@ def validate_exoplanet(text: str) -> list[Problem]:
     delim: str | None = None
     names: list[str] = []
     n_data = 0
-    for number_, line in enumerate(text.splitlines(), start=1):
+    for lineno, line in enumerate(text.splitlines(), start=1):
         if non_ascii(line):
-            problems.append(Problem(number_, "ASCII", "a character outside plain ASCII"))
+            problems.append(Problem(lineno, "ASCII", "a character outside plain ASCII"))
         if is_blank(line):
-            problems.append(Problem(number_, "blank-line",
+            problems.append(Problem(lineno, "blank-line",
                                     "a blank line must be commented out with #"))
             continue
         if line.startswith("#"):
@@ -147,21 +147,21 @@ def validate_exoplanet(text: str) -> list[Problem]:
                     want = ["DATE", "DIFF", "ERR"] + [f"DETREND_{i}"
                                                       for i in range(1, len(names) + 1)]
                     if [c.strip() for c in columns] != want:
-                        problems.append(Problem(number_, "columns", f"the column line should "
+                        problems.append(Problem(lineno, "columns", f"the column line should "
                                                 f"read #{delim.join(want)}"))
                 continue
             key, value = param
             if key not in REQUIRED_KEYS:
                 if key.upper() in REQUIRED_KEYS:
-                    problems.append(Problem(number_, f"#{key.upper()}", f"written #{key}: the "
+                    problems.append(Problem(lineno, f"#{key.upper()}", f"written #{key}: the "
                                             f"exoplanet format is case sensitive"))
                 continue
             if n_data:
-                problems.append(Problem(number_, f"#{key}",
+                problems.append(Problem(lineno, f"#{key}",
                                         "parameters must all come before the measurements"))
             why = _header_problem(key, value)
             if why is not None:
-                problems.append(Problem(number_, f"#{key}", why))
+                problems.append(Problem(lineno, f"#{key}", why))
             seen[key] = value
             if key == "DELIM":
                 delim = parse_delimiter(value)[0] or delim
@@ -170,17 +170,17 @@ def validate_exoplanet(text: str) -> list[Problem]:
             continue
         n_data += 1
         if n_data == 1:
-            problems += [Problem(number_, f"#{key}", f"#{key}= is missing before the first "
+            problems += [Problem(lineno, f"#{key}", f"#{key}= is missing before the first "
                                  f"measurement") for key in REQUIRED_KEYS if key not in seen]
         if delim is None:
             continue
         values = line.split(delim)
         if len(values) != 3 + len(names):
-            problems.append(Problem(number_, "field-count", f"{len(values)} fields separated "
+            problems.append(Problem(lineno, "field-count", f"{len(values)} fields separated "
                                     f"by {delim!r}, not {3 + len(names)} (DATE, DIFF, ERR and "
                                     f"one per detrend parameter: {', '.join(names) or 'none'})"))
             continue
-        problems += [Problem(number_, rule, msg) for rule, msg in
+        problems += [Problem(lineno, rule, msg) for rule, msg in
                      _measurement_problems(values, names, seen.get("MEASUREMENT_TYPE", "").strip())]
     if n_data == 0:
         problems.append(Problem(0, "no-data", "the report has no measurement lines"))

@@ -151,11 +151,11 @@ def validate_extended(text: str) -> list[Problem]:
     date_type = "JD"
     n_obs = 0
     header_checked = False
-    for number_, line in enumerate(text.splitlines(), start=1):
+    for lineno, line in enumerate(text.splitlines(), start=1):
         if non_ascii(line):
-            problems.append(Problem(number_, "ASCII", "a character outside plain ASCII"))
+            problems.append(Problem(lineno, "ASCII", "a character outside plain ASCII"))
         if is_blank(line):
-            problems.append(Problem(number_, "blank-line",
+            problems.append(Problem(lineno, "blank-line",
                                     "a blank line must be commented out with #"))
             continue
         if line.startswith("#"):
@@ -167,7 +167,7 @@ def validate_extended(text: str) -> list[Problem]:
                 continue  # a comment that happens to contain '='
             why = _header_problem(key, value)
             if why is not None:
-                problems.append(Problem(number_, f"#{key}", why))
+                problems.append(Problem(lineno, f"#{key}", why))
             seen[key] = value
             if key == "DELIM":
                 delim = parse_delimiter(value)[0] or delim
@@ -179,18 +179,19 @@ def validate_extended(text: str) -> list[Problem]:
             header_checked = True
             for key in HEADER_KEYS:
                 if key not in seen:
-                    problems.append(Problem(number_, f"#{key}",
+                    problems.append(Problem(lineno, f"#{key}",
                                             f"#{key}= is missing before the first observation"))
         if delim is None:
             continue  # without a delimiter the fields cannot be told apart (reported above)
         values = line.split(delim)
         if len(values) != len(FIELDS):
-            problems.append(Problem(number_, "field-count",
+            problems.append(Problem(lineno, "field-count",
                                     f"{len(values)} fields separated by {delim!r}, not "
                                     f"{len(FIELDS)} (a column missing, merged or shifted)"))
             continue
-        fields = dict(zip(FIELDS, (v.strip() for v in values)))
-        problems += [Problem(number_, rule, msg) for rule, msg in _field_problems(fields, date_type)]
+        fields = dict(zip(FIELDS, (v.strip() for v in values), strict=True))
+        problems += [Problem(lineno, rule, message)
+                     for rule, message in _field_problems(fields, date_type)]
     if n_obs == 0:
         problems.append(Problem(0, "no-data", "the file has no observation lines"))
         for key in HEADER_KEYS:
