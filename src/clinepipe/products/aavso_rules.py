@@ -115,9 +115,9 @@ def obscode_problem(code: str | None) -> str | None:
     if not text:
         return "empty"
     if text.upper() in _PLACEHOLDER_CODES:
-        return f"{text!r} is a placeholder, not an observer code"
+        return f"{text!r}, a placeholder, not a code"
     if not _OBSCODE.fullmatch(text):
-        return f"{text!r} is not 1-10 letters and digits"
+        return f"{text!r}, not 1-10 letters and digits"
     return None
 
 
