@@ -51,11 +51,13 @@ class RelativeEnsemble:
     ----------
     zero_point : ndarray (F,)
         Per-frame zero point (mag): ``mag = inst_mag + zero_point``. NaN where the frame could
-        not be placed (``reason`` says why). Equal to ``RELATIVE_ZERO_POINT`` on ``reference``.
+        not be placed (``frame_reason`` says why). Equal to ``RELATIVE_ZERO_POINT`` on ``reference``.
     zero_point_err : ndarray (F,)
         1-sigma error of each frame's offset against the ensemble of the night's other frames
-        (mag), rescaled by the frame's own reduced chi-square. This is the error a differential
-        light curve sees. The night's scale itself (fixed by the reference frame) shares one
+        (mag), from the frame's own residuals (a sandwich estimate, right even where the
+        weights are not: scintillation grows with airmass, a star's excess scatter does not);
+        with fewer than 10 stars never below what the weights imply. This is the error a
+        differential light curve sees. The night's scale itself (fixed by the reference frame) shares one
         common error, ``zero_point_err[reference]``, that shifts every magnitude together.
         0 for a night of a single frame (nothing to compare with).
     reference : int
