@@ -25,7 +25,11 @@ __all__ = ["HeaderRules", "HeaderFacts", "read_header_facts"]
 
 _EXPTIME_KEYS = ("EXPTIME", "EXPOSURE", "EXP_TIME", "ITIME", "TELAPSE", "EXP")
 _TEMP_KEYS = ("CCD-TEMP", "CCD_TEMP", "CCDTEMP", "CCDATEMP", "TEMPERAT", "DET-TEMP", "CAMTEMP")
-_CLEAR = {"", "clear", "open", "empty", "none", "air", "no filter", "n/a"}
+#: FILTER values that mean no filter keyword at all (-> default_filter)
+_NO_FILTER = {"", "none", "no filter", "n/a"}
+#: the wheel positions with no filter in, for choosing between FILTER1 and FILTER2 ("Clear"
+#: alone in FILTER is a filter name, which [headers.filter_aliases] may map, e.g. to CV)
+_CLEAR = _NO_FILTER | {"clear", "open", "empty", "air"}
 
 
 @dataclass(frozen=True)
@@ -231,7 +235,7 @@ def _filter(header, kind: str, rules: HeaderRules, problems: list):
     name, source = None, ""
     for key in ("FILTER", "FILTNAME"):
         value = text(header, key)
-        if value is not None and value.lower() not in _CLEAR:
+        if value is not None and value.lower() not in _NO_FILTER:
             name, source = value, key
             break
     if name is None and (text(header, "FILTER1") or text(header, "FILTER2")):
@@ -239,7 +243,7 @@ def _filter(header, kind: str, rules: HeaderRules, problems: list):
         chosen = [kv for kv in values if kv[1].lower() not in _CLEAR]
         if chosen:
             source, name = chosen[0]
-    if name is None and (value := text(header, "FILTERS")) and value.lower() not in _CLEAR:
+    if name is None and (value := text(header, "FILTERS")) and value.lower() not in _NO_FILTER:
         name, source = value, "FILTERS"
     if name is None:
         if kind in ("light", "flat"):
