@@ -24,8 +24,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from clinepipe.headers.inspect import run_inspect  # noqa: E402
-from header_fixtures import HEADERS, write_fixture  # noqa: E402
+from header_fixtures import HEADERS, write_fixture
+
+from clinepipe.headers.inspect import run_inspect
 
 GOAL_S = 2.0
 

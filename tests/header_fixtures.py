@@ -37,7 +37,7 @@ def write_fits(path: Path, card_lines, shape=(6, 8), data=None) -> Path:
     columns, NAXIS reset to a small 2-D ``shape``), followed by ``data`` (zeros by default)."""
     ny, nx = shape
     text = "\n".join(card_lines)
-    found = re.search(r"^BITPIX\s*=\s*(-?\d+)", text, re.M)
+    found = re.search(r"^BITPIX\s*=\s*(-?\d+)", text, re.MULTILINE)
     bitpix = int(found.group(1)) if found else 16
     bitpix = 16 if bitpix == 8 else bitpix  # ASTAP's BITPIX = 8 placeholder of a pixel-less sidecar
     out = ["SIMPLE  =                    T", f"BITPIX  = {bitpix:20d}", "NAXIS   =                    2",

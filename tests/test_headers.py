@@ -10,12 +10,18 @@ import pytest
 from astropy import units as u
 from astropy.coordinates import EarthLocation
 from astropy.time import Time, TimeDelta
+from header_fixtures import header_from_cards, header_text, load_header
 
 from clinepipe.errors import ConfigError
-from clinepipe.headers import (HeaderRules, adc_saturation, detect_profile, parse_angle,
-                               parse_position, read_header_facts)
+from clinepipe.headers import (
+    HeaderRules,
+    adc_saturation,
+    detect_profile,
+    parse_angle,
+    parse_position,
+    read_header_facts,
+)
 from clinepipe.headers.values import FastHeader
-from header_fixtures import header_from_cards, header_text, load_header
 
 MS = 1.0 / 86400e3  # one millisecond in days
 
@@ -317,7 +323,7 @@ def test_unknown_frame_type_is_skipped_with_its_value(value):
 
 
 def test_kind_by_path_overrides_the_header_first_match_wins():
-    rules = dict(kind_by_path=(("*/Bias/*", "bias"), ("*", "flat")))
+    rules = {"kind_by_path": (("*/Bias/*", "bias"), ("*", "flat"))}
     assert facts(*LIGHT, path="n1/Bias/b.fits", **rules).kind == "bias"
     assert facts(*LIGHT, path="Bias/b.fits", **rules).kind == "bias"  # top of incoming
     assert facts(*LIGHT, path="n1/x.fits", **rules).kind == "flat"

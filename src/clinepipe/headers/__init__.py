@@ -17,5 +17,14 @@ from .pixels import adc_saturation
 from .problem import Problem
 from .profiles import PROFILES, detect_profile
 
-__all__ = ["read_header_facts", "HeaderRules", "HeaderFacts", "Problem", "detect_profile",
-           "PROFILES", "parse_position", "parse_angle", "adc_saturation"]
+__all__ = [
+           "PROFILES",
+           "HeaderFacts",
+           "HeaderRules",
+           "Problem",
+           "adc_saturation",
+           "detect_profile",
+           "parse_angle",
+           "parse_position",
+           "read_header_facts",
+]

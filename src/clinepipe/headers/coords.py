@@ -42,14 +42,12 @@ def parse_angle(text, *, hours: bool = False) -> float:
     ValueError
         When ``text`` is not an angle (e.g. a redacted ``"48.XXXX"``).
     """
-    if isinstance(text, bool):
-        raise ValueError(f"{text!r} is not an angle")
-    if isinstance(text, (int, float)):
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
         value = float(text)
         if not math.isfinite(value):
             raise ValueError(f"{text!r} is not an angle")
         return value * 15.0 if hours else value
-    s = str(text).strip()
+    s = str(text).strip()  # a bool gives 'True': not an angle
     if _DECIMAL.match(s):
         unit = s[-1].lower() if s and s[-1].lower() in "d°h" else ""
         value = float(s.rstrip("dDhH° "))

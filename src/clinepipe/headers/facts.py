@@ -14,14 +14,20 @@ from datetime import datetime
 from pathlib import PurePosixPath
 
 from ..errors import ConfigError
-from .kinds import FRAME_TYPE_KEYS, KINDS, kind_from_path, kind_of_value, match_kind_by_path
+from .kinds import (
+    FRAME_TYPE_KEYS,
+    KINDS,
+    kind_from_path,
+    kind_of_value,
+    match_kind_by_path,
+)
 from .optics import read_pointing, read_scale, read_site, site_problem
 from .problem import Problem
 from .profiles import GAIN_IS_SETTING, PROFILES, SMART_TELESCOPES, detect_profile
 from .times import iso_ms, read_time
 from .values import comment, first, number, raw, text
 
-__all__ = ["HeaderRules", "HeaderFacts", "read_header_facts"]
+__all__ = ["HeaderFacts", "HeaderRules", "read_header_facts"]
 
 _EXPTIME_KEYS = ("EXPTIME", "EXPOSURE", "EXP_TIME", "ITIME", "TELAPSE", "EXP")
 _TEMP_KEYS = ("CCD-TEMP", "CCD_TEMP", "CCDTEMP", "CCDATEMP", "TEMPERAT", "DET-TEMP", "CAMTEMP")
@@ -167,8 +173,8 @@ def _kind(header, relpath: str, rules: HeaderRules, profile: str, problems: list
     return "", "", "", False
 
 
-_NAME_EXP = re.compile(r"(?:^|[_-])exp_(\d+(?:\.\d+)?)", re.I)
-_NAME_BIN = re.compile(r"(?:^|[_-])bin_(\d)", re.I)
+_NAME_EXP = re.compile(r"(?:^|[_-])exp_(\d+(?:\.\d+)?)", re.IGNORECASE)
+_NAME_BIN = re.compile(r"(?:^|[_-])bin_(\d)", re.IGNORECASE)
 
 
 def _exptime(header, kind: str, relpath: str, profile: str, problems: list):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import io
 import os
 import statistics
 import sys
@@ -27,8 +26,18 @@ from .pixels import adc_saturation
 from .problem import Problem
 from .values import FastHeader
 
-__all__ = ["CSV_COLUMNS", "FileReport", "read_header", "inspect_paths", "group_reports",
-           "format_report", "write_csv", "csv_row", "suggest_config", "run_inspect"]
+__all__ = [
+    "CSV_COLUMNS",
+    "FileReport",
+    "csv_row",
+    "format_report",
+    "group_reports",
+    "inspect_paths",
+    "read_header",
+    "run_inspect",
+    "suggest_config",
+    "write_csv",
+]
 
 CSV_COLUMNS = ("file", "kind", "binning", "filter", "exptime", "time_utc", "time_source",
                "temperature_c", "profile", "problems")
@@ -83,13 +92,14 @@ def read_header(path: Path):
         raw_fh.seek(0)
         if not head:
             raise _Unreadable("empty file", "the file is empty (0 bytes)")
-        fh = gzip.open(raw_fh) if head == b"\x1f\x8b" else raw_fh
+        fh = gzip.open(raw_fh) if head == b"\x1f\x8b" else raw_fh  # noqa: SIM115 - closed with raw_fh
         try:
+            if fh.read(9) != b"SIMPLE  =":
+                raise _Unreadable("not FITS", "is not a FITS file (no SIMPLE card)")
+            fh.seek(0)
             data = _header_bytes(fh)
         except (OSError, EOFError) as exc:
             raise _Unreadable("not FITS", f"cannot be read as FITS ({exc})") from exc
-    if not data.startswith(b"SIMPLE  ="):
-        raise _Unreadable("not FITS", "is not a FITS file (no SIMPLE card)")
     header = FastHeader.from_bytes(data)
     if header.get("NAXIS", 0) == 0 and header.get("EXTEND", False):
         with warnings.catch_warnings():
@@ -110,7 +120,7 @@ def _with_extension(path: Path, primary: fits.Header) -> fits.Header:
                                                 "INHERIT", "COMMENT", "HISTORY", ""):
                             merged[card.keyword] = (card.value, card.comment)
                     return merged
-    except Exception:  # a damaged extension: the primary's facts are still worth showing
+    except Exception:  # noqa: BLE001 - a damaged extension: the primary's facts are still worth showing
         return primary
     return primary
 
@@ -264,7 +274,7 @@ def adc_by_group(reports, sample: int = _ADC_SAMPLE) -> dict:
         for r in lights[::step][:sample]:
             try:
                 peaks.append(_peak(r, read_image))
-            except Exception:  # a file that cannot be read says so at ingest; here only skip it
+            except Exception:  # noqa: BLE001, S112 - a file that cannot be read says so at ingest
                 continue
         if peaks and (hit := adc_saturation(peaks)):
             found[key] = hit
@@ -302,8 +312,8 @@ def suggest_config(reports, incoming: str = "incoming", adc: dict | None = None)
     ``[headers]`` with the fixes the files need, and ``without_masters = "measure"`` when there
     are no calibration frames among them."""
     facts = [r.facts for r in reports]
-    lines = ["# clinepipe.toml written by `clinepipe inspect` for "
-             f"{len(facts)} files: read it, then run `clinepipe run`.", "",
+    title = f"# clinepipe.toml written by `clinepipe inspect` for {len(facts)} files"
+    lines = [f"{title}: read it, then run `clinepipe run`.", "",
              "[paths]", f"incoming = {_toml_string(incoming)}", 'archive = "archive"', ""]
     sited = [f for f in facts if f.site_lat is not None]
     if sited:

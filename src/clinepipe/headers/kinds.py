@@ -5,8 +5,14 @@ from __future__ import annotations
 import re
 from fnmatch import fnmatchcase
 
-__all__ = ["KINDS", "FRAME_TYPE_KEYS", "FRAME_TYPE_SYNONYMS", "kind_of_value", "kind_from_path",
-           "match_kind_by_path"]
+__all__ = [
+    "FRAME_TYPE_KEYS",
+    "FRAME_TYPE_SYNONYMS",
+    "KINDS",
+    "kind_from_path",
+    "kind_of_value",
+    "match_kind_by_path",
+]
 
 KINDS = ("light", "bias", "dark", "flat")
 

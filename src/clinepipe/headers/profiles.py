@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from .values import text
 
-__all__ = ["PROFILES", "PROFILE_KEYS", "detect_profile", "SMART_TELESCOPES", "GAIN_IS_SETTING"]
+__all__ = ["GAIN_IS_SETTING", "PROFILES", "PROFILE_KEYS", "SMART_TELESCOPES", "detect_profile"]
 
 #: keywords that name the writing program, in the order they are read
 PROFILE_KEYS = ("SWCREATE", "CREATOR", "PROGRAM", "ORIGIN", "INSTRUME", "TELESCOP")

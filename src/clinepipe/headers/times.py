@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from .problem import Problem
 from .values import comment, decimal_step, number, raw
 
-__all__ = ["TimeReading", "read_time", "parse_iso", "jd_of", "iso_ms", "TIME_KEYS"]
+__all__ = ["TIME_KEYS", "TimeReading", "iso_ms", "jd_of", "parse_iso", "read_time"]
 
 _EPOCH = datetime(1970, 1, 1)
 _JD_EPOCH = 2440587.5
@@ -28,12 +28,12 @@ TIME_KEYS = ("DATE-OBS", *_CLOCK_KEYS, "UT-OBS", "UTC-OBS", "DATE-BEG", "DATE-AV
              "MJD-AVG", "MJD-OBS", "JD", "JD-OBS")
 _AGREE_S = 2.0
 # DATE-OBS comments that say it was taken when the frame arrived, not when the shutter opened
-_END_WORDS = re.compile(r"end of exposure|exposure end|frame received|frame grabbed", re.I)
+_END_WORDS = re.compile(r"end of exposure|exposure end|frame received|frame grabbed", re.IGNORECASE)
 
 _ISO = re.compile(
     r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:[T ](\d{1,2}):(\d{1,2})(?::(\d{1,2})(?:\.(\d*))?)?)?"
-    r"\s*(Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)?$", re.I)
-_CLOCK = re.compile(r"^(\d{1,2})[: ](\d{1,2})[: ](\d{1,2})(?:\.(\d*))?\s*(Z|UTC|GMT)?$", re.I)
+    r"\s*(Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)?$", re.IGNORECASE)
+_CLOCK = re.compile(r"^(\d{1,2})[: ](\d{1,2})[: ](\d{1,2})(?:\.(\d*))?\s*(Z|UTC|GMT)?$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)

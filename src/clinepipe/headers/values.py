@@ -14,7 +14,7 @@ from decimal import Decimal, InvalidOperation
 
 from astropy.io import fits
 
-__all__ = ["raw", "text", "number", "comment", "first", "decimal_step", "FastHeader"]
+__all__ = ["FastHeader", "comment", "decimal_step", "first", "number", "raw", "text"]
 
 _UNDEFINED = fits.card.Undefined
 
@@ -35,7 +35,7 @@ def raw(header, key: str):
         return None
     try:
         value = header[key]
-    except Exception:  # astropy's VerifyError/ValueError for an illegal card
+    except Exception:  # noqa: BLE001 - astropy's VerifyError/ValueError for an illegal card
         value = _card_text(header, key)
     if isinstance(value, _UNDEFINED):
         return None
@@ -170,7 +170,7 @@ class FastHeader:
             self.cards[key] = _Card(image)
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "FastHeader":
+    def from_bytes(cls, data: bytes) -> FastHeader:
         """A header from its raw 2880-byte blocks (up to and including the END card)."""
         text = data.decode("ascii", "replace")
         return cls(text[i:i + 80] for i in range(0, len(text), 80))
