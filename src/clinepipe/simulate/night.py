@@ -11,11 +11,29 @@ from .. import __version__
 from . import camera as cam
 from .scene import FRAME_COLUMNS, FramePlan, Simulator, replace_plan
 from .spec import SimulationResult, SimulationSpec, replace_spec
-from .styles import (TOP_DOWN, drift_plan, effective_spec, frame_cards, frame_file,
-                     headers_config, is_original, night_start_ms, stored_data, widen_field,
-                     writes_frame)
-from .writers import (config_text, write_csv, write_float_image, write_json, write_raw_frame,
-                      write_src, write_styled_frame, write_table_csv)
+from .styles import (
+    TOP_DOWN,
+    drift_plan,
+    effective_spec,
+    frame_cards,
+    frame_file,
+    headers_config,
+    is_original,
+    night_start_ms,
+    stored_data,
+    widen_field,
+    writes_frame,
+)
+from .writers import (
+    config_text,
+    write_csv,
+    write_float_image,
+    write_json,
+    write_raw_frame,
+    write_src,
+    write_styled_frame,
+    write_table_csv,
+)
 
 STAR_COLUMNS = ["id", "catalog_id", "ra", "dec", "B", "V", "R", "var_type", "x_nominal",
                 "y_nominal"]

@@ -9,16 +9,12 @@ import numpy as np
 from astropy.io import fits
 
 from . import ephemeris as eph
-from .styles import Frame, iso, jnow, sexa, _sub_ms
+from .styles import Frame, iso, jnow, sexa, sub_ms
 from .writers import card, fcard, scard
 
 
 def _r(x: float) -> str:
     return repr(float(x))
-
-
-def _exp_name(t: float) -> str:
-    return f"{t:g}"
 
 
 # --- TheSkyX is the scene's own header (styles.frame_cards); MaxIm DL ------------------------
@@ -105,7 +101,7 @@ def nina(fr: Frame) -> list:
     """N.I.N.A. 3.2 (``NINA_light_6``, ``NINA_bias_1``): IMAGETYP LIGHT/BIAS/DARK/FLAT,
     DATE-LOC local and DATE-OBS UTC with 7 digits, MJD-OBS, DATE-AVG, GAIN (a camera
     setting) next to OFFSET with EGAIN in e-/ADU, ROWORDER = 'TOP-DOWN'."""
-    sp, sub = fr.spec, _sub_ms(fr.plan)
+    sp, sub = fr.spec, sub_ms(fr.plan)
     mid_ms = fr.start + fr.plan.exptime * 500.0
     mid = iso(int(mid_ms), 7, sub + int(round((mid_ms % 1) * 10_000)))
     ra, dec = fr.radec
@@ -160,7 +156,7 @@ def sgp(fr: Frame) -> list:
     """Sequence Generator Pro 3.1 (``SGP_light_1``): EXPOSURE only, CREATOR, DATE-LOC and
     DATE-OBS with 7 digits, XBINNING + CCDXBIN, unsigned 'D M S' site, and its own incomplete
     WCS (CTYPE/CRPIX/CRVAL without CD, SCALE instead) on lights without a solve."""
-    sp, sub = fr.spec, _sub_ms(fr.plan)
+    sp, sub = fr.spec, sub_ms(fr.plan)
     ra, dec = fr.radec
     cards = []
     if fr.light and not sp.wcs:
@@ -227,7 +223,7 @@ def sharpcap(fr: Frame) -> list:
     the PC clock with 7 digits; JD_UTC mid-exposure; GAIN/OFFSET settings; EGAIN at the ADC
     depth and EGAINSAV at the saved depth; RA/DEC and EQUINOX of date (JNow);
     ROWORDER = 'TOP-DOWN'."""
-    sp, sub = fr.spec, _sub_ms(fr.plan)
+    sp, sub = fr.spec, sub_ms(fr.plan)
     shift = 2 ** (16 - sp.bit_depth)
     ra, dec = fr.radec
     year = 2000.0 + (fr.plan.jd_mid - 2451545.0) / 365.25
@@ -439,7 +435,7 @@ def seestar(fr: Frame) -> list:
             card("DEC", f"{dec:.8g}", "Object Declination in degrees"),
             card("SITELONG", f"{sp.longitude:.6g}", "longitude of the imaging site in degrees"),
             card("SITELAT", f"{sp.latitude:.6g}", "latitude of the imaging site in degrees"),
-            scard("DATE-OBS", iso(fr.end, 6, _sub_ms(fr.plan)), "Image created time"),
+            scard("DATE-OBS", iso(fr.end, 6, sub_ms(fr.plan)), "Image created time"),
             scard("FILTER", fr.filter, "Filter used when taking image"),
             scard("INSTRUME", "Seestar S50", "Camera model"),
             card("GAIN", "80", "Gain Value"),
@@ -480,97 +476,3 @@ def dwarf(fr: Frame) -> list:
 HEADER_MAKERS = {"maxim_old": maxim_old, "maxim": maxim, "nina": nina, "sgp": sgp,
                  "sharpcap": sharpcap, "indi": indi, "lco": lco, "iraf": iraf,
                  "robotic": robotic, "seestar": seestar, "dwarf": dwarf}
-
-
-# --- file names ------------------------------------------------------------------------------
-
-def _night_iso(fr: Frame) -> str:
-    n = fr.plan.night
-    return f"{n[:4]}-{n[4:6]}-{n[6:]}"
-
-
-def _maxim_name(fr: Frame) -> str:
-    """MaxIm DL Autosave: <name>-<seq><filter>.fit."""
-    i = fr.plan.index + 1
-    head = {"light": fr.object, "bias": "Bias", "dark": "Dark", "flat": "Flat"}[fr.kind]
-    filt = fr.filter if fr.kind in ("light", "flat") else ""
-    return f"{fr.plan.night}/{head}-{i:03d}{filt}.fit"
-
-
-def _nina_name(fr: Frame) -> str:
-    """N.I.N.A.'s default pattern: $$DATEMINUS12$$/$$IMAGETYPE$$/$$DATETIME$$_$$FILTER$$_
-    $$SENSORTEMP$$_$$EXPOSURETIME$$s_$$FRAMENR$$.fits (local time)."""
-    local = iso(fr.start, 0, 0, fr.tz).replace("T", "_").replace(":", "-")
-    filt = fr.filter or fr.spec.filters[-1]
-    return (f"{_night_iso(fr)}/{fr.kind.upper()}/{local}_{filt}_{fr.plan.ccd_temp:.2f}_"
-            f"{fr.plan.exptime:.2f}s_{fr.plan.index + 1:04d}.fits")
-
-
-def _sgp_name(fr: Frame) -> str:
-    filt = fr.filter if fr.kind in ("light", "flat") else "NoFilter"
-    return (f"{fr.plan.night}/{fr.object}/{fr.object}_{fr.kind.capitalize()}_{filt}_"
-            f"{_exp_name(fr.plan.exptime)}s_frame{fr.plan.index + 1}.fit")
-
-
-def _sharpcap_name(fr: Frame) -> str:
-    i = fr.plan.index + 1
-    folder = {"light": fr.object, "bias": "bias", "dark": "darks", "flat": "flats"}[fr.kind]
-    clock = iso(fr.start, 0, 0, fr.tz)[11:].replace(":", "_")
-    return f"{_night_iso(fr)}/{folder}/{clock}_{i:05d}.fits"
-
-
-def _indi_name(fr: Frame) -> str:
-    """Ekos: <target>/<Type>/<filter>/<target>_<Type>_<filter>_<t>_secs_<local>_<n>.fits."""
-    typ = INDI_FRAME[fr.kind]
-    local = iso(fr.start, 0, 0, fr.tz).replace(":", "-")
-    obj = fr.object.replace(" ", "_")
-    if fr.kind in ("light", "flat"):
-        return (f"{fr.plan.night}/{obj}/{typ}/{fr.filter}/{obj}_{typ}_{fr.filter}_"
-                f"{_exp_name(fr.plan.exptime)}_secs_{local}_{fr.plan.index + 1:03d}.fits")
-    return (f"{fr.plan.night}/{typ}/{typ}_{_exp_name(fr.plan.exptime)}_secs_{local}_"
-            f"{fr.plan.index + 1:03d}.fits")
-
-
-def _lco_name(fr: Frame) -> str:
-    """LCO: <site><tel>-<inst>-<DAY-OBS>-<frame>-<e|b|d|f>00.fits."""
-    code = {"light": "e", "bias": "b", "dark": "d", "flat": "f"}[fr.kind]
-    num = {"flat": 0, "light": 200, "bias": 600, "dark": 800}[fr.kind] + fr.plan.index + 1
-    return f"{fr.plan.night}/raw/sim1m099-fa99-{fr.plan.night}-{num:04d}-{code}00.fits"
-
-
-def _iraf_name(fr: Frame) -> str:
-    """Sequential numbers: the kind is only in the header."""
-    num = {"flat": 0, "light": 200, "bias": 600, "dark": 800}[fr.kind] + fr.plan.index + 1
-    return f"{fr.plan.night}/n1.{num:04d}.fits"
-
-
-def _robotic_name(fr: Frame) -> str:
-    folder = fr.kind.capitalize()
-    filt = f"_{fr.filter}" if fr.kind in ("light", "flat") else ""
-    name = fr.object if fr.light else fr.kind
-    return f"{fr.plan.night}/{folder}/{name}{filt}_{fr.plan.index + 1:03d}.fits"
-
-
-def _seestar_name(fr: Frame) -> str:
-    """Light_<target>_<t>s_IRCUT_<local time the file was written>.fit."""
-    local = iso(fr.end + 3_000, 0, 0, fr.tz)
-    stamp = local[:10].replace("-", "") + "-" + local[11:].replace(":", "")
-    return (f"{fr.plan.night}/{fr.object}_sub/Light_{fr.object}_{fr.plan.exptime:.1f}s_"
-            f"{fr.filter}_{stamp}.fit")
-
-
-def _dwarf_name(fr: Frame) -> str:
-    local = iso(fr.end, 3, 0, fr.tz)
-    stamp = local[:10].replace("-", "") + "-" + local[11:].replace(":", "").replace(".", "")
-    t, temp = _exp_name(fr.plan.exptime), int(round(fr.plan.ccd_temp))
-    if fr.kind == "dark":
-        return (f"{fr.plan.night}/DWARF_DARK/tele_exp_{t}_gain_60_bin_{fr.b}_{fr.plan.night}/"
-                f"raw_{t}s_60_{fr.plan.index + 1:04d}_{stamp}_{temp}C.fits")
-    return (f"{fr.plan.night}/DWARF_RAW_TELE_{fr.object}_EXP_{t}_GAIN_60_{fr.plan.night}/"
-            f"{fr.object}_{t}s60_Astro_{stamp}_{temp}C.fits")
-
-
-FILE_NAMERS = {"maxim_old": _maxim_name, "maxim": _maxim_name, "nina": _nina_name,
-               "sgp": _sgp_name, "sharpcap": _sharpcap_name, "indi": _indi_name,
-               "lco": _lco_name, "iraf": _iraf_name, "robotic": _robotic_name,
-               "seestar": _seestar_name, "dwarf": _dwarf_name}

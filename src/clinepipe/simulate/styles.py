@@ -36,7 +36,6 @@ from astropy.io import fits
 
 from . import ephemeris as eph
 from .spec import SimulationSpec
-from .writers import card, fcard, scard
 
 STYLES = ("thesky", "maxim_old", "maxim", "nina", "sgp", "sharpcap", "indi", "lco", "iraf",
           "robotic", "seestar", "dwarf")
@@ -193,7 +192,7 @@ def widen_field(sim, hours: float) -> None:
 
 # --- time and angle formats -------------------------------------------------------------
 
-def _sub_ms(plan) -> int:
+def sub_ms(plan) -> int:
     """A fixed sub-millisecond part (units of 0.1 us) for programs that write 7 digits."""
     return zlib.crc32(plan.file.encode()) % 10_000
 
@@ -299,7 +298,6 @@ def light_wcs_cards(header: fits.Header) -> tuple:
 
 def frame_file(spec: SimulationSpec, plan) -> str:
     """Path of a frame relative to ``incoming`` as this program names and files it."""
-    from .style_headers import FILE_NAMERS
     if spec.style == "thesky":
         return plan.file
     return FILE_NAMERS[spec.style](Frame(plan, spec, (), np.zeros((1, 1))))
@@ -336,3 +334,97 @@ def headers_config(spec: SimulationSpec) -> dict:
     return {"kind_by_path": dict(KIND_BY_PATH.get(spec.style, ())),
             "default_kind": DEFAULT_KIND.get(spec.style, ""),
             "filter_aliases": aliases, "default_filter": default_filter}
+
+
+# --- file names ------------------------------------------------------------------------------
+
+def _night_iso(fr: Frame) -> str:
+    n = fr.plan.night
+    return f"{n[:4]}-{n[4:6]}-{n[6:]}"
+
+
+def _maxim_name(fr: Frame) -> str:
+    """MaxIm DL Autosave: <name>-<seq><filter>.fit."""
+    i = fr.plan.index + 1
+    head = {"light": fr.object, "bias": "Bias", "dark": "Dark", "flat": "Flat"}[fr.kind]
+    filt = fr.filter if fr.kind in ("light", "flat") else ""
+    return f"{fr.plan.night}/{head}-{i:03d}{filt}.fit"
+
+
+def _nina_name(fr: Frame) -> str:
+    """N.I.N.A.'s default pattern: $$DATEMINUS12$$/$$IMAGETYPE$$/$$DATETIME$$_$$FILTER$$_
+    $$SENSORTEMP$$_$$EXPOSURETIME$$s_$$FRAMENR$$.fits (local time)."""
+    local = iso(fr.start, 0, 0, fr.tz).replace("T", "_").replace(":", "-")
+    filt = fr.filter or fr.spec.filters[-1]
+    return (f"{_night_iso(fr)}/{fr.kind.upper()}/{local}_{filt}_{fr.plan.ccd_temp:.2f}_"
+            f"{fr.plan.exptime:.2f}s_{fr.plan.index + 1:04d}.fits")
+
+
+def _sgp_name(fr: Frame) -> str:
+    filt = fr.filter if fr.kind in ("light", "flat") else "NoFilter"
+    return (f"{fr.plan.night}/{fr.object}/{fr.object}_{fr.kind.capitalize()}_{filt}_"
+            f"{fr.plan.exptime:g}s_frame{fr.plan.index + 1}.fit")
+
+
+def _sharpcap_name(fr: Frame) -> str:
+    i = fr.plan.index + 1
+    folder = {"light": fr.object, "bias": "bias", "dark": "darks", "flat": "flats"}[fr.kind]
+    clock = iso(fr.start, 0, 0, fr.tz)[11:].replace(":", "_")
+    return f"{_night_iso(fr)}/{folder}/{clock}_{i:05d}.fits"
+
+
+def _indi_name(fr: Frame) -> str:
+    """Ekos: <target>/<Type>/<filter>/<target>_<Type>_<filter>_<t>_secs_<local>_<n>.fits."""
+    typ = fr.kind.capitalize()
+    local = iso(fr.start, 0, 0, fr.tz).replace(":", "-")
+    obj = fr.object.replace(" ", "_")
+    if fr.kind in ("light", "flat"):
+        return (f"{fr.plan.night}/{obj}/{typ}/{fr.filter}/{obj}_{typ}_{fr.filter}_"
+                f"{fr.plan.exptime:g}_secs_{local}_{fr.plan.index + 1:03d}.fits")
+    return (f"{fr.plan.night}/{typ}/{typ}_{fr.plan.exptime:g}_secs_{local}_"
+            f"{fr.plan.index + 1:03d}.fits")
+
+
+def _lco_name(fr: Frame) -> str:
+    """LCO: <site><tel>-<inst>-<DAY-OBS>-<frame>-<e|b|d|f>00.fits."""
+    code = {"light": "e", "bias": "b", "dark": "d", "flat": "f"}[fr.kind]
+    num = {"flat": 0, "light": 200, "bias": 600, "dark": 800}[fr.kind] + fr.plan.index + 1
+    return f"{fr.plan.night}/raw/sim1m099-fa99-{fr.plan.night}-{num:04d}-{code}00.fits"
+
+
+def _iraf_name(fr: Frame) -> str:
+    """Sequential numbers: the kind is only in the header."""
+    num = {"flat": 0, "light": 200, "bias": 600, "dark": 800}[fr.kind] + fr.plan.index + 1
+    return f"{fr.plan.night}/n1.{num:04d}.fits"
+
+
+def _robotic_name(fr: Frame) -> str:
+    folder = fr.kind.capitalize()
+    filt = f"_{fr.filter}" if fr.kind in ("light", "flat") else ""
+    name = fr.object if fr.light else fr.kind
+    return f"{fr.plan.night}/{folder}/{name}{filt}_{fr.plan.index + 1:03d}.fits"
+
+
+def _seestar_name(fr: Frame) -> str:
+    """Light_<target>_<t>s_IRCUT_<local time the file was written>.fit."""
+    local = iso(fr.end + 3_000, 0, 0, fr.tz)
+    stamp = local[:10].replace("-", "") + "-" + local[11:].replace(":", "")
+    return (f"{fr.plan.night}/{fr.object}_sub/Light_{fr.object}_{fr.plan.exptime:.1f}s_"
+            f"{fr.filter}_{stamp}.fit")
+
+
+def _dwarf_name(fr: Frame) -> str:
+    local = iso(fr.end, 3, 0, fr.tz)
+    stamp = local[:10].replace("-", "") + "-" + local[11:].replace(":", "").replace(".", "")
+    t, temp = f"{fr.plan.exptime:g}", round(fr.plan.ccd_temp)
+    if fr.kind == "dark":
+        return (f"{fr.plan.night}/DWARF_DARK/tele_exp_{t}_gain_60_bin_{fr.b}_{fr.plan.night}/"
+                f"raw_{t}s_60_{fr.plan.index + 1:04d}_{stamp}_{temp}C.fits")
+    return (f"{fr.plan.night}/DWARF_RAW_TELE_{fr.object}_EXP_{t}_GAIN_60_{fr.plan.night}/"
+            f"{fr.object}_{t}s60_Astro_{stamp}_{temp}C.fits")
+
+
+FILE_NAMERS = {"maxim_old": _maxim_name, "maxim": _maxim_name, "nina": _nina_name,
+               "sgp": _sgp_name, "sharpcap": _sharpcap_name, "indi": _indi_name,
+               "lco": _lco_name, "iraf": _iraf_name, "robotic": _robotic_name,
+               "seestar": _seestar_name, "dwarf": _dwarf_name}
