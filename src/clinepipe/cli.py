@@ -118,14 +118,28 @@ def simulate(out: Path = typer.Argument(..., help="Output folder."),
              seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same bytes)."),
              width: Optional[int] = typer.Option(None, help="Image width in binned pixels."),
              height: Optional[int] = typer.Option(None, help="Image height in binned pixels."),
-             lights: Optional[int] = typer.Option(None, "--lights", help="Lights per filter per night.")):
-    """Simulate observatory nights: raw frames with .SRC lists, catalog, truth and a config."""
+             lights: Optional[int] = typer.Option(None, "--lights", help="Lights per filter per night."),
+             style: str = typer.Option("thesky", "--style",
+                                       help="Header style: thesky, maxim_old, maxim, nina, sgp, sharpcap, "
+                                            "indi, lco, iraf, robotic, seestar, dwarf."),
+             no_calibration: bool = typer.Option(False, "--no-calibration",
+                                                 help="No bias, dark or flat frames."),
+             bit_depth: int = typer.Option(16, "--bit-depth", help="Camera ADC bits: 12, 14 or 16."),
+             drift: float = typer.Option(0.0, "--drift", help="Pointing drift (binned px per hour)."),
+             no_wcs: bool = typer.Option(False, "--no-wcs", help="Lights without a WCS.")):
+    """Simulate observatory nights: raw frames (in an acquisition program's header style), catalog,
+    truth and a config."""
     from clinepipe.simulate import simulate_night
 
     overrides = {k: v for k, v in (("width", width), ("height", height),
                                    ("lights_per_filter", lights)) if v is not None}
+    overrides.update(style=style, calibration_frames=not no_calibration, bit_depth=bit_depth,
+                     drift_px_per_hour=drift, wcs=not no_wcs)
     t0 = time.perf_counter()
-    result = simulate_night(out, seed=seed, nights=nights, **overrides)
+    try:
+        result = simulate_night(out, seed=seed, nights=nights, **overrides)
+    except ValueError as exc:  # a spec the simulator cannot honour, e.g. an unknown style
+        raise UsageError(f"simulate: {exc}.") from exc
     typer.echo(f"simulated {nights} night(s) into {out} in {time.perf_counter() - t0:.1f} s; "
                f"run it with: clinepipe --config {result.config_path} run")
 

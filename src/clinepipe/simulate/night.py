@@ -11,11 +11,34 @@ from .. import __version__
 from . import camera as cam
 from .scene import FRAME_COLUMNS, FramePlan, Simulator, replace_plan
 from .spec import SimulationResult, SimulationSpec, replace_spec
-from .writers import (config_text, write_csv, write_float_image, write_json, write_raw_frame,
-                      write_src, write_table_csv)
+from .styles import (
+    TOP_DOWN,
+    drift_plan,
+    effective_spec,
+    frame_cards,
+    frame_file,
+    headers_config,
+    is_original,
+    night_start_ms,
+    stored_data,
+    widen_field,
+    writes_frame,
+)
+from .writers import (
+    config_text,
+    write_csv,
+    write_float_image,
+    write_json,
+    write_raw_frame,
+    write_src,
+    write_styled_frame,
+    write_table_csv,
+)
 
 STAR_COLUMNS = ["id", "catalog_id", "ra", "dec", "B", "V", "R", "var_type", "x_nominal",
                 "y_nominal"]
+#: truth of how each frame was stored, after the scene's FRAME_COLUMNS
+STYLE_COLUMNS = ["binning", "style", "row_order"]
 LIGHT_TRUTH_COLUMNS = ["id", "x", "y", "flux_adu", "mag", "peak_adu", "snr_peak", "saturated",
                        "in_frame", "in_src"]
 
@@ -25,7 +48,7 @@ def make_spec(spec: SimulationSpec | None = None, nights: int | None = None,
     spec = spec or SimulationSpec()
     if nights is not None:
         overrides["nights"] = int(nights)
-    return replace_spec(spec, **overrides) if overrides else spec
+    return effective_spec(replace_spec(spec, **overrides) if overrides else spec)
 
 
 def simulate_night(out_dir: str | os.PathLike, seed: int = 0, nights: int | None = None,
@@ -45,32 +68,53 @@ def simulate_night(out_dir: str | os.PathLike, seed: int = 0, nights: int | None
 
     Writes ``incoming/<YYYYMMDD>/{calibration,lights}/*.fit`` (+ ``.SRC`` beside each light),
     ``catalog.csv``, ``vsx.csv``, ``clinepipe.toml`` and ``truth/`` (see the package docs).
+    With ``style`` other than ``"thesky"`` the frames are named, filed and headed as that
+    program does (see :mod:`clinepipe.simulate.styles`); ``truth/frames.csv`` keeps the
+    true start time, kind, filter, exposure and binning of each.
     """
     spec = make_spec(spec, nights, **overrides)
     sim = Simulator(spec, seed)
+    original = is_original(spec)
+    if spec.drift_px_per_hour:
+        widen_field(sim, max(end - start for start, end, _ in sim.windows) / 3.6e6)
     out = Path(out_dir)
     incoming, truth_dir = out / "incoming", out / "truth"
     (truth_dir / "lights").mkdir(parents=True, exist_ok=True)
     incoming.mkdir(parents=True, exist_ok=True)
 
     frame_rows = []
+    row_order = "top-down" if spec.style in TOP_DOWN else "bottom-up"
     for n in range(spec.nights):
-        for plan in sim.plan_night(n):
+        plans = sim.plan_night(n)
+        t0 = night_start_ms(plans)
+        for plan in plans:
+            if not writes_frame(spec, plan.kind):
+                continue
+            if not original:
+                plan = drift_plan(sim, plan, t0)
+                plan = replace_plan(plan, file=frame_file(spec, plan))
             path = incoming / plan.file
             if plan.kind == "light":
                 r = sim.render_light(plan)
-                write_raw_frame(path, r.data, r.header)
-                write_src(path.with_suffix(".SRC"), r.src, spec.nx, spec.ny, plan.date_obs)
+                data, header = r.data, r.header
                 write_table_csv(truth_dir / "lights" / f"{plan.stem}.csv", r.truth,
                                 LIGHT_TRUTH_COLUMNS)
             else:
                 data, header = sim.render_calibration(plan)
+            if original:
                 write_raw_frame(path, data, header)
-            frame_rows.append(sim.frame_truth_row(plan))
+            else:
+                data = stored_data(spec, data)
+                write_styled_frame(path, data, frame_cards(spec, plan, header, data))
+            if plan.kind == "light" and spec.style == "thesky":  # only Image Link writes one
+                write_src(path.with_suffix(".SRC"), r.src, spec.nx, spec.ny, plan.date_obs)
+            frame_rows.append({**sim.frame_truth_row(plan), "binning": spec.binning,
+                               "style": spec.style, "row_order": row_order})
 
-    frames = Table(rows=[[r[c] for c in FRAME_COLUMNS] for r in frame_rows],
-                   names=FRAME_COLUMNS) if frame_rows else Table(names=FRAME_COLUMNS)
-    write_csv(truth_dir / "frames.csv", FRAME_COLUMNS, frame_rows)
+    columns = FRAME_COLUMNS + STYLE_COLUMNS
+    frames = Table(rows=[[r[c] for c in columns] for r in frame_rows],
+                   names=columns) if frame_rows else Table(names=columns)
+    write_csv(truth_dir / "frames.csv", columns, frame_rows)
     write_table_csv(truth_dir / "stars.csv", sim.stars, STAR_COLUMNS)
     write_table_csv(truth_dir / "variables.csv", sim.variables)
     _write_calibration_truth(sim, truth_dir)
@@ -85,7 +129,10 @@ def simulate_night(out_dir: str | os.PathLike, seed: int = 0, nights: int | None
               [{"name": r["name"], "ra": r["ra"], "dec": r["dec"], "type": r["type"],
                 "period": r["period_days"]} for r in eb])
     config_path = out / "clinepipe.toml"
-    config_path.write_text(config_text(spec, recommended_aperture(spec)), encoding="utf-8")
+    extra = {} if spec.style == "thesky" else headers_config(spec)
+    config_path.write_text(config_text(spec, recommended_aperture(spec), headers=extra,
+                                       measure_without_masters=not spec.calibration_frames),
+                           encoding="utf-8")
     return SimulationResult(
         out_dir=out, incoming=incoming, config_path=config_path, catalog_path=catalog_path,
         vsx_path=vsx_path, truth_dir=truth_dir, stars=sim.stars, variables=sim.variables,

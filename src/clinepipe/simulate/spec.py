@@ -59,6 +59,12 @@ class SimulationSpec:
     calibration_every: int = 2            #: calibration frames on night 1, then every Nth night
     cosmic_rays: bool = True              #: add cosmic-ray hits to every raw frame
     variables: bool = True                #: one eclipsing binary and one pulsator in the field
+    # --- how the files are written (see simulate/styles.py) ------------------------------
+    style: str = "thesky"                 #: acquisition program whose header style is written
+    calibration_frames: bool = True       #: False = no bias, dark or flat frames at all
+    bit_depth: int = 16                   #: ADC bits: 12 or 14 = such a camera in a 16-bit file
+    drift_px_per_hour: float = 0.0        #: pointing drift through each night (binned px/h)
+    wcs: bool = True                      #: False = lights with pointing and scale keywords only
     # --- bad lights for QC tests (0-based indices of the lights of each night) ---------
     cloudy_frames: tuple[int, ...] = ()   #: transparency 0.3-0.5, sky x1.3 (qc "clouds")
     trailed_frames: tuple[int, ...] = ()  #: stars trailed along x by 3 FWHM (qc "trailed")
@@ -144,6 +150,8 @@ class SimulationSpec:
             raise ValueError(f"image {self.nx}x{self.ny} is too small (16x16 at least)")
         if self.calibration_every < 1:
             raise ValueError("calibration_every must be >= 1")
+        from .styles import check_style  # styles imports this module
+        check_style(self)
         for f in self.filters:
             for name, table in (("zp0", self.zp0), ("extinction", self.extinction),
                                 ("sky_mag", self.sky_mag)):

@@ -44,6 +44,63 @@ def write_raw_frame(path: str | os.PathLike, data: np.ndarray, header=None) -> P
     return path
 
 
+def write_styled_frame(path: str | os.PathLike, data: np.ndarray, cards) -> Path:
+    """Write a raw frame whose header cards are :class:`astropy.io.fits.Card` objects,
+    kept exactly as formatted (value layout, comment column, padding), after the
+    mandatory cards and BZERO/BSCALE that astropy writes for uint16 data.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    hdu = fits.PrimaryHDU(data=np.asarray(data))
+    for card in cards:
+        hdu.header.append(card, end=True)
+    hdu.writeto(path, overwrite=True, output_verify="silentfix")
+    return path
+
+
+def card(key: str, value_text: str, comment: str = "", sep: str = " / ") -> fits.Card:
+    """One 80-column card with the value text right-justified in columns 11-30, as most
+    acquisition programs write numbers; ``sep`` is what stands between value and comment
+    (MaxIm DL writes ``' /'`` with no space after the slash)."""
+    text = f"{key:<8}= {value_text:>20}"
+    if comment or sep.strip() == "/":
+        text += f"{sep}{comment}"
+    return fits.Card.fromstring(f"{text[:80]:<80}")
+
+
+def scard(key: str, value: str, comment: str = "", pad: int = 8, sep: str = " / ",
+          width: int = 20) -> fits.Card:
+    """A string card: ``'value'`` padded inside the quotes to ``pad`` characters (8 = the
+    FITS minimum many programs keep; 0 = unpadded, N.I.N.A.) and left-justified in a field
+    of ``width`` characters before the comment."""
+    quoted = "'" + str(value).replace("'", "''").ljust(pad) + "'"
+    text = f"{key:<8}= {quoted:<{width}}"
+    if comment or sep.strip() == "/":
+        text += f"{sep}{comment}"
+    return fits.Card.fromstring(f"{text[:80]:<80}")
+
+
+def fcard(key: str, value: float, fmt: str, comment: str = "", sep: str = " / ") -> fits.Card:
+    """A number card formatted with ``fmt``: ``'{:.2f}'``, ``'{:.11E}'``; a format of
+    ``'dot'`` writes an integral float as ``120.`` (TheSkyX, ZWO), ``'maxim'`` as MaxIm DL's
+    17-significant-digit ``-35.000000000000000``."""
+    if fmt == "dot":
+        text = f"{value:.0f}." if float(value).is_integer() else repr(float(value))
+    elif fmt == "maxim":
+        text = _maxim_digits(float(value))
+    else:
+        text = fmt.format(value)
+    return card(key, text, comment, sep)
+
+
+def _maxim_digits(value: float) -> str:
+    """MaxIm DL prints doubles with 17 significant digits: 300.00000000000000."""
+    if value == 0:
+        return "0.00000000000000000"
+    digits = 17 - (int(math.floor(math.log10(abs(value)))) + 1)
+    return f"{value:.{max(digits, 1)}f}"
+
+
 def write_float_image(path: Path, data: np.ndarray, cards=()) -> None:
     hdu = fits.PrimaryHDU(data=np.asarray(data, dtype=np.float32))
     for key, value, comment in cards:
@@ -107,8 +164,39 @@ def _toml_str(text: str) -> str:
     return json.dumps(str(text))  # a TOML basic string is a JSON string for plain text
 
 
-def config_text(spec, aperture: float) -> str:
-    """A ``clinepipe.toml`` for the simulated night (only keys clinepipe.config knows)."""
+def _headers_section(headers: dict) -> str:
+    """``[headers]`` (+ ``kind_by_path``, ``filter_aliases``) for a style's files."""
+    lines = ["", "[headers]", 'profile = "auto"']
+    if headers.get("default_kind"):
+        lines.append(f"default_kind = {_toml_str(headers['default_kind'])}")
+    if headers.get("default_filter"):
+        lines.append(f"default_filter = {_toml_str(headers['default_filter'])}")
+    for table in ("kind_by_path", "filter_aliases"):
+        if headers.get(table):
+            lines += ["", f"[headers.{table}]"]
+            lines += [f"{_toml_str(k)} = {_toml_str(v)}" for k, v in headers[table].items()]
+    return "\n".join(lines) + "\n"
+
+
+def config_text(spec, aperture: float, headers: dict | None = None,
+                measure_without_masters: bool = False) -> str:
+    """A ``clinepipe.toml`` for the simulated night.
+
+    Without ``headers`` and ``measure_without_masters`` only keys today's clinepipe.config
+    knows are written; ``headers`` (see :func:`clinepipe.simulate.styles.headers_config`)
+    adds the ``[headers]`` section a style needs, ``measure_without_masters`` sets
+    ``[reduction] without_masters = "measure"`` for a night without calibration frames.
+    """
+    text = _config_text(spec, aperture)
+    if measure_without_masters:
+        text = text.replace('mode = "default"\n',
+                            'mode = "default"\nwithout_masters = "measure"\n', 1)
+    if headers:
+        text += _headers_section(headers)
+    return text
+
+
+def _config_text(spec, aperture: float) -> str:
     bands = "\n".join(f"{_toml_str(f)} = {_toml_str(spec.band_for(f))}" for f in spec.filters)
     return f"""\
 # clinepipe configuration written by `clinepipe simulate`. Relative paths are relative to this file.
