@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import PurePosixPath
 
-from ..errors import ConfigError
+from clinepipe.errors import ConfigError
 from .kinds import (
     FRAME_TYPE_KEYS,
     KINDS,
