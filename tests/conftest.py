@@ -399,7 +399,7 @@ def pipeline_snapshot(config_path) -> dict:
     files = sorted(p.relative_to(archive).as_posix() for p in archive.rglob("*")
                    if p.is_file() and not p.name.endswith(".tmp")
                    and p.relative_to(archive).parts[0] not in ("logs",)
-                   and p.name != "clinepipe.run.lock")
+                   and p.name != "clinepipe.lock")
     return {"frames": frames, "masters": masters, "stars": stars, "measurements": measurements,
             "zero_points": zero_points, "export_header": header, "export": rows,
             "archive_files": files}

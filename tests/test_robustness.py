@@ -372,11 +372,11 @@ def test_a_full_archive_stops_the_run_and_the_next_run_resumes(small_night, seri
 def test_second_run_exits_3_while_the_lock_is_held(small_night, tmp_path):
     cfg_path = copy_night(small_night, tmp_path / "n")
     archive = load_config(cfg_path).paths.archive
-    with RunLock(archive / "clinepipe.run.lock"):
+    with RunLock(archive / "clinepipe.lock"):
         r = cli("--config", cfg_path, "run")
     assert r.returncode == 3, (r.returncode, r.stdout, r.stderr)
     assert r.stderr.count("\n") == 1 and r.stderr.rstrip().endswith(".")
-    assert "clinepipe.run.lock" in r.stderr and "lock" in r.stderr
+    assert "clinepipe.lock" in r.stderr and "lock" in r.stderr
     assert f"pid {os.getpid()}" in r.stderr  # names the holder
     assert not (tmp_path / "n" / "clinepipe.db").exists()  # nothing was touched
     assert not (archive / "raw").exists()
@@ -385,7 +385,7 @@ def test_second_run_exits_3_while_the_lock_is_held(small_night, tmp_path):
 def test_lock_of_a_killed_run_is_taken_over(small_night, tmp_path):
     cfg_path = copy_night(small_night, tmp_path / "n")
     shutil.rmtree(tmp_path / "n" / "incoming" / small_night.nights[0] / "lights")  # quicker
-    lock = load_config(cfg_path).paths.archive / "clinepipe.run.lock"
+    lock = load_config(cfg_path).paths.archive / "clinepipe.lock"
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; from clinepipe.run.lock import RunLock; "
          "RunLock(sys.argv[1]).__enter__(); print('held', flush=True); time.sleep(600)", str(lock)],

@@ -61,7 +61,7 @@ def _hold(path, ready):
 
 
 def test_lock_second_run_refused_and_dead_holder_taken_over(tmp_path):
-    path = tmp_path / "clinepipe.run.lock"
+    path = tmp_path / "clinepipe.lock"
     ctx = mp.get_context("fork")
     ready = ctx.Event()
     proc = ctx.Process(target=_hold, args=(path, ready))

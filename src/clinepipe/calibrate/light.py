@@ -1,14 +1,16 @@
 """The photometric calibration of one light: catalog match, ensemble zero point, calibrated magnitudes."""
 
 from __future__ import annotations
-from dataclasses import field
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
 import numpy as np
+
 from clinepipe.config import Config
 from clinepipe.errors import CatalogUnavailable
 from clinepipe.store.models import Frame
+
 log = logging.getLogger("clinepipe")
 
 
@@ -71,7 +73,7 @@ def calibrate_measurements(cfg: Config, frame: Frame, m: np.ndarray,
     cm = np.where(matched, cat_mag[np.clip(idx, 0, None)], np.nan)
     ce = np.where(matched, cat_err[np.clip(idx, 0, None)], np.nan)
     exclude = (m["flags"] != 0) | _known_variable_mask(cfg, m, known)
-    exclude |= _known_variable_mask(cfg, m, getattr(context, "suspects", None))  # aavso.py
+    exclude |= _known_variable_mask(cfg, m, getattr(context, "suspects", None))
     zp = ensemble_zero_point(m["inst_mag"], cm, m["inst_mag_err"], ce, exclude=exclude)
     if zp.n_used < cfg.catalog.min_stars or not np.isfinite(zp.value):
         reason = f"too few comparison stars ({zp.n_used} < {cfg.catalog.min_stars})"
@@ -102,13 +104,14 @@ class CalibrationContext:
     named: set = field(default_factory=set)
 
     @classmethod
-    def load(cls, cfg: Config, engine=None) -> "CalibrationContext":
-        from clinepipe.variability.suspects import suspected_positions
-        from clinepipe.catalogs.sources import catalog_source
+    def load(cls, cfg: Config, suspects=None) -> "CalibrationContext":
+        """Open the configured catalog and known-variable sources; ``suspects`` are the
+        positions of the suspected new variables found so far (the caller reads them from the
+        database, so this stage never does)."""
         from clinepipe.catalogs.known_variables import known_variables_source
+        from clinepipe.catalogs.sources import catalog_source
 
-        return cls(catalog_source(cfg), known_variables_source(cfg),
-                   suspected_positions(engine) if engine is not None else None)
+        return cls(catalog_source(cfg), known_variables_source(cfg), suspects)
 
 
 def _field_of(m: np.ndarray) -> tuple[float, float, float] | None:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import numpy as np
 
-
-#: Catalog error assumed when a catalog gives none (mag).
-DEFAULT_CATALOG_ERROR = 0.03
+from clinepipe.catalogs.types import DEFAULT_CATALOG_ERROR
 
 #: Instrumental error assumed when none is given (mag).
 DEFAULT_INST_ERROR = 0.01

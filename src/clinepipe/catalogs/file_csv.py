@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+
 import numpy as np
-from clinepipe.errors import BadInput
+
 from clinepipe.catalogs.types import Catalog
+from clinepipe.errors import BadInput
 
 
 def load_file_catalog(path: str | Path, name: str = "file") -> Catalog:

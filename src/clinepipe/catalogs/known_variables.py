@@ -3,25 +3,13 @@
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
 from pathlib import Path
+
 import numpy as np
+
+from clinepipe.catalogs.types import KnownVariables
 from clinepipe.config import Config
 from clinepipe.errors import BadInput
-
-
-@dataclass(frozen=True)
-class KnownVariables:
-    """Known variable stars: names, positions (deg), types and periods (days)."""
-
-    names: np.ndarray
-    ra: np.ndarray
-    dec: np.ndarray
-    types: np.ndarray
-    periods: np.ndarray
-
-    def __len__(self) -> int:
-        return int(self.names.size)
 
 
 def read_known_variables_csv(path: Path) -> KnownVariables:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from clinepipe.catalogs.types import Catalog
+
 from clinepipe.catalogs.file_csv import load_file_catalog
+from clinepipe.catalogs.types import Catalog
 from clinepipe.config import Config
 from clinepipe.errors import CatalogUnavailable
 

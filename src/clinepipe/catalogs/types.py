@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
 import numpy as np
-from clinepipe.calibrate.zero_point import DEFAULT_CATALOG_ERROR
 
 
 @dataclass(frozen=True)
@@ -28,3 +28,19 @@ class Catalog:
         return mag, err
 
 
+@dataclass(frozen=True)
+class KnownVariables:
+    """Known variable stars: names, positions (deg), types and periods (days)."""
+
+    names: np.ndarray
+    ra: np.ndarray
+    dec: np.ndarray
+    types: np.ndarray
+    periods: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.names.size)
+
+
+#: Catalog error assumed when a catalog gives none (mag).
+DEFAULT_CATALOG_ERROR = 0.03

@@ -579,7 +579,7 @@ class VsxKnownVariables(_ConeProvider):
 
     def field(self, ra_deg: float, dec_deg: float, radius_deg: float):
         """:class:`~clinepipe.catalogs.KnownVariables` within the cone (periods in days)."""
-        from clinepipe.catalogs.known_variables import KnownVariables
+        from clinepipe.catalogs.types import KnownVariables
 
         table, (ra, dec, radius) = self._table(ra_deg, dec_deg, radius_deg)
         table = _in_cone(table, "RAJ2000", "DEJ2000", ra, dec, radius)

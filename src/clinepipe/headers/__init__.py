@@ -11,11 +11,11 @@ parse_position("RA DEC") -> (ra_deg, dec_deg);  parse_angle(text, hours=False) -
 adc_saturation(data) -> (bits, saturation_adu) or None
 """
 
-from .coords import parse_angle, parse_position
-from .facts import HeaderFacts, HeaderRules, read_header_facts
-from .pixels import adc_saturation
-from .problem import Problem
-from .profiles import PROFILES, detect_profile
+from clinepipe.headers.coords import parse_angle, parse_position
+from clinepipe.headers.facts import HeaderFacts, HeaderRules, read_header_facts
+from clinepipe.headers.pixels import adc_saturation
+from clinepipe.headers.problem import Problem
+from clinepipe.headers.profiles import PROFILES, detect_profile
 
 __all__ = [
            "PROFILES",

@@ -14,18 +14,18 @@ from datetime import datetime
 from pathlib import PurePosixPath
 
 from clinepipe.errors import ConfigError
-from .kinds import (
+from clinepipe.headers.kinds import (
     FRAME_TYPE_KEYS,
     KINDS,
     kind_from_path,
     kind_of_value,
     match_kind_by_path,
 )
-from .optics import read_pointing, read_scale, read_site, site_problem
-from .problem import Problem
-from .profiles import GAIN_IS_SETTING, PROFILES, SMART_TELESCOPES, detect_profile
-from .times import iso_ms, read_time
-from .values import comment, first, number, raw, text
+from clinepipe.headers.optics import read_pointing, read_scale, read_site, site_problem
+from clinepipe.headers.problem import Problem
+from clinepipe.headers.profiles import GAIN_IS_SETTING, PROFILES, SMART_TELESCOPES, detect_profile
+from clinepipe.headers.times import iso_ms, read_time
+from clinepipe.headers.values import comment, first, number, raw, text
 
 __all__ = ["HeaderFacts", "HeaderRules", "read_header_facts"]
 

@@ -21,10 +21,10 @@ import numpy as np
 from astropy.io import fits
 
 from clinepipe.errors import UsageError
-from .facts import HeaderFacts, HeaderRules, read_header_facts
-from .pixels import adc_saturation
-from .problem import Problem
-from .values import FastHeader
+from clinepipe.headers.facts import HeaderFacts, HeaderRules, read_header_facts
+from clinepipe.headers.pixels import adc_saturation
+from clinepipe.headers.problem import Problem
+from clinepipe.headers.values import FastHeader
 
 __all__ = [
     "CSV_COLUMNS",

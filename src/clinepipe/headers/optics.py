@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 
-from .coords import parse_angle
-from .problem import Problem
-from .values import comment, number, raw
+from clinepipe.headers.coords import parse_angle
+from clinepipe.headers.problem import Problem
+from clinepipe.headers.values import comment, number, raw
 
 __all__ = ["read_pointing", "read_scale", "read_site", "site_problem"]
 

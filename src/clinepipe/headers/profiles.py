@@ -9,7 +9,7 @@ unitless gain setting, while LCO writes it in e-/ADU.
 
 from __future__ import annotations
 
-from .values import text
+from clinepipe.headers.values import text
 
 __all__ = ["GAIN_IS_SETTING", "PROFILES", "PROFILE_KEYS", "SMART_TELESCOPES", "detect_profile"]
 

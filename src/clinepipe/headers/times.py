@@ -13,8 +13,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from .problem import Problem
-from .values import comment, decimal_step, number, raw
+from clinepipe.headers.problem import Problem
+from clinepipe.headers.values import comment, decimal_step, number, raw
 
 __all__ = ["TIME_KEYS", "TimeReading", "iso_ms", "jd_of", "parse_iso", "read_time"]
 

@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from .aavso_rules import (AAVSO_FILTER_CODES, JD_MAX, JD_MIN, Problem, aavso_filter_code,
+from clinepipe.products.aavso_rules import (AAVSO_FILTER_CODES, JD_MAX, JD_MIN, Problem, aavso_filter_code,
                           check_obscode, is_blank, non_ascii, number, obscode_problem, parameter,
                           parse_delimiter)
 

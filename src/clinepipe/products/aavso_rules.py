@@ -13,7 +13,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from ..errors import BadInput
+from clinepipe.errors import BadInput
 
 __all__ = ["Problem", "AAVSO_FILTER_CODES", "FILTER_NAMES", "aavso_filter_code",
            "parse_delimiter", "obscode_problem", "check_obscode", "parameter",

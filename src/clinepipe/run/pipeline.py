@@ -12,21 +12,41 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
 from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
+
 from clinepipe import __version__
 from clinepipe.config import Config
-from clinepipe.errors import (ClinepipeError, StorageError, storage_error)
-from clinepipe.run.light_stages import LightResult, LightTask, MasterRef, finish_light, process_light, start_light
-from clinepipe.run.lock import RunLock
-from clinepipe.run.finishing import fit_colour_terms, frame_states, refresh_star_counts, update_qc, write_night_reports
+from clinepipe.errors import ClinepipeError, StorageError, storage_error
+from clinepipe.run.finishing import (
+    fit_colour_terms,
+    frame_states,
+    refresh_star_counts,
+    update_qc,
+    write_night_reports,
+)
+from clinepipe.run.light_stages import (
+    LightResult,
+    LightTask,
+    MasterRef,
+    finish_light,
+    process_light,
+    start_light,
+)
 from clinepipe.run.light_store import CalibrationContext, store_light_result
-from clinepipe.store.models import Frame, Master, Run, utc_now as _now
+from clinepipe.run.lock import RunLock
+from clinepipe.store.models import Frame, Master, Run
+from clinepipe.store.models import utc_now as _now
+
 log = logging.getLogger("clinepipe")
 from clinepipe.run.ingest_step import ingest_stage
-from clinepipe.run.masters_step import MasterChooser, frame_info, in_archive, masters_stage
-
-
+from clinepipe.run.masters_step import (
+    MasterChooser,
+    frame_info,
+    in_archive,
+    masters_stage,
+)
 
 #: states a light can be picked up from on a normal run
 PENDING_LIGHT_STATES = ("ingested", "waiting", "reduced", "measured")
@@ -42,6 +62,75 @@ class RunSummary:
     elapsed: float = 0.0
 
 
+@dataclass
+class RunContext:
+    """What every step of a run sees: the configuration, the database and this run's ids."""
+
+    cfg: Config
+    engine: object
+    run_id: int
+    killed: tuple[int, ...]        #: runs killed before finishing: their nights are finished now
+    summary: RunSummary
+    reprocess: bool = False
+    workers: int | None = None
+    progress: object = None
+    settle_seconds: float = 2.0
+    pool: object = None            #: the Dask pool, when the run uses one
+
+
+def _ingest(run: RunContext) -> None:
+    run.summary.new_files = ingest_stage(run.cfg, run.engine, run.run_id, run.settle_seconds,
+                                         run.progress)
+    run.pool = _start_pool(run.cfg, run.engine, run.workers, run.reprocess)  # up while masters build
+
+
+def _masters(run: RunContext) -> None:
+    run.summary.masters_built = masters_stage(run.cfg, run.engine, run.run_id)
+
+
+def _lights(run: RunContext) -> None:
+    run.summary.lights_done = lights_stage(run.cfg, run.engine, run.run_id,
+                                           reprocess=run.reprocess, workers=run.workers,
+                                           progress=run.progress, pool=run.pool)
+    if run.pool is not None:  # shuts down while the run finishes
+        run.pool.close(wait=False)
+
+
+def _suspects(run: RunContext) -> None:
+    from clinepipe.variability.suspects import flag_suspected_variables
+
+    flag_suspected_variables(run.cfg, run.engine, run.run_id, also_runs=run.killed)  # never raises
+
+
+def _quality(run: RunContext) -> None:
+    update_qc(run.cfg, run.engine)  # after the suspects step: its recalibration moves zero points
+
+
+def _star_counts(run: RunContext) -> None:
+    refresh_star_counts(run.engine)
+
+
+def _colour_terms(run: RunContext) -> None:
+    fit_colour_terms(run.cfg, run.engine, run.run_id, also_runs=run.killed)
+
+
+def _night_reports(run: RunContext) -> None:
+    write_night_reports(run.cfg, run.engine, run.run_id, also_runs=run.killed)
+
+
+def _aavso_files(run: RunContext) -> None:
+    from clinepipe.products.aavso import write_aavso_reports
+
+    write_aavso_reports(run.cfg, run.engine, run.run_id, also_runs=run.killed)  # never raises
+
+
+#: The daily run, in order. Each step takes the run's context; a step that finds a frame
+#: unusable records the reason on the frame and goes on, so only a broken archive or database
+#: stops the list (the next run resumes where it stopped).
+RUN_STEPS = (_ingest, _masters, _lights, _suspects, _quality, _star_counts, _colour_terms,
+             _night_reports, _aavso_files)
+
+
 def run_pipeline(cfg: Config, *, reprocess: bool = False, workers: int | None = None,
                  settle_seconds: float | None = None, progress=None) -> RunSummary:
     """Run every stage on whatever is new; returns a summary. Raises LockHeld (exit 3), and
@@ -53,7 +142,7 @@ def run_pipeline(cfg: Config, *, reprocess: bool = False, workers: int | None = 
     archive = cfg.paths.archive
     with _storage_errors(archive):
         archive.mkdir(parents=True, exist_ok=True)
-    with _storage_errors(archive), RunLock(archive / "clinepipe.run.lock") as lock:
+    with _storage_errors(archive), RunLock(archive / "clinepipe.lock") as lock:
         handler = _attach_log_file(archive / "logs" / "clinepipe.log")
         run_id = None
         pool = None
@@ -72,23 +161,14 @@ def run_pipeline(cfg: Config, *, reprocess: bool = False, workers: int | None = 
             killed = _close_killed_runs(engine, run_id, lock.previous_holder)
             adopt_untagged_rows(cfg, engine)
             summary = RunSummary(run_id)
-            settle = cfg.paths.settle_seconds if settle_seconds is None else settle_seconds
-            summary.new_files = ingest_stage(cfg, engine, run_id, settle, progress)
-            pool = _start_pool(cfg, engine, workers, reprocess)  # comes up while masters build
-            summary.masters_built = masters_stage(cfg, engine, run_id)
-            summary.lights_done = lights_stage(cfg, engine, run_id, reprocess=reprocess,
-                                               workers=workers, progress=progress, pool=pool)
-            if pool is not None:  # shuts down while the run finishes
-                pool.close(wait=False)
-            update_qc(cfg, engine)
-            refresh_star_counts(engine)
-            from clinepipe.variability.suspects import flag_suspected_variables
-            from clinepipe.products.aavso import write_aavso_reports
-
-            flag_suspected_variables(cfg, engine, run_id, also_runs=killed)  # never raises
-            fit_colour_terms(cfg, engine, run_id, also_runs=killed)
-            write_night_reports(cfg, engine, run_id, also_runs=killed)
-            write_aavso_reports(cfg, engine, run_id, also_runs=killed)  # never raises
+            run = RunContext(cfg, engine, run_id, tuple(killed), summary, reprocess, workers,
+                             progress, cfg.paths.settle_seconds if settle_seconds is None
+                             else settle_seconds)
+            try:
+                for step in RUN_STEPS:
+                    step(run)
+            finally:
+                pool = run.pool
             summary.states, summary.failures = frame_states(engine, cfg.site.telescope)
             summary.elapsed = time.perf_counter() - t0
             with session_scope(engine) as s:
@@ -318,7 +398,9 @@ def lights_stage(cfg: Config, engine, run_id: int, *, reprocess: bool = False,
                 store_light_result(cfg, s, run_id, frame, result, None)
     if not tasks:
         return 0
-    context = CalibrationContext.load(cfg, engine)
+    from clinepipe.variability.suspects import suspected_positions
+
+    context = CalibrationContext.load(cfg, suspected_positions(engine))
     by_id = {f.id: f for f in lights}
     task_by_id = {t.frame_id: t for t in tasks}
     if progress:

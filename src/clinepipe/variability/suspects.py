@@ -52,7 +52,7 @@ class Suspect:
 def suspected_positions(engine):
     """The suspected new variables as a :class:`~clinepipe.catalogs.KnownVariables` (names are
     ``clinepipe-<id>``), for masking them out of the ensemble by position; None if there are none."""
-    from clinepipe.catalogs.known_variables import KnownVariables
+    from clinepipe.catalogs.types import KnownVariables
 
     with _session(engine) as s:
         rows = s.execute(select(Star.id, Star.ra, Star.dec).where(Star.var_type == SUSPECTED)
@@ -195,16 +195,15 @@ def recalibrate_frames(cfg: Config, engine, frame_ids, context=None) -> int:
     catalog, with the current known and suspected variables left out of the ensemble, and
     rewrite its measurements' ``mag``, ``mag_err``, ``in_ensemble`` and its ``zero_points`` row in
     one transaction per frame. Returns how many frames were rewritten (a frame whose catalog is
-    unavailable right now is left as it is and logged). QC flags of the nights are refreshed."""
+    unavailable right now is left as it is and logged). The run refreshes the nights' QC flags
+    after this step (``run.finishing.update_qc``)."""
     from clinepipe.run.light_stages import MEASUREMENT_DTYPE
-    from clinepipe.run.finishing import update_qc
     from clinepipe.calibrate.light import CalibrationContext, calibrate_measurements
 
     if context is None:
-        context = CalibrationContext.load(cfg, engine)
+        context = CalibrationContext.load(cfg, suspected_positions(engine))
     M = Measurement
     done = 0
-    nights = set()
     for fid in sorted({int(f) for f in frame_ids}):
         with _session(engine) as s:
             frame = s.get(Frame, fid)
@@ -252,9 +251,6 @@ def recalibrate_frames(cfg: Config, engine, frame_ids, context=None) -> int:
                     s.execute(update(Frame).where(Frame.id == fid).values(
                         state="calibrated", stage=None, reason=None))
         done += 1
-        nights.add(frame.night)
-    if nights:
-        update_qc(cfg, engine, sorted(n for n in nights if n))
     return done
 
 
