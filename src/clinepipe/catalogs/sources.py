@@ -38,8 +38,5 @@ def catalog_source(cfg: Config):
     return vizier_catalog(cfg)
 
 
-def load_catalog(cfg: Config) -> Catalog:
-    """The whole file catalog of the configuration (for standalone commands)."""
-    return FileCatalog(cfg.catalog.path).field(0.0, 0.0, 180.0)
 
 

@@ -37,7 +37,7 @@ from sqlalchemy import (Engine, create_engine, delete, event, false, func, inser
                         text)
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool, StaticPool
 
 from clinepipe.errors import ClinepipeError, ConfigError
@@ -45,7 +45,7 @@ from clinepipe.store.models import Frame, Measurement, Run, ZeroPoint
 
 __all__ = [
     "LIGHTCURVE_COLUMNS", "MIGRATIONS_DIR", "open_database", "upgrade_database",
-    "current_revision", "head_revision", "alembic_config", "session_scope", "session_factory",
+    "current_revision", "head_revision", "alembic_config", "session_scope",
     "insert_measurements", "delete_frame_results", "lightcurve", "measurement_select",
     "mask_url", "normalize_url", "several_telescopes", "last_run",
 ]
@@ -361,9 +361,6 @@ def _upgrade(engine: Engine, u: URL) -> None:
 
 # ----------------------------------------------------------------------------- sessions
 
-def session_factory(engine: Engine) -> sessionmaker[Session]:
-    """A ``sessionmaker`` bound to ``engine``; objects stay readable after commit."""
-    return sessionmaker(engine, expire_on_commit=False)
 
 
 @contextlib.contextmanager
