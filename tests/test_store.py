@@ -558,3 +558,25 @@ def test_legacy_import_never_crashes_on_junk(engine, tmp_path):
     empty.write_bytes(b"")
     assert import_sources_csv(engine, empty).rows_read == 0
 
+
+
+@pytest.mark.parametrize("typed", ["150.0 20.0", "10 00 00 +20 00 00", "10:00:00.0 +20:00:00",
+                                   "10h00m00s +20d00m00s", "10 00 00.2, +20 00 01"])
+def test_a_star_is_found_by_a_position_in_degrees_or_sexagesimal(small_store, typed):
+    """RA 150 deg = 10 h: every way a user types a position finds star 1 (issue 19, item 12)."""
+    from clinepipe.store.db import session_scope
+    from clinepipe.store.queries import resolve_star
+
+    engine, ids = small_store
+    with session_scope(engine) as s:
+        assert resolve_star(s, typed) == ids["stars"][0]
+
+
+def test_a_position_with_no_star_names_the_position(small_store):
+    from clinepipe.errors import UsageError
+    from clinepipe.store.db import session_scope
+    from clinepipe.store.queries import resolve_star
+
+    engine, _ = small_store
+    with session_scope(engine) as s, pytest.raises(UsageError, match=r"RA 165\.00000 Dec \+21"):
+        resolve_star(s, "11 00 00 +21 00 00")

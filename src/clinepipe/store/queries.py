@@ -6,11 +6,13 @@ import re
 import numpy as np
 from sqlalchemy import func, or_, select
 from clinepipe.errors import UsageError
+from clinepipe.headers.coords import parse_position
 from clinepipe.store.models import Star
 
 
 def resolve_star(session, spec: str, radius_arcsec: float = 5.0) -> int:
-    """A star id from an id, a catalog id, a known-variable name or ``"RA DEC"`` (deg)."""
+    """A star id from an id, a catalog id, a known-variable name or ``"RA DEC"`` in degrees or
+    sexagesimal (``"10 47 59 +30 03 58"``, ``"10:47:59 +30:03:58"``, ``"10h47m59s +30d03m58s"``)."""
     text = spec.strip()
     if re.fullmatch(r"\d+", text):
         star = session.get(Star, int(text))
@@ -20,23 +22,22 @@ def resolve_star(session, spec: str, radius_arcsec: float = 5.0) -> int:
         or_(Star.catalog_id == text, func.lower(Star.name) == text.lower())).order_by(Star.id)).first()
     if hit is not None:
         return hit
-    parts = text.replace(",", " ").split()
-    if len(parts) == 2:
-        try:
-            ra, dec = float(parts[0]), float(parts[1])
-        except ValueError:
-            ra = dec = None
-        if ra is not None:
-            r = radius_arcsec / 3600.0
-            cosd = max(np.cos(np.radians(dec)), 1e-3)
-            rows = session.execute(select(Star.id, Star.ra, Star.dec).where(
-                Star.dec.between(dec - r, dec + r),
-                Star.ra.between(ra - r / cosd, ra + r / cosd))).all()
-            if rows:
-                d = [np.hypot((rr - ra) * cosd, dd - dec) for _, rr, dd in rows]
-                if min(d) <= r:
-                    return rows[int(np.argmin(d))][0]
-            raise UsageError(f"no star within {radius_arcsec:g}\" of RA {ra} Dec {dec}.")
-    raise UsageError(f"no star '{spec}' in the database (give a star id, catalog id, name or \"RA DEC\").")
+    try:
+        ra, dec = parse_position(text)
+    except ValueError:
+        ra = dec = None
+    if ra is not None:
+        r = radius_arcsec / 3600.0
+        cosd = max(np.cos(np.radians(dec)), 1e-3)
+        rows = session.execute(select(Star.id, Star.ra, Star.dec).where(
+            Star.dec.between(dec - r, dec + r),
+            Star.ra.between(ra - r / cosd, ra + r / cosd))).all()
+        if rows:
+            d = [np.hypot((rr - ra) * cosd, dd - dec) for _, rr, dd in rows]
+            if min(d) <= r:
+                return rows[int(np.argmin(d))][0]
+        raise UsageError(f"no star within {radius_arcsec:g}\" of RA {ra:.5f} Dec {dec:+.5f} "
+                         f"(from '{spec}').")
+    raise UsageError(f"no star '{spec}' in the database (give a star id, catalog id, name or \"RA DEC\" in degrees or sexagesimal).")
 
 
