@@ -11,15 +11,21 @@ the relative errors of both added in quadrature.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 import numpy as np
 
 from ..errors import BadInput
 
-__all__ = ["Comparisons", "DifferentialLightCurve", "select_comparisons",
-           "differential_flux", "choose_aperture", "point_to_point_scatter"]
+__all__ = [
+    "Comparisons",
+    "DifferentialLightCurve",
+    "choose_aperture",
+    "differential_flux",
+    "point_to_point_scatter",
+    "select_comparisons",
+]
 
 #: largest brightness difference (mag) between the target and a comparison
 MAX_DELTA_MAG = 1.5

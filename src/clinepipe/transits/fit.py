@@ -17,16 +17,22 @@ errors include the correlation with the detrending. ``beta`` multiplies every po
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 import numpy as np
 
 from ..errors import BadInput
 from .model import TransitCurve, total_duration
 
-__all__ = ["TransitFit", "TransitRefused", "fit_transit", "check_coverage", "table_priors",
-           "DETREND_VECTORS"]
+__all__ = [
+    "DETREND_VECTORS",
+    "TransitFit",
+    "TransitRefused",
+    "check_coverage",
+    "fit_transit",
+    "table_priors",
+]
 
 MINUTES_PER_DAY = 1440.0
 #: detrending names: "airmass" (linear) or "airmass_exp" (exponential), plus these vectors
@@ -162,12 +168,17 @@ class _Posterior:
         inside = ((self.t_bounds[0] < tmid) & (tmid < self.t_bounds[1]) & (0.001 < rprs)
                   & (rprs < 0.5) & (1.2 < ars) & (ars < 300.0) & (0.0 <= b) & (b < 1.0 + rprs)
                   & (-2.5 < ln_beta) & (ln_beta < 2.5) & (-2.0 < a_exp) & (a_exp < 2.0))
-        lp = np.where(inside, 0.0, -np.inf)
+        lp = np.zeros(ars.shape)
+        ars = np.where(inside, ars, 10.0)  # harmless values where the prior is zero anyway
+        b = np.where(inside, b, 0.0)
         inc = np.degrees(np.arccos(np.clip(b / ars, -1.0, 1.0)))
         values = {"rprs": rprs, "ars": ars, "inc": inc, "b": b}
         for name, (mean, sig) in self.priors.items():
             lp = lp - 0.5 * ((values[name] - mean) / sig) ** 2
-        return lp
+        if "inc" in self.priors:
+            # the walkers move in b; a prior density in inc needs |d inc / d b| = 1/(a sin i)
+            lp = lp - np.log(ars * np.sin(np.radians(inc)))
+        return np.where(inside, lp, -np.inf)
 
     def solve(self, theta):
         """(transit, systematics, coefficients, chi2, log-likelihood) for each row of theta;
@@ -366,7 +377,7 @@ def _summarise(post, chain, t, f, e, x, vec, names, detrend, period, t0_guess, u
         return float(med), float(0.5 * (hi - lo))
 
     median = np.median(chain, axis=0)
-    transit, systematics, coeffs, chi2, _ = (v[0] for v in post.solve(median))
+    transit, systematics, coeffs, _, _ = (v[0] for v in post.solve(median))
     detrended = f / systematics
     residuals = detrended - transit
     beta = np.exp(ln_beta)

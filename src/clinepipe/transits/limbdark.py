@@ -16,8 +16,10 @@ equilibrium is integrated exactly at each wavelength of the band:
   ARA&A 43, 293 for Johnson-Cousins and Fukugita et al. 1996, AJ 111, 1748 for Sloan);
 * least-squares fit of the quadratic law on 100 mu points in (0, 1], as Claret does.
 
-For the Sun in V this gives I(0.1)/I(1) ~ 0.4, close to the observed solar limb. The grey
-model depends on Teff and wavelength only: ``logg`` and ``feh`` are accepted so that a
+A grey atmosphere darkens the limb somewhat more than real solar-type atmospheres (for the
+Sun in V it gives u1 + u2 = 0.72, I(0.2)/I(1) = 0.44); the coefficients are held fixed in
+the fit, so this is a systematic on Rp/Rs of order 1 % of its value. The grey model depends
+on Teff and wavelength only: ``logg`` and ``feh`` are accepted so that a
 tabulated grid can replace this module without changing its callers, and are not used
 (their effect on u1 + u2 is a few hundredths, below what one ground-based night measures).
 """
@@ -29,7 +31,7 @@ from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["LimbDarkening", "quadratic_ld", "PASSBANDS", "FILTER_ALIASES", "DEFAULT_TEFF"]
+__all__ = ["DEFAULT_TEFF", "FILTER_ALIASES", "PASSBANDS", "LimbDarkening", "quadratic_ld"]
 
 #: passband centre and FWHM (nm) as Gaussians
 PASSBANDS = {"B": (436.0, 94.0), "V": (545.0, 85.0), "R": (641.0, 160.0), "I": (798.0, 154.0),

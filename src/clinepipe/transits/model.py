@@ -7,8 +7,13 @@ import math
 
 import numpy as np
 
-__all__ = ["TransitCurve", "transit_flux", "supersample_factor", "total_duration",
-           "impact_parameter"]
+__all__ = [
+    "TransitCurve",
+    "impact_parameter",
+    "supersample_factor",
+    "total_duration",
+    "transit_flux",
+]
 
 SECONDS_PER_DAY = 86400.0
 #: sub-exposure length (s) for the exposure average: an ingress lasts >~ 10 min, so a

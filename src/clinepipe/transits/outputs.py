@@ -9,15 +9,23 @@ import io
 import json
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from .fit import TransitFit
 
-__all__ = ["fit_record", "write_fit_json", "write_lightcurve_csv", "plot_transit",
-           "write_transit_outputs", "aavso_columns", "LIGHTCURVE_COLUMNS", "BIN_MINUTES"]
+__all__ = [
+    "BIN_MINUTES",
+    "LIGHTCURVE_COLUMNS",
+    "aavso_columns",
+    "fit_record",
+    "plot_transit",
+    "write_fit_json",
+    "write_lightcurve_csv",
+    "write_transit_outputs",
+]
 
 LIGHTCURVE_COLUMNS = ("bjd_tdb", "flux", "flux_err", "model", "detrended", "airmass")
 #: width of the binned points on the plot (min)

@@ -21,8 +21,16 @@ import numpy as np
 
 from ..errors import BadInput
 
-__all__ = ["TransitTarget", "read_targets", "transits_in_window", "parse_position",
-           "parse_ra", "parse_dec", "REQUIRED_COLUMNS", "OPTIONAL_COLUMNS"]
+__all__ = [
+    "OPTIONAL_COLUMNS",
+    "REQUIRED_COLUMNS",
+    "TransitTarget",
+    "parse_dec",
+    "parse_position",
+    "parse_ra",
+    "read_targets",
+    "transits_in_window",
+]
 
 REQUIRED_COLUMNS = ("pl_name", "ra", "dec", "pl_orbper", "pl_tranmid", "pl_trandur")
 OPTIONAL_COLUMNS = ("pl_ratror", "pl_ratdor", "pl_orbincl", "pl_orbeccen", "pl_orblper",
