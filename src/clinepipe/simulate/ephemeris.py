@@ -110,3 +110,19 @@ def observing_window(evening: _dt.date, ra_deg: float, dec_deg: float, lat_deg: 
     below = np.flatnonzero(sun < -4.0)
     twilight = int(ms[below[0]]) if below.size else int(ms[starts[k]]) - 3_600_000
     return int(ms[starts[k]]), int(ms[ends[k] - 1]), twilight
+
+
+AU_LIGHT_DAYS = 499.004783836 / 86400.0  # light travel time over 1 au (d)
+
+
+def bjd_tdb(jd_utc, ra_deg: float, dec_deg: float) -> np.ndarray:
+    """Barycentric Julian date (TDB) of UTC JD(s) for a star at J2000 ``ra_deg, dec_deg``.
+
+    BJD_TDB = JD_UTC + (TT - UTC) + (r_earth . n) / c, with the Earth's barycentric position
+    from erfa.epv00. TDB - TT (< 1.7 ms) and the observer's offset from the geocentre
+    (< 21 ms) are left out: both are far below a transit's timing error.
+    """
+    jd = np.atleast_1d(np.asarray(jd_utc, dtype=np.float64))
+    _, pvb = erfa.epv00(MJD0, jd - MJD0 + TT_MINUS_UTC)
+    toward = _unit_vectors(ra_deg, dec_deg)
+    return jd + TT_MINUS_UTC + (pvb["p"] @ toward) * AU_LIGHT_DAYS

@@ -119,6 +119,8 @@ def simulate_night(out_dir: str | os.PathLike, seed: int = 0, nights: int | None
     write_table_csv(truth_dir / "variables.csv", sim.variables)
     _write_calibration_truth(sim, truth_dir)
     write_json(truth_dir / "camera.json", camera_description(sim))
+    if sim.transit is not None:
+        write_json(truth_dir / "transit.json", sim.transit.as_dict())
 
     catalog_path = out / "catalog.csv"
     write_table_csv(catalog_path, sim.catalog, ["id", "ra", "dec", "B", "V", "R",

@@ -20,13 +20,14 @@ from astropy.table import Table
 from .. import __version__
 from . import camera as cam
 from . import ephemeris as eph
+from . import transit as tr
 from .field import (EB_MODEL, EB_TYPE, PULSATOR_MODEL, PULSATOR_TYPE, catalog_errors,
                     header_roundtrip, make_stars, nominal_wcs, place_isolated,
                     true_light_curve, wcs_cards, wcs_from_header)
 from .spec import SimulationSpec
 
 # random streams
-S_FIELD, S_CAMERA, S_VAR, S_CATALOG, S_PLAN, S_NOISE, S_SRC = 1, 2, 3, 4, 5, 6, 7
+S_FIELD, S_CAMERA, S_VAR, S_CATALOG, S_PLAN, S_NOISE, S_SRC, S_TRANSIT = 1, 2, 3, 4, 5, 6, 7, 8
 KIND_CODE = {"bias": 1, "dark": 2, "flat": 3, "light": 4}
 IMAGETYP = {"bias": "Bias Frame", "dark": "Dark Frame", "flat": "Flat Field",
             "light": "Light Frame"}
@@ -141,7 +142,44 @@ class Simulator:
                         epoch_jd=round(t_ref + rng.uniform(0.0, spec.pulsator_period), 6),
                         depth_primary=0.0, depth_secondary=0.0, eclipse_width_phase=0.0,
                         amplitude=spec.pulsator_amplitude, model=PULSATOR_MODEL))
+        self.transit = self._make_transit(st, [r["star_id"] for r in var_rows])
         self._set_field(st, var_rows, var_type)
+        self._set_systematics(st)
+
+    def _make_transit(self, st: dict, variables: list[int]):
+        """The planet's host (moved to an isolated spot when chosen here) and its truth."""
+        spec = self.spec
+        if spec.transit is None:
+            return None
+        p = tr.transit_params(spec.transit)
+        rng = np.random.default_rng([self.seed, S_TRANSIT])
+        star = p["star"]
+        if star is None:
+            free = np.setdiff1d(np.arange(spec.n_stars), variables)
+            star = int(rng.choice(free))
+            st["x"][star], st["y"][star] = place_isolated(rng, st["x"], st["y"],
+                                                          [star] + list(variables), spec)
+            lo, _ = self._variable_v_range(st["BV"][star], st["VR"][star], 0.0)
+            lo = max(lo, tr.HOST_V_RANGE[0])
+            st["V"][star] = rng.uniform(lo, max(tr.HOST_V_RANGE[1], lo + 0.5))
+        t0 = p["t0"] if p["t0"] is not None else None
+        return dict(star=int(star), period=float(p["period"]), t0=t0, rprs=float(p["rprs"]),
+                    ars=float(p["ars"]), inc=float(p["inc"]), u1=float(p["u1"]),
+                    u2=float(p["u2"]))
+
+    def _set_systematics(self, st: dict) -> None:
+        """Per-star seeing sensitivities (mag per unit relative FWHM change) for red noise,
+        and the transit truth with its host's position (t0 defaults to mid night 1)."""
+        spec = self.spec
+        rng = np.random.default_rng([self.seed, S_TRANSIT, 1])
+        self._seeing_sensitivity = rng.normal(0.0, spec.red_noise, st["x"].size)
+        self._bv = np.asarray(st["BV"], dtype=np.float64)
+        if self.transit is not None:
+            host = self.stars[self.transit["star"]]
+            t0 = self.transit["t0"]
+            if t0 is None:
+                t0 = tr.default_t0(self.windows[0], float(host["ra"]), float(host["dec"]))
+            self.transit = tr.TransitTruth(**{**self.transit, "t0": float(t0)})
 
     def place_stars(self, x, y, v, b_v=0.6, v_r=None) -> None:
         """Replace the field by stars at 1-based nominal pixel positions ``x, y`` with
@@ -157,6 +195,8 @@ class Simulator:
         st = {"x": x, "y": y, "V": np.broadcast_to(np.asarray(v, float), (n,)).copy(),
               "BV": bv, "VR": vr}
         self._set_field(st, [], np.array([""] * n, dtype=object))
+        self.transit = None
+        self._set_systematics(st)
 
     def _set_field(self, st: dict, var_rows: list[dict], var_type) -> None:
         spec = self.spec
@@ -220,11 +260,17 @@ class Simulator:
         spec = self.spec
         return 10 ** (-0.4 * (spec.sky_mag[filt] - spec.zp0[filt])) * spec.scale**2
 
-    def delta_mag(self, jd: float) -> np.ndarray:
-        """Per-star magnitude offset (0 for constant stars) at UTC JD ``jd``."""
+    def delta_mag(self, jd: float, exptime: float = 0.0) -> np.ndarray:
+        """Per-star magnitude offset (0 for constant stars) at UTC JD ``jd`` (mid-exposure);
+        the transit host's is averaged over ``exptime`` seconds."""
         dm = np.zeros(len(self.stars))
         for i, row in zip(self._var_index, self.variables):
             dm[i] = true_light_curve(row, jd)
+        if self.transit is not None:
+            host = self.stars[self.transit.star]
+            bjd = eph.bjd_tdb(jd, float(host["ra"]), float(host["dec"]))
+            dm[self.transit.star] += -2.5 * math.log10(
+                float(tr.host_flux_factor(self.transit, bjd, exptime)[0]))
         return dm
 
     # --- planning ---------------------------------------------------------------------------
@@ -241,6 +287,11 @@ class Simulator:
         return [p for p in self.plan_night(n) if p.kind == "light"]
 
     def _plan_night(self, n: int) -> list[FramePlan]:
+        plans = self._plan_night_frames(n)
+        rng = np.random.default_rng([self.seed, S_TRANSIT, 2, n])
+        return tr.adjust_lights(plans, rng, self.spec, self.wcs0)
+
+    def _plan_night_frames(self, n: int) -> list[FramePlan]:
         spec = self.spec
         night = self.night_names[n]
         start, end, twilight = self.windows[n]
@@ -411,8 +462,14 @@ class Simulator:
         w = wcs_from_header(header)
         x0, y0 = w.all_world2pix(np.asarray(self.stars["ra"]), np.asarray(self.stars["dec"]), 0)
         band = spec.band_for(plan.filter)
-        mag = np.asarray(self.stars[band], dtype=np.float64) + self.delta_mag(plan.jd_mid)
-        flux = (plan.exptime * 10 ** (-0.4 * (mag - spec.zp0[plan.filter]))
+        mag = (np.asarray(self.stars[band], dtype=np.float64)
+               + self.delta_mag(plan.jd_mid, plan.exptime))
+        instrumental = mag
+        if spec.red_noise > 0:
+            fwhm_mid = 0.5 * sum(spec.seeing_arcsec) / spec.scale
+            instrumental = mag + tr.systematics_mag(self._seeing_sensitivity, self._bv,
+                                                    plan.airmass, plan.fwhm_px / fwhm_mid)
+        flux = (plan.exptime * 10 ** (-0.4 * (instrumental - spec.zp0[plan.filter]))
                 * 10 ** (-0.4 * spec.extinction[plan.filter] * plan.airmass) * plan.transparency)
         stars_img, peak = cam.render_stars(nx, ny, x0, y0, flux, plan.fwhm_px, spec,
                                            trail=plan.trail_px)

@@ -119,6 +119,15 @@ class SimulationSpec:
     eb_width: float = 0.08                #: full eclipse width (phase)
     pulsator_period: float = 0.0827       #: pulsator period (d)
     pulsator_amplitude: float = 0.15      #: pulsator semi-amplitude (mag)
+    # --- exoplanet transit night (all off by default; see simulate/transit.py) -------------
+    #: a transiting planet: {"star": id or None (an isolated star of V 11-12.5 is chosen),
+    #: "period": d, "t0": BJD_TDB or None (middle of night 1), "rprs", "ars", "inc": deg,
+    #: "u1", "u2"}; missing keys take simulate.transit.TRANSIT_DEFAULTS; truth/transit.json
+    transit: dict | None = None
+    red_noise: float = 0.0                #: rms (mag per unit relative FWHM change) of each
+    #: star's seeing sensitivity; > 0 also adds colour extinction -0.03 (B-V) (X - 1) mag
+    clouds: float = 0.0                   #: depth (0-1) of the transparency dips of passing clouds
+    drift_px: float = 0.0                 #: field drift over a night (binned px, one direction)
 
     # derived ----------------------------------------------------------------------------
     @property
@@ -150,6 +159,8 @@ class SimulationSpec:
             raise ValueError(f"image {self.nx}x{self.ny} is too small (16x16 at least)")
         if self.calibration_every < 1:
             raise ValueError("calibration_every must be >= 1")
+        if not (0.0 <= self.clouds < 1.0 and self.red_noise >= 0.0 and self.drift_px >= 0.0):
+            raise ValueError("clouds must be in [0, 1), red_noise and drift_px >= 0")
         from .styles import check_style  # styles imports this module
         check_style(self)
         for f in self.filters:
