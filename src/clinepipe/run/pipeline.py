@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
 from clinepipe import __version__
 from clinepipe.config import Config
-from clinepipe.errors import (ClinepipeError, StorageError, storage_error)
+from clinepipe.errors import (ClinepipeError, ConfigError, StorageError, storage_error)
 from clinepipe.run.light_stages import LightResult, LightTask, MasterRef, finish_light, process_light, start_light
 from clinepipe.run.lock import RunLock
 from clinepipe.run.finishing import fit_colour_terms, frame_states, refresh_star_counts, update_qc, write_night_reports
@@ -40,6 +40,7 @@ class RunSummary:
     states: dict = field(default_factory=dict)
     failures: list = field(default_factory=list)  # (raw_path, state, stage, reason)
     elapsed: float = 0.0
+    warnings: list = field(default_factory=list)  # sentences for the person reading the summary
 
 
 def run_pipeline(cfg: Config, *, reprocess: bool = False, workers: int | None = None,
@@ -50,6 +51,10 @@ def run_pipeline(cfg: Config, *, reprocess: bool = False, workers: int | None = 
     from clinepipe.store.db import open_database, session_scope
 
     t0 = time.perf_counter()
+    if not cfg.paths.incoming.is_dir():  # before anything is made: a typo'd path creates nothing
+        raise ConfigError(f"{cfg.paths.incoming}: the incoming folder does not exist (set "
+                          f"[paths] incoming in {cfg.source_file or 'the configuration'}).",
+                          reason="no incoming")
     archive = cfg.paths.archive
     with _storage_errors(archive):
         archive.mkdir(parents=True, exist_ok=True)
@@ -83,12 +88,13 @@ def run_pipeline(cfg: Config, *, reprocess: bool = False, workers: int | None = 
             update_qc(cfg, engine)
             refresh_star_counts(engine)
             from clinepipe.variability.suspects import flag_suspected_variables
-            from clinepipe.products.aavso import write_aavso_reports
+            from clinepipe.products.aavso import no_obscode_warning, write_aavso_reports
 
             flag_suspected_variables(cfg, engine, run_id, also_runs=killed)  # never raises
             fit_colour_terms(cfg, engine, run_id, also_runs=killed)
             write_night_reports(cfg, engine, run_id, also_runs=killed)
             write_aavso_reports(cfg, engine, run_id, also_runs=killed)  # never raises
+            summary.warnings += [w for w in (no_obscode_warning(cfg),) if w]
             summary.states, summary.failures = frame_states(engine, cfg.site.telescope)
             summary.elapsed = time.perf_counter() - t0
             with session_scope(engine) as s:
