@@ -394,13 +394,13 @@ def lc(star: str = typer.Argument(..., help='Star id, catalog id, known-variable
 
 def _no_points(engine, star: str, star_id: int, filter, since, until) -> str:
     """Why ``lc`` has nothing to show: the star's filters, or that it has no measurement."""
-    from sqlalchemy import distinct, select
+    from sqlalchemy import select
 
     from clinepipe.store.db import session_scope
     from clinepipe.store.models import Measurement
 
     with session_scope(engine) as s:
-        filters = sorted(s.scalars(select(distinct(Measurement.filter))
+        filters = sorted(s.scalars(select(Measurement.filter).distinct()
                                    .where(Measurement.star_id == star_id)).all())
     name = f"star {star_id}" + ("" if star.strip() == str(star_id) else f" ({star})")
     if not filters:
