@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 import threading
 
 import pytest
@@ -64,6 +65,21 @@ def test_fifo_is_written_in_place_and_stays_a_fifo(tmp_path):
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
     assert received == [PAYLOAD]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe", "pipe-link"]
+
+
+def test_dev_stdout_redirected_to_a_file_is_appended_to_never_replaced(tmp_path):
+    """``clinepipe … --output /dev/stdout >> log``: the log keeps its lines and its inode."""
+    import subprocess
+
+    log = tmp_path / "cron.log"
+    log.write_text("earlier run\n")
+    inode = log.stat().st_ino
+    code = ("from clinepipe.atomic_files import atomic_write_text; "
+            "atomic_write_text('/dev/stdout', 'exported\\n')")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    with open(log, "a") as fh:
+        subprocess.run([sys.executable, "-c", code], stdout=fh, check=True, env=env)
+    assert log.read_text() == "earlier run\nexported\n" and log.stat().st_ino == inode
 
 
 def test_symlink_is_written_through_and_kept(tmp_path):

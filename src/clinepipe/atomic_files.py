@@ -8,7 +8,8 @@ once turned the device into a 4 MB regular file):
 
 * ``-`` is standard output;
 * an existing path that is not a regular file (a device such as ``/dev/stdout`` or
-  ``/dev/null``, a FIFO, a socket) is opened and written in place;
+  ``/dev/null``, a FIFO, a socket) is opened and written in place; so is a path through
+  ``/proc/…/fd`` or ``/dev/fd`` (``/dev/stdout`` when a shell sent it to a file: appended to);
 * a symbolic link is written through: its target is replaced atomically, the link stays.
 """
 
@@ -38,17 +39,31 @@ def is_stdout(path: str | os.PathLike) -> bool:
     return os.fspath(path) == STDOUT
 
 
+def _via_open_file(path: Path) -> bool:
+    """True when ``path`` reaches its file through ``/proc/…/fd`` or ``/dev/fd`` (as
+    ``/dev/stdout`` does): that is a stream this process already has open (a shell's ``>>
+    log``), to be appended to, not a file to replace."""
+    current, hops = os.path.abspath(path), 0
+    while os.path.islink(current) and hops < 40:
+        if current.startswith(("/proc/", "/dev/fd/")):
+            return True
+        current = os.path.join(os.path.dirname(current), os.readlink(current))
+        current, hops = os.path.abspath(current), hops + 1
+    return False
+
+
 def _target(path: Path) -> tuple[Path, bool]:
-    """``(path to write, in place?)``: in place for an existing non-regular file (opened
-    through any symlink, so ``/dev/stdout`` reaches the process's own stream), else the
-    resolved regular file a symlink points to (or ``path`` itself) for an atomic replace."""
+    """``(path to write, in place?)``: in place for an existing non-regular file or an open
+    stream (opened through any symlink, so ``/dev/stdout`` reaches the process's own output),
+    else the resolved regular file a symlink points to (or ``path`` itself), replaced
+    atomically."""
     try:
         st = os.stat(path)  # follows symlinks
     except FileNotFoundError:
         st = None
     if st is not None and stat.S_ISDIR(st.st_mode):
         raise IsADirectoryError(21, "is a folder, not a file", str(path))
-    if st is not None and not stat.S_ISREG(st.st_mode):
+    if st is not None and (not stat.S_ISREG(st.st_mode) or _via_open_file(path)):
         return path, True
     if path.is_symlink():  # a link to a regular file, or a dangling one: write its target
         return Path(os.path.realpath(path)), False
@@ -106,8 +121,8 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb", *, encoding: str = "u
             yield fh
         return
     target, in_place = _target(Path(path))
-    if in_place:
-        with open(target, mode, **kwargs) as fh:
+    if in_place:  # appending: never truncate what a shell's ">> log" already holds
+        with os.fdopen(os.open(target, os.O_WRONLY | os.O_APPEND), mode, **kwargs) as fh:
             yield fh
         return
     target.parent.mkdir(parents=True, exist_ok=True)
