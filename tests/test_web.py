@@ -237,7 +237,9 @@ def test_star_page_has_the_plot_and_the_period(client):
     assert VAR_NAME in html and "EW" in html
     assert 'data-src="/api/stars/1/lightcurve"' in html
     assert '<script src="/static/lightcurve.js' in html
-    assert "/api/stars/1/lightcurve.csv" in html and "/api/stars/1/aavso.txt" in html
+    assert "/api/stars/1/lightcurve.csv" in html
+    # no observer code configured: no AAVSO download offered, and why (issue 21)
+    assert "/api/stars/1/aavso.txt" not in html and "none without an observer code" in html
     period = float(re.search(r'data-role="period"[^>]*value="([0-9.]+)"', html, re.S).group(1))
     assert abs(period - PERIOD) < 0.01  # Lomb–Scargle finds the injected period
     assert "48" in html  # measurements
@@ -399,6 +401,7 @@ def test_create_app_from_config(tmp_path):
         home = client.get("/")
         assert "Test Hill" in home.text and 'href="/reports/20250301/"' in home.text
         assert "#OBSCODE=ABC" in client.get("/api/stars/1/aavso.txt").text
+        assert 'href="/api/stars/1/aavso.txt"' in client.get("/stars/1").text
 
 
 def test_serve_command_uses_config_and_options(tmp_path, monkeypatch):
