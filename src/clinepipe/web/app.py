@@ -88,7 +88,7 @@ def create_app(cfg_or_engine, *, archive: str | Path | None = None,
         archive = archive if archive is not None else cfg.paths.archive
         obscode = obscode if obscode is not None else cfg.aavso.obscode
         site_name = cfg.site.name
-    dash = _Dashboard(engine, Path(archive) if archive else None, (obscode or "").strip() or "XXX",
+    dash = _Dashboard(engine, Path(archive) if archive else None, (obscode or "").strip(),
                       site_name)
 
     app = FastAPI(title="clinepipe dashboard", version=__version__, docs_url=None,
