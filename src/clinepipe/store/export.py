@@ -19,7 +19,6 @@ import math
 import os
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 from sqlalchemy import Engine, select
 
