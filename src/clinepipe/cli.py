@@ -383,7 +383,7 @@ def lc(star: str = typer.Argument(..., help='Star id, catalog id, known-variable
     if plot:
         title = f"star {star_id}" + ("" if star.strip() == str(star_id) else f" ({star})")
         plot_lightcurve(rows, plot, title=title, fold=fold)
-        typer.echo(f"wrote {plot}")
+        typer.echo(f"wrote {plot}", err=str(plot) == "-")
     if not plot and not out_csv:
         typer.echo("jd_mid\tfilter\tmag\tmag_err\tflags")
         for r in rows:
