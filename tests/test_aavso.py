@@ -25,6 +25,7 @@ from clinepipe.products.aavso import choose_check_star, sanitise_name
 from clinepipe.config import DEFAULT_CONFIG, config_from_dict, load_config
 from clinepipe.run.pipeline import run_pipeline
 from clinepipe.store.db import open_database, session_scope
+from clinepipe.products.aavso_format import validate_file
 from clinepipe.store.export import AAVSO_FIELDS
 from clinepipe.store.models import Frame, Measurement, Star, ZeroPoint
 
@@ -199,7 +200,13 @@ def test_nightly_aavso_files(obs):
             ("NO", "STD", "ENSEMBLE", "na")}
         assert all(1.0 <= float(r["AMASS"]) < 4 for r in rec)
         assert all(0 < float(r["MAGERR"]) < 0.1 for r in rec)
-        assert all(r["NOTES"].startswith("clinepipe") and "ZPERR=" in r["NOTES"] for r in rec)
+        assert validate_file(path) == []  # issue 21: what AAVSO's upload tool accepts
+        for r in rec:  # NOTES for the Transform Applier: MAG = VMAGINS - CMAGINS + CREFMAG
+            notes = dict(part.split("=") for part in r["NOTES"].split("|"))
+            assert {"VMAGINS", "CMAGINS", "CREFMAG", "ZPERR"} <= set(notes)
+            assert float(notes["VMAGINS"]) - float(notes["CMAGINS"]) + float(notes["CREFMAG"]) \
+                == pytest.approx(float(r["MAGNITUDE"]), abs=0.0015)
+            assert ("KMAGINS" in notes) == (r["KMAG"] != "na")
         # alternating V, R frames: each group holds one V and one R
         groups = {}
         for r in rec:
@@ -262,6 +269,7 @@ def test_lc_export_and_web_accept_the_name(obs, tmp_path):
     r = runner.invoke(app, ["--config", cfg_path, "export", "--format", "aavso", "--star",
                             "V0001 Sim", "--output", str(tmp_path / "auto.txt")])
     assert r.exit_code == 0, r.output
+    assert validate_file(tmp_path / "auto.txt") == []
     _, data = _read_aavso(tmp_path / "auto.txt")
     assert len(data) >= 50 and {row[0] for row in data} == {"V0001 Sim"}
     assert {row[9] for row in data} == {nightly[0][9]}  # the automatic check star
@@ -270,6 +278,7 @@ def test_lc_export_and_web_accept_the_name(obs, tmp_path):
                             str(tmp_path / "none.txt")])
     assert r.exit_code == 0, r.output
     assert {row[9] for row in _read_aavso(tmp_path / "none.txt")[1]} == {"na"}
+    assert validate_file(tmp_path / "none.txt") == []
 
     from fastapi.testclient import TestClient
 
@@ -288,3 +297,25 @@ def test_default_config_documents_the_new_keys():
     cfg = config_from_dict(tomllib.loads(DEFAULT_CONFIG))
     assert cfg.variables.suspect_chi2 == 10.0 and cfg.variables.suspect_min_points == 10
     assert cfg.aavso.targets == [] and cfg.aavso.obscode == ""
+
+
+def test_a_run_without_obscode_writes_no_aavso_file_and_says_so(obs, capsys):
+    """Issue 19 item 8 / issue 21: ``N/A`` is no observer code; the run summary says why there
+    is no AAVSO file (this test runs last: it adds a run to the module's database)."""
+    import dataclasses
+
+    from clinepipe.cli import _print_summary
+    from clinepipe.products.aavso import write_aavso_reports
+
+    cfg = obs["cfg"]
+    cfg_na = dataclasses.replace(cfg, aavso=dataclasses.replace(cfg.aavso, obscode="N/A"))
+    files = sorted((cfg.paths.archive / "aavso").rglob("*.txt"))
+    before = {p: p.stat().st_mtime_ns for p in files}
+    assert write_aavso_reports(cfg_na, obs["engine"], 1) == []
+    summary = run_pipeline(cfg_na)
+    assert {p: p.stat().st_mtime_ns for p in files} == before  # nothing rewritten
+    assert summary.warnings == [
+        f"no AAVSO files written: [aavso] obscode is 'N/A', a placeholder, not a code; set it "
+        f"to the observer code AAVSO assigned you in {cfg.source_file}."]
+    _print_summary(summary)
+    assert "warning: no AAVSO files written: [aavso] obscode is 'N/A'" in capsys.readouterr().out

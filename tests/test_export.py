@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import update
 
 from clinepipe import __version__
-from clinepipe.errors import UsageError
+from clinepipe.errors import BadInput, ClinepipeError, UsageError
+from clinepipe.products.aavso_format import validate_extended
 from clinepipe.store.db import open_database, session_scope
 from clinepipe.store.export import (AAVSO_FIELDS, CSV_COLUMNS, SOURCES_CSV_COLUMNS, aavso_filter,
                                     export_aavso, export_csv, export_sources_csv, export_votable,
@@ -95,8 +96,18 @@ def test_aavso_extended_format(small_store, tmp_path):
     assert rec[0]["KMAG"] == "11.000" and rec[1]["KMAG"] == "11.110"
     assert [r["GROUP"] for r in rec] == ["1", "1", "2", "3"]
     assert rec[0]["AMASS"] == "1.250" and rec[0]["MAGERR"] == "0.015"
-    assert rec[0]["NOTES"] == f"clinepipe {__version__}|ZPERR=0.010"
+    # NOTES for AAVSO's Transform Applier: target -8.00, ensemble (star 2) -9.00 instrumental,
+    # zero point 20.0; the check star (star 2, catalog V 11.0) has no R catalog magnitude
+    assert rec[0]["NOTES"] == ("VMAGINS=-8.000|CMAGINS=-9.000|KMAGINS=-9.000|CREFMAG=11.000|"
+                               "KREFMAG=11.000|ZPERR=0.010")
+    assert rec[1]["NOTES"] == "VMAGINS=-7.990|CMAGINS=-8.990|KMAGINS=-8.990|CREFMAG=11.110|ZPERR=0.011"
     assert rec[3]["NOTES"].endswith("ZPERR=0.013")
+    for r in rec:  # the Transform Applier's identity: MAG = VMAGINS - CMAGINS + CREFMAG
+        notes = dict(part.split("=") for part in r["NOTES"].split("|"))
+        assert float(notes["VMAGINS"]) - float(notes["CMAGINS"]) + float(notes["CREFMAG"]) == \
+            pytest.approx(float(r["MAGNITUDE"]), abs=0.0015)
+    assert validate_extended(out.read_text()) == []
+    assert n.left_out == {"without a calibrated magnitude (no zero point on their frame)": 1}
 
 
 def test_aavso_star_ids_without_name_and_without_check_star(small_store, tmp_path):
@@ -106,6 +117,7 @@ def test_aavso_star_ids_without_name_and_without_check_star(small_store, tmp_pat
     export_aavso(engine, out, obscode="TST01", star_ids=[star3, star2], filter="V",
                  software="my, software #2")
     header, data = _aavso(out)
+    assert validate_extended(out.read_text()) == []
     assert "#SOFTWARE=my software 2" in header
     # star 3 is flagged on the first V frame; star 2 has a catalog id, star 3 only an id
     labels = [(row[0], row[1]) for row in data]
@@ -114,28 +126,81 @@ def test_aavso_star_ids_without_name_and_without_check_star(small_store, tmp_pat
     assert all(row[9] == "na" and row[10] == "na" for row in data)
 
 
-def test_aavso_rejects_filters_without_code(small_store, tmp_path):
+def test_aavso_leaves_out_filters_without_code_and_counts_them(small_store, tmp_path):
     engine, ids = small_store
-    with session_scope(engine) as s:
-        s.execute(update(Frame).where(Frame.id == ids["frames"][3]).values(filter="OIII"))
     from clinepipe.store.models import Measurement
 
     with session_scope(engine) as s:
+        s.execute(update(Frame).where(Frame.id == ids["frames"][3]).values(filter="OIII"))
         s.execute(update(Measurement).where(Measurement.frame_id == ids["frames"][3])
                   .values(filter="OIII"))
     out = tmp_path / "r.txt"
+    n = export_aavso(engine, out, obscode="TST01", star_ids=[ids["stars"][0]])
+    assert n == 3 and validate_extended(out.read_text()) == []
+    assert n.left_out == {"in filter 'OIII', which has no AAVSO code": 1,
+                          "without a calibrated magnitude (no zero point on their frame)": 1}
     out.write_text("previous report\n")
-    with pytest.raises(UsageError, match="OIII"):
-        export_aavso(engine, out, obscode="TST01", star_ids=[ids["stars"][0]])
-    assert out.read_text() == "previous report\n"  # untouched
-    with pytest.raises(UsageError):
+    with pytest.raises(UsageError, match="'Q'"):
         export_aavso(engine, out, obscode="TST01", star_ids=[ids["stars"][0]], filter="Q")
-    with pytest.raises(UsageError):
-        export_aavso(engine, out, obscode="", star_ids=[ids["stars"][0]])
+    assert out.read_text() == "previous report\n"  # untouched
     assert export_aavso(engine, out, obscode="TST01", star_ids=[ids["stars"][0]],
                         filter="V") == 2
-    assert [aavso_filter(f) for f in ("V", "b", "Rc", "Red", "Green", "Blue", "Lum", "r'")] == [
-        "V", "B", "R", "TR", "TG", "TB", "CV", "SR"]
+    assert [aavso_filter(f) for f in ("V", "b", "Rc", "Red", "Green", "Blue", "Lum", "r'",
+                                      "Clear")] == ["V", "B", "R", "TR", "TG", "TB", "CV", "SR",
+                                                    "CV"]
+
+
+@pytest.mark.parametrize("obscode", ["", "  ", None, "N/A", "XXX", "na"])
+def test_aavso_without_obscode_writes_no_file(small_store, tmp_path, obscode):
+    engine, ids = small_store
+    out = tmp_path / "r.txt"
+    with pytest.raises(BadInput, match=r"no AAVSO observer code: .*\[aavso\] obscode"):
+        export_aavso(engine, out, obscode=obscode, star_ids=[ids["stars"][0]])
+    assert not out.exists() and not list(tmp_path.glob("*.txt*")) and not list(tmp_path.glob(".r.txt*"))
+
+
+def test_aavso_drops_magerr_of_one_mag_and_counts_it(small_store, tmp_path):
+    engine, ids = small_store
+    from clinepipe.store.models import Measurement
+
+    with session_scope(engine) as s:  # 0.9996 would be written "1.000": dropped as well
+        s.execute(update(Measurement).where(Measurement.frame_id == ids["frames"][0])
+                  .values(mag_err=1.4))
+        s.execute(update(Measurement).where(Measurement.frame_id == ids["frames"][1])
+                  .values(mag_err=0.9996))
+    out = tmp_path / "r.txt"
+    n = export_aavso(engine, out, obscode="TST01", star_ids=[ids["stars"][0]])
+    assert n == 2 and validate_extended(out.read_text()) == []
+    assert n.left_out["with MAGERR >= 1 mag (AAVSO takes errors below 1 mag)"] == 2
+    assert [ln.split(",")[1] for ln in out.read_text().splitlines()
+            if not ln.startswith("#")] == ["2460000.70000", "2460001.60000"]
+
+
+def test_aavso_never_truncates_a_name(small_store, tmp_path):
+    engine, ids = small_store
+    from clinepipe.store.models import Star
+
+    long_name = "V1234567 Very Long Constellation"  # 32 characters: AAVSO takes 30
+    with session_scope(engine) as s:
+        s.execute(update(Star).where(Star.id == ids["stars"][0]).values(name=long_name))
+    out = tmp_path / "r.txt"
+    with pytest.raises(ClinepipeError, match="longer than the 30 characters"):
+        export_aavso(engine, out, obscode="TST01", star_ids=[ids["stars"][0]])
+    assert not out.exists()
+
+
+def test_aavso_all_left_out_is_an_error_with_the_reason(small_store, tmp_path):
+    engine, ids = small_store
+    from clinepipe.store.models import Measurement
+
+    with session_scope(engine) as s:  # issue 19 item 2: every point flagged blended
+        s.execute(update(Measurement).where(Measurement.star_id == ids["stars"][0])
+                  .values(flags=8))
+    out = tmp_path / "r.txt"
+    with pytest.raises(ClinepipeError, match=r"all 5 measurement\(s\) were left out: 5 flagged "
+                                             r"blended; nothing written"):
+        export_aavso(engine, out, obscode="TST01", star_ids=[ids["stars"][0]])
+    assert not out.exists()
 
 
 # ----------------------------------------------------------------------------- sources.csv
@@ -164,6 +229,7 @@ def test_sources_csv_columns_and_semantics(small_store, tmp_path):
     assert float(r1["DIF"]) == pytest.approx(1e-5 * math.cos(math.radians(20)) * 3600, rel=1e-3)
     star3_rows = [r for r in data if r["id"] == f"clinepipe-{star3}"]
     assert len(star3_rows) == 4 and star3_rows[0]["RA_C"] == "" and star3_rows[0]["DIF"] == ""
+    assert n.left_out == {"in filter 'Red' (the format has columns for R, V and B only)": 3}
     assert export_sources_csv(engine, tmp_path / "v.csv", star_ids=[star2], filter="V") == 3
     with pytest.raises(UsageError):
         export_sources_csv(engine, tmp_path / "x.csv", filter="Red")

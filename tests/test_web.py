@@ -237,7 +237,9 @@ def test_star_page_has_the_plot_and_the_period(client):
     assert VAR_NAME in html and "EW" in html
     assert 'data-src="/api/stars/1/lightcurve"' in html
     assert '<script src="/static/lightcurve.js' in html
-    assert "/api/stars/1/lightcurve.csv" in html and "/api/stars/1/aavso.txt" in html
+    assert "/api/stars/1/lightcurve.csv" in html
+    # no observer code configured: no AAVSO download offered, and why (issue 21)
+    assert "/api/stars/1/aavso.txt" not in html and "none without an observer code" in html
     period = float(re.search(r'data-role="period"[^>]*value="([0-9.]+)"', html, re.S).group(1))
     assert abs(period - PERIOD) < 0.01  # Lomb–Scargle finds the injected period
     assert "48" in html  # measurements
@@ -302,8 +304,8 @@ def test_downloads(client):
     lines = r.text.splitlines()
     assert lines[0].split(",")[:len(CSV_FIELDS)] == CSV_FIELDS
     assert len(lines) == 49
-    r = client.get("/api/stars/1/aavso.txt")
-    assert r.status_code == 200 and "#OBSCODE=XXX" in r.text  # no obscode configured
+    r = client.get("/api/stars/1/aavso.txt")  # no obscode configured: no file (issue 21)
+    assert r.status_code == 409 and r.json()["detail"].startswith("no AAVSO observer code")
     assert client.get("/api/stars/77/aavso.txt").status_code == 404
 
 
@@ -399,6 +401,7 @@ def test_create_app_from_config(tmp_path):
         home = client.get("/")
         assert "Test Hill" in home.text and 'href="/reports/20250301/"' in home.text
         assert "#OBSCODE=ABC" in client.get("/api/stars/1/aavso.txt").text
+        assert 'href="/api/stars/1/aavso.txt"' in client.get("/stars/1").text
 
 
 def test_serve_command_uses_config_and_options(tmp_path, monkeypatch):
@@ -413,6 +416,9 @@ def test_serve_command_uses_config_and_options(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append((app, kw)))
     (tmp_path / "clinepipe.toml").write_text("[web]\nport = 8999\n")
+    from clinepipe.store.db import open_database
+
+    open_database(f"sqlite:///{tmp_path / 'clinepipe.db'}").dispose()  # serve needs a database
     runner = CliRunner()
     cfg = str(tmp_path / "clinepipe.toml")
     result = runner.invoke(cli_app, ["--config", cfg, "serve"])
@@ -437,7 +443,7 @@ def test_every_page_on_each_backend(db_url):
     engine = open_database(db_url)
     try:
         populate(engine)
-        with TestClient(create_app(engine)) as c:
+        with TestClient(create_app(engine, obscode="TST01")) as c:
             for path in ("/", "/stars", "/stars?sort=mag", "/stars?sort=var", "/stars/1",
                          "/stars/4", "/stars?q=UCAC4", "/api/nights", "/api/stars/1/lightcurve",
                          "/api/stars/1/lightcurve.csv", "/api/stars/1/aavso.txt"):

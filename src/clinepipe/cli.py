@@ -65,6 +65,27 @@ def _engine(cfg):
     return open_database(cfg.database.url)
 
 
+def _sqlite_file(url) -> Path | None:
+    """The file of a ``sqlite:///`` URL, None for another backend or an in-memory database."""
+    from clinepipe.store.db import normalize_url
+
+    u = normalize_url(url)
+    if u.get_backend_name() != "sqlite" or u.database in (None, "", ":memory:") \
+            or u.database.startswith("file:"):
+        return None
+    return Path(u.database)
+
+
+def _read_engine(cfg):
+    """The engine of a command that only reads the database: a SQLite file that does not exist
+    is exit 2 and nothing is created (no folder, no empty database)."""
+    path = _sqlite_file(cfg.database.url)
+    if path is not None and not path.is_file():
+        raise UsageError(f"no database at {path}: run `clinepipe run` first.",
+                         reason="no database")
+    return _engine(cfg)
+
+
 class _Progress:
     """Rich progress bars on a terminal; silent under cron."""
 
@@ -174,6 +195,8 @@ def _print_summary(summary) -> None:
             typer.echo(f"  {raw_path}: {state} at {stage}: {reason}")
         if len(bad) > 20:
             typer.echo(f"  … and {len(bad) - 20} more")
+    for warning in getattr(summary, "warnings", ()):
+        typer.echo(f"warning: {warning}")
 
 
 @app.command()
@@ -187,7 +210,7 @@ def status(failed: bool = typer.Option(False, "--failed", help="List every file 
     from clinepipe.store.models import Frame
 
     cfg = _config()
-    engine = _engine(cfg)
+    engine = _read_engine(cfg)
     with session_scope(engine) as s:
         multi = several_telescopes(s)
         if failed:
@@ -272,7 +295,7 @@ def frames(night: Optional[str] = typer.Option(None, "--night", help="Only this 
     from clinepipe.store.models import Frame, ZeroPoint
 
     cfg = _config()
-    with session_scope(_engine(cfg)) as s:
+    with session_scope(_read_engine(cfg)) as s:
         multi = several_telescopes(s)
         q = (select(Frame.raw_path, Frame.night, Frame.kind, Frame.filter, Frame.state, Frame.reason,
                     Frame.fwhm, Frame.elongation, Frame.sky, ZeroPoint.value, Frame.n_stars, Frame.qc,
@@ -303,7 +326,7 @@ def report(night: Optional[str] = typer.Option(None, "--night", help="Night YYYY
     from clinepipe.products.report import write_report
 
     cfg = _config()
-    out = write_report(_engine(cfg), night, output, targets=cfg.aavso.targets)
+    out = write_report(_read_engine(cfg), night, output, targets=cfg.aavso.targets)
     typer.echo(f"wrote {out}")
 
 
@@ -318,7 +341,7 @@ def stars(as_csv: bool = typer.Option(False, "--csv", help="CSV output.")):
     from clinepipe.store.models import Measurement, Star
 
     cfg = _config()
-    engine = _engine(cfg)
+    engine = _read_engine(cfg)
     with session_scope(engine) as s:
         rows = s.execute(select(Star.id, Star.ra, Star.dec, func.count(Measurement.id),
                                 Star.catalog_id, Star.name, func.avg(Measurement.mag))
@@ -347,17 +370,20 @@ def lc(star: str = typer.Argument(..., help='Star id, catalog id, known-variable
     from clinepipe.store.export import CSV_COLUMNS
 
     cfg = _config()
-    engine = _engine(cfg)
+    engine = _read_engine(cfg)
     with session_scope(engine) as s:
         star_id = resolve_star(s, star)
     rows = lightcurve(engine, star_id, filter=filter, since=since, until=until)
+    if not rows:
+        raise ClinepipeError(_no_points(engine, star, star_id, filter, since, until),
+                             reason="no measurements")
     if out_csv:
         _write_rows_csv(out_csv, rows, CSV_COLUMNS)
-        typer.echo(f"wrote {len(rows)} point(s) to {out_csv}")
+        typer.echo(f"wrote {len(rows)} point(s) to {out_csv}", err=str(out_csv) == "-")
     if plot:
         title = f"star {star_id}" + ("" if star.strip() == str(star_id) else f" ({star})")
         plot_lightcurve(rows, plot, title=title, fold=fold)
-        typer.echo(f"wrote {plot}")
+        typer.echo(f"wrote {plot}", err=str(plot) == "-")
     if not plot and not out_csv:
         typer.echo("jd_mid\tfilter\tmag\tmag_err\tflags")
         for r in rows:
@@ -366,14 +392,32 @@ def lc(star: str = typer.Argument(..., help='Star id, catalog id, known-variable
             typer.echo(f"{r['jd_mid']:.6f}\t{r['filter']}\t{mag}\t{err}\t{r['flags']}")
 
 
+def _no_points(engine, star: str, star_id: int, filter, since, until) -> str:
+    """Why ``lc`` has nothing to show: the star's filters, or that it has no measurement."""
+    from sqlalchemy import select
+
+    from clinepipe.store.db import session_scope
+    from clinepipe.store.models import Measurement
+
+    with session_scope(engine) as s:
+        filters = sorted(s.scalars(select(Measurement.filter).distinct()
+                                   .where(Measurement.star_id == star_id)).all())
+    name = f"star {star_id}" + ("" if star.strip() == str(star_id) else f" ({star})")
+    if not filters:
+        return f"{name} has no measurements; nothing written."
+    if filter is not None and filter not in filters:
+        return (f"{name} has no measurements in filter {filter} (it has {', '.join(filters)}); "
+                f"nothing written.")
+    return f"{name} has no measurements between --since and --until; nothing written."
+
+
 def _write_rows_csv(path: Path, rows: list[dict], columns) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as fh:
+    from clinepipe.atomic_files import atomic_open
+
+    with atomic_open(path, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
         w.writeheader()
         w.writerows(rows)
-    tmp.replace(path)
 
 
 @app.command()
@@ -383,7 +427,7 @@ def variables(as_csv: bool = typer.Option(False, "--csv", help="CSV output."),
     from clinepipe.variability.table import variability_table
 
     cfg = _config()
-    rows = variability_table(_engine(cfg), min_points=min_points,
+    rows = variability_table(_read_engine(cfg), min_points=min_points,
                              exclude_qc=tuple(cfg.qc.exclude_from_variability))
     w = csv.writer(sys.stdout, lineterminator="\n", delimiter="," if as_csv else "\t")
     w.writerow(["star_id", "filter", "n", "rms", "chi2_red", "period_days", "fap", "stetson_j", "name"])
@@ -395,47 +439,103 @@ def variables(as_csv: bool = typer.Option(False, "--csv", help="CSV output."),
 
 @app.command()
 def export(format: str = typer.Option(..., "--format", help="csv, aavso, sources-csv or votable."),
-           output: Path = typer.Option(..., "--output", help="File to write."),
+           output: Path = typer.Option(..., "--output", help="File to write ('-': standard output)."),
            star: Optional[str] = typer.Option(None, "--star", help="Only this star (id, name, catalog id, \"RA DEC\")."),
            filter: Optional[str] = typer.Option(None, "--filter", help="Only this filter."),
            check_star: Optional[str] = typer.Option(
                None, "--check-star", help="aavso: the check star (id, name, catalog id, \"RA DEC\", "
                "or 'none'); default: chosen automatically, the same every night.")):
-    """Export measurements: csv, aavso (AAVSO extended format), sources-csv (2018 columns), votable."""
+    """Export measurements: csv, aavso (AAVSO extended format), sources-csv (2018 columns), votable.
+
+    Says how many measurements it left out and why; writing no row at all is exit 1."""
+    from clinepipe.atomic_files import is_stdout
     from clinepipe.store.queries import resolve_star
     from clinepipe.store import export as ex
     from clinepipe.store.db import session_scope
 
+    if format not in ("csv", "aavso", "sources-csv", "votable"):
+        raise UsageError(f"unknown export format '{format}' (csv, aavso, sources-csv, votable).")
     cfg = _config()
-    engine = _engine(cfg)
+    engine = _read_engine(cfg)
     star_ids = None
     if star:
         with session_scope(engine) as s:
             star_ids = [resolve_star(s, star)]
+    if format == "aavso":
+        from clinepipe.products.aavso_format import check_obscode
+
+        if not star_ids:
+            raise UsageError("--format aavso needs --star (one target per file).")
+        check_obscode(cfg.aavso.obscode)  # no observer code: no file, exit 1
+    selected = _count_measurements(engine, star_ids, filter)
+    if not selected:
+        what = (f"star {star}" if star else "the database") + (f" in filter {filter}"
+                                                               if filter else "")
+        raise ClinepipeError(f"{output}: no measurements of {what}; nothing written.",
+                             reason="nothing to export")
     if format == "csv":
         n = ex.export_csv(engine, output, star_ids=star_ids, filter=filter)
     elif format == "aavso":
-        if not star_ids:
-            raise UsageError("--format aavso needs --star (one target per file).")
-        from clinepipe.products.aavso import choose_check_star
-
-        if check_star is None:
-            check_id = choose_check_star(engine, star_ids[0],
-                                         exclude_qc=tuple(cfg.qc.exclude_from_variability))
-        elif check_star.strip().lower() == "none":
-            check_id = None
-        else:
-            with session_scope(engine) as s:
-                check_id = resolve_star(s, check_star)
-        n = ex.export_aavso(engine, output, obscode=cfg.aavso.obscode or "XXX",
-                            star_ids=star_ids, filter=filter, check_star_id=check_id)
+        n = ex.export_aavso(engine, output, obscode=cfg.aavso.obscode, star_ids=star_ids,
+                            filter=filter, check_star_id=_check_star_id(cfg, engine, star_ids[0],
+                                                                        check_star))
     elif format == "sources-csv":
         n = ex.export_sources_csv(engine, output, star_ids=star_ids, filter=filter)
-    elif format == "votable":
-        n = ex.export_votable(engine, output, star_ids=star_ids, filter=filter)
     else:
-        raise UsageError(f"unknown export format '{format}' (csv, aavso, sources-csv, votable).")
-    typer.echo(f"wrote {output}" + (f" ({n} rows)" if isinstance(n, int) else ""))
+        n = ex.export_votable(engine, output, star_ids=star_ids, filter=filter)
+    left_out = getattr(n, "left_out", {})
+    if n == 0:
+        raise ClinepipeError(f"{output}: 0 rows written: all {selected} measurement(s) were left "
+                             f"out: {ex.describe_left_out(left_out)}.", reason="nothing to export")
+    err = is_stdout(output)  # the data go to standard output: the messages to stderr
+    typer.echo(f"wrote {output} ({n} rows)", err=err)
+    if left_out:
+        typer.echo(f"left out {sum(left_out.values())} of {selected} measurement(s): "
+                   f"{ex.describe_left_out(left_out)}.", err=err)
+
+
+def _count_measurements(engine, star_ids, filter) -> int:
+    """Measurements of ``star_ids`` (None: all) in ``filter`` (None: any): the light curve an
+    export starts from."""
+    from sqlalchemy import func, select
+
+    from clinepipe.store.db import session_scope
+    from clinepipe.store.models import Measurement
+
+    stmt = select(func.count()).select_from(Measurement)
+    if star_ids is not None:
+        stmt = stmt.where(Measurement.star_id.in_(star_ids))
+    if filter is not None:
+        stmt = stmt.where(Measurement.filter == filter)
+    with session_scope(engine) as s:
+        return int(s.scalar(stmt) or 0)
+
+
+def _check_star_id(cfg, engine, star_id: int, check_star: str | None) -> int | None:
+    """The check star of ``export --format aavso``: ``--check-star``, none, or the automatic
+    choice."""
+    from clinepipe.products.aavso import choose_check_star
+    from clinepipe.store.db import session_scope
+    from clinepipe.store.queries import resolve_star
+
+    if check_star is None:
+        return choose_check_star(engine, star_id,
+                                 exclude_qc=tuple(cfg.qc.exclude_from_variability))
+    if check_star.strip().lower() == "none":
+        return None
+    with session_scope(engine) as s:
+        return resolve_star(s, check_star)
+
+
+@app.command()
+def validate(files: list[Path] = typer.Argument(..., help="AAVSO report files to check.")):
+    """Check AAVSO Extended (v1.2) and AAVSO Exoplanet (v0.62) report files, whoever wrote them:
+    one line FILE:LINE: rule: message per problem; exit 1 when a file is not valid."""
+    from clinepipe.products.aavso_format import run_validate
+
+    status = run_validate(files)
+    if status:
+        raise typer.Exit(status)
 
 
 @app.command("import-sources-csv")
@@ -477,6 +577,7 @@ def serve(host: Optional[str] = typer.Option(None, "--host",
     from clinepipe.web import create_app
 
     cfg = _config()
+    _read_engine(cfg).dispose()
     host = host or cfg.web.host
     port = port or cfg.web.port
     web_app = create_app(cfg)
@@ -670,14 +771,13 @@ def measure(images: list[Path] = typer.Argument(..., help="2-D FITS images (raw 
                      f"comparison stars)" if zp is not None else f"; no zero point ({res.zero_point_note})")
         typer.echo(line)
         rows.extend(result_rows(res, with_catalog=cat is not None))
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(output.name + ".tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as fh:
+    from clinepipe.atomic_files import atomic_open, is_stdout
+
+    with atomic_open(output, "w", newline="") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(columns)
         w.writerows(rows)
-    tmp.replace(output)
-    typer.echo(f"wrote {output} ({len(rows)} rows)")
+    typer.echo(f"wrote {output} ({len(rows)} rows)", err=is_stdout(output))
     if failed:
         raise ClinepipeError(f"{failed} of {len(images)} image(s) could not be measured "
                              f"(reasons above); the others are in {output}.")

@@ -17,6 +17,7 @@ from astropy.io import fits
 from astropy.table import Table
 from astropy.units import UnitsWarning
 from astropy.wcs import WCS, FITSFixedWarning
+from clinepipe.atomic_files import atomic_write_fits
 from clinepipe.errors import BadInput, ClinepipeError, UsageError
 log = logging.getLogger(__name__)
 from clinepipe.astrometry.detect import SOURCE_EDGE, SOURCE_SATURATED, detect_sources
@@ -355,14 +356,6 @@ def _solution_rms(wcs: WCS, corr_file: Path) -> tuple[float, int]:
 
 
 def _write_atomic(hdus: fits.HDUList, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        hdus.writeto(tmp, overwrite=True, output_verify="silentfix")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_fits(path, hdus, output_verify="silentfix")
 
 

@@ -47,7 +47,6 @@ import logging
 import math
 import os
 import re
-import uuid
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -56,6 +55,7 @@ from typing import Callable
 
 import numpy as np
 
+from clinepipe.atomic_files import atomic_open
 from clinepipe.catalogs.types import Catalog
 from clinepipe.config import Config
 from clinepipe.errors import CatalogUnavailable, UsageError
@@ -324,17 +324,8 @@ class _ConeCache:
         self.memory[cone] = table
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            final = self.folder / cone.filename()
-            tmp = self.folder / f".{cone.filename()}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-            try:
-                with open(tmp, "w", encoding="utf-8", newline="") as fh:
-                    table.write(fh, format="ascii.ecsv")
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, final)
-            finally:
-                if tmp.exists():
-                    tmp.unlink()
+            with atomic_open(self.folder / cone.filename(), "w", newline="") as fh:
+                table.write(fh, format="ascii.ecsv")
         except OSError as exc:
             # The answer is still used (and kept in memory); only the disk copy is missing.
             log.warning("%s: cannot write the catalog cache (%s); the cone will be fetched "

@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
+from clinepipe.atomic_files import atomic_open
 from clinepipe.ingest.frame_info import FrameInfo
 from clinepipe.ingest.fits_reader import _bad
 
@@ -127,24 +127,15 @@ def archive_copy(src: Path, archive_root: Path, info: FrameInfo, sha256: str | N
     else:
         dest = folder / _with_suffix_tag(src.name, expected)
 
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=folder)
-    tmp = Path(tmp_name)
-    try:
-        digest = hashlib.sha256()
-        with open(src, "rb") as fin, os.fdopen(fd, "wb") as fout:
-            while block := fin.read(1 << 20):
-                digest.update(block)
-                fout.write(block)
-            fout.flush()
-            os.fsync(fout.fileno())
-        if digest.hexdigest() != expected:
+    digest = hashlib.sha256()
+    with open(src, "rb") as fin, atomic_open(dest, "wb") as fout:
+        while block := fin.read(1 << 20):
+            digest.update(block)
+            fout.write(block)
+        if digest.hexdigest() != expected:  # raised inside: the partial copy is never renamed
             raise _bad(src, "file changed while being copied",
                        "changed while it was being copied (still being written?)")
-        shutil.copystat(src, tmp)
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    shutil.copystat(src, dest)
     return dest
 
 

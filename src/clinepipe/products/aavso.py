@@ -15,6 +15,7 @@ from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import aliased
 from clinepipe.config import Config
 from clinepipe.errors import ClinepipeError
+from clinepipe.products.aavso_rules import aavso_filter_code, obscode_problem
 from clinepipe.store.models import CatalogMatch, Frame, Measurement, Star, ZeroPoint
 log = logging.getLogger("clinepipe")
 from clinepipe.variability.suspects import SUSPECTED, _chi2, _nights_of_runs, _qc_bad, _session
@@ -177,28 +178,42 @@ def _night_frames(cfg: Config, engine, night: str) -> list[tuple[int, str]]:
     return [(r[0], r[1]) for r in rows if not _qc_bad(r[2], excluded)]
 
 
+def no_obscode_warning(cfg: Config) -> str | None:
+    """The one sentence said (run summary, log) when ``[aavso] targets`` are configured but
+    there is no usable observer code, so no AAVSO file is written; None otherwise."""
+    if not cfg.aavso.targets:
+        return None
+    why = obscode_problem(cfg.aavso.obscode)
+    if why is None:
+        return None
+    where = cfg.source_file or "the configuration"
+    return (f"no AAVSO files written: [aavso] obscode is {why}; set it to the observer code "
+            f"AAVSO assigned you in {where}.")
+
+
 def write_night_aavso(cfg: Config, engine, night: str, *, resolved=None,
                       check_stars: dict | None = None) -> list[Path]:
     """One AAVSO Extended Format file per target measured on ``night``:
-    ``archive/aavso/<night>/<target>.txt``; returns the files written. ``resolved`` (from
-    :func:`resolve_targets`) and ``check_stars`` ({star id: check star id}) save the look-ups
-    when several nights are written; by default they are made here."""
+    ``archive/aavso/<night>/<target>.txt``, validated before it is written (see
+    :func:`clinepipe.store.export.export_aavso`); returns the files written. Nothing is written
+    without a usable observer code. ``resolved`` (from :func:`resolve_targets`) and
+    ``check_stars`` ({star id: check star id}) save the look-ups when several nights are
+    written; by default they are made here."""
     from clinepipe import __version__
-    from clinepipe.store.export import AAVSO_FILTERS, export_aavso
+    from clinepipe.store.export import describe_left_out, export_aavso
 
-    obscode = (cfg.aavso.obscode or "").strip()
-    if not obscode:
+    if obscode_problem(cfg.aavso.obscode) is not None:
         return []
     if resolved is None:
         resolved = resolve_targets(engine, cfg.aavso.targets)
     if not resolved:
         return []
     frames = _night_frames(cfg, engine, night)
-    no_code = sorted({f or "" for _, f in frames if (f or "").strip().lower() not in AAVSO_FILTERS})
+    no_code = sorted({f or "" for _, f in frames if not _has_code(f)})
     if no_code:
         log.info("night %s: filter(s) %s have no AAVSO band code; left out of the AAVSO files",
                  night, ", ".join(repr(f) for f in no_code))
-    frame_ids = [fid for fid, f in frames if (f or "").strip().lower() in AAVSO_FILTERS]
+    frame_ids = [fid for fid, f in frames if _has_code(f)]
     if not frame_ids:
         return []
     check_stars = {} if check_stars is None else check_stars
@@ -216,24 +231,41 @@ def write_night_aavso(cfg: Config, engine, night: str, *, resolved=None,
             check_stars[sid] = choose_check_star(
                 engine, sid, exclude_qc=tuple(cfg.qc.exclude_from_variability))
         out = cfg.paths.archive / "aavso" / night / f"{sanitise_name(spec)}.txt"
-        rows = export_aavso(engine, out, obscode=obscode, star_ids=[sid],
-                            check_star_id=check_stars[sid], software=f"clinepipe {__version__}",
-                            frame_ids=frame_ids)
+        try:
+            rows = export_aavso(engine, out, obscode=cfg.aavso.obscode, star_ids=[sid],
+                                check_star_id=check_stars[sid],
+                                software=f"clinepipe {__version__}", frame_ids=frame_ids)
+        except ClinepipeError as exc:
+            log.warning("AAVSO report of %s for night %s not written: %s", spec, night,
+                        exc.message)
+            continue
         log.info("AAVSO report of %s for night %s: %s (%d observation(s))", spec, night, out, rows)
+        if rows.left_out:
+            log.info("AAVSO report of %s for night %s: left out %s", spec, night,
+                     describe_left_out(rows.left_out))
         written.append(out)
     return written
 
 
+def _has_code(filter_name: str | None) -> bool:
+    try:
+        aavso_filter_code(filter_name)
+    except ClinepipeError:
+        return False
+    return True
+
+
 def write_aavso_reports(cfg: Config, engine, run_id: int, also_runs=()) -> list[Path]:
     """The run's last step: the AAVSO files of every target for every night this run (or a
-    killed run in ``also_runs``) touched. Never raises."""
+    killed run in ``also_runs``) touched. Never raises; without an observer code nothing is
+    written and :func:`no_obscode_warning` is logged."""
     if not cfg.aavso.targets:
         return []
     written: list[Path] = []
     try:
-        if not (cfg.aavso.obscode or "").strip():
-            log.warning("[aavso] obscode is empty: no AAVSO files written (set it in %s)",
-                        cfg.source_file or "the configuration")
+        warning = no_obscode_warning(cfg)
+        if warning is not None:
+            log.warning(warning)
             return []
         nights = _nights_of_runs(engine, [run_id, *also_runs])
         if not nights:

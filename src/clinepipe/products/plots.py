@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+
 import numpy as np
+
+from clinepipe.atomic_files import atomic_open
 
 
 def plot_lightcurve(rows: list[dict], out: Path, *, title: str = "", fold: float | None = None,
@@ -66,10 +69,11 @@ def plot_lightcurve(rows: list[dict], out: Path, *, title: str = "", fold: float
         ax.legend(title="filter")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    tmp = out.with_name(out.name + ".tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(out)
+    try:
+        with atomic_open(out, "wb") as fh:
+            fig.savefig(fh, format="png")
+    finally:
+        plt.close(fig)
     return out
 
 

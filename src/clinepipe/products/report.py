@@ -18,6 +18,7 @@ import numpy as np
 from sqlalchemy import func, select
 
 from clinepipe import __version__
+from clinepipe.atomic_files import atomic_write_text
 from clinepipe.store.models import Frame, Measurement, Star, ZeroPoint
 
 __all__ = ["write_report", "latest_night"]
@@ -147,9 +148,7 @@ def write_report(engine, night: str | None, output_dir: Path, targets=()) -> Pat
     parts += report_sections(engine, night, targets)
     parts.append("</body></html>")
     out = output_dir / "index.html"
-    tmp = out.with_name("index.html.tmp")
-    tmp.write_text("\n".join(parts), encoding="utf-8")
-    tmp.replace(out)
+    atomic_write_text(out, "\n".join(parts))
     return out
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 from pathlib import Path
 from sqlalchemy import select, update
+from clinepipe.atomic_files import atomic_open
 from clinepipe.config import Config
 from clinepipe.errors import (BadInput, ClinepipeError)
 from clinepipe.ingest.frame_info import FrameInfo
@@ -134,9 +134,8 @@ def _copy_src_list(raw: Path, copy: Path) -> None:
         src = raw.with_suffix(suffix)
         if src.is_file():
             dest = copy.with_suffix(".SRC")
-            tmp = dest.with_name(dest.name + ".tmp")
-            shutil.copyfile(src, tmp)
-            os.replace(tmp, dest)
+            with open(src, "rb") as fin, atomic_open(dest, "wb") as fout:
+                shutil.copyfileobj(fin, fout)
             return
 
 

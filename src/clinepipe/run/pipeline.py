@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError
 
 from clinepipe import __version__
 from clinepipe.config import Config
-from clinepipe.errors import ClinepipeError, StorageError, storage_error
+from clinepipe.errors import ClinepipeError, ConfigError, StorageError, storage_error
 from clinepipe.run.finishing import (
     fit_colour_terms,
     frame_states,
@@ -60,6 +60,7 @@ class RunSummary:
     states: dict = field(default_factory=dict)
     failures: list = field(default_factory=list)  # (raw_path, state, stage, reason)
     elapsed: float = 0.0
+    warnings: list = field(default_factory=list)  # sentences for the person reading the summary
 
 
 @dataclass
@@ -119,9 +120,10 @@ def _night_reports(run: RunContext) -> None:
 
 
 def _aavso_files(run: RunContext) -> None:
-    from clinepipe.products.aavso import write_aavso_reports
+    from clinepipe.products.aavso import no_obscode_warning, write_aavso_reports
 
     write_aavso_reports(run.cfg, run.engine, run.run_id, also_runs=run.killed)  # never raises
+    run.summary.warnings += [w for w in (no_obscode_warning(run.cfg),) if w]
 
 
 #: The daily run, in order. Each step takes the run's context; a step that finds a frame
@@ -139,6 +141,10 @@ def run_pipeline(cfg: Config, *, reprocess: bool = False, workers: int | None = 
     from clinepipe.store.db import open_database, session_scope
 
     t0 = time.perf_counter()
+    if not cfg.paths.incoming.is_dir():  # before anything is made: a typo'd path creates nothing
+        raise ConfigError(f"{cfg.paths.incoming}: the incoming folder does not exist (set "
+                          f"[paths] incoming in {cfg.source_file or 'the configuration'}).",
+                          reason="no incoming")
     archive = cfg.paths.archive
     with _storage_errors(archive):
         archive.mkdir(parents=True, exist_ok=True)

@@ -1,9 +1,11 @@
 """``clinepipe export``: measurements out of the database as CSV, AAVSO extended format, the
 2018 ``sources.csv`` columns, or VOTable.
 
-Every exporter takes an engine and an output path, writes the file atomically (a temporary file
-in the same folder, then ``os.replace``: a reader never sees half a file, a failed export leaves
-any older file untouched) and returns the number of data rows written. ``star_ids=None`` means
+Every exporter takes an engine and an output path and writes the file through
+:func:`clinepipe.atomic_files.atomic_open` (atomically: a reader never sees half a file, a failed
+export leaves any older file untouched; ``-`` is standard output, a device or FIFO is written in
+place, a symlink written through). It returns a :class:`Written`: the number of data rows
+written, with ``left_out`` counting the selected measurements it did not write, by reason. ``star_ids=None`` means
 every star; ``filter`` restricts to one filter name as stored (the FITS ``FILTER`` value).
 Row order is deterministic, so the same database always gives the same bytes.
 """
@@ -15,22 +17,21 @@ import io
 import json
 import math
 import os
-import tempfile
-from collections.abc import Iterable, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 from sqlalchemy import Engine, select
 
 from clinepipe import __version__
+from clinepipe.atomic_files import atomic_open
 from clinepipe.errors import UsageError
 from clinepipe.store.db import LIGHTCURVE_COLUMNS, measurement_select, several_telescopes
-from clinepipe.store.models import CatalogMatch, Frame, Measurement, Star, ZeroPoint
+from clinepipe.store.export_aavso import Written, aavso_filter, describe_left_out, export_aavso
+from clinepipe.store.models import CatalogMatch, Frame, Measurement, Star
 
-__all__ = ["CSV_COLUMNS", "AAVSO_FIELDS", "AAVSO_FILTERS", "SOURCES_CSV_COLUMNS",
-           "VOTABLE_UNITS", "export_csv", "export_aavso", "export_sources_csv",
-           "export_votable", "aavso_filter", "jd_to_iso"]
+__all__ = ["CSV_COLUMNS", "AAVSO_FIELDS", "SOURCES_CSV_COLUMNS", "VOTABLE_UNITS", "Written",
+           "export_csv", "export_aavso", "export_sources_csv", "export_votable", "aavso_filter",
+           "describe_left_out", "jd_to_iso"]
 
 #: ``export --format csv`` columns (INTERFACE.md), the same as :func:`..db.lightcurve` rows
 CSV_COLUMNS = LIGHTCURVE_COLUMNS
@@ -41,23 +42,6 @@ CHUNK_ROWS = 20_000
 #: the 15 data fields of the AAVSO Extended File Format, in order
 AAVSO_FIELDS = ("STARID", "DATE", "MAGNITUDE", "MAGERR", "FILTER", "TRANS", "MTYPE", "CNAME",
                 "CMAG", "KNAME", "KMAG", "AMASS", "GROUP", "CHART", "NOTES")
-
-#: our FILTER header values (compared case-insensitively) → AAVSO band codes. Johnson U B V,
-#: Cousins R I (AAVSO "R" and "I" are Cousins Rc, Ic), Sloan (SU SG SR SI SZ), the RGB set of a
-#: colour/tricolour filter wheel (TR TG TB), a luminance/clear filter calibrated on V (CV),
-#: H-alpha (HA). Anything else is refused rather than guessed.
-AAVSO_FILTERS = {
-    "u": "U", "b": "B", "v": "V", "r": "R", "i": "I",
-    "rc": "R", "ic": "I", "cousins r": "R", "cousins i": "I",
-    "johnson u": "U", "johnson b": "B", "johnson v": "V",
-    "rj": "RJ", "ij": "IJ", "j": "J", "h": "H", "k": "K",
-    "su": "SU", "sg": "SG", "sr": "SR", "si": "SI", "sz": "SZ",
-    "u'": "SU", "g'": "SG", "r'": "SR", "i'": "SI", "z'": "SZ",
-    "sloan u": "SU", "sloan g": "SG", "sloan r": "SR", "sloan i": "SI", "sloan z": "SZ",
-    "red": "TR", "green": "TG", "blue": "TB", "tr": "TR", "tg": "TG", "tb": "TB",
-    "lum": "CV", "luminance": "CV", "l": "CV", "clear": "CV", "c": "CV", "cv": "CV",
-    "halpha": "HA", "h-alpha": "HA", "ha": "HA",
-}
 
 #: the 2018 ``sources.csv`` columns, written with this header row
 SOURCES_CSV_COLUMNS = ("id", "RA_C", "DEC_C", "RA_M", "DEC_M", "DIF", "MAG_R", "MAG_V", "MAG_B",
@@ -103,35 +87,6 @@ _VOTABLE_UCDS = {"star_id": "meta.id;meta.main", "ra": "pos.eq.ra;meta.main",
 
 # ----------------------------------------------------------------------------- helpers
 
-@contextmanager
-def _atomic_file(out: str | os.PathLike, newline: str = "", *, binary: bool = False):
-    """A file handle (text, or bytes with ``binary``) whose content replaces ``out`` only when
-    the block succeeds."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    mode = {"mode": "wb"} if binary else {"mode": "w", "encoding": "utf-8", "newline": newline}
-    try:
-        with os.fdopen(fd, **mode) as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except BaseException:
-        with _suppress():
-            os.unlink(tmp)
-        raise
-
-
-@contextmanager
-def _suppress():
-    try:
-        yield
-    except OSError:
-        pass
-
-
 def _stream(engine: Engine, stmt):
     """Yield the rows of ``stmt`` in chunks of :data:`CHUNK_ROWS` (server-side cursor on
     PostgreSQL, an incremental cursor on SQLite)."""
@@ -157,30 +112,6 @@ def jd_to_iso(jd: float) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
 
 
-def _star_label(star_id: int, name: str | None, catalog_id: str | None) -> str:
-    for value in (name, catalog_id):
-        if value is not None and str(value).strip():
-            return str(value).strip()
-    return f"clinepipe-{star_id}"
-
-
-def _clean_field(value: str, delim: str, limit: int) -> str:
-    """An AAVSO field: no delimiter, no '#', no line breaks, at most ``limit`` characters."""
-    text_ = " ".join(str(value).replace(delim, " ").replace("#", " ").split())
-    return text_[:limit] if text_ else "na"
-
-
-def aavso_filter(name: str | None) -> str:
-    """The AAVSO band code of one of our filter names; :class:`UsageError` when there is none."""
-    code = AAVSO_FILTERS.get((name or "").strip().lower())
-    if code is None:
-        raise UsageError(f"filter '{name}' has no AAVSO band code (known: B, V, R, I, U, Rc, Ic, "
-                         f"Sloan u' g' r' i' z', Red, Green, Blue, Lum, Clear, Halpha), so it "
-                         f"cannot go into an AAVSO report; choose another --filter.",
-                         reason="no AAVSO filter code")
-    return code
-
-
 # ----------------------------------------------------------------------------- CSV
 
 def export_csv(engine: Engine, out: str | os.PathLike, star_ids: Iterable[int] | None = None,
@@ -192,120 +123,13 @@ def export_csv(engine: Engine, out: str | os.PathLike, star_ids: Iterable[int] |
     multi = several_telescopes(engine)
     stmt = measurement_select(star_ids, filter, order="star", telescope=multi)
     n = 0
-    with _atomic_file(out) as fh:
+    with atomic_open(out, "w", newline="") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(CSV_COLUMNS + (("telescope",) if multi else ()))
         for row in _stream(engine, stmt):
             w.writerow([_num(v) for v in row])
             n += 1
-    return n
-
-
-# ----------------------------------------------------------------------------- AAVSO
-
-def export_aavso(engine: Engine, out: str | os.PathLike, *, obscode: str,
-                 star_ids: Sequence[int], filter: str | None = None,
-                 check_star_id: int | None = None, software: str | None = None,
-                 group_gap_days: float = 1.0 / 24, frame_ids: Iterable[int] | None = None) -> int:
-    """AAVSO Extended File Format report of the calibrated measurements of ``star_ids``.
-
-    Header: ``#TYPE=EXTENDED``, ``#OBSCODE=``, ``#SOFTWARE=``, ``#DELIM=,``, ``#DATE=JD``,
-    ``#OBSTYPE=CCD``; then one line per observation with the 15 :data:`AAVSO_FIELDS`:
-
-    * STARID the star's known-variable (VSX) name, else its catalog id, else ``clinepipe-<id>``;
-    * DATE ``jd_mid`` (UTC JD at mid-exposure, 5 decimals); MAGNITUDE, MAGERR (3 decimals,
-      ``na`` without an error); FILTER the AAVSO code (:data:`AAVSO_FILTERS`; a filter without
-      one raises :class:`UsageError` before anything is written);
-    * TRANS ``NO``, MTYPE ``STD``, CNAME ``ENSEMBLE``, CMAG ``na`` (ensemble zero point);
-    * KNAME/KMAG: the check star ``check_star_id``'s label and its calibrated magnitude measured
-      on the same frame (``na`` when not given or not measured there);
-    * AMASS airmass (3 decimals, ``na`` if unknown); GROUP a sequence number: observations are
-      numbered in JD order and a new group starts after a gap of more than ``group_gap_days``
-      or when the star's filter repeats (so the B, V, R frames of one sequence share a group,
-      and alternating V, R, V, R… frames make groups of one V and one R); CHART ``na``;
-    * NOTES ``<software>|ZPERR=<zero point error>`` (fields never contain the delimiter).
-
-    Only measurements with a calibrated magnitude and no photometry flags are reported, ordered
-    by JD (then star id); with ``frame_ids``, only those on these frames (e.g. one night's good
-    frames). Returns the number of observation lines.
-    """
-    delim = ","
-    if not star_ids:
-        raise UsageError("an AAVSO report needs at least one star (--star).")
-    obscode = (obscode or "").strip()
-    if not obscode or any(c in obscode for c in (delim, "#", "\n", "\r")):
-        raise UsageError(f"AAVSO observer code {obscode!r} is empty or contains ',' or '#'; set "
-                         f"[aavso] obscode in the configuration.", reason="bad obscode")
-    software = software or f"clinepipe {__version__}"
-    if filter is not None:
-        aavso_filter(filter)
-    ids = sorted({int(s) for s in star_ids})
-    m, f, z, s = (Measurement.__table__.c, Frame.__table__.c, ZeroPoint.__table__.c,
-                  Star.__table__.c)
-    stmt = (select(m.star_id, m.frame_id, m.jd_mid, m.mag, m.mag_err, m.filter,
-                   m.airmass, f.airmass, z.error)
-            .select_from(Measurement.__table__.join(Frame.__table__, f.id == m.frame_id)
-                         .outerjoin(ZeroPoint.__table__, z.frame_id == m.frame_id))
-            .where(m.star_id.in_(ids), m.mag.is_not(None), m.flags == 0)
-            .order_by(m.jd_mid, m.star_id, m.frame_id))
-    if filter is not None:
-        stmt = stmt.where(m.filter == filter)
-    with engine.connect() as conn:
-        labels = {sid: _star_label(sid, name, cat) for sid, name, cat in conn.execute(
-            select(s.id, s.name, s.catalog_id).where(s.id.in_(ids + ([check_star_id]
-                                                                      if check_star_id else []))))}
-        rows = conn.execute(stmt).all()
-        if frame_ids is not None:
-            keep = {int(i) for i in frame_ids}
-            rows = [r for r in rows if r[1] in keep]
-        check = {}
-        if check_star_id is not None:
-            check = dict(conn.execute(select(m.frame_id, m.mag).where(
-                m.star_id == int(check_star_id), m.mag.is_not(None))).all())
-    codes = {}
-    for row in rows:
-        if row[5] not in codes:
-            codes[row[5]] = aavso_filter(row[5])
-    kname = (_clean_field(labels.get(int(check_star_id), f"clinepipe-{check_star_id}"), delim, 20)
-             if check_star_id is not None else "na")
-    n = 0
-    group = 0
-    last_jd = None
-    in_group: set = set()
-    with _atomic_file(out) as fh:
-        for line in ("#TYPE=EXTENDED", f"#OBSCODE={obscode}",
-                     f"#SOFTWARE={_clean_field(software, delim, 255)}", f"#DELIM={delim}",
-                     "#DATE=JD", "#OBSTYPE=CCD"):
-            fh.write(line + "\n")
-        for sid, frame_id, jd, mag, mag_err, filt, m_air, f_air, zp_err in rows:
-            if last_jd is None or jd - last_jd > group_gap_days or (sid, filt) in in_group:
-                group += 1
-                in_group = set()
-            in_group.add((sid, filt))
-            last_jd = jd
-            airmass = m_air if m_air is not None else f_air
-            kmag = check.get(frame_id) if check_star_id is not None else None
-            notes = software + (f"|ZPERR={zp_err:.3f}" if zp_err is not None else "")
-            fields = (
-                _clean_field(labels.get(sid, f"clinepipe-{sid}"), delim, 30),
-                f"{jd:.5f}",
-                f"{mag:.3f}",
-                f"{mag_err:.3f}" if mag_err is not None and math.isfinite(mag_err) else "na",
-                codes[filt],
-                "NO",
-                "STD",
-                "ENSEMBLE",
-                "na",
-                kname,
-                f"{kmag:.3f}" if kmag is not None and math.isfinite(kmag) else "na",
-                f"{airmass:.3f}" if airmass is not None and math.isfinite(airmass) else "na",
-                str(group) if group <= 99999 else "na",
-                "na",
-                _clean_field(notes, delim, 100),
-            )
-            fh.write(delim.join(fields) + "\n")
-            n += 1
-    return n
+    return Written(n)
 
 
 # ----------------------------------------------------------------------------- sources.csv
@@ -379,7 +203,7 @@ def export_sources_csv(engine: Engine, out: str | os.PathLike,
     if star_ids is not None:
         stmt = stmt.where(m.star_id.in_(sorted({int(x) for x in star_ids})))
     n = 0
-    with _atomic_file(out) as fh:
+    with atomic_open(out, "w", newline="") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(SOURCES_CSV_COLUMNS)
         for star_id, ra_m, dec_m, mag, mag_err, filt, jd, raw_path in _stream(engine, stmt):
@@ -399,7 +223,21 @@ def export_sources_csv(engine: Engine, out: str | os.PathLike,
                 jd_to_iso(jd), raw_path.replace("\\", "/").rsplit("/", 1)[-1],
             ])
             n += 1
-    return n
+    return Written(n, _other_filters(engine, star_ids, bands) if filter is None else {})
+
+
+def _other_filters(engine: Engine, star_ids, bands) -> dict[str, int]:
+    """{reason: measurements} of the stars' measurements in filters other than ``bands``."""
+    from sqlalchemy import func
+
+    m = Measurement.__table__.c
+    stmt = (select(m.filter, func.count()).where(m.filter.not_in(bands))
+            .group_by(m.filter).order_by(m.filter))
+    if star_ids is not None:
+        stmt = stmt.where(m.star_id.in_(sorted({int(x) for x in star_ids})))
+    with engine.connect() as conn:
+        return {f"in filter {filt!r} (the format has columns for R, V and B only)": n
+                for filt, n in conn.execute(stmt)}
 
 
 # ----------------------------------------------------------------------------- VOTable
@@ -443,6 +281,6 @@ def export_votable(engine: Engine, out: str | os.PathLike, star_ids: Iterable[in
         field.ucd = _VOTABLE_UCDS.get(field.name)
     buf = io.BytesIO()
     votable.to_xml(buf)
-    with _atomic_file(out, binary=True) as fh:
+    with atomic_open(out, "wb") as fh:
         fh.write(buf.getvalue())
-    return len(table)
+    return Written(len(table))

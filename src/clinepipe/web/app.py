@@ -37,6 +37,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 
 from clinepipe import __version__
+from clinepipe.errors import ClinepipeError
 from clinepipe.store.db import last_run, several_telescopes
 from clinepipe.store.models import CatalogMatch, Frame, Measurement, Star
 
@@ -87,7 +88,7 @@ def create_app(cfg_or_engine, *, archive: str | Path | None = None,
         archive = archive if archive is not None else cfg.paths.archive
         obscode = obscode if obscode is not None else cfg.aavso.obscode
         site_name = cfg.site.name
-    dash = _Dashboard(engine, Path(archive) if archive else None, (obscode or "").strip() or "XXX",
+    dash = _Dashboard(engine, Path(archive) if archive else None, (obscode or "").strip(),
                       site_name)
 
     app = FastAPI(title="clinepipe dashboard", version=__version__, docs_url=None,
@@ -694,9 +695,12 @@ def _add_api(app: FastAPI, dash: _Dashboard) -> None:
         sid = known_star(star_id)
         from clinepipe.store.export import export_aavso
 
-        return _exported(lambda out: export_aavso(dash.engine, out, obscode=dash.obscode,
-                                                  star_ids=[sid], filter=clean_filter(filter)),
-                         f"star_{sid}_aavso.txt", "text/plain; charset=utf-8")
+        try:  # validated before it is written: no observer code, no file (issue 21)
+            return _exported(lambda out: export_aavso(dash.engine, out, obscode=dash.obscode,
+                                                      star_ids=[sid], filter=clean_filter(filter)),
+                             f"star_{sid}_aavso.txt", "text/plain; charset=utf-8")
+        except ClinepipeError as exc:
+            raise HTTPException(409, exc.message) from exc
 
     @_get(app, "/api/stars")
     def stars_json(sort: str | None = None, limit: str | None = None, offset: str | None = None):
