@@ -21,6 +21,7 @@ from clinepipe.run.light_stages import LightResult, LightTask, MasterRef, finish
 from clinepipe.run.lock import RunLock
 from clinepipe.run.finishing import fit_colour_terms, frame_states, refresh_star_counts, update_qc, write_night_reports
 from clinepipe.run.light_store import CalibrationContext, store_light_result
+from clinepipe.run.relative_step import relative_photometry_step
 from clinepipe.store.models import Frame, Master, Run, utc_now as _now
 log = logging.getLogger("clinepipe")
 from clinepipe.run.ingest_step import ingest_stage
@@ -80,6 +81,9 @@ def run_pipeline(cfg: Config, *, reprocess: bool = False, workers: int | None = 
                                                workers=workers, progress=progress, pool=pool)
             if pool is not None:  # shuts down while the run finishes
                 pool.close(wait=False)
+            # the lights no catalog could calibrate, night by night (before QC, suspects
+            # and reports, which read their zero points and magnitudes)
+            relative_photometry_step(cfg, engine, run_id, also_runs=killed)
             update_qc(cfg, engine)
             refresh_star_counts(engine)
             from clinepipe.variability.suspects import flag_suspected_variables
