@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from conftest import assert_same_snapshot, copy_night, pipeline_snapshot
 
@@ -269,3 +269,67 @@ def test_killed_run_resumes_and_a_catalog_later_gives_standard_magnitudes(
     assert got["zero_points"] == want["zero_points"]
     assert ({(m[0], m[1]): m[4] for m in got["measurements"]}
             == {(m[0], m[1]): m[4] for m in want["measurements"]})
+
+
+def test_lights_short_of_catalog_stars_are_tied_to_the_night_s_catalog_lights(with_catalog,
+                                                                                 tmp_path):
+    """A night where a third of the lights matched too few catalog stars: the ensemble puts
+    them on the catalog's scale through the other lights, at the zero points the catalog
+    gave them (within the errors), and doing it again changes nothing."""
+    import dataclasses
+    import sqlite3
+
+    from sqlalchemy import delete, update
+
+    from clinepipe.calibrate.light import RELATIVE_PENDING
+    from clinepipe.run.relative_step import relative_photometry_step
+
+    cfg = with_catalog["cfg"]
+    db = tmp_path / "tie.db"
+    with sqlite3.connect(cfg.database.url.removeprefix("sqlite:///")) as src, \
+            sqlite3.connect(db) as dest:
+        src.backup(dest)  # the database and its write-ahead log
+    cfg = dataclasses.replace(cfg, database=dataclasses.replace(cfg.database,
+                                                                url=f"sqlite:///{db}"))
+    engine = open_database(cfg.database.url)
+    with session_scope(engine) as s:
+        lights = s.scalars(select(Frame.id).where(Frame.kind == "light")
+                           .order_by(Frame.jd_mid)).all()
+        chosen = lights[1::3]
+        assert len(lights) == 28
+        catalog_zp = {f: (v, e, band) for f, v, e, band in s.execute(
+            select(ZeroPoint.frame_id, ZeroPoint.value, ZeroPoint.error, ZeroPoint.catalog_band)
+            .where(ZeroPoint.frame_id.in_(chosen)))}
+        s.execute(update(Measurement).where(Measurement.frame_id.in_(chosen))
+                  .values(mag=None, mag_err=None, in_ensemble=False))
+        s.execute(delete(ZeroPoint).where(ZeroPoint.frame_id.in_(chosen)))
+        s.execute(update(Frame).where(Frame.id.in_(chosen)).values(
+            state="measured", stage="relative",
+            reason=f"{RELATIVE_PENDING} (too few comparison stars: 2 < 3)"))
+
+    def zero_points():
+        with session_scope(engine) as s:
+            return {f: (v, e, band) for f, v, e, band in s.execute(
+                select(ZeroPoint.frame_id, ZeroPoint.value, ZeroPoint.error,
+                       ZeroPoint.catalog_band).where(ZeroPoint.frame_id.in_(chosen)))}
+
+    try:
+        # no light of run 999: the night is found by its lights waiting for the ensemble
+        assert relative_photometry_step(cfg, engine, 999) == len(chosen)
+        tied = zero_points()
+        assert relative_photometry_step(cfg, engine, 999) == 0  # nothing waits any more
+        assert relative_photometry_step(cfg, engine, 999, also_runs=[1]) == len(chosen)
+        assert zero_points() == tied
+        with session_scope(engine) as s:
+            states = set(s.execute(select(Frame.state, Frame.stage).where(
+                Frame.id.in_(chosen))).all())
+            n_mags = s.scalar(select(func.count(Measurement.id)).where(
+                Measurement.frame_id.in_(chosen), Measurement.mag.is_not(None)))
+    finally:
+        engine.dispose()
+    assert states == {("calibrated", "relative")} and n_mags > 20 * len(chosen)
+    assert tied.keys() == catalog_zp.keys()
+    for f, (value, error, band) in tied.items():
+        c_value, c_error, c_band = catalog_zp[f]
+        assert band == c_band
+        assert abs(value - c_value) < max(3 * np.hypot(error, c_error), 0.005), (f, value, c_value)

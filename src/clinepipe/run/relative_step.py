@@ -106,15 +106,17 @@ def _place_night(cfg: Config, s, night: str, filt: str | None) -> int:
     rows = _measurements(s, frame_ids.tolist())
     if not rows:
         return 0
-    meas_id, fid, sid, inst, err, flags, variable = (np.array(c) for c in zip(*rows))
+    cols = list(zip(*rows))
+    meas_id, fid, sid = (np.array(c, dtype=np.int64) for c in cols[:3])
     f_index = np.searchsorted(frame_ids, fid)
     star_ids, s_index = np.unique(sid, return_inverse=True)
     shape = (len(frame_ids), len(star_ids))
     inst_m, inst_e = np.full(shape, np.nan), np.full(shape, np.nan)
     usable = np.zeros(shape, dtype=bool)
-    inst_m[f_index, s_index] = np.where(inst == None, np.nan, inst).astype(float)  # noqa: E711
-    inst_e[f_index, s_index] = np.where(err == None, np.nan, err).astype(float)  # noqa: E711
-    usable[f_index, s_index] = (flags.astype(np.int64) == 0) & ~variable.astype(bool)
+    inst_m[f_index, s_index] = np.array(cols[3], dtype=float)  # NULL becomes NaN
+    inst_e[f_index, s_index] = np.array(cols[4], dtype=float)
+    usable[f_index, s_index] = ((np.array(cols[5], dtype=np.int64) == 0)
+                                & ~np.array(cols[6], dtype=bool))
 
     ens = relative_zero_points(inst_m, inst_e, usable, min_stars=max(cfg.catalog.min_stars, 1))
     shift, shift_err, band = 0.0, 0.0, RELATIVE_BAND
