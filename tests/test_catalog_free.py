@@ -48,6 +48,19 @@ def run(config_path: Path, **kwargs):
     return cfg, open_database(cfg.database.url)
 
 
+def copy_database(cfg, path: Path):
+    """A copy of a run's SQLite database at ``path``: the configuration using it, its engine."""
+    import dataclasses
+    import sqlite3
+
+    with sqlite3.connect(cfg.database.url.removeprefix("sqlite:///")) as src, \
+            sqlite3.connect(path) as dest:
+        src.backup(dest)  # the database and its write-ahead log
+    cfg = dataclasses.replace(cfg, database=dataclasses.replace(cfg.database,
+                                                                url=f"sqlite:///{path}"))
+    return cfg, open_database(cfg.database.url)
+
+
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory):
     from clinepipe.simulate import simulate_night
@@ -276,22 +289,12 @@ def test_lights_short_of_catalog_stars_are_tied_to_the_night_s_catalog_lights(wi
     """A night where a third of the lights matched too few catalog stars: the ensemble puts
     them on the catalog's scale through the other lights, at the zero points the catalog
     gave them (within the errors), and doing it again changes nothing."""
-    import dataclasses
-    import sqlite3
-
     from sqlalchemy import delete, update
 
     from clinepipe.calibrate.light import RELATIVE_PENDING
     from clinepipe.run.relative_step import relative_photometry_step
 
-    cfg = with_catalog["cfg"]
-    db = tmp_path / "tie.db"
-    with sqlite3.connect(cfg.database.url.removeprefix("sqlite:///")) as src, \
-            sqlite3.connect(db) as dest:
-        src.backup(dest)  # the database and its write-ahead log
-    cfg = dataclasses.replace(cfg, database=dataclasses.replace(cfg.database,
-                                                                url=f"sqlite:///{db}"))
-    engine = open_database(cfg.database.url)
+    cfg, engine = copy_database(with_catalog["cfg"], tmp_path / "tie.db")
     with session_scope(engine) as s:
         lights = s.scalars(select(Frame.id).where(Frame.kind == "light")
                            .order_by(Frame.jd_mid)).all()
@@ -333,3 +336,37 @@ def test_lights_short_of_catalog_stars_are_tied_to_the_night_s_catalog_lights(wi
         c_value, c_error, c_band = catalog_zp[f]
         assert band == c_band
         assert abs(value - c_value) < max(3 * np.hypot(error, c_error), 0.005), (f, value, c_value)
+
+
+def test_a_light_the_ensemble_cannot_place_keeps_the_reason(free, tmp_path):
+    """A light left with two usable ensemble stars (min_stars = 3) stays measured, saying
+    why; the night's other lights are still placed."""
+    from sqlalchemy import update
+
+    from clinepipe.run.relative_step import relative_photometry_step
+
+    cfg, engine = copy_database(free["cfg"], tmp_path / "unplaced.db")
+    try:
+        with session_scope(engine) as s:
+            frame_id, filt = s.execute(select(Frame.id, Frame.filter).where(
+                Frame.kind == "light").order_by(Frame.jd_mid)).first()
+            keep = s.scalars(select(Measurement.id).where(
+                Measurement.frame_id == frame_id, Measurement.in_ensemble.is_(True))
+                .order_by(Measurement.id).limit(2)).all()
+            s.execute(update(Measurement).where(Measurement.frame_id == frame_id,
+                                                Measurement.id.not_in(keep))
+                      .values(flags=8))  # all but two ensemble stars blended
+        placed = relative_photometry_step(cfg, engine, 999, also_runs=[1])
+        with session_scope(engine) as s:
+            state, reason = s.execute(select(Frame.state, Frame.reason)
+                                      .where(Frame.id == frame_id)).one()
+            n_zp = s.scalar(select(func.count(ZeroPoint.id)).where(
+                ZeroPoint.frame_id == frame_id))
+            n_mag = s.scalar(select(func.count(Measurement.id)).where(
+                Measurement.frame_id == frame_id, Measurement.mag.is_not(None)))
+    finally:
+        engine.dispose()
+    assert placed == 27
+    assert state == "measured" and n_zp == 0 and n_mag == 0
+    assert reason == ("not placed by the night's relative ensemble: 2 ensemble stars (fewer "
+                      "than 3)"), reason
