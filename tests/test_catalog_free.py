@@ -19,9 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import func, select
-
 from conftest import assert_same_snapshot, copy_night, pipeline_snapshot
+from sqlalchemy import func, select
 
 from clinepipe.calibrate.relative import RELATIVE_ZERO_POINT
 from clinepipe.config import load_config
@@ -127,7 +126,7 @@ def test_every_light_is_placed_on_the_relative_scale(free):
     # each filter's night is on the scale of its own reference frame: zero point exactly 25
     for filt in ("V", "R"):
         values = [f[5] for f in frames if f[3] == filt]
-        assert min(abs(v - RELATIVE_ZERO_POINT) for v in values) == 0.0
+        assert min(abs(v - RELATIVE_ZERO_POINT) for v in values) < 1e-9
 
 
 def test_constant_stars_scatter_as_the_injected_noise(sim, free):
@@ -164,6 +163,7 @@ def test_constant_stars_scatter_as_the_injected_noise(sim, free):
 
 def test_relative_minus_truth_is_one_constant_per_filter(sim, free):
     pts = [p for p in points(sim, free["engine"]) if p["constant"] and p["mag_err"] < 0.007]
+    n_cloudy = 0
     for filt in ("V", "R"):
         delta = np.array([p["mag"] - p["true_mag"] for p in pts if p["filter"] == filt])
         err = np.array([p["mag_err"] for p in pts if p["filter"] == filt])
@@ -175,8 +175,10 @@ def test_relative_minus_truth_is_one_constant_per_filter(sim, free):
         # the cloudy frame (0.3-0.5 transparency) is on the same scale
         cloudy = [p["mag"] - p["true_mag"] for p in pts if p["filter"] == filt
                   and sim.frame_row(Path(p["frame"]).stem)["qc"] == "clouds"]
+        n_cloudy += len(cloudy)
         if cloudy:
             assert abs(np.median(cloudy) - np.median(delta)) < 0.01
+    assert n_cloudy >= 3
 
 
 def _sinusoid_amplitude(pts, period, epoch):
@@ -191,7 +193,7 @@ def _sinusoid_amplitude(pts, period, epoch):
 def test_variable_amplitude_and_period_as_with_a_catalog(sim, free, with_catalog):
     from clinepipe.variability.table import variability_table
 
-    var = [v for v in sim.variables if v["type"] == "DSCT"][0]
+    var = next(v for v in sim.variables if v["type"] == "DSCT")
     period, amplitude = float(var["period_days"]), float(var["amplitude"])
     found = {}
     for name, night in (("free", free), ("catalog", with_catalog)):
@@ -214,7 +216,7 @@ def test_light_curve_command_on_a_catalog_free_night(free, tmp_path):
     out = tmp_path / "lc.csv"
     r = subprocess.run([sys.executable, "-m", "clinepipe.cli", "--config", str(free["config"]),
                         "lc", "V0001 Sim", "--csv", str(out)], capture_output=True, text=True,
-                       timeout=120)
+                       timeout=120, check=False)
     assert r.returncode == 0, r.stderr
     with out.open() as fh:
         rows = list(csv.DictReader(fh))
@@ -233,7 +235,7 @@ def test_few_catalog_stars_fall_back_to_the_ensemble(sim, free, tmp_path, caplog
     with (tmp_path / "sparse" / "catalog.csv").open("w", newline="") as fh:
         csv.writer(fh).writerows(rows[:3])  # header and two stars
     with caplog.at_level(logging.WARNING, logger="clinepipe"):
-        cfg, engine = run(config)
+        _, engine = run(config)
     assert any("without enough catalog stars" in r.getMessage() for r in caplog.records)
     try:
         got = pipeline_snapshot(config)
@@ -266,13 +268,12 @@ def test_killed_run_resumes_and_a_catalog_later_gives_standard_magnitudes(
     with pytest.raises(KeyboardInterrupt):
         run(config)[1].dispose()
     monkeypatch.setattr(step, "_place_night", real)
-    cfg, engine = run(config)
-    engine.dispose()
+    run(config)[1].dispose()
     assert_same_snapshot(pipeline_snapshot(config), pipeline_snapshot(free["config"]))
 
     # the catalog now covers the field: --reprocess puts the night on the standard system
     set_catalog_source(config, "file")
-    cfg, engine = run(config, reprocess=True)
+    _, engine = run(config, reprocess=True)
     with session_scope(engine) as s:
         stages = set(s.scalars(select(Frame.stage).where(Frame.kind == "light")))
     engine.dispose()
@@ -348,8 +349,8 @@ def test_a_light_the_ensemble_cannot_place_keeps_the_reason(free, tmp_path):
     cfg, engine = copy_database(free["cfg"], tmp_path / "unplaced.db")
     try:
         with session_scope(engine) as s:
-            frame_id, filt = s.execute(select(Frame.id, Frame.filter).where(
-                Frame.kind == "light").order_by(Frame.jd_mid)).first()
+            frame_id = s.scalars(select(Frame.id).where(Frame.kind == "light")
+                                 .order_by(Frame.jd_mid)).first()
             keep = s.scalars(select(Measurement.id).where(
                 Measurement.frame_id == frame_id, Measurement.in_ensemble.is_(True))
                 .order_by(Measurement.id).limit(2)).all()
