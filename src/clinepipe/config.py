@@ -191,7 +191,7 @@ class Config:
 _CHOICES = {
     ("reduction", "mode"): ("default", "seed"),
     ("photometry", "sources"): ("auto", "src", "detect"),
-    ("catalog", "source"): ("file", "apass", "ucac4", "gaia"),
+    ("catalog", "source"): ("file", "apass", "ucac4", "gaia", "none"),
     ("known_variables", "source"): ("", "file", "vsx"),
     ("execution", "scheduler"): ("serial", "dask"),
 }

@@ -13,6 +13,11 @@ from clinepipe.store.models import Frame
 
 log = logging.getLogger("clinepipe")
 
+#: ``frames.stage`` of a light whose magnitudes come (or are to come) from the night's
+#: catalog-free ensemble (:mod:`clinepipe.run.relative_step`), placed or not
+RELATIVE_STAGE = "relative"
+#: ``frames.reason`` of a light measured and waiting for the night's ensemble (this run's step)
+RELATIVE_PENDING = "to be placed by the night's relative ensemble"
 
 
 def db_float(value):
@@ -55,6 +60,11 @@ def calibrate_measurements(cfg: Config, frame: Frame, m: np.ndarray,
     if context is None or field is None:
         return FrameCalibration("measured", "calibrate", "no sky positions to match a catalog",
                                 band, None, nan, nan, empty, none, nan, None, None, None)
+    if context.catalog is None:  # [catalog] source = "none": never wait for a catalog
+        return FrameCalibration("measured", RELATIVE_STAGE,
+                                f'{RELATIVE_PENDING} ([catalog] source = "none")', band, None,
+                                nan, nan, empty, none, nan, None, None,
+                                _known_without_waiting(context, field))
     try:
         catalog = context.catalog.field(*field)
         known = context.known.field(*field) if context.known is not None else None
@@ -66,8 +76,8 @@ def calibrate_measurements(cfg: Config, frame: Frame, m: np.ndarray,
     matched = idx >= 0
     rms = float(np.sqrt(np.mean(sep[matched] ** 2))) if matched.sum() >= 3 else None
     if band is None or band not in catalog.mags:
-        reason = f"no catalog band for filter '{frame.filter}'"
-        return FrameCalibration("measured", "calibrate", reason, band, None, nan, nan, empty,
+        reason = f"{RELATIVE_PENDING} (no catalog band for filter '{frame.filter}')"
+        return FrameCalibration("measured", RELATIVE_STAGE, reason, band, None, nan, nan, empty,
                                 idx, sep, rms, catalog, known)
     cat_mag, cat_err = catalog.band(band)
     cm = np.where(matched, cat_mag[np.clip(idx, 0, None)], np.nan)
@@ -76,12 +86,27 @@ def calibrate_measurements(cfg: Config, frame: Frame, m: np.ndarray,
     exclude |= _known_variable_mask(cfg, m, getattr(context, "suspects", None))
     zp = ensemble_zero_point(m["inst_mag"], cm, m["inst_mag_err"], ce, exclude=exclude)
     if zp.n_used < cfg.catalog.min_stars or not np.isfinite(zp.value):
-        reason = f"too few comparison stars ({zp.n_used} < {cfg.catalog.min_stars})"
-        return FrameCalibration("measured", "calibrate", reason, band, None, nan, nan, empty,
+        # the field is not (well) in the catalog: the night's own ensemble places the frame
+        reason = (f"{RELATIVE_PENDING} (too few comparison stars: {zp.n_used} < "
+                  f"{cfg.catalog.min_stars})")
+        return FrameCalibration("measured", RELATIVE_STAGE, reason, band, None, nan, nan, empty,
                                 idx, sep, rms, catalog, known)
     mag, mag_err = apply_zero_point(m["inst_mag"], m["inst_mag_err"], zp)
     return FrameCalibration("calibrated", None, None, band, zp, mag, mag_err, zp.used, idx, sep,
                             rms, catalog, known)
+
+
+def _known_without_waiting(context, field):
+    """The known variables of the field, or None when their source cannot be had now: a run
+    without a catalog must not make frames wait for the variable-star list either (the stars
+    are named on a later frame or run)."""
+    if context.known is None:
+        return None
+    try:
+        return context.known.field(*field)
+    except CatalogUnavailable as exc:
+        log.info("%s", exc.message)
+        return None
 
 
 def _known_variable_mask(cfg: Config, m: np.ndarray, known) -> np.ndarray:
@@ -97,7 +122,7 @@ def _known_variable_mask(cfg: Config, m: np.ndarray, known) -> np.ndarray:
 class CalibrationContext:
     """The catalog and known-variable sources of a run, opened once."""
 
-    catalog: object            # .field(ra, dec, radius_deg) -> Catalog
+    catalog: object | None     # .field(ra, dec, radius_deg) -> Catalog; None: source "none"
     known: object | None       # .field(ra, dec, radius_deg) -> KnownVariables, or None
     suspects: object | None = None  # KnownVariables of our suspected new variables (aavso.py)
     #: star ids given a known variable's name in this run (the name is set once, not per frame)
@@ -111,7 +136,8 @@ class CalibrationContext:
         from clinepipe.catalogs.known_variables import known_variables_source
         from clinepipe.catalogs.sources import catalog_source
 
-        return cls(catalog_source(cfg), known_variables_source(cfg), suspects)
+        catalog = None if cfg.catalog.source == "none" else catalog_source(cfg)
+        return cls(catalog, known_variables_source(cfg), suspects)
 
 
 def _field_of(m: np.ndarray) -> tuple[float, float, float] | None:

@@ -133,17 +133,27 @@ def _identify_stars(cfg: Config, s, m: np.ndarray, calib: FrameCalibration) -> n
     cosd = max(np.cos(np.radians(np.nanmedian(dec[ok]))), 1e-3)
     lo_ra, hi_ra = np.nanmin(ra[ok]) - margin / cosd, np.nanmax(ra[ok]) + margin / cosd
     lo_dec, hi_dec = np.nanmin(dec[ok]) - margin, np.nanmax(dec[ok]) + margin
-    known = s.execute(select(Star.id, Star.ra, Star.dec).where(
+    known = s.execute(select(Star.id, Star.ra, Star.dec, Star.catalog_id.is_(None)).where(
         Star.dec.between(lo_dec, hi_dec), Star.ra.between(lo_ra, hi_ra))
         .order_by(Star.id)).all()
     k_id = np.array([r[0] for r in known], dtype=np.int64)
     k_ra = np.array([r[1] for r in known], dtype=float)
     k_dec = np.array([r[2] for r in known], dtype=float)
+    k_uncatalogued = np.array([bool(r[3]) for r in known], dtype=bool)
     where = np.flatnonzero(ok)
     index = assign_stars(ra[ok], dec[ok], k_ra, k_dec, cfg.stars.match_radius)
     matched = index >= 0
     ids[where[matched]] = k_id[index[matched]]
     catalog = calib.catalog
+    if catalog is not None:
+        # stars first seen without a catalog (source "none", a field the catalog did not
+        # cover then) get their counterpart once a catalog covers them
+        late = where[matched][k_uncatalogued[index[matched]]]
+        for i in late[calib.cat_index[late] >= 0]:
+            cat_id = str(catalog.ids[calib.cat_index[i]])
+            s.execute(update(Star).where(Star.id == int(ids[i]), Star.catalog_id.is_(None))
+                      .values(catalog_id=cat_id))
+            _add_catalog_match(s, int(ids[i]), cat_id, catalog, calib, i)
     new_rows = where[index == -1]
     new_stars = []
     for i in new_rows:
@@ -158,14 +168,20 @@ def _identify_stars(cfg: Config, s, m: np.ndarray, calib: FrameCalibration) -> n
         for i, star in zip(new_rows, new_stars):
             ids[i] = star.id
             if star.catalog_id is not None:
-                c = calib.cat_index[i]
-                s.add(CatalogMatch(star_id=star.id, catalog=catalog.name,
-                                   catalog_id=star.catalog_id, ra=float(catalog.ra[c]),
-                                   dec=float(catalog.dec[c]), separation=float(calib.cat_sep[i]),
-                                   mags=json.dumps({b: [db_float(v[c]), db_float(catalog.errors.get(b, v)[c])
-                                                        if b in catalog.errors else None]
-                                                    for b, v in catalog.mags.items()})))
+                _add_catalog_match(s, star.id, star.catalog_id, catalog, calib, i)
     return ids
+
+
+def _add_catalog_match(s, star_id: int, cat_id: str, catalog, calib: FrameCalibration,
+                       i: int) -> None:
+    """The ``catalog_matches`` row of star ``star_id``, measurement ``i`` of the frame."""
+    c = calib.cat_index[i]
+    s.add(CatalogMatch(star_id=star_id, catalog=catalog.name, catalog_id=cat_id,
+                       ra=float(catalog.ra[c]), dec=float(catalog.dec[c]),
+                       separation=float(calib.cat_sep[i]),
+                       mags=json.dumps({b: [db_float(v[c]), db_float(catalog.errors.get(b, v)[c])
+                                            if b in catalog.errors else None]
+                                        for b, v in catalog.mags.items()})))
 
 
 def _name_known_variables(cfg: Config, s, m: np.ndarray, star_ids: np.ndarray, known,

@@ -39,6 +39,7 @@ from clinepipe.run.lock import RunLock
 from clinepipe.store.models import Frame, Master, Run
 from clinepipe.store.models import utc_now as _now
 
+from clinepipe.run.relative_step import relative_photometry_step
 log = logging.getLogger("clinepipe")
 from clinepipe.run.ingest_step import ingest_stage
 from clinepipe.run.masters_step import (
@@ -97,6 +98,12 @@ def _lights(run: RunContext) -> None:
         run.pool.close(wait=False)
 
 
+def _relative(run: RunContext) -> None:
+    """The lights no catalog could calibrate, night by night, on the scale of the night's own
+    ensemble (before QC, suspects and reports, which read their zero points and magnitudes)."""
+    relative_photometry_step(run.cfg, run.engine, run.run_id, also_runs=run.killed)
+
+
 def _suspects(run: RunContext) -> None:
     from clinepipe.variability.suspects import flag_suspected_variables
 
@@ -129,7 +136,7 @@ def _aavso_files(run: RunContext) -> None:
 #: The daily run, in order. Each step takes the run's context; a step that finds a frame
 #: unusable records the reason on the frame and goes on, so only a broken archive or database
 #: stops the list (the next run resumes where it stopped).
-RUN_STEPS = (_ingest, _masters, _lights, _suspects, _quality, _star_counts, _colour_terms,
+RUN_STEPS = (_ingest, _masters, _lights, _relative, _suspects, _quality, _star_counts, _colour_terms,
              _night_reports, _aavso_files)
 
 
