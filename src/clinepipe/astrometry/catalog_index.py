@@ -415,7 +415,7 @@ def solve_with_catalog(cfg, image_path, output_path, *, scale_low: float | None 
     scale_high = scale_high if scale_high is not None else (a.scale_high or None)
     timeout = timeout if timeout is not None else a.timeout
     index = CatalogIndex()
-    if a.catalog_index:
+    if a.catalog_index and cfg.catalog.source != "none":  # no catalog to build an index from
         if shutil.which("solve-field") is not None:  # else solve_field says it is missing
             index = index_for_image(cfg, image_path, scale_low=scale_low, scale_high=scale_high,
                                     ra=ra, dec=dec)

@@ -31,6 +31,9 @@ import numpy as np
 __all__ = ["RELATIVE_ZERO_POINT", "CatalogOffset", "RelativeEnsemble", "catalog_offset",
            "relative_zero_points"]
 
+#: ``zero_points.catalog_band`` of a frame on the relative scale of its night
+RELATIVE_BAND = "relative"
+
 #: Zero point of the reference frame (mag): relative ``mag = inst_mag + 25`` there. 25 is the
 #: conventional instrumental zero point (IRAF ``phot`` zmag); with ``inst_mag =
 #: -2.5 log10(ADU/s)`` it gives magnitude-like numbers (10-20) for the stars a small telescope

@@ -29,13 +29,12 @@ import numpy as np
 from sqlalchemy import delete, insert, select, update
 
 from clinepipe.calibrate.light import RELATIVE_PENDING, RELATIVE_STAGE, db_float
+from clinepipe.calibrate.relative import RELATIVE_BAND
 from clinepipe.config import Config
 from clinepipe.store.models import Frame, Measurement, Star, ZeroPoint
 
 log = logging.getLogger("clinepipe")
 
-#: ``zero_points.catalog_band`` of a frame on the relative scale of its night
-RELATIVE_BAND = "relative"
 
 _CHUNK = 500  # ids per IN (...) list: under every database's limit on bound parameters
 

@@ -15,10 +15,16 @@ from sqlalchemy import Engine, func, select
 
 from clinepipe import __version__
 from clinepipe.atomic_files import atomic_write_text
+from clinepipe.calibrate.relative import RELATIVE_BAND
 from clinepipe.errors import BadInput, ClinepipeError, UsageError
 from clinepipe.photometry.aperture import PHOT_FLAGS
-from clinepipe.products.aavso_format import (ExtendedHeader, ExtendedRow, aavso_filter_code,
-                                             check_obscode, format_extended)
+from clinepipe.products.aavso_format import (
+    ExtendedHeader,
+    ExtendedRow,
+    aavso_filter_code,
+    check_obscode,
+    format_extended,
+)
 from clinepipe.store.models import CatalogMatch, Frame, Measurement, Star, ZeroPoint
 
 __all__ = ["Written", "aavso_filter", "export_aavso", "describe_left_out"]
@@ -187,6 +193,10 @@ def export_aavso(engine: Engine, out: str | os.PathLike, *, obscode: str | None,
             continue
         if mag is None or not math.isfinite(mag):
             left_out["without a calibrated magnitude (no zero point on their frame)"] += 1
+            continue
+        if band == RELATIVE_BAND:
+            # on the night's own scale (no catalog): not a standard magnitude AAVSO could use
+            left_out["on a relative scale (no catalog calibrated their frame)"] += 1
             continue
         try:
             aavso_filter_code(filt)

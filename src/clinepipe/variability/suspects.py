@@ -198,7 +198,7 @@ def recalibrate_frames(cfg: Config, engine, frame_ids, context=None) -> int:
     unavailable right now is left as it is and logged). The run refreshes the nights' QC flags
     after this step (``run.finishing.update_qc``)."""
     from clinepipe.run.light_stages import MEASUREMENT_DTYPE
-    from clinepipe.calibrate.light import CalibrationContext, calibrate_measurements
+    from clinepipe.calibrate.light import RELATIVE_STAGE, CalibrationContext, calibrate_measurements
 
     if context is None:
         context = CalibrationContext.load(cfg, suspected_positions(engine))
@@ -207,7 +207,8 @@ def recalibrate_frames(cfg: Config, engine, frame_ids, context=None) -> int:
     for fid in sorted({int(f) for f in frame_ids}):
         with _session(engine) as s:
             frame = s.get(Frame, fid)
-            if frame is None or frame.kind != "light":
+            # a frame on the night's relative scale is placed by the relative step, not here
+            if frame is None or frame.kind != "light" or frame.stage == RELATIVE_STAGE:
                 continue
             s.expunge(frame)
             rows = s.execute(select(M.id, M.x, M.y, M.ra, M.dec, M.flux, M.flux_err, M.background,
