@@ -40,8 +40,8 @@ class FrameCalibration:
 
 def calibrate_measurements(cfg: Config, frame: Frame, m: np.ndarray,
                            context: CalibrationContext | None) -> FrameCalibration:
-    """Match to the catalog and fit the frame's ensemble zero point (pure, no database)."""
-    from clinepipe.calibrate.zero_point import apply_zero_point, ensemble_zero_point
+    """Match to the catalog and fit the frame's ensemble zero point (pure, no database): the
+    field's catalog and known variables from ``context``, then :func:`calibrate_with_catalog`."""
     from clinepipe.catalogs.match import match_catalog
 
     n = len(m)
@@ -60,26 +60,80 @@ def calibrate_measurements(cfg: Config, frame: Frame, m: np.ndarray,
         log.info("%s", exc.message)
         return FrameCalibration("waiting", "calibrate", f"waiting for catalog: {exc.reason}", band,
                                 None, nan, nan, empty, none, nan, None, None, None)
-    idx, sep = match_catalog(m["ra"], m["dec"], catalog.ra, catalog.dec, cfg.catalog.match_radius)
-    matched = idx >= 0
-    rms = float(np.sqrt(np.mean(sep[matched] ** 2))) if matched.sum() >= 3 else None
     if band is None or band not in catalog.mags:
+        idx, sep = match_catalog(m["ra"], m["dec"], catalog.ra, catalog.dec,
+                                 cfg.catalog.match_radius)
+        matched = idx >= 0
+        rms = float(np.sqrt(np.mean(sep[matched] ** 2))) if matched.sum() >= 3 else None
         reason = f"no catalog band for filter '{frame.filter}'"
         return FrameCalibration("measured", "calibrate", reason, band, None, nan, nan, empty,
                                 idx, sep, rms, catalog, known)
+    exclude = _known_variable_mask(cfg, m, known)
+    exclude |= _known_variable_mask(cfg, m, getattr(context, "suspects", None))  # aavso.py
+    calib = calibrate_with_catalog(m, catalog, band, match_radius=cfg.catalog.match_radius,
+                                   min_stars=cfg.catalog.min_stars, exclude=exclude)
+    calib.known = known
+    return calib
+
+
+def calibrate_with_catalog(m: np.ndarray, catalog, band: str, *, match_radius: float,
+                           min_stars: int, exclude=None) -> FrameCalibration:
+    """Match one frame's measurements to a catalog and calibrate them with the ensemble zero
+    point in ``band`` (pure: plain arrays in, a :class:`FrameCalibration` out).
+
+    Parameters
+    ----------
+    m : ndarray of ``MEASUREMENT_DTYPE``
+        The frame's measurements: ``ra``, ``dec`` (deg), ``inst_mag``, ``inst_mag_err`` (mag),
+        ``flags`` (flagged stars never enter the ensemble).
+    catalog : clinepipe.catalogs.Catalog
+        Reference stars around the frame; ``band`` must be one of its magnitude columns.
+    match_radius : float
+        Largest catalog match distance (arcsec).
+    min_stars : int
+        Fewest comparison stars for a zero point; fewer leave the frame ``measured``.
+    exclude : array_like of bool, optional
+        Stars never to use as comparison stars (known or suspected variables).
+    """
+    from clinepipe.calibrate.zero_point import apply_zero_point, ensemble_zero_point
+    from clinepipe.catalogs.match import match_catalog
+
+    n = len(m)
+    nan = np.full(n, np.nan)
+    empty = np.zeros(n, dtype=bool)
+    idx, sep = match_catalog(m["ra"], m["dec"], catalog.ra, catalog.dec, match_radius)
+    matched = idx >= 0
+    rms = float(np.sqrt(np.mean(sep[matched] ** 2))) if matched.sum() >= 3 else None
     cat_mag, cat_err = catalog.band(band)
     cm = np.where(matched, cat_mag[np.clip(idx, 0, None)], np.nan)
     ce = np.where(matched, cat_err[np.clip(idx, 0, None)], np.nan)
-    exclude = (m["flags"] != 0) | _known_variable_mask(cfg, m, known)
-    exclude |= _known_variable_mask(cfg, m, getattr(context, "suspects", None))  # aavso.py
-    zp = ensemble_zero_point(m["inst_mag"], cm, m["inst_mag_err"], ce, exclude=exclude)
-    if zp.n_used < cfg.catalog.min_stars or not np.isfinite(zp.value):
-        reason = f"too few comparison stars ({zp.n_used} < {cfg.catalog.min_stars})"
+    excluded = m["flags"] != 0
+    if exclude is not None:
+        excluded = excluded | np.asarray(exclude, dtype=bool)
+    zp = ensemble_zero_point(m["inst_mag"], cm, m["inst_mag_err"], ce, exclude=excluded)
+    if zp.n_used < min_stars or not np.isfinite(zp.value):
+        reason = f"too few comparison stars ({zp.n_used} < {min_stars})"
         return FrameCalibration("measured", "calibrate", reason, band, None, nan, nan, empty,
-                                idx, sep, rms, catalog, known)
+                                idx, sep, rms, catalog, None)
     mag, mag_err = apply_zero_point(m["inst_mag"], m["inst_mag_err"], zp)
     return FrameCalibration("calibrated", None, None, band, zp, mag, mag_err, zp.used, idx, sep,
-                            rms, catalog, known)
+                            rms, catalog, None)
+
+
+def known_variables_near(cfg: Config, m: np.ndarray, source) -> np.ndarray:
+    """Which measurements lie on a known variable of ``source`` (a known-variable list with
+    ``field(ra, dec, radius_deg)``, e.g. :func:`~clinepipe.catalogs.known_variables.known_variables_source`),
+    as the run leaves them out of the ensemble: within twice ``[stars] match_radius``.
+
+    Raises
+    ------
+    CatalogUnavailable
+        The list cannot be read now.
+    """
+    field = _field_of(m)
+    if source is None or field is None:
+        return np.zeros(len(m), dtype=bool)
+    return _known_variable_mask(cfg, m, source.field(*field))
 
 
 def _known_variable_mask(cfg: Config, m: np.ndarray, known) -> np.ndarray:
