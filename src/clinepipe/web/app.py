@@ -56,7 +56,6 @@ STAR_SORTS = ("id", "mag", "var")
 STARS_PER_PAGE = 50
 NIGHTS_PER_PAGE = 31
 MAX_LISTED_FILES = 1000
-SIGNIFICANT_FAP = 0.01  # a period whose Lomb–Scargle false-alarm probability is smaller is real
 MIN_VAR_POINTS = 5  # fewest good points before an rms / chi2 is shown
 MAX_ID_DIGITS = 18  # fits a signed 64-bit integer: larger "ids" are simply not found
 NIGHT_RE = re.compile(r"\d{8}")
@@ -562,9 +561,10 @@ def _add_pages(app: FastAPI, dash: _Dashboard) -> None:
         points = dash.lightcurve(sid)
         row = dash.star_table().by_id.get(sid)
         period = dash.star_period(sid, points)
-        # the fold box starts with a period worth trying: a significant one of our own,
-        # else the known-variable catalogue's, else empty (noise peaks would mislead)
-        if period and period["fap"] < SIGNIFICANT_FAP:
+        # the fold box starts with a period worth trying: our own, found only for a star that
+        # varies (as in `clinepipe variables`), else the known-variable catalogue's, else
+        # empty (a constant star's noise peaks would mislead)
+        if period:
             prefill = period["period"]
         else:
             prefill = _finite(star["var_period"])
