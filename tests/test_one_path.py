@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import copy_night
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -17,7 +18,6 @@ from clinepipe.run.measure import measure_image
 from clinepipe.run.pipeline import run_pipeline
 from clinepipe.store.db import open_database, session_scope
 from clinepipe.store.models import Frame, Measurement, ZeroPoint
-from conftest import copy_night
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ def _match(stored: np.ndarray, x, y, tol: float = 1e-9) -> np.ndarray:
 
 
 def test_measure_gives_the_runs_numbers(night_run):
-    cfg_path, cfg, engine = night_run
+    _, cfg, engine = night_run
     calibrated, src, stored, _ = _frame(cfg, engine)
     assert calibrated.is_file() and src.is_file() and len(stored) > 30
     res = measure_image(calibrated, config=cfg, sources=src)

@@ -17,9 +17,12 @@ from clinepipe.config import load_config
 from clinepipe.run.pipeline import run_pipeline
 from clinepipe.store.db import open_database, session_scope
 from clinepipe.store.models import Star
-from clinepipe.variability.statistics import (chi2_reduced, group_statistics, isolated_outliers,
-                                              lightcurve_statistics)
-
+from clinepipe.variability.statistics import (
+    chi2_reduced,
+    group_statistics,
+    isolated_outliers,
+    lightcurve_statistics,
+)
 
 # ----------------------------------------------------------------------------- arrays
 
@@ -130,7 +133,7 @@ def test_cli_and_web_give_the_eclipsing_binary_the_same_true_period(run):
     cli_period = cli_periods.pop()
     with TestClient(create_app(cfg)) as client:
         page = client.get(f"/stars/{sid}").text
-    web_period = float(re.search(r'data-role="period"[^>]*value="([0-9.]+)"', page, re.S).group(1))
+    web_period = float(re.search(r'data-role="period"[^>]*value="([0-9.]+)"', page, re.DOTALL).group(1))
     found = re.findall(r'data-role="use-period" data-value="([0-9.]+)"', page)
     print(f"EB star {sid}: truth {truth} d, variables {cli_period:.6f} d, web {web_period} d")
     assert found == [f"{web_period:.6f}"]  # one period on the page, not one per filter
@@ -144,7 +147,7 @@ def test_cli_and_web_give_the_eclipsing_binary_the_same_true_period(run):
 
 
 def test_stars_gives_mean_magnitudes_per_filter(run):
-    sim, cfg, engine = run
+    sim, _, engine = run
     out = _cli(sim, "stars", "--csv").stdout
     rows = list(csv.DictReader(io.StringIO(out)))
     header = out.splitlines()[0].split(",")

@@ -341,7 +341,8 @@ def report_sections(engine, night: str | None, targets=()) -> list[str]:
                 .order_by(Star.id, Measurement.filter)).all()
         if rows:
             about = {r[0]: (r[1], r[2], r[3]) for r in rows}
-            g = group_statistics((np.array([r[0] for r in rows]), np.array([r[4] for r in rows])),
+            g = group_statistics((np.array([r[0] for r in rows]),
+                                  np.array([r[4] or "" for r in rows], dtype=str)),
                                  np.zeros(len(rows)), np.array([r[5] for r in rows], dtype=float),
                                  np.array([np.nan if r[6] is None else r[6] for r in rows]))
             parts.append("<h2>Suspected new variables</h2><p>Catalog stars that vary in our own "

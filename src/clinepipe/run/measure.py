@@ -27,10 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
-from clinepipe.errors import BadInput, UsageError
 from clinepipe.ccd.reduce import positive_or_none as _positive
+from clinepipe.errors import BadInput, UsageError
 
-__all__ = ["CSV_COLUMNS", "CATALOG_COLUMNS", "MeasureResult", "measure_image", "result_rows"]
+__all__ = ["CATALOG_COLUMNS", "CSV_COLUMNS", "MeasureResult", "measure_image", "result_rows"]
 
 #: columns of ``clinepipe measure`` output (x, y 1-based FITS pixels)
 CSV_COLUMNS = ("x", "y", "ra", "dec", "flux", "flux_err", "background", "inst_mag",
@@ -43,8 +43,8 @@ CATALOG_COLUMNS = ("catalog_id", "mag", "mag_err")
 class MeasureResult:
     """What :func:`measure_image` found on one image.
 
-    ``measurements`` has ``lightframe.MEASUREMENT_DTYPE`` (0-based x, y); ``catalog_id``,
-    ``mag``, ``mag_err`` are per measurement (empty string / NaN when unmatched or
+    ``measurements`` has :data:`clinepipe.run.light_stages.MEASUREMENT_DTYPE` (0-based x, y);
+    ``catalog_id``, ``mag``, ``mag_err`` are per measurement (empty string / NaN when unmatched or
     uncalibrated) when a catalog was given, else None.
     """
 
@@ -145,8 +145,13 @@ def measure_image(path, *, config=None, aperture: float | None = None, sources=N
 
     from clinepipe.ccd.reduced_files import ReducedFrame
     from clinepipe.config import Config
-    from clinepipe.run.light_stages import (LightContext, LightTask, photometry_stage,
-                                            sources_stage, wcs_stage)
+    from clinepipe.run.light_stages import (
+        LightContext,
+        LightTask,
+        photometry_stage,
+        sources_stage,
+        wcs_stage,
+    )
 
     cfg = config or Config()
     path = Path(path)

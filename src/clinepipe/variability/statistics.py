@@ -17,10 +17,24 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["MIN_MAG_ERR", "OUTLIER_NSIGMA", "VARIABLE_CHI2", "MIN_POINTS", "MIN_PERIOD",
-           "MAX_PERIOD", "FILTER_ORDER", "GroupStatistics", "LightcurveStatistics",
-           "floor_errors", "chi2_reduced", "isolated_outliers", "group_statistics",
-           "lightcurve_statistics", "star_period", "ordered_filters"]
+__all__ = [
+    "FILTER_ORDER",
+    "MAX_PERIOD",
+    "MIN_MAG_ERR",
+    "MIN_PERIOD",
+    "MIN_POINTS",
+    "OUTLIER_NSIGMA",
+    "VARIABLE_CHI2",
+    "GroupStatistics",
+    "LightcurveStatistics",
+    "chi2_reduced",
+    "floor_errors",
+    "group_statistics",
+    "isolated_outliers",
+    "lightcurve_statistics",
+    "ordered_filters",
+    "star_period",
+]
 
 #: errors below this (mag) weigh as this much: a zero or sub-mmag error from a saturated or
 #: mis-stored point must not dominate a weighted mean or a chi-square

@@ -10,8 +10,13 @@ import numpy as np
 from sqlalchemy import select
 
 from clinepipe.store.models import Frame, Measurement, Star
-from clinepipe.variability.statistics import (MAX_PERIOD, MIN_PERIOD, MIN_POINTS,
-                                              LightcurveStatistics, lightcurve_statistics)
+from clinepipe.variability.statistics import (
+    MAX_PERIOD,
+    MIN_PERIOD,
+    MIN_POINTS,
+    LightcurveStatistics,
+    lightcurve_statistics,
+)
 
 #: QC flags whose frames are left out of variability statistics unless the caller says otherwise
 DEFAULT_EXCLUDE_QC = ("clouds", "trailed")
