@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pytest
 
-from clinepipe.photometry.aperture import APERTURE_FWHM_FACTOR, FLAG_BLENDED, FLAG_EDGE, FLAG_MASKED, FLAG_NONPOSITIVE, FLAG_SATURATED, PHOTOMETRY_DTYPE, aperture_photometry, best_aperture, frame_fwhm, instrumental_magnitude
+from clinepipe.photometry.aperture import APERTURE_FWHM_FACTOR, FLAG_BLENDED, FLAG_EDGE, FLAG_MASKED, FLAG_NONPOSITIVE, FLAG_SATURATED, PHOTOMETRY_DTYPE, aperture_photometry, instrumental_magnitude
 from clinepipe.photometry.background import Background, measure_background
 
 from synthetic_stars import GAIN, READ_NOISE, observe, pixel_gaussians
@@ -271,14 +271,6 @@ def test_empty_star_list():
     assert phot.shape == (0,) and phot.dtype == PHOTOMETRY_DTYPE
 
 
-def test_frame_fwhm_recovers_the_injected_fwhm(field):
-    data = field["data"] - field["sky"]
-    fwhm = frame_fwhm(data, field["x"], field["y"])
-    print(f"frame_fwhm: {fwhm:.3f} px, injected {FWHM}")
-    assert abs(fwhm - FWHM) < 0.02 * FWHM
-    assert math.isnan(frame_fwhm(data, [], []))
-
-
 def test_instrumental_magnitude():
     mag, err = instrumental_magnitude([1000.0, 0.0, -5.0, np.nan], [10.0, 1.0, 1.0, 1.0], 10.0)
     np.testing.assert_allclose(mag[0], -2.5 * math.log10(100.0))
@@ -290,11 +282,8 @@ def test_instrumental_magnitude():
         instrumental_magnitude([1.0], [1.0], 0.0)
 
 
-def test_best_aperture_rule_and_its_justification():
-    assert best_aperture(4.0) == pytest.approx(APERTURE_FWHM_FACTOR * 4.0)
-    assert best_aperture(0.5) == pytest.approx(2.0)
-    assert math.isnan(best_aperture(float("nan")))
-    # The docstring's numbers, for a Gaussian PSF (r in units of the FWHM):
+def test_aperture_fwhm_factor_justification():
+    # The numbers of APERTURE_FWHM_FACTOR's comment, for a Gaussian PSF (r in units of the FWHM):
     r = np.linspace(0.2, 3.0, 2801)
     frac = 1 - 2.0 ** (-4 * r ** 2)
     r_bg_opt = r[np.argmax(frac / r)]

@@ -334,25 +334,40 @@ def report(night: Optional[str] = typer.Option(None, "--night", help="Night YYYY
 
 @app.command()
 def stars(as_csv: bool = typer.Option(False, "--csv", help="CSV output.")):
-    """Stars known to the database: star_id,ra,dec,n_measurements,catalog_id,name,mean_mag."""
+    """Stars known to the database: star_id,ra,dec,n_measurements,catalog_id,name, then
+    mean_<FILTER> per filter (error-weighted mean magnitude of the flag-free points, as
+    `variables` computes it)."""
     from sqlalchemy import func, select
 
     from clinepipe.store.db import session_scope
     from clinepipe.store.models import Measurement, Star
+    from clinepipe.variability.statistics import ordered_filters
+    from clinepipe.variability.table import points_statistics, variability_points
 
     cfg = _config()
     engine = _read_engine(cfg)
     with session_scope(engine) as s:
         rows = s.execute(select(Star.id, Star.ra, Star.dec, func.count(Measurement.id),
-                                Star.catalog_id, Star.name, func.avg(Measurement.mag))
+                                Star.catalog_id, Star.name)
                          .outerjoin(Measurement, Measurement.star_id == Star.id)
                          .group_by(Star.id).order_by(Star.id)).all()
-    header = ["star_id", "ra", "dec", "n_measurements", "catalog_id", "name", "mean_mag"]
+    g = points_statistics(variability_points(engine,
+                                             exclude_qc=tuple(cfg.qc.exclude_from_variability)),
+                          min_points=1, find_periods=False).groups
+    means: dict[int, dict[str, float]] = {}
+    counts: dict[str, int] = {}
+    for sid, f, n, mean in zip(g.labels[0].tolist(), g.labels[1].tolist(), g.n.tolist(),
+                               g.mean_mag.tolist()):
+        means.setdefault(sid, {})[f] = mean
+        counts[f] = counts.get(f, 0) + n
+    filters = ordered_filters(counts)
+    header = ["star_id", "ra", "dec", "n_measurements", "catalog_id", "name"]
     w = csv.writer(sys.stdout, lineterminator="\n", delimiter="," if as_csv else "\t")
-    w.writerow(header)
-    for sid, ra, dec, n, cat, name, mag in rows:
-        w.writerow([sid, f"{ra:.6f}", f"{dec:.6f}", n, cat or "", name or "",
-                    f"{mag:.4f}" if mag is not None else ""])
+    w.writerow(header + [f"mean_{f}" for f in filters])
+    for sid, ra, dec, n, cat, name in rows:
+        mine = means.get(sid, {})
+        w.writerow([sid, f"{ra:.6f}", f"{dec:.6f}", n, cat or "", name or ""]
+                   + [f"{mine[f]:.4f}" if f in mine else "" for f in filters])
 
 
 @app.command()
@@ -390,6 +405,23 @@ def lc(star: str = typer.Argument(..., help='Star id, catalog id, known-variable
             mag = f"{r['mag']:.4f}" if r["mag"] is not None else "nan"
             err = f"{r['mag_err']:.4f}" if r["mag_err"] is not None else "nan"
             typer.echo(f"{r['jd_mid']:.6f}\t{r['filter']}\t{mag}\t{err}\t{r['flags']}")
+    _print_lc_statistics(engine, cfg, star_id, filter)
+
+
+def _print_lc_statistics(engine, cfg, star_id: int, filter: Optional[str]) -> None:
+    """Per filter n, mean, rms, reduced chi-square and the star's period, as `variables` gives
+    them (on standard error, so the printed points stay a clean table)."""
+    from clinepipe.variability.table import variability_table
+
+    rows = variability_table(engine, exclude_qc=tuple(cfg.qc.exclude_from_variability),
+                             star_ids=[star_id])
+    for r in rows:
+        if filter is not None and r.filter != filter:
+            continue
+        period = (f", period {r.period_days:.6f} d (false-alarm probability {r.fap:.2g})"
+                  if r.period_days else "")
+        typer.echo(f"{r.filter}: {r.n} points, mean {r.mean_mag:.4f}, rms {r.rms:.4f}, "
+                   f"reduced chi-square {r.chi2_red:.2f}{period}", err=True)
 
 
 def _no_points(engine, star: str, star_id: int, filter, since, until) -> str:

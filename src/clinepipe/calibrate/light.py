@@ -1,16 +1,14 @@
 """The photometric calibration of one light: catalog match, ensemble zero point, calibrated magnitudes."""
 
 from __future__ import annotations
+from dataclasses import field
 
 import logging
-from dataclasses import dataclass, field
-
+from dataclasses import dataclass
 import numpy as np
-
 from clinepipe.config import Config
 from clinepipe.errors import CatalogUnavailable
 from clinepipe.store.models import Frame
-
 log = logging.getLogger("clinepipe")
 
 #: ``frames.stage`` of a light whose magnitudes come (or are to come) from the night's
@@ -47,8 +45,8 @@ class FrameCalibration:
 
 def calibrate_measurements(cfg: Config, frame: Frame, m: np.ndarray,
                            context: CalibrationContext | None) -> FrameCalibration:
-    """Match to the catalog and fit the frame's ensemble zero point (pure, no database)."""
-    from clinepipe.calibrate.zero_point import apply_zero_point, ensemble_zero_point
+    """Match to the catalog and fit the frame's ensemble zero point (pure, no database): the
+    field's catalog and known variables from ``context``, then :func:`calibrate_with_catalog`."""
     from clinepipe.catalogs.match import match_catalog
 
     n = len(m)
@@ -72,28 +70,68 @@ def calibrate_measurements(cfg: Config, frame: Frame, m: np.ndarray,
         log.info("%s", exc.message)
         return FrameCalibration("waiting", "calibrate", f"waiting for catalog: {exc.reason}", band,
                                 None, nan, nan, empty, none, nan, None, None, None)
-    idx, sep = match_catalog(m["ra"], m["dec"], catalog.ra, catalog.dec, cfg.catalog.match_radius)
-    matched = idx >= 0
-    rms = float(np.sqrt(np.mean(sep[matched] ** 2))) if matched.sum() >= 3 else None
     if band is None or band not in catalog.mags:
+        idx, sep = match_catalog(m["ra"], m["dec"], catalog.ra, catalog.dec,
+                                 cfg.catalog.match_radius)
+        matched = idx >= 0
+        rms = float(np.sqrt(np.mean(sep[matched] ** 2))) if matched.sum() >= 3 else None
         reason = f"{RELATIVE_PENDING} (no catalog band for filter '{frame.filter}')"
         return FrameCalibration("measured", RELATIVE_STAGE, reason, band, None, nan, nan, empty,
                                 idx, sep, rms, catalog, known)
+    exclude = _known_variable_mask(cfg, m, known)
+    exclude |= _known_variable_mask(cfg, m, getattr(context, "suspects", None))
+    calib = calibrate_with_catalog(m, catalog, band, match_radius=cfg.catalog.match_radius,
+                                   min_stars=cfg.catalog.min_stars, exclude=exclude)
+    calib.known = known
+    if calib.zero_point is None:
+        # the field is not (well) in the catalog: the night's own ensemble places the frame
+        calib.stage = RELATIVE_STAGE
+        calib.reason = f"{RELATIVE_PENDING} ({calib.reason})"
+    return calib
+
+
+def calibrate_with_catalog(m: np.ndarray, catalog, band: str, *, match_radius: float,
+                           min_stars: int, exclude=None) -> FrameCalibration:
+    """Match one frame's measurements to a catalog and calibrate them with the ensemble zero
+    point in ``band`` (pure: plain arrays in, a :class:`FrameCalibration` out).
+
+    Parameters
+    ----------
+    m : ndarray of ``MEASUREMENT_DTYPE``
+        The frame's measurements: ``ra``, ``dec`` (deg), ``inst_mag``, ``inst_mag_err`` (mag),
+        ``flags`` (flagged stars never enter the ensemble).
+    catalog : clinepipe.catalogs.Catalog
+        Reference stars around the frame; ``band`` must be one of its magnitude columns.
+    match_radius : float
+        Largest catalog match distance (arcsec).
+    min_stars : int
+        Fewest comparison stars for a zero point; fewer leave the frame ``measured``.
+    exclude : array_like of bool, optional
+        Stars never to use as comparison stars (known or suspected variables).
+    """
+    from clinepipe.calibrate.zero_point import apply_zero_point, ensemble_zero_point
+    from clinepipe.catalogs.match import match_catalog
+
+    n = len(m)
+    nan = np.full(n, np.nan)
+    empty = np.zeros(n, dtype=bool)
+    idx, sep = match_catalog(m["ra"], m["dec"], catalog.ra, catalog.dec, match_radius)
+    matched = idx >= 0
+    rms = float(np.sqrt(np.mean(sep[matched] ** 2))) if matched.sum() >= 3 else None
     cat_mag, cat_err = catalog.band(band)
     cm = np.where(matched, cat_mag[np.clip(idx, 0, None)], np.nan)
     ce = np.where(matched, cat_err[np.clip(idx, 0, None)], np.nan)
-    exclude = (m["flags"] != 0) | _known_variable_mask(cfg, m, known)
-    exclude |= _known_variable_mask(cfg, m, getattr(context, "suspects", None))
-    zp = ensemble_zero_point(m["inst_mag"], cm, m["inst_mag_err"], ce, exclude=exclude)
-    if zp.n_used < cfg.catalog.min_stars or not np.isfinite(zp.value):
-        # the field is not (well) in the catalog: the night's own ensemble places the frame
-        reason = (f"{RELATIVE_PENDING} (too few comparison stars: {zp.n_used} < "
-                  f"{cfg.catalog.min_stars})")
-        return FrameCalibration("measured", RELATIVE_STAGE, reason, band, None, nan, nan, empty,
-                                idx, sep, rms, catalog, known)
+    excluded = m["flags"] != 0
+    if exclude is not None:
+        excluded = excluded | np.asarray(exclude, dtype=bool)
+    zp = ensemble_zero_point(m["inst_mag"], cm, m["inst_mag_err"], ce, exclude=excluded)
+    if zp.n_used < min_stars or not np.isfinite(zp.value):
+        reason = f"too few comparison stars: {zp.n_used} < {min_stars}"
+        return FrameCalibration("measured", "calibrate", reason, band, None, nan, nan, empty,
+                                idx, sep, rms, catalog, None)
     mag, mag_err = apply_zero_point(m["inst_mag"], m["inst_mag_err"], zp)
     return FrameCalibration("calibrated", None, None, band, zp, mag, mag_err, zp.used, idx, sep,
-                            rms, catalog, known)
+                            rms, catalog, None)
 
 
 def _known_without_waiting(context, field):
@@ -109,6 +147,22 @@ def _known_without_waiting(context, field):
         return None
 
 
+def known_variables_near(cfg: Config, m: np.ndarray, source) -> np.ndarray:
+    """Which measurements lie on a known variable of ``source`` (a known-variable list with
+    ``field(ra, dec, radius_deg)``, e.g. :func:`~clinepipe.catalogs.known_variables.known_variables_source`),
+    as the run leaves them out of the ensemble: within twice ``[stars] match_radius``.
+
+    Raises
+    ------
+    CatalogUnavailable
+        The list cannot be read now.
+    """
+    field = _field_of(m)
+    if source is None or field is None:
+        return np.zeros(len(m), dtype=bool)
+    return _known_variable_mask(cfg, m, source.field(*field))
+
+
 def _known_variable_mask(cfg: Config, m: np.ndarray, known) -> np.ndarray:
     from clinepipe.catalogs.match import match_catalog
 
@@ -122,7 +176,7 @@ def _known_variable_mask(cfg: Config, m: np.ndarray, known) -> np.ndarray:
 class CalibrationContext:
     """The catalog and known-variable sources of a run, opened once."""
 
-    catalog: object | None     # .field(ra, dec, radius_deg) -> Catalog; None: source "none"
+    catalog: object            # .field(ra, dec, radius_deg) -> Catalog
     known: object | None       # .field(ra, dec, radius_deg) -> KnownVariables, or None
     suspects: object | None = None  # KnownVariables of our suspected new variables (aavso.py)
     #: star ids given a known variable's name in this run (the name is set once, not per frame)

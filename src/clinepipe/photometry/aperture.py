@@ -6,7 +6,6 @@ import math
 import bottleneck as bn
 import numpy as np
 import sep
-from clinepipe.astrometry.detect import fwhm_from_half_light_radius
 from clinepipe.photometry.background import Background, _nearest_index, _sep_image, _sep_mask
 
 
@@ -21,22 +20,18 @@ FLAG_BLENDED = 8  #: another listed source lies within ``blend_radius``
 
 FLAG_NONPOSITIVE = 16  #: flux <= 0 or not finite (no magnitude)
 
-PHOT_FLAGS = {
-    "saturated": FLAG_SATURATED,
-    "edge": FLAG_EDGE,
-    "masked": FLAG_MASKED,
-    "blended": FLAG_BLENDED,
-    "nonpositive": FLAG_NONPOSITIVE,
-}
-
 #: bit of the reduction's uint8 mask that marks saturated pixels (see ``reduce.ReducedFrame``)
 MASK_SATURATED = 1
 
-#: default aperture radius in units of the frame's FWHM; see :func:`best_aperture`
+#: aperture radius in units of the frame's FWHM when ``[photometry] aperture`` is <= 0. For a
+#: Gaussian PSF (enclosed fraction ``f(r) = 1 - 2**(-4 r**2 / FWHM**2)``): background-limited
+#: S/N (``f/r``) peaks at 0.67 FWHM, and 1.5 FWHM keeps 0.63 of it; source-limited S/N
+#: (``sqrt f``), that of the comparison stars and followed variables, is within 0.1 % of its
+#: maximum; and the enclosed fraction hardly moves with the seeing (``|df/dln FWHM|`` 0.024
+#: against 0.72 at 0.67 FWHM: 1.3 mmag, not 0.04 mag, for a 5 % FWHM change), which matters
+#: most since every star shares one aperture and one zero point. Larger radii only add sky
+#: noise and blends.
 APERTURE_FWHM_FACTOR = 1.5
-
-#: smallest radius :func:`best_aperture` returns (pixels): below it pixelisation dominates
-MIN_APERTURE_RADIUS = 2.0
 
 #: one row per star; ``area`` is the number of pixels actually summed (the geometric
 #: overlap of the circle with the image, masked pixels included since sep rescales for them)
@@ -380,114 +375,6 @@ def _has_neighbour(x: np.ndarray, y: np.ndarray, radius: float) -> np.ndarray:
         near[:-k] |= close
     result[order] = near
     return result
-
-
-def frame_fwhm(data, x, y, *, mask=None, rmax: float | None = None,
-               max_stars: int = 300) -> float:
-    """The frame's median stellar FWHM from half-light radii.
-
-    For a Gaussian the half-light radius is exactly FWHM/2, so ``FWHM = 2 r_half`` with
-    ``r_half`` from ``sep.flux_radius(..., 0.5)``, corrected for pixel sampling by
-    :func:`clinepipe.astrometry.fwhm_from_half_light_radius`. Only clean stars count: no
-    masked pixel within ``rmax``, not truncated, no listed neighbour within ``rmax``,
-    positive flux; of those, the brighter half (at most ``max_stars``), where noise does not
-    bias ``r_half``.
-
-    Parameters
-    ----------
-    data : numpy.ndarray
-        2-D image, ADU, **background-subtracted**.
-    x, y : array_like
-        Star positions, pixels, 0-based.
-    mask : numpy.ndarray, optional
-        2-D bitmask; stars with a nonzero pixel within ``rmax`` are skipped (saturated stars
-        are broadened and would bias the FWHM).
-    rmax : float, optional
-        Radius enclosing the "total" flux, pixels. Default: 3 x a first estimate made with
-        ``rmax = 8``, clipped to 4-40 pixels.
-    max_stars : int
-        At most this many (the brightest clean) stars are used.
-
-    Returns
-    -------
-    float
-        FWHM in pixels (of the PSF before pixel sampling), NaN when no star qualifies.
-    """
-    arr = _sep_image(data)
-    x = np.ascontiguousarray(x, dtype=np.float64).ravel()
-    y = np.ascontiguousarray(y, dtype=np.float64).ravel()
-    keep = np.isfinite(x) & np.isfinite(y)
-    x, y = x[keep], y[keep]
-    if x.size == 0:
-        return float("nan")
-    sep_mask = _sep_mask(mask, arr.shape)
-    if rmax is None:
-        first = _fwhm_once(arr, sep_mask, x, y, 8.0, max_stars)
-        if not math.isfinite(first):
-            return first
-        rmax = float(np.clip(3.0 * first, 4.0, 40.0))
-    return _fwhm_once(arr, sep_mask, x, y, float(rmax), max_stars)
-
-
-def _fwhm_once(arr, sep_mask, x, y, rmax, max_stars):
-    flux, _, fl = sep.sum_circle(arr, x, y, rmax, mask=sep_mask, subpix=5)
-    good = (fl == 0) & np.isfinite(flux) & (flux > 0) & ~_has_neighbour(x, y, rmax)
-    if not good.any():
-        return float("nan")
-    idx = np.flatnonzero(good)
-    idx = idx[np.argsort(flux[idx])[::-1]]
-    idx = idx[: max(1, min(max_stars, (idx.size + 1) // 2))]
-    r_half, rfl = sep.flux_radius(arr, x[idx], y[idx], np.full(idx.size, rmax), 0.5,
-                                  normflux=flux[idx], mask=sep_mask, subpix=5)
-    r_half = r_half[(rfl == 0) & np.isfinite(r_half) & (r_half > 0)]
-    if r_half.size == 0:
-        return float("nan")
-    return float(fwhm_from_half_light_radius(np.median(r_half)))
-
-
-def best_aperture(fwhm: float, factor: float = APERTURE_FWHM_FACTOR,
-                  min_radius: float = MIN_APERTURE_RADIUS) -> float:
-    """Aperture radius (pixels) for a frame of the given FWHM: ``max(factor*fwhm, min_radius)``.
-
-    Used when the config's ``[photometry] aperture`` is ``<= 0``. The default factor is
-    **1.5 FWHM**. Reasoning, for a Gaussian PSF with enclosed fraction
-    ``f(r) = 1 - 2**(-4 r**2 / FWHM**2)``:
-
-    * Background-limited (faint) stars: S/N is proportional to ``f(r)/r``, maximal at
-      ``r = 0.67 FWHM`` (f = 0.71). At 1.5 FWHM that S/N is 0.63 of the optimum.
-    * Source-limited (bright) stars -- the comparison stars and the variables this
-      observatory follows, which set the zero point and the light-curve precision: S/N is
-      proportional to ``sqrt(f(r))``, i.e. it only grows with r; at 1.5 FWHM (f = 0.998)
-      it is within 0.1 % of its maximum, at 0.67 FWHM it is 16 % lower.
-    * Stability: every star shares one aperture and one zero point, so what matters is how
-      much the enclosed fraction changes when the FWHM changes across the field or through
-      the night. ``d f / d ln(FWHM) = -2 ln2 4 (r/FWHM)**2 (1 - f)`` is -0.72 at 0.67 FWHM (a
-      5 % FWHM change moves the flux by 3.6 %, 0.04 mag) but only -0.024 at 1.5 FWHM (0.13 %,
-      1.3 mmag). Real PSFs have Moffat wings, which make small apertures worse still.
-    * Larger radii (2 FWHM and more) add sky noise and blending for no gain in stability.
-
-    1.5 FWHM is therefore the S/N optimum for the stars we care about among radii whose
-    aperture loss is seeing-independent at the mmag level; faint stars lose some S/N, which
-    their errors report honestly.
-
-    Parameters
-    ----------
-    fwhm : float
-        Frame FWHM, pixels.
-    factor : float
-        Radius in units of the FWHM.
-    min_radius : float
-        Smallest radius, pixels (undersampled images).
-
-    Returns
-    -------
-    float
-        Radius in pixels; NaN when ``fwhm`` is not a positive finite number.
-    """
-    fwhm = float(fwhm)
-    if not (math.isfinite(fwhm) and fwhm > 0):
-        return float("nan")
-    return max(factor * fwhm, float(min_radius))
 
 
 def instrumental_magnitude(flux, flux_err, exptime: float | None):

@@ -18,7 +18,8 @@ from clinepipe.errors import ClinepipeError
 from clinepipe.products.aavso_rules import aavso_filter_code, obscode_problem
 from clinepipe.store.models import CatalogMatch, Frame, Measurement, Star, ZeroPoint
 log = logging.getLogger("clinepipe")
-from clinepipe.variability.suspects import SUSPECTED, _chi2, _nights_of_runs, _qc_bad, _session
+from clinepipe.variability.statistics import group_statistics
+from clinepipe.variability.suspects import SUSPECTED, _nights_of_runs, _qc_bad, _session
 
 
 #: check-star rule (see the module docstring)
@@ -57,21 +58,21 @@ def _catalog_mags(text: str | None) -> dict[str, tuple[float, float | None]]:
 
 def _within_night_chi2(rows) -> dict[str, float]:
     """{filter: reduced chi-square about each night's weighted mean} from
-    (filter, night, mag, err) rows."""
-    groups: dict[tuple, list] = {}
-    for f, night, mag, err in rows:
-        groups.setdefault((f, night), []).append((mag, max(err or 0.0, 1e-4)))
+    (filter, night, mag, err) rows: the chi-squares of the nights pooled over their degrees
+    of freedom, so a star's night-to-night changes do not count, only its changes within a
+    night."""
+    if not rows:
+        return {}
+    filt = np.array([r[0] for r in rows], dtype=str)
+    night = np.array([r[1] or "" for r in rows], dtype=str)
+    mag = np.array([r[2] for r in rows], dtype=float)
+    err = np.array([np.nan if r[3] is None else r[3] for r in rows], dtype=float)
+    g = group_statistics((filt, night), np.zeros(mag.size), mag, err, min_points=2)
     total: dict[str, list] = {}
-    for (f, _), pts in groups.items():
-        if len(pts) < 2:
-            continue
-        mag = np.array([p[0] for p in pts])
-        err = np.array([p[1] for p in pts])
-        w = 1 / err ** 2
-        mean = np.sum(w * mag) / np.sum(w)
+    for f, chi2, n in zip(g.labels[0].tolist(), g.chi2_red.tolist(), g.n.tolist()):
         acc = total.setdefault(f, [0.0, 0])
-        acc[0] += float(np.sum(((mag - mean) / err) ** 2))
-        acc[1] += len(pts) - 1
+        acc[0] += chi2 * (n - 1)
+        acc[1] += n - 1
     return {f: s / n for f, (s, n) in total.items() if n > 0}
 
 
@@ -371,22 +372,22 @@ def report_sections(engine, night: str | None, targets=()) -> list[str]:
                        Measurement.mag.is_not(None), Measurement.flags == 0)
                 .order_by(Star.id, Measurement.filter)).all()
         if rows:
-            groups: dict[tuple, list] = {}
-            for sid, cat, ra, dec, f, mag, err in rows:
-                groups.setdefault((sid, cat, ra, dec, f), []).append((mag, max(err or 0, 1e-4)))
+            about = {r[0]: (r[1], r[2], r[3]) for r in rows}
+            g = group_statistics((np.array([r[0] for r in rows]),
+                                  np.array([r[4] or "" for r in rows], dtype=str)),
+                                 np.zeros(len(rows)), np.array([r[5] for r in rows], dtype=float),
+                                 np.array([np.nan if r[6] is None else r[6] for r in rows]))
             parts.append("<h2>Suspected new variables</h2><p>Catalog stars that vary in our own "
                          "data and are in no known-variable list; they are left out of the "
                          "ensemble.</p><table><tr><th>star</th><th>catalog id</th><th>RA</th>"
                          "<th>Dec</th><th>filter</th><th>points</th><th>rms</th>"
                          "<th>χ²<sub>red</sub></th></tr>")
-            for (sid, cat, ra, dec, f), pts in groups.items():
-                mag = np.array([p[0] for p in pts])
-                err = np.array([p[1] for p in pts])
-                chi2 = _chi2(mag, err)[1] if mag.size > 1 else float("nan")
-                rms = float(np.std(mag, ddof=1)) if mag.size > 1 else float("nan")
+            for sid, f, n, rms, chi2 in zip(g.labels[0].tolist(), g.labels[1].tolist(),
+                                            g.n.tolist(), g.rms.tolist(), g.chi2_red.tolist()):
+                cat, ra, dec = about[sid]
                 parts.append(f"<tr><td>{sid}</td><td>{html.escape(cat or '')}</td>"
                              f"<td class='num'>{ra:.5f}</td><td class='num'>{dec:+.5f}</td>"
-                             f"<td>{html.escape(f)}</td><td class='num'>{mag.size}</td>"
+                             f"<td>{html.escape(f)}</td><td class='num'>{n}</td>"
                              f"<td class='num'>{rms:.3f}</td><td class='num'>{chi2:.1f}</td></tr>")
             parts.append("</table>")
     except Exception:

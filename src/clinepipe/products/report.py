@@ -209,25 +209,28 @@ def _plot(lights, column: str, title: str, unit: str, invert: bool, multi: bool 
 
 
 def _night_variables(session, night: str, top: int = 10) -> list[dict]:
+    """The night's ``top`` most variable stars by reduced chi-square (frames with any QC flag
+    left out), computed as ``clinepipe variables`` does, with at least 5 points per filter."""
+    from clinepipe.variability.statistics import lightcurve_statistics
+
     rows = session.execute(
-        select(Measurement.star_id, Star.name, Measurement.filter, Measurement.mag, Measurement.mag_err)
+        select(Measurement.star_id, Star.name, Measurement.filter, Frame.jd_mid, Measurement.mag,
+               Measurement.mag_err)
         .join(Frame, Frame.id == Measurement.frame_id).join(Star, Star.id == Measurement.star_id)
         .where(Frame.night == night, Measurement.mag.is_not(None), Measurement.flags == 0,
                Frame.qc == "")
         .order_by(Measurement.star_id, Measurement.filter)).all()
-    groups: dict[tuple, list] = {}
-    for sid, name, filt, mag, err in rows:
-        groups.setdefault((sid, name, filt), []).append((mag, max(err or 0.0, 1e-4)))
-    out = []
-    for (sid, name, filt), pts in groups.items():
-        if len(pts) < 5:
-            continue
-        m = np.array([p[0] for p in pts])
-        e = np.array([p[1] for p in pts])
-        w = 1 / e ** 2
-        mean = float(np.sum(w * m) / np.sum(w))
-        chi2 = float(np.sum(((m - mean) / e) ** 2) / (len(m) - 1))
-        out.append({"star_id": sid, "name": name, "filter": filt, "n": len(m), "mean": mean,
-                    "rms": float(np.std(m, ddof=1)), "chi2": chi2})
+    if not rows:
+        return []
+    names = {r[0]: r[1] for r in rows}
+    res = lightcurve_statistics([r[0] for r in rows], [r[2] for r in rows],
+                                [r[3] for r in rows], [r[4] for r in rows],
+                                [r[5] for r in rows], min_points=5, find_periods=False)
+    g = res.groups
+    out = [{"star_id": sid, "name": names[sid], "filter": f, "n": n, "mean": mean, "rms": rms,
+            "chi2": chi2}
+           for sid, f, n, mean, rms, chi2 in zip(g.labels[0].tolist(), g.labels[1].tolist(),
+                                                 g.n.tolist(), g.mean_mag.tolist(),
+                                                 g.rms.tolist(), g.chi2_red.tolist())]
     out.sort(key=lambda r: -r["chi2"])
     return out[:top]

@@ -56,14 +56,17 @@ class MasterRef:
 
 @dataclass(frozen=True)
 class LightTask:
+    """One light for the stages. ``clinepipe measure`` runs the stages after ``reduce_stage``
+    on an already calibrated image: then the masters and ``output`` are None."""
+
     frame_id: int
     raw_path: Path            # the archive copy of the raw file (read only)
     src_path: Path | None     # the .SRC list beside it, if any
     info: FrameInfo
-    bias: MasterRef
-    dark: MasterRef
-    flat: MasterRef
-    output: Path              # where the calibrated frame is written
+    bias: MasterRef | None
+    dark: MasterRef | None
+    flat: MasterRef | None
+    output: Path | None       # where the calibrated frame is written
     config: Config
 
 
@@ -203,7 +206,8 @@ def _plate_solve(ctx: LightContext):
 
 def photometry_stage(ctx: LightContext) -> None:
     from clinepipe.astrometry.wcs import pixel_to_sky
-    from clinepipe.photometry.aperture import aperture_photometry, instrumental_magnitude
+    from clinepipe.photometry.aperture import (APERTURE_FWHM_FACTOR, aperture_photometry,
+                                               instrumental_magnitude)
     from clinepipe.photometry.background import measure_background
     from clinepipe.photometry.psf import psf_shape
 
@@ -219,7 +223,7 @@ def photometry_stage(ctx: LightContext) -> None:
                                  rms=bkg.rms)
     if not np.isfinite(fwhm):
         fwhm, elongation = ctx.src_fwhm, ctx.src_elongation
-    radius = phot_cfg.aperture if phot_cfg.aperture > 0 else 1.5 * fwhm
+    radius = phot_cfg.aperture if phot_cfg.aperture > 0 else APERTURE_FWHM_FACTOR * fwhm
     if not np.isfinite(radius) or radius <= 0:
         raise BadInput(f"{t.info.path.name}: no usable stars to measure the FWHM for the aperture.",
                        reason="no stars")

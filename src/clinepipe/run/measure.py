@@ -1,10 +1,12 @@
 """The core of ``clinepipe measure``: sources, WCS, aperture photometry (and a zero point) of
 any 2-D FITS image, without the database.
 
-:func:`measure_image` does for one file what the pipeline's per-light stages do after the
-reduction (``lightframe.sources_stage``, ``wcs_stage``, ``photometry_stage``) and, given a
-catalog, what its calibration does (catalog match, ensemble zero point), but it accepts what
-an arbitrary image has and reports what it lacks instead of failing:
+:func:`measure_image` runs on one file the very light stages ``clinepipe run`` runs after the
+reduction (:func:`~clinepipe.run.light_stages.sources_stage`, ``wcs_stage``,
+``photometry_stage``) and, given a catalog, the run's catalog calibration
+(:func:`~clinepipe.calibrate.light.calibrate_with_catalog`), so a calibrated frame measured
+here gives the numbers the run stored. It accepts what an arbitrary image has and reports what
+it lacks instead of failing:
 
 * a calibrated frame written by ``clinepipe reduce``/``run`` (extensions ``UNCERT`` and
   ``MASK``) is measured with its uncertainty and mask planes; any other image with the
@@ -25,10 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
-from clinepipe.errors import BadInput, UsageError
 from clinepipe.ccd.reduce import positive_or_none as _positive
+from clinepipe.errors import BadInput, UsageError
 
-__all__ = ["CSV_COLUMNS", "CATALOG_COLUMNS", "MeasureResult", "measure_image", "result_rows"]
+__all__ = ["CATALOG_COLUMNS", "CSV_COLUMNS", "MeasureResult", "measure_image", "result_rows"]
 
 #: columns of ``clinepipe measure`` output (x, y 1-based FITS pixels)
 CSV_COLUMNS = ("x", "y", "ra", "dec", "flux", "flux_err", "background", "inst_mag",
@@ -41,8 +43,8 @@ CATALOG_COLUMNS = ("catalog_id", "mag", "mag_err")
 class MeasureResult:
     """What :func:`measure_image` found on one image.
 
-    ``measurements`` has ``lightframe.MEASUREMENT_DTYPE`` (0-based x, y); ``catalog_id``,
-    ``mag``, ``mag_err`` are per measurement (empty string / NaN when unmatched or
+    ``measurements`` has :data:`clinepipe.run.light_stages.MEASUREMENT_DTYPE` (0-based x, y);
+    ``catalog_id``, ``mag``, ``mag_err`` are per measurement (empty string / NaN when unmatched or
     uncalibrated) when a catalog was given, else None.
     """
 
@@ -95,24 +97,39 @@ def _find_src(path: Path) -> Path | None:
     return None
 
 
+def _frame_info(path: Path, header, shape, gain, exptime):
+    """The :class:`~clinepipe.ingest.frame_info.FrameInfo` the light stages read (name, gain,
+    exposure time) of an image that was never ingested: no observing time is needed, since
+    ``measure`` writes no times."""
+    from clinepipe.ingest.frame_info import FrameInfo
+
+    filt = header.get("FILTER")
+    return FrameInfo(path=path, kind="light", binning=1,
+                     filter=str(filt).strip() if filt is not None else None,
+                     exptime=exptime, ccd_temp=None, date_obs="", jd_start=float("nan"),
+                     jd_mid=float("nan"), night="", shape=tuple(shape), gain=gain)
+
+
 def measure_image(path, *, config=None, aperture: float | None = None, sources=None,
                   catalog=None, band: str | None = None,
                   gain_from_config: bool = True) -> MeasureResult:
-    """Measure one 2-D FITS image.
+    """Measure one 2-D FITS image with the light stages of ``clinepipe run``.
 
     Parameters
     ----------
     path : path
         The image (raw or calibrated, plain, ``.gz`` or ``.fz``). Never modified.
     config : clinepipe.config.Config, optional
-        Gain, read noise, aperture, annulus, detection threshold, background box, catalog
-        match radius and fewest comparison stars; defaults when None.
+        Gain, read noise, aperture, annulus, source list mode, detection threshold,
+        background box, catalog match radius and fewest comparison stars; defaults when None.
+        ``measure`` never plate-solves (``clinepipe solve`` does).
     aperture : float, optional
         Radius in pixels; default the config's ``[photometry] aperture`` (<= 0: 1.5 x FWHM).
     sources : path, optional
-        A ``.SRC`` source list (1-based positions). Default: ``<stem>.SRC`` beside the image
-        if there is one, else our own detection.
-    catalog : clinepipe.calibrate.Catalog, optional
+        A ``.SRC`` source list (1-based positions), used whatever ``[photometry] sources``
+        says. Default: ``<stem>.SRC`` beside the image if there is one, under the config's
+        ``sources`` mode as in the run (``auto``: else our own detection).
+    catalog : clinepipe.catalogs.Catalog, optional
         Reference stars; with ``band`` (a column of the catalog) the frame is calibrated.
     gain_from_config : bool
         Only changes the wording of the note when the header has no gain: True says the
@@ -124,108 +141,101 @@ def measure_image(path, *, config=None, aperture: float | None = None, sources=N
         The image cannot be read (named reasons of :func:`clinepipe.ingest.read_image`), the
         source list is malformed, or there is no star to measure.
     """
-    from clinepipe.astrometry.detect import detect_sources
-    from clinepipe.astrometry.wcs import header_wcs, pixel_to_sky
-    from clinepipe.astrometry.src_lists import read_src, src_positions
-    from clinepipe.calibrate.zero_point import apply_zero_point, ensemble_zero_point
-    from clinepipe.catalogs.match import match_catalog
+    from dataclasses import replace
+
+    from clinepipe.ccd.reduced_files import ReducedFrame
     from clinepipe.config import Config
-    from clinepipe.run.light_stages import _brightest_first, measurement_table
-    from clinepipe.photometry.aperture import aperture_photometry, instrumental_magnitude
-    from clinepipe.photometry.background import measure_background
-    from clinepipe.photometry.psf import psf_shape
+    from clinepipe.run.light_stages import (
+        LightContext,
+        LightTask,
+        photometry_stage,
+        sources_stage,
+        wcs_stage,
+    )
 
     cfg = config or Config()
     path = Path(path)
     notes: list[str] = []
     data, header, unc, mask = _read_planes(path)
-    ny, nx = data.shape
 
+    phot = cfg.photometry
+    if aperture is not None:
+        phot = replace(phot, aperture=float(aperture))
     src_path = Path(sources) if sources is not None else _find_src(path)
-    src_fwhm = float("nan")
-    if src_path is not None:
-        table = read_src(src_path)
-        x, y = src_positions(table)
-        inside = (x >= 0) & (x <= nx - 1) & (y >= 0) & (y <= ny - 1)
-        x, y = x[inside], y[inside]
-        if inside.any():
-            src_fwhm = float(np.nanmedian(np.asarray(table["FWHM_IMAGE"], float)[inside]))
-        source_list = src_path.name
-    else:
-        found = detect_sources(data, mask=mask, threshold=cfg.photometry.detect_threshold)
-        x, y = found["x"], found["y"]
-        good = found["flags"] == 0
-        if good.any():
-            src_fwhm = float(np.nanmedian(found["fwhm"][good]))
-        source_list = "detection"
-    if x.size == 0:
-        raise BadInput(f"{path.name}: no sources to measure ({source_list}).", reason="no stars")
-
-    bkg = measure_background(data, mask=mask, box=cfg.photometry.background_box)
-    guess = src_fwhm if np.isfinite(src_fwhm) else 3.0
-    box = int(np.clip(np.ceil(2.5 * guess), 5, 25))
-    fwhm, _ = psf_shape(data, x, y, background=bkg.level, box=box,
-                        order=_brightest_first(data, x, y, bkg.level, mask))
-    if not np.isfinite(fwhm):
-        fwhm = src_fwhm
-    radius = float(aperture) if aperture is not None else float(cfg.photometry.aperture)
-    if radius <= 0:
-        radius = 1.5 * fwhm
-    if not (np.isfinite(radius) and radius > 0):
-        raise BadInput(f"{path.name}: no usable stars to measure the FWHM for the aperture "
-                       "(give --aperture).", reason="no stars")
+    if sources is not None:
+        phot = replace(phot, sources="src")
+    cfg = replace(cfg, photometry=phot, astrometry=replace(cfg.astrometry, solve=False))
 
     gain = _positive(header.get("EGAIN")) or _positive(header.get("GAIN"))
     if gain is None:
-        gain = float(cfg.camera.gain)
         where = "the configured" if gain_from_config else "the default"
-        notes.append(f"no EGAIN/GAIN in the header: errors use {where} gain {gain:g} e-/ADU")
+        notes.append(f"no EGAIN/GAIN in the header: errors use {where} gain "
+                     f"{float(cfg.camera.gain):g} e-/ADU")
     exptime = _positive(header.get("EXPTIME", header.get("EXPOSURE")))
     if exptime is None:
         notes.append("no EXPTIME in the header: inst_mag is per frame, not per second")
 
-    phot = aperture_photometry(
-        data, x, y, radius, background=bkg, gain=gain, read_noise=cfg.camera.read_noise,
-        uncertainty=unc, mask=mask,
-        annulus=tuple(cfg.photometry.annulus) if cfg.photometry.annulus else None)
-    inst, inst_err = instrumental_magnitude(phot["flux"], phot["flux_err"], exptime)
-    wcs = header_wcs(header)
-    if wcs is None:
+    task = LightTask(frame_id=0, raw_path=path, src_path=src_path,
+                     info=_frame_info(path, header, data.shape, gain, exptime),
+                     bias=None, dark=None, flat=None, output=None, config=cfg)
+    ctx = LightContext(task, reduced=ReducedFrame(data=data, uncertainty=unc, mask=mask,
+                                                  header=header))
+    sources_stage(ctx)
+    source_list = src_path.name if ctx.source_list == "src" else "detection"
+    notes.extend(ctx.notes)
+    if ctx.x is None or ctx.x.size == 0:
+        raise BadInput(f"{path.name}: no sources to measure ({source_list}).", reason="no stars")
+    try:
+        wcs_stage(ctx)
+    except BadInput as exc:
+        if exc.reason != "no WCS":
+            raise
         notes.append("no valid celestial WCS in the header: ra, dec are empty "
                      "(plate-solve it with `clinepipe solve`)")
-    ra, dec = pixel_to_sky(wcs, phot["x"], phot["y"])
-
-    out = measurement_table(phot, ra, dec, inst, inst_err, fwhm)
-    result = MeasureResult(path=path, measurements=out, source_list=source_list, aperture=radius,
-                           fwhm=float(fwhm), gain=gain, exptime=exptime, has_wcs=wcs is not None,
-                           notes=notes)
-
+    photometry_stage(ctx)
+    out = ctx.measurements
+    result = MeasureResult(path=path, measurements=out, source_list=source_list,
+                           aperture=float(ctx.stats["aperture"]), fwhm=float(ctx.stats["fwhm"]),
+                           gain=float(gain or cfg.camera.gain), exptime=exptime,
+                           has_wcs=ctx.wcs is not None, notes=notes)
     if catalog is not None:
-        n = len(out)
-        result.catalog_id = np.full(n, "", dtype=object)
-        result.mag = np.full(n, np.nan)
-        result.mag_err = np.full(n, np.nan)
-        if band is None or band not in catalog.mags:
-            raise UsageError(f"{path.name}: the catalog has no band '{band}' "
-                             f"(it has {', '.join(sorted(catalog.mags)) or 'none'}).")
-        if wcs is None:
-            result.zero_point_note = "no WCS, so no catalog match"
-            return result
-        idx, _ = match_catalog(ra, dec, catalog.ra, catalog.dec, cfg.catalog.match_radius)
-        matched = idx >= 0
-        safe = np.clip(idx, 0, None)
-        result.catalog_id[matched] = np.asarray(catalog.ids)[idx[matched]]
-        cat_mag, cat_err = catalog.band(band)
-        cm = np.where(matched, cat_mag[safe], np.nan)
-        ce = np.where(matched, cat_err[safe], np.nan)
-        zp = ensemble_zero_point(inst, cm, inst_err, ce, exclude=out["flags"] != 0)
-        if zp.n_used < cfg.catalog.min_stars or not np.isfinite(zp.value):
-            result.zero_point_note = (f"too few comparison stars ({zp.n_used} < "
-                                      f"{cfg.catalog.min_stars}; {int(matched.sum())} matched)")
-            return result
-        result.zero_point = zp
-        result.mag, result.mag_err = apply_zero_point(inst, inst_err, zp)
+        _calibrate(result, catalog, band, cfg, known=config is not None)
     return result
+
+
+def _calibrate(result: MeasureResult, catalog, band: str | None, cfg, *, known: bool) -> None:
+    """Calibrate ``result`` in place against ``catalog`` with the run's catalog calibration;
+    with ``known``, the configured known variables leave the ensemble as in the run."""
+    from clinepipe.calibrate.light import calibrate_with_catalog, known_variables_near
+    from clinepipe.catalogs.known_variables import known_variables_source
+    from clinepipe.errors import CatalogUnavailable
+
+    path, out = result.path, result.measurements
+    n = len(out)
+    result.catalog_id = np.full(n, "", dtype=object)
+    result.mag = np.full(n, np.nan)
+    result.mag_err = np.full(n, np.nan)
+    if band is None or band not in catalog.mags:
+        raise UsageError(f"{path.name}: the catalog has no band '{band}' "
+                         f"(it has {', '.join(sorted(catalog.mags)) or 'none'}).")
+    if not result.has_wcs:
+        result.zero_point_note = "no WCS, so no catalog match"
+        return
+    exclude = None
+    if known:
+        try:
+            exclude = known_variables_near(cfg, out, known_variables_source(cfg))
+        except CatalogUnavailable as exc:
+            result.notes.append(f"known variables not left out of the ensemble ({exc.reason})")
+    calib = calibrate_with_catalog(out, catalog, band, match_radius=cfg.catalog.match_radius,
+                                   min_stars=cfg.catalog.min_stars, exclude=exclude)
+    matched = calib.cat_index >= 0
+    result.catalog_id[matched] = np.asarray(catalog.ids)[calib.cat_index[matched]]
+    if calib.zero_point is None:
+        result.zero_point_note = f"{calib.reason}; {int(matched.sum())} matched"
+        return
+    result.zero_point = calib.zero_point
+    result.mag, result.mag_err = calib.mag, calib.mag_err
 
 
 def _num(value, fmt: str) -> str:
@@ -243,8 +253,8 @@ def result_rows(result: MeasureResult, *, with_catalog: bool, with_image: bool =
     for i in range(len(m)):
         row = [_num(m["x"][i] + 1.0, ".3f"), _num(m["y"][i] + 1.0, ".3f"),
                _num(m["ra"][i], ".7f"), _num(m["dec"][i], ".7f"),
-               _num(m["flux"][i], ".6g"), _num(m["flux_err"][i], ".6g"),
-               _num(m["background"][i], ".6g"), _num(m["inst_mag"][i], ".5f"),
+               _num(m["flux"][i], ".10g"), _num(m["flux_err"][i], ".10g"),
+               _num(m["background"][i], ".8g"), _num(m["inst_mag"][i], ".5f"),
                _num(m["inst_mag_err"][i], ".5f"), _num(m["fwhm"][i], ".3f"),
                str(int(m["flags"][i]))]
         if with_catalog:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from itertools import groupby
 import numpy as np
 from sqlalchemy import select, update
 from clinepipe.config import Config
@@ -66,23 +65,29 @@ def suspected_positions(engine):
                           periods=np.full(len(rows), np.nan))
 
 
-def _chi2(mag: np.ndarray, err: np.ndarray) -> tuple[float, float, float]:
-    """Weighted mean, reduced chi-square about it, rms."""
-    w = 1.0 / err ** 2
-    mean = float(np.sum(w * mag) / np.sum(w))
-    chi2 = float(np.sum(((mag - mean) / err) ** 2) / (mag.size - 1))
-    return mean, chi2, float(np.std(mag, ddof=1))
+def _night_statistics(rows, min_points: int) -> dict[str, dict[tuple[int, str], tuple]]:
+    """{night: {(star, filter): (mean, chi2_red, rms, n)}} of (night, star, filter, jd, mag,
+    err, ...) rows with at least ``min_points`` points once the isolated outliers (within the
+    night's series of that star and filter) are left out."""
+    from clinepipe.variability.statistics import floor_errors, group_statistics, isolated_outliers
 
-
-def _one_frame_outliers(mag: np.ndarray, err: np.ndarray, nsigma: float = 5.0) -> np.ndarray:
-    """Single points (time-ordered) far off while both neighbours agree with the rest: a cosmic
-    ray or a satellite, not variability, which lasts several exposures."""
-    med = np.median(mag)
-    scatter = 1.4826 * np.median(np.abs(mag - med))
-    z = np.abs(mag - med) / np.sqrt(err ** 2 + scatter ** 2)
-    calm_before = np.concatenate([[True], z[:-1] < nsigma / 2])
-    calm_after = np.concatenate([z[1:] < nsigma / 2, [True]])
-    return (z > nsigma) & calm_before & calm_after
+    if not rows:
+        return {}
+    night = np.array([r[0] for r in rows], dtype=str)
+    star = np.array([r[1] for r in rows], dtype=np.int64)
+    filt = np.array([r[2] for r in rows], dtype=str)
+    t = np.array([r[3] for r in rows], dtype=float)
+    mag = np.array([r[4] for r in rows], dtype=float)
+    err = floor_errors(np.array([np.nan if r[5] is None else r[5] for r in rows], dtype=float))
+    labels = (night, star, filt)
+    keep = ~isolated_outliers(t, mag, err, labels)
+    g = group_statistics(tuple(lab[keep] for lab in labels), t[keep], mag[keep], err[keep],
+                         min_points=min_points)
+    out: dict[str, dict[tuple[int, str], tuple]] = {}
+    for i in range(g.n.size):
+        out.setdefault(str(g.labels[0][i]), {})[(int(g.labels[1][i]), str(g.labels[2][i]))] = (
+            float(g.mean_mag[i]), float(g.chi2_red[i]), float(g.rms[i]), int(g.n[i]))
+    return out
 
 
 def find_suspected_variables(cfg: Config, engine, nights) -> list[Suspect]:
@@ -105,20 +110,8 @@ def find_suspected_variables(cfg: Config, engine, nights) -> list[Suspect]:
                    Star.catalog_id.is_not(None))
             .order_by(F.night, M.star_id, M.filter, F.jd_mid)).all()
     info = {r[1]: (r[7], r[8], r[9], r[10], r[11]) for r in rows}
-    # per (night, star, filter) -- contiguous in the query's order
-    per_night: dict[str, dict[tuple[int, str], tuple]] = {}
-    for (night, sid, f), group in groupby((r for r in rows if not _qc_bad(r[6], excluded)),
-                                          key=lambda r: (r[0], r[1], r[2])):
-        pts = list(group)
-        if len(pts) < min_points:
-            continue
-        mag = np.array([r[4] for r in pts], dtype=float)
-        err = np.array([max(r[5] or 0.0, 1e-4) for r in pts])
-        keep = ~_one_frame_outliers(mag, err)
-        if keep.sum() < min_points:
-            continue
-        mean, chi2, rms = _chi2(mag[keep], err[keep])
-        per_night.setdefault(night, {})[(int(sid), str(f))] = (mean, chi2, rms, int(keep.sum()))
+    good = [r for r in rows if not _qc_bad(r[6], excluded)]
+    per_night = _night_statistics(good, min_points)
     best: dict[int, Suspect] = {}
     for night, stats in sorted(per_night.items()):
         for f in sorted({k[1] for k in stats}):

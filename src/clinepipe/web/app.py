@@ -19,7 +19,7 @@ import mimetypes
 import re
 import tempfile
 import threading
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path, PurePosixPath
@@ -29,7 +29,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from sqlalchemy import case, func, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -53,13 +53,10 @@ LIGHTCURVE_FIELDS = ("star_id", "ra", "dec", "filter", "jd_mid", "bjd_tdb", "mag
 FRAME_STATES = ("calibrated", "measured", "waiting", "failed", "used", "rejected", "duplicate")
 ATTENTION_STATES = ("failed", "waiting")  # files not fully processed: listed with their reason
 NOTE_STATES = ("rejected", "duplicate")  # left out on purpose: listed, folded away
-FILTER_ORDER = ("U", "B", "V", "R", "I")  # preferred column order; others by popularity
 STAR_SORTS = ("id", "mag", "var")
 STARS_PER_PAGE = 50
 NIGHTS_PER_PAGE = 31
 MAX_LISTED_FILES = 1000
-SIGNIFICANT_FAP = 0.01  # a Lomb–Scargle period with a smaller false-alarm probability is real
-MIN_MAG_ERR = 0.001  # errors below 1 mmag weigh as 1 mmag in the reduced chi-square
 MIN_VAR_POINTS = 5  # fewest good points before an rms / chi2 is shown
 MAX_ID_DIGITS = 18  # fits a signed 64-bit integer: larger "ids" are simply not found
 NIGHT_RE = re.compile(r"\d{8}")
@@ -78,6 +75,9 @@ def create_app(cfg_or_engine, *, archive: str | Path | None = None,
     """The dashboard for a :class:`~clinepipe.config.Config` (its database, archive and AAVSO
     observer code) or for an SQLAlchemy ``Engine`` (then ``archive`` and ``obscode`` may be
     given here). The app never writes to the database."""
+    from clinepipe.variability.table import DEFAULT_EXCLUDE_QC
+
+    exclude_qc = DEFAULT_EXCLUDE_QC
     if isinstance(cfg_or_engine, Engine):
         engine, site_name = cfg_or_engine, "Observatory"
     else:
@@ -88,8 +88,9 @@ def create_app(cfg_or_engine, *, archive: str | Path | None = None,
         archive = archive if archive is not None else cfg.paths.archive
         obscode = obscode if obscode is not None else cfg.aavso.obscode
         site_name = cfg.site.name
+        exclude_qc = tuple(cfg.qc.exclude_from_variability)
     dash = _Dashboard(engine, Path(archive) if archive else None, (obscode or "").strip(),
-                      site_name)
+                      site_name, exclude_qc)
 
     app = FastAPI(title="clinepipe dashboard", version=__version__, docs_url=None,
                   redoc_url=None, openapi_url=None)
@@ -187,8 +188,10 @@ class _StarTable:
 class _Dashboard:
     """Read-only queries behind the pages, with small caches keyed on the data they summarise."""
 
-    def __init__(self, engine: Engine, archive: Path | None, obscode: str, site_name: str):
+    def __init__(self, engine: Engine, archive: Path | None, obscode: str, site_name: str,
+                 exclude_qc=()):
         self.engine = engine
+        self.exclude_qc = tuple(exclude_qc)
         self.archive = archive
         self.obscode = obscode
         self.site_name = site_name
@@ -212,10 +215,13 @@ class _Dashboard:
 
     def star_table(self) -> _StarTable:
         """Every star with its counts and, per filter, the mean magnitude, rms and reduced
-        chi-square about the error-weighted mean of its flag-free calibrated points — the
-        figures of :func:`~clinepipe.lightcurves.variability_table` without its QC cuts and
-        period search, so that one pass of SQL aggregates serves any number of stars.
-        Kept in memory until the measurements or stars change."""
+        chi-square of its calibrated points, as ``clinepipe variables`` computes them
+        (:func:`~clinepipe.variability.statistics.lightcurve_statistics`: flagged points, frames
+        with an excluded QC flag and isolated outliers left out) but from 5 points on and
+        without the period search. Kept in memory until the measurements or stars change."""
+        from clinepipe.variability.statistics import ordered_filters
+        from clinepipe.variability.table import points_statistics, variability_points
+
         with Session(self.engine) as s:
             key = tuple(s.execute(select(
                 select(func.count(Measurement.id)).scalar_subquery(),
@@ -229,55 +235,44 @@ class _Dashboard:
                                      Star.var_type, Star.var_period).order_by(Star.id)).all()
             totals = dict(s.execute(select(Measurement.star_id, func.count(Measurement.id))
                                     .group_by(Measurement.star_id)).all())
-            m, e = Measurement.mag, Measurement.mag_err
-            floored = case((e < MIN_MAG_ERR, MIN_MAG_ERR), else_=e)  # well-conditioned sums
-            w = 1.0 / (floored * floored)
-            sums = s.execute(select(Measurement.star_id, Measurement.filter,
-                                    func.count(Measurement.id), func.sum(m), func.sum(m * m),
-                                    func.sum(w), func.sum(w * m), func.sum(w * m * m))
-                             .where(m.is_not(None), e > 0, Measurement.flags == 0)
-                             .group_by(Measurement.star_id, Measurement.filter)).all()
+        g = points_statistics(variability_points(self.engine, exclude_qc=self.exclude_qc),
+                              min_points=1, find_periods=False).groups
         rows = [StarRow(sid, name, cat, ra, dec, vtype, vper, n=int(totals.get(sid, 0)))
                 for sid, name, cat, ra, dec, vtype, vper in stars]
         by_id = {r.star_id: r for r in rows}
-        popularity: Counter = Counter()
-        for sid, filt, n, sm, smm, sw, swm, swmm in sums:
+        popularity: dict[str, int] = {}
+        for sid, filt, n, mean, rms, chi2 in zip(g.labels[0].tolist(), g.labels[1].tolist(),
+                                                 g.n.tolist(), g.mean_mag.tolist(),
+                                                 g.rms.tolist(), g.chi2_red.tolist()):
             row = by_id.get(sid)
-            if row is None or not n:
+            if row is None:
                 continue
-            popularity[filt] += n
-            rms = chi2 = None
-            if n >= MIN_VAR_POINTS:
-                rms = math.sqrt(max(0.0, (smm - sm * sm / n) / (n - 1)))
-                chi2 = max(0.0, (swmm - swm * swm / sw) / (n - 1))
-            row.filters[filt] = FilterStats(filt, int(n), sm / n, rms, chi2)
-        filters = sorted(popularity, key=lambda f: (FILTER_ORDER.index(f) if f in FILTER_ORDER
-                                                    else len(FILTER_ORDER), -popularity[f], f))
-        table = _StarTable(key, rows, by_id, filters)
+            popularity[filt] = popularity.get(filt, 0) + n
+            enough = n >= MIN_VAR_POINTS
+            row.filters[filt] = FilterStats(filt, n, mean, rms if enough else None,
+                                            chi2 if enough else None)
+        table = _StarTable(key, rows, by_id, ordered_filters(popularity))
         with self._lock:
             self._stars = table
         return table
 
-    def star_period(self, star_id: int, points: list[dict]) -> dict[str, dict]:
-        """Lomb–Scargle best period (days) and false-alarm probability per filter, as
-        :func:`clinepipe.lightcurves.variability_table` searches it (0.02–10 d, flagged
-        measurements left out)."""
-        good = [p for p in points if _finite(p["mag"]) is not None
-                and (_finite(p["mag_err"]) or 0) > 0 and not p.get("flags")]
-        key = (star_id, len(good), max((p["jd_mid"] or 0 for p in good), default=0))
+    def star_period(self, star_id: int, points: list[dict]) -> dict | None:
+        """The star's period as ``clinepipe variables`` finds it (the same points, statistics
+        and search: :func:`~clinepipe.variability.table.variability_table`): ``{"period"
+        (days), "fap", "method", "n"}``, or None when the star does not vary enough for a
+        search or the data cannot constrain one."""
+        from clinepipe.variability.table import variability_table
+
+        key = (star_id, len(points), max((p["jd_mid"] or 0 for p in points), default=0))
         with self._lock:
             if key in self._periods:
                 self._periods.move_to_end(key)
                 return self._periods[key]
-        result = {}
-        by_filter: dict[str, list[dict]] = {}
-        for p in good:
-            by_filter.setdefault(p["filter"], []).append(p)
-        for filt, pts in by_filter.items():
-            if len(pts) < 10:
-                continue
-            result[filt] = _lomb_scargle(pts)
-        result = {f: r for f, r in result.items() if r is not None}
+        rows = variability_table(self.engine, exclude_qc=self.exclude_qc, star_ids=[star_id])
+        found = next((r for r in rows if r.period_days is not None), None)
+        result = None if found is None else {
+            "period": float(found.period_days), "fap": float(found.fap),
+            "n": sum(r.n for r in rows)}
         with self._lock:
             self._periods[key] = result
             while len(self._periods) > 256:
@@ -364,30 +359,6 @@ class _Dashboard:
 def _newest_first(entries) -> list[dict]:
     dated = sorted((e for e in entries if e["night"]), key=lambda e: e["night"], reverse=True)
     return dated + [e for e in entries if not e["night"]]
-
-
-def _lomb_scargle(points: list[dict]) -> dict | None:
-    import numpy as np
-    from astropy.timeseries import LombScargle
-
-    t = np.array([p["bjd_tdb"] if p["bjd_tdb"] is not None else p["jd_mid"] for p in points],
-                 dtype=float)
-    mag = np.array([p["mag"] for p in points], dtype=float)
-    err = np.array([p["mag_err"] for p in points], dtype=float)
-    span = float(t.max() - t.min())
-    if not span > 0:
-        return None
-    fmax = 1.0 / 0.02
-    fmin = max(1.0 / 10.0, 0.5 / span)
-    if fmin >= fmax:
-        return None
-    freq = np.linspace(fmin, fmax, int(min(200000, max(2000, 10 * span * fmax))))
-    ls = LombScargle(t, mag, err)
-    power = ls.power(freq)
-    best = int(np.argmax(power))
-    fap = float(ls.false_alarm_probability(power[best], minimum_frequency=fmin,
-                                           maximum_frequency=fmax))
-    return {"period": float(1.0 / freq[best]), "fap": fap, "n": len(points)}
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -590,18 +561,18 @@ def _add_pages(app: FastAPI, dash: _Dashboard) -> None:
                    for c, cid, sep, mags in matches]
         points = dash.lightcurve(sid)
         row = dash.star_table().by_id.get(sid)
-        periods = dash.star_period(sid, points)
-        # the fold box starts with a period worth trying: a significant Lomb–Scargle one,
-        # else the known-variable catalogue's, else empty (noise peaks would mislead)
-        best = min(periods.values(), key=lambda p: p["fap"]) if periods else None
-        if best and best["fap"] < SIGNIFICANT_FAP:
-            prefill = best["period"]
+        period = dash.star_period(sid, points)
+        # the fold box starts with a period worth trying: our own, found only for a star that
+        # varies (as in `clinepipe variables`), else the known-variable catalogue's, else
+        # empty (a constant star's noise peaks would mislead)
+        if period:
+            prefill = period["period"]
         else:
             prefill = _finite(star["var_period"])
         jds = [p["jd_mid"] for p in points if p["jd_mid"] is not None]
         return dash.render("star.html", nav="stars", star=star, catalog=catalog,
                            stats=list(row.filters.values()) if row else [],
-                           n=len(points), periods=periods, prefill=prefill,
+                           n=len(points), period=period, prefill=prefill,
                            first=_jd_to_utc(min(jds)) if jds else "—",
                            last=_jd_to_utc(max(jds)) if jds else "—",
                            prev_id=prev_id, next_id=next_id, obscode=dash.obscode)
