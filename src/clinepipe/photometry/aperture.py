@@ -20,6 +20,15 @@ FLAG_BLENDED = 8  #: another listed source lies within ``blend_radius``
 
 FLAG_NONPOSITIVE = 16  #: flux <= 0 or not finite (no magnitude)
 
+#: the flag bits by name, as exports and the web explain a flagged point
+PHOT_FLAGS = {
+    "saturated": FLAG_SATURATED,
+    "edge": FLAG_EDGE,
+    "masked": FLAG_MASKED,
+    "blended": FLAG_BLENDED,
+    "nonpositive": FLAG_NONPOSITIVE,
+}
+
 #: bit of the reduction's uint8 mask that marks saturated pixels (see ``reduce.ReducedFrame``)
 MASK_SATURATED = 1
 
