@@ -6,7 +6,7 @@ folder or the file name; time as ISO with or without zone, date + TIME-OBS/UT, l
 an offset, end of exposure; ROWORDER = 'TOP-DOWN'...). Every frame must be ingested with the
 true kind, filter, binning and exposure, and its mid-exposure time must equal the truth within
 1 ms, or within the precision the style writes (MaxIm 5: 1 s, MaxIm 6: 10 ms, IRAF UT: 0.1 s;
-truncated, not rounded). Lights with masters are calibrated, and position-matched bright stars
+truncated, not rounded). Lights with masters are calibrated, and position-matched bright stars (S/N > 50)
 (pixel positions of the bottom-up image, as the truth gives them) have their true magnitudes and
 sky positions: this checks that a TOP-DOWN file is flipped once, so pixels and WCS agree.
 Seestar and DWARF nights have no bias frames: their lights wait, the reason naming the master.
@@ -57,13 +57,14 @@ def _stars(sim) -> dict:
         return {int(r["id"]): (float(r["ra"]), float(r["dec"])) for r in csv.DictReader(fh)}
 
 
-@pytest.fixture(params=STYLES)
-def styled_night(request, tmp_path):
-    """One tiny night in ``style``, run once by `clinepipe run`."""
+@pytest.fixture(scope="module", params=STYLES)
+def styled_night(request, tmp_path_factory):
+    """One tiny night in ``style`` (4 lights, 3 frames per calibration group), run once by
+    `clinepipe run`; module-scoped, so every test of a style shares the run."""
     style = request.param
-    sim = simulate_night(tmp_path / style, seed=21, style=style, width=96, height=96,
-                         n_stars=70, filters=("V", "R"), lights_per_filter=1, n_bias=3,
-                         n_dark=3, n_flat=3, variables=False)
+    sim = simulate_night(tmp_path_factory.mktemp(style), seed=21, style=style, width=160,
+                         height=160, n_stars=200, filters=("V", "R"), lights_per_filter=2,
+                         n_bias=3, n_dark=3, n_flat=3, variables=False)
     config = sim.config_path
     # [reduction] without_masters = "measure" belongs to another change: a night without
     # masters is run here as the default "wait" does, which its lights must say
@@ -98,7 +99,7 @@ def test_every_frame_ingested_as_the_truth_says(styled_night):
         late = (f.jd_mid - float(t["jd_mid"])) * 86400.0
         assert abs(late) <= tolerance, (style, path, f"jd_mid off by {late * 1000:.3f} ms")
     lights = [p for p, t in truth.items() if t["kind"] == "light"]
-    assert len(lights) == 2
+    assert len(lights) == 2 * len(styled_night["sim"].spec.filters)  # 1 filter: Seestar, DWARF, SharpCap
     expected_kinds = {"light"} | ({"dark"} if style == "dwarf" else set()) | (
         set() if style in NO_BIAS else {"bias", "dark", "flat"})
     assert kinds == expected_kinds, (style, kinds)
@@ -130,21 +131,25 @@ def test_bright_stars_have_their_true_magnitudes_and_positions(styled_night):
                         .join(Frame, Frame.id == Measurement.frame_id)
                         .where(Measurement.mag.is_not(None), Measurement.flags == 0)).all()
     stars = _stars(sim)
-    dmag, dpos = [], []
+    dmag, dpos, bright = [], [], 0
     for raw_path, x, y, mag, flux, flux_err, ra, dec in got:
-        if flux / flux_err < 100:
+        if flux / flux_err < 50:  # errors below 0.02 mag
             continue
-        truth = sim.light_truth(Path(raw_path).stem)
+        bright += 1
+        truth = sim.light_truth(raw_path)
         tx, ty = np.asarray(truth["x"], float), np.asarray(truth["y"], float)
         d = np.hypot(tx - x, ty - y)
         k = int(np.argmin(d))
-        assert d[k] < 1.0, (style, raw_path, x, y)  # a bright star where the truth has one
+        if d[k] >= 1.0:  # a blend of two stars: no single true star there
+            continue
         dmag.append(mag - float(truth["mag"][k]))
         tra, tdec = stars[int(truth["id"][k])]
         dpos.append(3600.0 * np.hypot((ra - tra) * np.cos(np.radians(tdec)), dec - tdec))
-    assert len(dmag) >= 8, (style, len(dmag))
-    assert np.median(np.abs(dmag)) <= 0.03, (style, np.median(np.abs(dmag)))
-    assert np.max(dpos) < 1.0, (style, np.max(dpos))  # arcsec: pixels and WCS agree
+    # rows flipped twice or not at all would put almost no star where the truth has one
+    assert len(dmag) >= 12 and len(dmag) >= 0.9 * bright, (style, len(dmag), bright)
+    assert np.median(np.abs(dmag)) <= 0.02, (style, np.median(np.abs(dmag)))
+    assert abs(np.median(dmag)) <= 0.02, (style, np.median(dmag))
+    assert np.median(dpos) < 0.3, (style, np.median(dpos))  # arcsec: pixels and WCS agree
 
 
 def test_inspect_classifies_every_file_as_ingest_did(styled_night):
