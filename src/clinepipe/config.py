@@ -284,7 +284,7 @@ def _check_headers(headers: HeadersConfig, where: str) -> None:
     """``[headers]`` values the header reader cannot use: one sentence naming the key."""
     if not headers.default_filter.strip():
         raise ConfigError(f"{where}: headers.default_filter must not be empty (it names the "
-                          "filter of files without a filter keyword, e.g. \"C\").",
+                          "filter of files without a filter keyword, such as \"C\").",
                           reason="bad [headers] default_filter")
     for glob in headers.kind_by_path:
         if not glob.strip():
