@@ -229,3 +229,50 @@ def test_inspect_bad_usage_exits_2(tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit) as done:
         main(["inspect"])
     assert done.value.code == 2
+
+
+# ----------------------------------------------------------------------------- the ingest step
+
+def test_ingest_records_skipped_frames_and_says_the_time_it_used(tmp_path):
+    """A focus frame is ``skipped`` (not failed) with its value named, and becomes a frame when
+    ``[headers.kind_by_path]`` says what it is; a light whose time keywords disagree is
+    ingested with the one believed, and the log says which and why."""
+    from sqlalchemy import select
+
+    from clinepipe.run.pipeline import run_pipeline
+    from clinepipe.store.db import open_database, session_scope
+    from clinepipe.store.models import Frame
+
+    incoming = tmp_path / "incoming"
+    write(incoming / "n1" / "focus.fits", {**NINA, "IMAGETYP": "Focus"})
+    write(incoming / "n1" / "light.fits", {"IMAGETYP": "Light Frame", "EXPTIME": 60.0,
+                                           "FILTER": "V", "CCD-TEMP": -10.0,
+                                           "DATE-OBS": "2017-12-20T01:36:12.023-0700",
+                                           "UT-OBS": "09:36:12.023"})
+    base = {"paths": {"incoming": str(incoming), "archive": str(tmp_path / "archive"),
+                      "settle_seconds": 0.0},
+            "database": {"url": f"sqlite:///{tmp_path / 'c.db'}"}}
+
+    def rows(cfg):
+        engine = open_database(cfg.database.url)
+        with session_scope(engine) as s:
+            out = {f.raw_path: (f.state, f.stage, f.reason, f.kind, f.date_obs)
+                   for f in s.scalars(select(Frame))}
+        engine.dispose()
+        return out
+
+    cfg = config_from_dict(base, tmp_path / "clinepipe.toml")
+    run_pipeline(cfg)
+    first = rows(cfg)
+    assert first["n1/focus.fits"][:3] == ("skipped", "ingest", "frame type 'Focus' skipped")
+    assert first["n1/light.fits"][3:] == ("light", "2017-12-20T09:36:12.023")
+    log = (tmp_path / "archive" / "logs" / "clinepipe.log").read_text(encoding="utf-8")
+    assert ("n1/light.fits: time from UT-OBS: DATE-OBS had a -07:00 offset; used UT-OBS"
+            in log)
+
+    cfg = config_from_dict({**base, "headers": {"kind_by_path": {"*focus*": "flat"}}},
+                           tmp_path / "clinepipe.toml")
+    run_pipeline(cfg)
+    assert rows(cfg)["n1/focus.fits"][3] == "flat"  # tried again: the config says what it is
+    log = (tmp_path / "archive" / "logs" / "clinepipe.log").read_text(encoding="utf-8")
+    assert "n1/focus.fits: tried again after it was skipped at ingest" in log
