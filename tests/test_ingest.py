@@ -256,16 +256,14 @@ def test_no_image_data(tmp_path):
 
 
 @pytest.mark.parametrize("drop,cards,reason", [
-    (("IMAGETYP",), {}, "missing IMAGETYP"),
-    ((), {"IMAGETYP": "Temp"}, "unknown frame type 'Temp'"),
+    (("IMAGETYP",), {}, "no frame type"),
     (("EXPTIME",), {}, "missing EXPTIME"),
-    ((), {"EXPTIME": "soon"}, "missing EXPTIME"),
+    ((), {"EXPTIME": "soon"}, "unreadable EXPTIME"),
+    ((), {"EXPTIME": -3.0}, "negative EXPTIME"),
     (("DATE-OBS",), {}, "missing DATE-OBS"),
-    ((), {"DATE-OBS": "yesterday evening"}, "missing DATE-OBS"),
-    ((), {"DATE-OBS": "2024-03-02"}, "missing DATE-OBS"),
-    (("FILTER",), {}, "missing FILTER"),
-    (("FILTER",), {"IMAGETYP": "Flat Field"}, "missing FILTER"),
-    ((), {"FILTER": "  "}, "missing FILTER"),
+    ((), {"DATE-OBS": "yesterday evening"},
+     "DATE-OBS 'yesterday evening' is not a date clinepipe reads"),
+    ((), {"DATE-OBS": "2024-03-02"}, "DATE-OBS '2024-03-02' has no time of day"),
     ((), {"XBINNING": 5, "YBINNING": 5}, "unknown binning 5"),
     ((), {"XBINNING": 2, "YBINNING": 1}, "unknown binning 2x1"),
     ((), {"XORGSUBF": -4}, "bad subframe origin"),
@@ -273,6 +271,35 @@ def test_no_image_data(tmp_path):
 def test_header_problems_have_named_reasons(tmp_path, drop, cards, reason):
     p = write_frame(tmp_path / "frame.fits", drop=drop, **cards)
     assert reason_of(p) == reason
+
+
+def test_no_frame_type_names_the_key_that_fixes_it(tmp_path):
+    p = write_frame(tmp_path / "frame.fits", drop=("IMAGETYP",))
+    with pytest.raises(BadInput) as err:
+        read_frame_info(p, CAMERA, SITE)
+    assert "[headers] default_kind" in err.value.message
+
+
+def test_unknown_frame_type_is_skipped_with_its_value(tmp_path):
+    from clinepipe.ingest.classify import SkippedFrame
+
+    p = write_frame(tmp_path / "frame.fits", IMAGETYP="Temp")
+    with pytest.raises(SkippedFrame) as err:
+        read_frame_info(p, CAMERA, SITE)
+    assert err.value.reason == "frame type 'Temp' skipped"
+    assert "'Temp'" in err.value.message and p.name in err.value.message
+
+
+@pytest.mark.parametrize("drop,cards", [
+    (("FILTER",), {}),
+    (("FILTER",), {"IMAGETYP": "Flat Field"}),
+    ((), {"FILTER": "  "}),
+])
+def test_missing_filter_is_the_default_filter(tmp_path, drop, cards):
+    p = write_frame(tmp_path / "frame.fits", drop=drop, **cards)
+    info = read_frame_info(p, CAMERA, SITE)
+    assert info.filter == "C"
+    assert [r for r, _ in info.notes] == ["no filter"]
 
 
 def test_filter_optional_for_bias_and_dark(tmp_path):

@@ -107,17 +107,18 @@ def build_bad_corpus(incoming: Path, night: str, unreadable: bool) -> dict:
     (folder / "observing_log.fits").write_text("2026-03-14 clear skies, dome opened at 19:40\n")
     expected[rel("observing_log.fits")] = ("failed", "ingest", "not FITS")
     light("no_imagetyp.fit", drop=["IMAGETYP"])
-    expected[rel("no_imagetyp.fit")] = ("failed", "ingest", "missing IMAGETYP")
+    expected[rel("no_imagetyp.fit")] = ("failed", "ingest", "no frame type")
     light("no_exptime.fit", drop=["EXPTIME", "EXPOSURE"])
     expected[rel("no_exptime.fit")] = ("failed", "ingest", "missing EXPTIME")
+    # no filter keyword: [headers] default_filter "C", for which the night has no flat
     light("no_filter.fit", drop=["FILTER"])
-    expected[rel("no_filter.fit")] = ("failed", "ingest", "missing FILTER")
+    expected[rel("no_filter.fit")] = ("waiting", "reduce", "~waiting for calibration: no C-band flat")
     light("no_dateobs.fit", drop=["DATE-OBS"])
     expected[rel("no_dateobs.fit")] = ("failed", "ingest", "missing DATE-OBS")
     light("bin5.fit", XBINNING=5, YBINNING=5)
     expected[rel("bin5.fit")] = ("failed", "ingest", "unknown binning 5")
     light("temp_frame.fit", IMAGETYP="Temp")
-    expected[rel("temp_frame.fit")] = ("failed", "ingest", "unknown frame type 'Temp'")
+    expected[rel("temp_frame.fit")] = ("skipped", "ingest", "frame type 'Temp' skipped")
     nan = np.full(data.shape, np.nan, dtype=np.float32)
     light("all_nan.fit", data_=nan)
     expected[rel("all_nan.fit")] = ("failed", "ingest", "all-NaN data")
@@ -275,7 +276,7 @@ def test_second_run_changes_nothing_and_reports_again(bad_night):
 
 
 def test_a_failed_file_fixed_in_incoming_is_ingested_by_the_next_run(small_night, tmp_path):
-    """The observer re-saves a light that lacked FILTER: the next run ingests and calibrates it
+    """The observer re-saves a light that lacked IMAGETYP: the next run ingests and calibrates it
     (the row is updated, not duplicated); an unchanged failure is left as it was."""
     cfg_path = copy_night(small_night, tmp_path)
     cfg = load_config(cfg_path)
@@ -286,7 +287,7 @@ def test_a_failed_file_fixed_in_incoming_is_ingested_by_the_next_run(small_night
         header = hdul[0].header.copy()
     header["HISTORY"] = "re-saved by the observer"  # other bytes than the template
     broken = header.copy()
-    del broken["FILTER"]
+    del broken["IMAGETYP"]
     target = cfg.paths.incoming / night / "late" / "resaved.fit"
     target.parent.mkdir()
     fits.writeto(target, data, broken)
@@ -304,7 +305,7 @@ def test_a_failed_file_fixed_in_incoming_is_ingested_by_the_next_run(small_night
 
     run_pipeline(cfg, settle_seconds=0)
     first = rows()
-    assert first[rel][1:4] == ("failed", "ingest", "missing FILTER")
+    assert first[rel][1:4] == ("failed", "ingest", "no frame type")
 
     fits.writeto(target, data, header, overwrite=True)  # the fix, by the observer
     summary = run_pipeline(cfg, settle_seconds=0)
@@ -314,7 +315,7 @@ def test_a_failed_file_fixed_in_incoming_is_ingested_by_the_next_run(small_night
     assert second[rel][1] == "calibrated", second[rel]
     assert second[f"{night}/late/still_bad.fit"] == first[f"{night}/late/still_bad.fit"]
     log = (cfg.paths.archive / "logs" / "clinepipe.log").read_text(encoding="utf-8")
-    assert "tried again after it failed at ingest (missing FILTER): now ingested" in log
+    assert "tried again after it failed at ingest (no frame type): now ingested" in log
 
 
 @pytest.fixture

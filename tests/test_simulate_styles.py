@@ -47,7 +47,7 @@ def _start(style, h) -> tuple[datetime, float, float]:
         t = _utc(f"{h['DATE-OBS']}T{h[tkey]}")
         return t, (1.0 if style == "maxim_old" else 0.1), 0.0
     t = _utc(h["DATE-OBS"])
-    if style in ("seestar", "dwarf"):  # DATE-OBS is the end of the exposure
+    if style == "dwarf":  # DATE-OBS is the end of the exposure
         t -= timedelta(seconds=float(h["EXPTIME"]))
     return t, {"maxim": 0.01}.get(style, 0.001), 0.0
 
@@ -192,18 +192,21 @@ def test_styles_file_their_frames_as_the_programs_do(styled):
     assert any(p.suffix == ".SRC" for p in r.incoming.rglob("*")) == (style == "thesky")
 
 
-def test_seestar_end_of_exposure_and_local_file_name(tmp_path):
+def test_seestar_start_of_exposure_and_local_file_name(tmp_path):
+    """As the real subs in shared/headers (Seestar_light_sub_2, _3, _5): DATE-OBS is the start,
+    the file name the local time the file was written, EXPTIME + ~3 s later."""
     r = simulate_night(tmp_path, seed=5, style="seestar", **TINY)
     assert len(r.frames) == 2
     for row in r.frames:
         h = fits.getheader(r.incoming / row["file"])
-        end = _utc(h["DATE-OBS"])
-        assert end - _utc(row["date_obs"]) == pytest.approx(timedelta(seconds=60), abs=timedelta(
+        start = _utc(h["DATE-OBS"])
+        assert start - _utc(row["date_obs"]) == pytest.approx(timedelta(0), abs=timedelta(
             milliseconds=1))
         stamp = re.search(r"_(\d{8}-\d{6})\.fit$", row["file"])[1]
         local = datetime.strptime(stamp, "%Y%m%d-%H%M%S").replace(tzinfo=timezone(timedelta(
             hours=-5)))
-        assert timedelta(0) < local - end < timedelta(seconds=5)  # written after the exposure
+        exposure = timedelta(seconds=float(h["EXPTIME"]))
+        assert exposure < local - start < exposure + timedelta(seconds=5)  # after the exposure
 
 
 @pytest.mark.parametrize("style", ["thesky", "nina", "sharpcap", "maxim", "lco"])

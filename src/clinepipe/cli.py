@@ -165,6 +165,24 @@ def simulate(out: Path = typer.Argument(..., help="Output folder."),
                f"run it with: clinepipe --config {result.config_path} run")
 
 
+@app.command()
+def inspect(dirs: list[Path] = typer.Argument(..., help="Folders (searched at any depth) or FITS files."),
+            as_csv: bool = typer.Option(False, "--csv", help="One CSV row per file."),
+            write_config: Optional[Path] = typer.Option(None, "--write-config",
+                                                        help="Write a ready clinepipe.toml for these files.")):
+    """What clinepipe will make of a folder of files, from their headers only: each group of
+    frames, its time keyword, what is missing and the config line that fixes it. Exit 0 when
+    every file can be classified, 1 when some cannot."""
+    from clinepipe.headers.inspect import run_inspect
+
+    cfg = _optional_config()  # [headers] and [site] of an existing config, else the defaults
+    rules = cfg.headers.rules() if cfg is not None else None
+    site = (cfg.site.latitude, cfg.site.longitude) if cfg is not None else None
+    code = run_inspect([str(d) for d in dirs], csv=as_csv, write_config=write_config,
+                       rules=rules, site=site)
+    raise typer.Exit(code)
+
+
 # ----------------------------------------------------------------------------- the daily job
 
 @app.command()
@@ -217,7 +235,8 @@ def status(failed: bool = typer.Option(False, "--failed", help="List every file 
             rows = s.execute(select(Frame.raw_path, Frame.state, Frame.stage, Frame.reason,
                                     Frame.telescope)
                              .where(Frame.state.in_(("failed", "waiting", "rejected", "duplicate",
-                                                     "measured")), Frame.reason.is_not(None))
+                                                     "skipped", "measured")),
+                                    Frame.reason.is_not(None))
                              .order_by(Frame.telescope, Frame.raw_path)).all()
             _print_failed(rows, as_csv, multi)
             return

@@ -101,6 +101,31 @@ class AstrometryConfig:
 
 
 @dataclass(frozen=True)
+class HeadersConfig:
+    """``[headers]``: how the files of any acquisition program are read.
+
+    ``kind_by_path`` (``[headers.kind_by_path]``) maps a glob on the path relative to
+    ``incoming`` to a kind, in file order (the first match wins, over the header);
+    ``filter_aliases`` maps a camera's filter names to the ones used everywhere else.
+    """
+
+    profile: str = "auto"  # "auto" or a named profile (clinepipe.headers.PROFILES)
+    default_kind: str = ""  # kind of files with no frame-type keyword; "" = they fail
+    default_filter: str = "C"  # filter of lights and flats with no filter keyword
+    kind_by_path: dict[str, str] = field(default_factory=dict)
+    filter_aliases: dict[str, str] = field(default_factory=dict)
+
+    def rules(self):
+        """These settings as :class:`clinepipe.headers.HeaderRules` (raises ConfigError)."""
+        from clinepipe.headers import HeaderRules
+
+        return HeaderRules(profile=self.profile, default_kind=self.default_kind,
+                           default_filter=self.default_filter,
+                           kind_by_path=tuple(self.kind_by_path.items()),
+                           filter_aliases=dict(self.filter_aliases))
+
+
+@dataclass(frozen=True)
 class CatalogConfig:
     source: str = "file"  # "file", "apass", "ucac4", "gaia"
     path: Path = Path("catalog.csv")
@@ -172,6 +197,7 @@ class Config:
     photometry: PhotometryConfig = field(default_factory=PhotometryConfig)
     astrometry: AstrometryConfig = field(default_factory=AstrometryConfig)
     catalog: CatalogConfig = field(default_factory=CatalogConfig)
+    headers: HeadersConfig = field(default_factory=HeadersConfig)
     known_variables: KnownVariablesConfig = field(default_factory=KnownVariablesConfig)
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
     stars: StarsConfig = field(default_factory=StarsConfig)
@@ -235,6 +261,7 @@ def config_from_dict(raw: dict, path: Path | None = None, text: str = "") -> Con
         sections[name] = _section(hints[name], name, value, where)
     cfg = Config(**sections, source_file=path, source_text=text)
     _check_telescope(cfg.site.telescope, where)
+    _check_headers(cfg.headers, where)
     return _resolve_paths(cfg)
 
 
@@ -251,6 +278,26 @@ def _check_telescope(name: str, where: str) -> None:
     if name != name.strip() or any(not ch.isprintable() for ch in name):
         raise ConfigError(f"{where}: site.telescope = {name!r} must not start or end with "
                           f"blanks or contain control characters.")
+
+
+def _check_headers(headers: HeadersConfig, where: str) -> None:
+    """``[headers]`` values the header reader cannot use: one sentence naming the key."""
+    if not headers.default_filter.strip():
+        raise ConfigError(f"{where}: headers.default_filter must not be empty (it names the "
+                          "filter of files without a filter keyword, such as \"C\").",
+                          reason="bad [headers] default_filter")
+    for glob in headers.kind_by_path:
+        if not glob.strip():
+            raise ConfigError(f"{where}: [headers.kind_by_path] has an empty pattern.",
+                              reason="bad [headers.kind_by_path]")
+    for name, alias in headers.filter_aliases.items():
+        if not alias.strip():
+            raise ConfigError(f"{where}: [headers.filter_aliases] \"{name}\" maps to an empty "
+                              "filter name.", reason="bad [headers.filter_aliases]")
+    try:
+        headers.rules()
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc.message}", reason=exc.reason) from None
 
 
 def _section(cls, name: str, values: dict, where: str):
@@ -395,6 +442,17 @@ color_term = true       # fit and report (not apply) a colour term per night and
 V = "V"
 R = "R"
 B = "B"
+
+[headers]               # files from any acquisition program (see `clinepipe inspect DIR`)
+profile = "auto"        # or a named profile: "nina", "maxim", "indi", "lco", "iraf", "seestar"...
+default_kind = ""       # "light", "bias", "dark" or "flat" for files with no frame-type keyword
+default_filter = "C"    # the filter of lights and flats with no filter keyword
+
+[headers.kind_by_path]  # glob on the path relative to incoming -> kind; first match wins and
+                        # overrides the header, e.g. "*/Bias/*" = "bias", "*flat*" = "flat"
+
+[headers.filter_aliases]  # the camera's filter name -> the name used everywhere else,
+                          # e.g. "Clear" = "CV", "Lum" = "L"
 
 [stars]
 match_radius = 2.0      # arcsec: a detection this close to a known star is the same star

@@ -478,7 +478,7 @@ def reduce_light(path: Path, info: FrameInfo, masters: dict | None = None, *, bi
     frame = reduce_frame(
         raw, bias=parts["bias"][0], dark=parts["dark"][0], dark_exptime=positive_or_none(t_dark),
         flat=parts["flat"][0], exptime=info.exptime, mode=mode, gain=gain,
-        read_noise=camera.read_noise, saturation=camera.saturation,
+        read_noise=camera.read_noise, saturation=_saturation(info, header, camera),
         bias_noise=_finite(parts["bias"][1]), dark_noise=_finite(parts["dark"][1]),
         flat_noise=_finite(parts["flat"][1]), overscan=reduction.overscan,
         cosmic_rays=reduction.cosmic_rays, header=header, name=name)
@@ -486,6 +486,14 @@ def reduce_light(path: Path, info: FrameInfo, masters: dict | None = None, *, bi
         if parts[key][3]:
             frame.header[card] = (parts[key][3], f"master {key}")
     return frame
+
+
+def _saturation(info, header, camera) -> float:
+    """The raw ADU at which a pixel is saturated: the header's (SATURATE, DATAMAX, MAXLIN;
+    a FrameInfo rebuilt from the database no longer carries it), else ``[camera] saturation``."""
+    from clinepipe.headers import read_header_facts
+
+    return info.saturation or read_header_facts(header).saturation or camera.saturation
 
 
 def _has_information(raw: np.ndarray) -> bool:

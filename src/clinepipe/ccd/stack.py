@@ -30,7 +30,12 @@ _RAW_DTYPES = {8: np.dtype("u1"), 16: np.dtype(">i2"), 32: np.dtype(">i4"), 64: 
                -32: np.dtype(">f4"), -64: np.dtype(">f8")}
 
 class _Rows:
-    """Row-slice access to one 2-D image (a FITS file or an array), converted to float32."""
+    """Row-slice access to one 2-D image (a FITS file or an array), converted to float32.
+
+    Rows are numbered bottom-up as FITS intends: a ``ROWORDER = 'TOP-DOWN'`` file's rows are
+    read in reverse (as :func:`clinepipe.ingest.fits_reader.read_image` does for a light), so a
+    master has the orientation of the lights it calibrates whatever program wrote its frames.
+    """
 
     def __init__(self, source, *, hdu: int | None = None, scratch_dir: Callable[[], Path] | None = None):
         self.label = source if isinstance(source, (str, os.PathLike)) else None
@@ -40,6 +45,7 @@ class _Rows:
         self._hdul = None
         self._hdu = None
         self.is_float = True
+        self._flip = False
         if isinstance(source, np.ndarray):
             if source.ndim != 2:
                 raise ValueError(f"median_stack: an array source has shape {source.shape}, not 2-D")
@@ -63,7 +69,7 @@ class _Rows:
             self._open(path, hdu, display=path)
 
     def _open(self, path: Path, hdu: int | None, display: Path) -> None:
-        from clinepipe.ingest.fits_reader import image_hdu_index
+        from clinepipe.ingest.fits_reader import image_hdu_index, mark_bottom_up, rows_top_down
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -79,9 +85,13 @@ class _Rows:
                 h = hdul[index]
                 self.header = h.header.copy()
                 if index > 0:
-                    for key in ("EXPTIME", "EXPOSURE", "CCD-TEMP", "IMAGETYP", "FILTER", "DATE-OBS"):
+                    for key in ("EXPTIME", "EXPOSURE", "CCD-TEMP", "IMAGETYP", "FILTER", "DATE-OBS",
+                                "ROWORDER"):
                         if key not in self.header and key in hdul[0].header:
                             self.header[key] = hdul[0].header[key]
+                self._flip = rows_top_down(self.header)
+                if self._flip:
+                    mark_bottom_up(self.header)
                 compressed = isinstance(h, fits.CompImageHDU)
                 if compressed:
                     self.shape = tuple(int(n) for n in h.shape)
@@ -105,7 +115,16 @@ class _Rows:
             self._hdu = self._hdul[index]
 
     def read(self, r0: int, r1: int, out: np.ndarray, scratch: np.ndarray | None = None) -> None:
-        """Fill ``out`` (float32, ``(r1 - r0, nx)``) with rows ``r0:r1``."""
+        """Fill ``out`` (float32, ``(r1 - r0, nx)``) with rows ``r0:r1`` (bottom-up)."""
+        if self._flip:  # image rows r0:r1 are the file's rows ny-r1:ny-r0, in reverse
+            ny = self.shape[0]
+            self._read_file_rows(ny - r1, ny - r0, out, scratch)
+            out[...] = out[::-1].copy()
+            return
+        self._read_file_rows(r0, r1, out, scratch)
+
+    def _read_file_rows(self, r0: int, r1: int, out: np.ndarray,
+                        scratch: np.ndarray | None = None) -> None:
         if self._array is not None:
             out[...] = self._array[r0:r1]
             return

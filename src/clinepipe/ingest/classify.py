@@ -1,106 +1,35 @@
-"""What a raw frame is (kind, time, exposure, binning, filter, temperature) from its header, and its observing night."""
+"""What a raw frame is (kind, time, exposure, binning, filter, temperature) from its header, in any
+acquisition program's style (:mod:`clinepipe.headers`), and its observing night."""
 
 from __future__ import annotations
 
 import math
 from datetime import date, timedelta
 from pathlib import Path
-from astropy.io import fits
-from astropy.time import Time
 from clinepipe.config import CameraConfig, SiteConfig
+from clinepipe.errors import BadInput
+from clinepipe.headers import HeaderRules, read_header_facts
 from clinepipe.ingest.frame_info import FrameInfo
 from clinepipe.ingest.fits_reader import _bad, _check_complete, _hdu_shape, _image_data, _merged_header, _open_hdul, check_data, image_hdu_index
 
 
-#: IMAGETYP value (lower case, stripped) -> frame kind
-FRAME_TYPES = {
-    "bias frame": "bias", "bias": "bias", "zero": "bias",
-    "dark frame": "dark", "dark": "dark",
-    "flat field": "flat", "flat": "flat",
-    "light frame": "light", "light": "light", "object": "light",
-}
-
-#: the named reasons this module raises (``BadInput.reason``); those ending in ``…`` carry a value
+#: the named reasons this module raises (``BadInput.reason``) besides those of
+#: :func:`clinepipe.headers.read_header_facts` (``no frame type``, ``missing DATE-OBS``,
+#: ``DATE-OBS '…' is not a date clinepipe reads``, ``unknown binning …``…)
 REASONS = (
-    "empty file", "not FITS", "truncated FITS", "no image data", "missing IMAGETYP",
-    "unknown frame type '…'", "missing EXPTIME", "negative EXPTIME", "missing DATE-OBS",
-    "unknown binning …", "missing FILTER", "bad subframe origin", "all-NaN data",
+    "empty file", "not FITS", "truncated FITS", "no image data", "all-NaN data",
     "constant data", "file changed while being copied", "unreadable file",
 )
 
-def _keyword(header, *names):
-    for name in names:
-        if name in header:
-            value = header[name]
-            if isinstance(value, str):
-                value = value.strip()
-            if value is not None and value != "" and not isinstance(value, fits.card.Undefined):
-                return value
-    return None
 
-
-def _float(value) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return None
-    return out if math.isfinite(out) else None
-
-
-def _parse_date_obs(header) -> Time | None:
-    value = _keyword(header, "DATE-OBS", "DATE_OBS")
-    if not isinstance(value, str):
-        return None
-    text = value.strip()
-    if "T" not in text and len(text) == 10:  # old style: date only, time in TIME-OBS / UT
-        clock = _keyword(header, "TIME-OBS", "UT", "UTSTART")
-        if isinstance(clock, str) and clock.strip():
-            text = f"{text}T{clock.strip()}"
-        else:
-            return None
-    text = text.rstrip("Z")
-    for fmt in ("isot", "fits"):
-        try:
-            t = Time(text, format=fmt, scale="utc")
-            t.jd  # noqa: B018 - forces the conversion to be validated
-            return t
-        except (ValueError, TypeError):
-            continue
-    return None
-
-
-def _binning(path: Path, header) -> int:
-    xb, yb = header.get("XBINNING"), header.get("YBINNING")
-    xb = yb if xb is None else xb
-    yb = xb if yb is None else yb
-    if xb is None:
-        return 1
-    try:
-        xi, yi = float(xb), float(yb)
-    except (TypeError, ValueError):
-        raise _bad(path, f"unknown binning {xb!r}", f"has an unreadable binning {xb!r}") from None
-    if xi != yi:
-        label = f"{xb}x{yb}"
-        raise _bad(path, f"unknown binning {label}", f"has unequal binning {label} (XBINNING x YBINNING)")
-    if xi != int(xi) or not 1 <= xi <= 4:
-        raise _bad(path, f"unknown binning {xb}", f"has an unknown binning {xb} (1 to 4 expected)")
-    return int(xi)
-
-
-def _origin(path: Path, header, key: str) -> int:
-    value = header.get(key)
-    if value is None:
-        return 0
-    v = _float(value)
-    if v is None or v < 0 or v != int(v):
-        raise _bad(path, "bad subframe origin", f"has an unusable {key} = {value!r}")
-    return int(v)
+class SkippedFrame(BadInput):
+    """A file that is not a frame clinepipe uses (a focus or test frame, a frame the telescope
+    rejected, or one ``[headers.kind_by_path]`` skips): recorded as ``skipped``, never failed."""
 
 
 def read_frame_info(path: Path, camera: CameraConfig, site: SiteConfig, *,
-                    check: bool = True) -> FrameInfo:
+                    check: bool = True, rules: HeaderRules | None = None,
+                    relpath: str | None = None) -> FrameInfo:
     """Read what the header of a raw frame says, or raise :class:`BadInput` with a named reason.
 
     Parameters
@@ -108,13 +37,18 @@ def read_frame_info(path: Path, camera: CameraConfig, site: SiteConfig, *,
     path : Path
         A raw frame (plain, ``.gz`` or fpack ``.fz``). Opened read-only; never modified.
     camera : CameraConfig
-        Not used for the header facts themselves (EGAIN stays None when absent, and the
-        config's gain applies later); accepted so the call is uniform across stages.
+        Not used for the header facts themselves (the gain stays None unless the header gives
+        it in e-/ADU, and the config's gain applies later); accepted so the call is uniform.
     site : SiteConfig
-        Its longitude gives the local observing night.
+        Its longitude gives the local observing night; a header site far from it is a note.
     check : bool
         Also read the pixels: catches truncation inside the data and runs :func:`check_data`
         (``all-NaN data``, ``constant data``). A frame is a few MB; it is read once here.
+    rules : HeaderRules, optional
+        The ``[headers]`` config (``Config.headers.rules()``); defaults when None.
+    relpath : str, optional
+        The path relative to ``incoming`` that ``[headers.kind_by_path]`` globs and the smart
+        telescopes' file names are read from; the file name when None.
 
     Returns
     -------
@@ -123,14 +57,20 @@ def read_frame_info(path: Path, camera: CameraConfig, site: SiteConfig, *,
         0-based), 0 when absent. Whether the frame is a subframe cannot be decided from the
         header alone (the full sensor size is not configured): see :func:`is_subframe`; the
         reduce step raises "subframe without origin" when a smaller frame has no origin.
+        ``jd_start``/``jd_mid`` are UTC Julian dates (days); ``exptime`` s; ``gain`` e-/ADU;
+        ``saturation`` ADU; ``notes`` the ``(reason, message)`` of what is odd but usable.
 
-    Notes
-    -----
-    Reasons, in the order they are checked: ``empty file``, ``not FITS``, ``truncated FITS``,
-    ``no image data``, ``missing IMAGETYP``, ``unknown frame type '<value>'``,
-    ``missing EXPTIME`` (EXPOSURE is accepted too), ``negative EXPTIME``, ``missing DATE-OBS``
-    (absent or unparsable), ``unknown binning <value>``, ``missing FILTER`` (flats and lights),
-    ``bad subframe origin``, then ``all-NaN data``/``constant data``.
+    Raises
+    ------
+    SkippedFrame
+        The frame type is one clinepipe does not use: reason ``frame type '<value>' skipped``.
+    BadInput
+        ``empty file``, ``not FITS``, ``truncated FITS``, ``no image data``, then
+        ``all-NaN data``/``constant data``, then the first fatal problem of the header as
+        :func:`clinepipe.headers.read_header_facts` names it (``no frame type``, ``missing
+        EXPTIME``, ``missing DATE-OBS``, ``DATE-OBS '…' is not a date clinepipe reads``,
+        ``unknown binning …``, ``bad subframe origin``…); the message names the file and,
+        where a setting fixes it, the config line.
     """
     path = Path(path)
     hdul, size = _open_hdul(path)
@@ -141,46 +81,46 @@ def read_frame_info(path: Path, camera: CameraConfig, site: SiteConfig, *,
         offset = _check_complete(path, hdul, index, size)
         header = _merged_header(hdul, index)
         shape = _hdu_shape(hdul[index])
+        facts = read_header_facts(header, relpath or path.name, rules)
+        if facts.kind == "skipped":  # its pixels do not matter: a focus frame may be anything
+            raise _skipped(path, facts)
         if check:
             check_data(_image_data(path, hdul, index, offset), path)
 
-    imagetyp = _keyword(header, "IMAGETYP")
-    if imagetyp is None:
-        raise _bad(path, "missing IMAGETYP", "has no IMAGETYP keyword (frame type unknown)")
-    kind = FRAME_TYPES.get(str(imagetyp).strip().lower())
-    if kind is None:
-        raise _bad(path, f"unknown frame type '{imagetyp}'", f"has an unknown frame type '{imagetyp}'")
-
-    exptime = _float(_keyword(header, "EXPTIME", "EXPOSURE"))
-    if exptime is None:
-        raise _bad(path, "missing EXPTIME", "has no usable EXPTIME (or EXPOSURE) keyword")
-    if exptime < 0:
-        raise _bad(path, "negative EXPTIME", f"has a negative EXPTIME {exptime:g}")
-
-    t0 = _parse_date_obs(header)
-    if t0 is None:
-        raise _bad(path, "missing DATE-OBS", "has no parsable DATE-OBS keyword")
-
-    binning = _binning(path, header)
-
-    filt = _keyword(header, "FILTER")
-    filt = str(filt).strip() if filt is not None else None
-    if kind in ("flat", "light") and not filt:
-        raise _bad(path, "missing FILTER", f"is a {kind} frame without a FILTER keyword")
-    if kind in ("bias", "dark"):
-        filt = filt or None
-
-    jd_start = float(t0.jd)
-    jd_mid = jd_start + exptime / 2.0 / 86400.0
-    obj = _keyword(header, "OBJECT")
+    fatal = [p for p in facts.problems if p.fatal]
+    if fatal:
+        p = fatal[0]
+        fix = f" (set {p.fix} in clinepipe.toml)" if p.fix else ""
+        raise _bad(path, p.reason, p.message.rstrip(".") + fix)
+    if facts.jd_start is None:  # a mid-exposure time alone, with no exposure time to place it
+        raise _bad(path, "missing DATE-OBS", "has no exposure start time (DATE-OBS) clinepipe can use")
+    notes = [(p.reason, p.message) for p in facts.problems]
+    if facts.temperature is None and facts.kind in ("light", "dark"):
+        notes.append(("no CCD temperature", "has no CCD temperature keyword: the temperature "
+                      "is not checked."))
+    odd_site = facts.site_warning(site.latitude, site.longitude)
+    if odd_site is not None:
+        notes.append((odd_site.reason, odd_site.message))
     return FrameInfo(
-        path=path, kind=kind, binning=binning, filter=filt, exptime=exptime,
-        ccd_temp=_float(_keyword(header, "CCD-TEMP", "CCD_TEMP")),
-        date_obs=t0.isot, jd_start=jd_start, jd_mid=jd_mid,
-        night=observing_night(jd_start, site.longitude), shape=shape,
-        xorg=_origin(path, header, "XORGSUBF"), yorg=_origin(path, header, "YORGSUBF"),
-        gain=_float(_keyword(header, "EGAIN")), object=str(obj) if obj is not None else None,
+        path=path, kind=facts.kind, binning=facts.binning, filter=facts.filter or None,
+        exptime=facts.exptime, ccd_temp=facts.temperature, date_obs=facts.date_obs,
+        jd_start=facts.jd_start, jd_mid=facts.jd_mid,
+        night=observing_night(facts.jd_start, site.longitude), shape=shape,
+        xorg=facts.xorg, yorg=facts.yorg, gain=facts.gain, object=facts.object,
+        saturation=facts.saturation, top_down=facts.top_down,
+        time_source=facts.time_source + (f" ({facts.time_offset})" if facts.time_offset else ""),
+        time_note=facts.time_note, notes=tuple(notes),
     )
+
+
+def _skipped(path: Path, facts) -> SkippedFrame:
+    said = [p for p in facts.problems if p.reason.endswith("skipped") or "rejected" in p.reason]
+    if said:
+        reason, sentence = said[0].reason, said[0].message
+    else:  # [headers.kind_by_path] says so
+        reason = f"skipped by {facts.kind_source}"
+        sentence = f"is skipped by {facts.kind_source}"
+    return SkippedFrame(f"{path.name}: {sentence.rstrip('.')}.", reason=reason)
 
 
 def is_subframe(info: FrameInfo, master_shape: tuple[int, int]) -> bool:

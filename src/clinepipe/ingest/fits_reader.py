@@ -149,8 +149,26 @@ def _merged_header(hdul, index: int) -> fits.Header:
     return header
 
 
+def rows_top_down(header) -> bool:
+    """True when the file stores its image top row first (``ROWORDER = 'TOP-DOWN'``: N.I.N.A.,
+    SharpCap, MaxIm DL 6), so its rows must be reversed for FITS's bottom-up pixel coordinates,
+    in which any WCS and source position are given."""
+    value = header.get("ROWORDER")
+    return isinstance(value, str) and value.strip().upper() == "TOP-DOWN"
+
+
+def mark_bottom_up(header) -> None:
+    """Record in ``header`` that its image is now bottom-up (a file written from the flipped
+    image, e.g. a calibrated frame, must not be flipped again when it is read)."""
+    header["ROWORDER"] = ("BOTTOM-UP", "rows flipped by clinepipe from TOP-DOWN")
+
+
 def read_image(path: Path, *, hdu: int | None = None) -> tuple[np.ndarray, fits.Header]:
     """The 2-D image of ``path`` as float32 (BZERO/BSCALE applied) and its header.
+
+    A ``ROWORDER = 'TOP-DOWN'`` image is returned bottom-up (rows reversed; the header then
+    says ``BOTTOM-UP``), so pixel coordinates agree with the WCS. The stacker's row reader
+    (:class:`clinepipe.ccd.stack._Rows`) does the same for calibration frames.
 
     Raises :class:`BadInput` with the same named reasons as :func:`read_frame_info`.
     """
@@ -164,6 +182,9 @@ def read_image(path: Path, *, hdu: int | None = None) -> tuple[np.ndarray, fits.
         # no copy: the data is read into memory (no memory map), and nothing else keeps it
         data = np.asarray(_image_data(path, hdul, index, offset), dtype=np.float32)
         header = _merged_header(hdul, index)  # after the data: astropy's scaling edits it
+    if rows_top_down(header):
+        data = np.ascontiguousarray(data[::-1])
+        mark_bottom_up(header)
     return data, header
 
 

@@ -30,5 +30,10 @@ class FrameInfo:
     shape: tuple[int, int]
     xorg: int = 0
     yorg: int = 0
-    gain: float | None = None  # EGAIN, e-/ADU, when the header has it
+    gain: float | None = None  # e-/ADU, when the header gives it in those units
     object: str | None = None
+    saturation: float | None = None  # raw ADU, from SATURATE/DATAMAX/MAXLIN when present
+    top_down: bool = False  # ROWORDER = 'TOP-DOWN': rows are flipped when the pixels are read
+    time_source: str = ""  # the keyword(s) the time came from, with a converted UTC offset
+    time_note: str = ""  # why that keyword, when time keywords disagreed
+    notes: tuple[tuple[str, str], ...] = ()  # (reason, message) of what is odd but usable

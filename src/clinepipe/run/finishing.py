@@ -147,7 +147,8 @@ def frame_states(engine, telescope: str | None = None) -> tuple[dict, list]:
                                 .group_by(Frame.state)).all())
         failures = s.execute(select(Frame.raw_path, Frame.state, Frame.stage, Frame.reason)
                              .where(*mine, Frame.state.in_(("failed", "waiting", "rejected",
-                                                            "duplicate", "measured")),
+                                                            "duplicate", "skipped",
+                                                            "measured")),
                                     Frame.reason.is_not(None))
                              .order_by(Frame.raw_path)).all()
     return states, [tuple(r) for r in failures]

@@ -34,12 +34,14 @@ def ingest_stage(cfg: Config, engine, run_id: int, settle_seconds: float, progre
                    Frame.sha256).where(Frame.telescope == telescope))}
     rel = {p: p.relative_to(incoming).as_posix() for p in files}
     new = [p for p in files if rel[p] not in known]
-    retry = [p for p in files if rel[p] in known and known[rel[p]].state == "failed"
+    # a configuration change ([headers]) may cure a failed file or use a skipped one
+    retry = [p for p in files if rel[p] in known and known[rel[p]].state in ("failed", "skipped")
              and known[rel[p]].stage == "ingest"]
     if progress:
         progress.start("ingest", len(new))
+    notes = _Notes()
     for path in new:
-        row, message = _ingest_file(cfg, engine, path, rel[path], run_id)
+        row, message = _ingest_file(cfg, engine, path, rel[path], run_id, notes=notes)
         _insert_frame(engine, row)
         _log_ingest(row, message)
         if progress:
@@ -47,28 +49,53 @@ def ingest_stage(cfg: Config, engine, run_id: int, settle_seconds: float, progre
     cured = 0
     for path in retry:
         old = known[rel[path]]
-        row, message = _ingest_file(cfg, engine, path, rel[path], run_id, frame_id=old.id)
+        row, message = _ingest_file(cfg, engine, path, rel[path], run_id, frame_id=old.id,
+                                    notes=notes)
         if (row.get("state"), row.get("reason"), row.get("sha256")) == (old.state, old.reason,
                                                                         old.sha256):
             continue  # the same failure again: nothing to write or to say twice
         with session_scope(engine) as s:
             s.execute(update(Frame).where(Frame.id == old.id).values(**row))
-        cured += row.get("state") != "failed"
-        log.info("%s: tried again after it failed at ingest (%s): now %s", rel[path], old.reason,
-                 row.get("state") if row.get("state") != "failed" else row.get("reason"))
+        cured += row.get("state") not in ("failed", "skipped")
+        what = "failed at" if old.state == "failed" else "was skipped at"
+        log.info("%s: tried again after it %s ingest (%s): now %s", rel[path], what, old.reason,
+                 row.get("state") if row.get("state") not in ("failed", "skipped")
+                 else row.get("reason"))
         _log_ingest(row, message)
+    notes.log()
     log.info("ingest: %d new file(s)%s", len(new),
              f"; {len(retry)} earlier failure(s) tried again, {cured} ingested now"
              if retry else "")
     return len(new)
 
 
+class _Notes:
+    """What is odd but usable about the headers of a run's files (no filter keyword, no CCD
+    temperature, a coarse time…): said once per reason with a count and one example, not once
+    per file."""
+
+    def __init__(self):
+        self.seen: dict[str, list] = {}
+
+    def add(self, rel: str, info: FrameInfo) -> None:
+        for reason, message in info.notes:
+            entry = self.seen.setdefault(reason, [0, rel, message])
+            entry[0] += 1
+        if info.time_note:  # which time keyword was used and why is said for every frame
+            log.warning("%s: time from %s: %s", rel, info.time_source, info.time_note)
+
+    def log(self) -> None:
+        for reason, (count, rel, message) in self.seen.items():
+            log.info("ingest: %d file(s): %s (e.g. %s %s)", count, reason, rel,
+                     message.rstrip("."))
+
+
 def _ingest_file(cfg: Config, engine, path: Path, rel: str, run_id: int,
-                 frame_id: int | None = None) -> tuple[dict, str]:
+                 frame_id: int | None = None, notes: _Notes | None = None) -> tuple[dict, str]:
     """The ``frames`` row of one incoming file (archive copy made when it is good) and the
     log message of a failure (or "")."""
     from clinepipe.ingest.files import archive_copy, sha256_file
-    from clinepipe.ingest.classify import read_frame_info
+    from clinepipe.ingest.classify import SkippedFrame, read_frame_info
 
     telescope = cfg.site.telescope
     row = {"telescope": telescope, "raw_path": rel, "run_id": run_id, "updated_at": _now(),
@@ -85,11 +112,17 @@ def _ingest_file(cfg: Config, engine, path: Path, rel: str, run_id: int,
         row.update(state="duplicate", stage="ingest", reason=f"duplicate of {twin}")
         return row, ""
     try:
-        info = read_frame_info(path, cfg.camera, cfg.site)
+        info = read_frame_info(path, cfg.camera, cfg.site, rules=cfg.headers.rules(), relpath=rel)
         copy = archive_copy(path, cfg.paths.archive, info, digest)
         _copy_src_list(path, copy)
         row.update(_info_columns(info), state="ingested", stage=None, reason=None,
                    archive_path=copy.relative_to(cfg.paths.archive).as_posix())
+        if notes is not None:
+            notes.add(rel, info)
+        log.debug("%s: %s, time from %s", rel, info.kind, info.time_source)
+    except SkippedFrame as exc:  # not a frame clinepipe uses: said, never a failure
+        row.update(state="skipped", stage="ingest", reason=exc.reason)
+        return row, ""
     except BadInput as exc:
         row.update(state="failed", stage="ingest", reason=exc.reason)
         return row, exc.message
@@ -97,7 +130,7 @@ def _ingest_file(cfg: Config, engine, path: Path, rel: str, run_id: int,
 
 
 def _log_ingest(row: dict, message: str) -> None:
-    if row.get("state") == "duplicate":
+    if row.get("state") in ("duplicate", "skipped"):
         log.info("%s: %s", row["raw_path"], row["reason"])
     elif message:
         log.warning("%s", message)

@@ -412,7 +412,8 @@ def robotic(fr: Frame) -> list:
 def seestar(fr: Frame) -> list:
     """ZWO Seestar S50 raw sub (``Seestar_light_sub_3``): CREATOR, IMAGETYP 'Light' on every
     frame, EXPOSURE/EXPTIME/TOTALEXP '10.', CCD-TEMP, DATE-OBS 6 digits ('Image created
-    time', here the END of the exposure), FILTER 'IRCUT', GAIN 80."""
+    time', yet the START of the exposure: in the real subs of shared/headers the file name's
+    local time is DATE-OBS + EXPTIME + ~3 s), FILTER 'IRCUT', GAIN 80."""
     sp = fr.spec
     ra, dec = fr.radec
     exp = fcard("EXPTIME", fr.plan.exptime, "dot", "Exposure time in seconds")
@@ -435,7 +436,7 @@ def seestar(fr: Frame) -> list:
             card("DEC", f"{dec:.8g}", "Object Declination in degrees"),
             card("SITELONG", f"{sp.longitude:.6g}", "longitude of the imaging site in degrees"),
             card("SITELAT", f"{sp.latitude:.6g}", "latitude of the imaging site in degrees"),
-            scard("DATE-OBS", iso(fr.end, 6, sub_ms(fr.plan)), "Image created time"),
+            scard("DATE-OBS", iso(fr.start, 6, sub_ms(fr.plan)), "Image created time"),
             scard("FILTER", fr.filter, "Filter used when taking image"),
             scard("INSTRUME", "Seestar S50", "Camera model"),
             card("GAIN", "80", "Gain Value"),

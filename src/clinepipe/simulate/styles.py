@@ -9,7 +9,8 @@ options is the simulator's original output, written by the original code path.
 Conventions a reader must undo (``truth/frames.csv`` keeps the true UTC start in ``date_obs``):
 
 * ``DATE-OBS`` is the UTC start except: ``robotic`` (local time with its offset, ``-0500``),
-  ``seestar`` and ``dwarf`` (UTC of the END of the exposure); ``maxim_old`` and ``iraf`` hold the
+  ``dwarf`` (UTC of the END of the exposure; the Seestar's is the start, its file name the local
+  time the file was written, ~3 s after the end); ``maxim_old`` and ``iraf`` hold the
   date only, the time being in ``TIME-OBS`` / ``UT``.
 * Fractions are truncated, not rounded, to the digits the program writes (MaxIm 5: 1 s, MaxIm 6:
   10 ms, ``iraf`` UT: 0.1 s); N.I.N.A., SGP, SharpCap (7 digits) and Seestar (6 digits) carry a
