@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ from clinepipe.config import CameraConfig, ReductionConfig
 from clinepipe.errors import MissingCalibration
 from clinepipe.ingest.frame_info import FrameInfo
 from clinepipe.ingest.files import sha256_file
-from clinepipe.ccd.masters import CalibrationGroup, MasterResult, build_bias, build_dark, build_flat, choose_master, group_calibration_frames, input_key, make_masters, read_master, temperature_bucket, write_master
+from clinepipe.ccd.masters import CalibrationGroup, MasterResult, build_bias, build_dark, build_flat, group_calibration_frames, nearest_master, input_key, make_masters, read_master, temperature_bucket, write_master
 from clinepipe.ccd.stack import median_stack
 
 # ----------------------------------------------------------------------------- synthetic camera
@@ -373,17 +374,39 @@ def test_group_calibration_frames():
     assert temperature_bucket(-10.0, 0.0) is None
 
 
-def test_input_key_and_choose_master():
+def test_input_key():
     shas = ["b" * 64, "a" * 64]
     key = input_key("default", "flat", shas)
     digest = hashlib.sha256(b"default|flat|" + b"a" * 64 + b"b" * 64).hexdigest()
     assert key == digest == input_key("default", "flat", list(reversed(shas)))
     assert key != input_key("seed", "flat", shas) != input_key("default", "dark", shas)
-    cands = [(1, 100.0, "old"), (2, 110.0, "near"), (3, 110.0, "near, later build"), (4, 140.0, "far")]
-    assert choose_master(cands, 111.0, 30.0) == (3, 110.0, "near, later build")
-    assert choose_master(cands, 139.0, 30.0)[0] == 4
-    assert choose_master(cands, 200.0, 30.0) is None
-    assert choose_master([], 1.0, 30.0) is None
+
+
+def _cand(id, jd, night="n1", temp=-10.0):
+    return SimpleNamespace(id=id, jd=jd, night=night, ccd_temp=temp)
+
+
+def test_nearest_master_in_time_within_age_latest_build():
+    old, near, rebuilt, far = _cand(1, 100.0, "a"), _cand(2, 110.0, "b"), _cand(3, 110.0, "b"), \
+        _cand(4, 140.0, "c")
+    cands = [old, near, rebuilt, far]
+    assert nearest_master(cands, "bias", 111.0, 30.0) is rebuilt  # the group's later build
+    assert nearest_master(cands, "flat", 139.0, 30.0) is far
+    assert nearest_master(cands, "bias", 200.0, 30.0) is None  # all older than 30 days
+    assert nearest_master([], "dark", 1.0, 30.0) is None
+    # two nights' builds at the same distance: the later build wins
+    assert nearest_master([_cand(5, 99.0, "x"), _cand(6, 101.0, "y")], "bias", 100.0, 30.0).id == 6
+
+
+def test_nearest_master_prefers_darks_of_the_light_temperature():
+    cold, warm = _cand(1, 100.0, "a", -10.1), _cand(2, 100.5, "a", -4.0)
+    assert nearest_master([cold, warm], "dark", 100.6, 30.0, ccd_temp=-10.0,
+                          temp_tolerance=2.0) is cold  # further in time, but at -10 degC
+    assert nearest_master([cold, warm], "dark", 100.6, 30.0, ccd_temp=-20.0,
+                          temp_tolerance=2.0) is warm  # none close: the nearest in time
+    # a bias is not grouped by temperature: only time counts
+    assert nearest_master([cold, warm], "bias", 100.6, 30.0, ccd_temp=-10.0,
+                          temp_tolerance=2.0) is warm
 
 
 # ----------------------------------------------------------------------------- files
