@@ -168,6 +168,70 @@ def test_reprocess_redoes_the_lights_once_the_missing_masters_exist(bias_only):
     assert np.median(np.abs(second)) < np.median(np.abs(first))
 
 
+# ----------------------------------------------------------------------------- flats without
+
+@pytest.fixture(scope="module", params=[("_(bias|dark)_", "F", "no bias or dark"),
+                                        ("_dark_", "BF", "no dark")], ids=["flats-only", "no-darks"])
+def flats_without(request, tmp_path_factory):
+    """A night with flats but no darks (or no bias and no darks): the flats are made with what
+    there is, the lights measured with them; for the night without darks, the darks then
+    arrive and the next run makes the flats again, with them."""
+    pattern, calstat, reason = request.param
+    root = tmp_path_factory.mktemp("flats")
+    sim = simulate_night(root, **NIGHT)
+    held = [p for p in sorted(sim.incoming.rglob("*.fit")) if re.search(pattern, p.name)]
+    for p in held:
+        shutil.move(p, root / p.name)
+    text = sim.config_path.read_text()
+    sim.config_path.write_text(text.replace('mode = "default"\n',
+                                            'mode = "default"\nwithout_masters = "measure"\n', 1))
+    _with_annulus(sim.config_path)
+    cfg = load_config(sim.config_path)
+    engine = open_database(cfg.database.url)
+    run_pipeline(cfg)
+    out = {"calstat": calstat, "reason": reason, "lights": _lights(engine),
+           "delta": _bright_deltas(sim, engine), "cfg": cfg}
+    out["calstats"] = _calstats(cfg, out["lights"])  # the files are written again below
+    with session_scope(engine) as s:
+        out["flats"] = s.execute(select(Master.id, Master.path).where(Master.kind == "flat")).all()
+    if calstat == "BF":
+        for p in held:
+            shutil.move(root / p.name, p)
+        run_pipeline(cfg, reprocess=True)
+        out["after"] = _lights(engine)
+        with session_scope(engine) as s:
+            out["flats_after"] = s.execute(select(Master.id, Master.path)
+                                           .where(Master.kind == "flat")).all()
+    return out
+
+
+def test_flats_are_made_and_applied_without_the_missing_masters(flats_without):
+    r = flats_without
+    assert {(row.state, row.reason) for row in r["lights"]} == {("calibrated", r["reason"])}
+    assert r["calstats"] == {r["calstat"]}
+    assert len(r["flats"]) == 2
+    lacking = "bias, dark" if r["calstat"] == "F" else "dark"
+    for _, path in r["flats"]:
+        history = str(fits.getheader(r["cfg"].paths.archive / path)["HISTORY"])
+        assert f"made without: {lacking}" in history
+    delta = r["delta"]
+    assert len(delta) > 150
+    # with the flat the vignetting is corrected: as close as a fully calibrated night
+    assert np.median(np.abs(delta)) <= 0.012, np.median(np.abs(delta))
+    assert abs(np.median(delta)) <= 0.01, np.median(delta)
+
+
+def test_a_flat_made_without_the_dark_is_made_again_once_it_exists(flats_without):
+    r = flats_without
+    if r["calstat"] != "BF":
+        pytest.skip("only the night without darks gets its darks later")
+    new = {fid for fid, _ in r["flats_after"]} - {fid for fid, _ in r["flats"]}
+    assert len(new) == 2
+    assert {row.flat_master_id for row in r["after"]} == new
+    assert {(row.state, row.reason) for row in r["after"]} == {("calibrated", None)}
+    assert _calstats(r["cfg"], r["after"]) == {"BDF"}
+
+
 # ----------------------------------------------------------------------------- the reduction
 
 @pytest.fixture(scope="module")

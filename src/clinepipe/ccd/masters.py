@@ -301,7 +301,8 @@ def build_dark(paths: Sequence[Path], bias, *, min_frames: int = 3, chunk_rows: 
 def build_flat(paths: Sequence[Path], bias=None, dark=None, dark_exptime: float | None = None, *,
                mode: str = "default", min_frames: int = 3, chunk_rows: int = 256,
                saturation: float = 65535.0, saturation_fraction: float = 0.8,
-               min_level: float = 1000.0, hdu: int | None = None) -> MasterResult:
+               min_level: float = 1000.0, hdu: int | None = None,
+               allow_missing: bool = False) -> MasterResult:
     """Master flat of one filter, normalised to 1 (``INTERFACE.md``, "Reduction modes").
 
     ``seed``: median_i(flat_i) / max(median_i(flat_i)), raw flats (bias and dark are used only
@@ -314,14 +315,22 @@ def build_flat(paths: Sequence[Path], bias=None, dark=None, dark_exptime: float 
     Rejections: unreadable, shape, ``flat saturated`` (central median above
     ``saturation_fraction`` x ``saturation``), ``flat too faint`` (central median minus the
     bias below ``min_level`` ADU).
+
+    ``allow_missing`` (``[reduction] without_masters = "measure"``): a ``default`` flat is
+    made without the bias or dark not given, as if they were zero. A flat without a bias keeps
+    the pedestal, which dilutes its structure by pedestal / level (~4 % of the vignetting for
+    a 1000 ADU pedestal under 25000 ADU flats); without a dark it keeps the flats' few ADU of
+    dark current.
     """
     if mode not in ("seed", "default"):
         raise ValueError(f"unknown reduction mode {mode!r} (seed or default)")
     paths = [Path(p) for p in paths]
     bias_data = dark_data = None
-    if mode == "default" or bias is not None:
+    if (mode == "default" or bias is not None) and not (bias is None and allow_missing):
         bias_data, _ = _as_master(bias, "bias")
-    if mode == "default":
+    if mode == "default" and dark is None and allow_missing:
+        dark_exptime = 1.0  # any: the dark it scales is zero
+    elif mode == "default":
         dark_data, dark_header = _as_master(dark, "dark")
         if dark_exptime is None:
             if isinstance(dark, MasterResult):
@@ -331,7 +340,7 @@ def build_flat(paths: Sequence[Path], bias=None, dark=None, dark_exptime: float 
         if not dark_exptime or dark_exptime <= 0:
             raise BadInput("the master dark has no exposure time (EXPTIME).",
                            reason="master dark without EXPTIME")
-        if dark_data.shape != bias_data.shape:
+        if bias_data is not None and dark_data.shape != bias_data.shape:
             raise BadInput(f"the master dark ({_fmt_shape(dark_data.shape)}) and bias "
                            f"({_fmt_shape(bias_data.shape)}) differ in shape.",
                            reason="masters differ in shape")
@@ -345,9 +354,16 @@ def build_flat(paths: Sequence[Path], bias=None, dark=None, dark_exptime: float 
                                             what="the master bias")
             bias_level = float(bn.nanmedian(bias_data[_central_slices(bias_data.shape)]))
         else:
-            if readers:
+            if dark_data is not None:
+                readers, stats = _reject_shapes(readers, stats, rejected,
+                                                reference=dark_data.shape, what="the master dark")
+            elif readers:
                 readers, stats = _reject_shapes(readers, stats, rejected)
             bias_level = 0.0
+        if mode == "default" and stats:  # a master measured without: nothing to subtract
+            shape = stats[0].shape
+            bias_data = np.zeros(shape, np.float32) if bias_data is None else bias_data
+            dark_data = np.zeros(shape, np.float32) if dark_data is None else dark_data
         ok = set()
         for s in stats:
             if s.level > saturation_fraction * saturation:
@@ -543,23 +559,27 @@ def build_master(kind: str, paths: Sequence[Path], needs: dict, *, binning: int,
 
     ``needs`` maps each kind of :attr:`Stacker.needs` to its chosen master (array,
     :class:`MasterResult` or FITS path; None when there is none: the group waits, raising
-    :class:`MissingCalibration`). ``camera`` (:class:`~clinepipe.config.CameraConfig`) gives
+    :class:`MissingCalibration`, except a flat with ``reduction.without_masters`` =
+    ``"measure"``, made with those there are, see :func:`build_flat`). ``camera`` (:class:`~clinepipe.config.CameraConfig`) gives
     ``max_ccd_temp`` (warm darks are rejected, °C) and ``saturation`` (ADU);
     ``reduction`` (:class:`~clinepipe.config.ReductionConfig`) ``min_frames`` and
     ``chunk_rows``; ``mode`` is ``seed`` or ``default``.
     """
     stacker = STACKERS[kind]
+    # a flat can be made without what the lights can be measured without; a dark is
+    # bias-subtracted by definition
+    optional = kind == "flat" and reduction.without_masters == "measure"
     for need in stacker.needs:
-        if needs.get(need) is None:
+        if needs.get(need) is None and not optional:
             raise missing_master(need, binning)
     common = {"min_frames": reduction.min_frames, "chunk_rows": reduction.chunk_rows}
     if kind == "bias":
         return build_bias(paths, **common)
     if kind == "dark":
         return build_dark(paths, needs["bias"], max_ccd_temp=camera.max_ccd_temp, **common)
-    dark = needs["dark"]
-    return build_flat(paths, needs["bias"], dark, getattr(dark, "exptime", None), mode=mode,
-                      saturation=camera.saturation, **common)
+    dark = needs.get("dark")
+    return build_flat(paths, needs.get("bias"), dark, getattr(dark, "exptime", None), mode=mode,
+                      saturation=camera.saturation, allow_missing=optional, **common)
 
 
 def _sha_or_empty(path: Path) -> str:
@@ -797,7 +817,7 @@ def _build_groups(groups, output_dir: Path, mode: str, camera, red, report: dict
         built[(key.kind, key.binning)].append(
             BuiltMaster(len(report["written"]), jd, None, result.ccd_temp, result, out.name))
         provenance = {"night": nights[0] if len(nights) == 1 else ",".join(nights),
-                      **{k: m.name for k, m in chosen.items()}}
+                      **{k: m.name for k, m in chosen.items() if m is not None}}
         checksums = {p: hashes[p].result() for p in [*result.used, *result.rejected]
                      if p in hashes}
         write_master(out, result, kind=key.kind, mode=mode, binning=key.binning,

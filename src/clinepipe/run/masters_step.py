@@ -52,30 +52,36 @@ def masters_stage(cfg: Config, engine, run_id: int) -> int:
         chooser = MasterChooser(engine, archive, cfg.site.telescope)
         for group, infos in groups.items():
             members = [rows[i.path] for i in infos]
-            key = input_key(cfg.reduction.mode, kind, [f.sha256 for f in members])
+            jd = float(np.mean([f.jd_mid for f in members]))
+            needs = {need: chooser.choose(need, group.binning, None, jd,
+                                          cfg.reduction.max_master_age_days,
+                                          ccd_temp=_mean([f.ccd_temp for f in members]),
+                                          temp_tolerance=cfg.camera.temp_tolerance)
+                     for need in STACKERS[kind].needs}
+            # a master made without one of its masters ("measure") is made again once it exists
+            lacking = "+".join(k for k, m in needs.items() if m is None)
+            key = input_key(cfg.reduction.mode + (f"|without {lacking}" if lacking else ""),
+                            kind, [f.sha256 for f in members])
             with session_scope(engine) as s:
                 exists = s.scalars(select(Master.id).where(Master.input_key == key)).first()
             if exists is not None:  # same inputs and mode as a master already built
                 continue
-            built += _build_master(cfg, engine, run_id, group, members, key, chooser)
+            built += _build_master(cfg, engine, run_id, group, members, key, needs, jd)
     return built
 
 
-def _build_master(cfg, engine, run_id, group, members, key, chooser: "MasterChooser") -> int:
-    from clinepipe.ccd.masters import STACKERS, build_master, write_master
+def _build_master(cfg, engine, run_id, group, members, key, needs: dict, jd: float) -> int:
+    """Build, write and record the master of one group on the masters it ``needs``
+    (``Master`` rows, None where there is none)."""
+    from clinepipe.ccd.masters import build_master, write_master
     from clinepipe.store.db import session_scope
 
     kind, night, binning, filt = group.kind, group.night, group.binning, group.filter
     archive = cfg.paths.archive
     paths = [archive / f.archive_path for f in members]
     by_path = {archive / f.archive_path: f for f in members}
-    jd = float(np.mean([f.jd_mid for f in members]))
     label = f"{kind} frames for binning {binning}" + (f" ({filt})" if filt else "") + f" on {night}"
     red = cfg.reduction
-    needs = {need: chooser.choose(need, binning, None, jd, red.max_master_age_days,
-                                  ccd_temp=_mean([f.ccd_temp for f in members]),
-                                  temp_tolerance=cfg.camera.temp_tolerance)
-             for need in STACKERS[kind].needs}
     try:
         result = build_master(kind, paths, {k: m and archive / m.path for k, m in needs.items()},
                               binning=binning, camera=cfg.camera, reduction=red, mode=red.mode)
@@ -93,7 +99,9 @@ def _build_master(cfg, engine, run_id, group, members, key, chooser: "MasterChoo
     rel = Path("masters") / night / f"binning{binning}" / f"{key[:8]}_{name}"
     inputs = [{"raw_path": by_path[p].raw_path, "sha256": by_path[p].sha256} for p in result.used]
     provenance = {"inputs": inputs, "night": night, "software_version": __version__,
-                  **{k: v.path for k, v in needs.items()}}
+                  **{k: v.path for k, v in needs.items() if v is not None}}
+    if any(v is None for v in needs.values()):
+        provenance["made without"] = ", ".join(k for k, v in needs.items() if v is None)
     write_master(archive / rel, result, kind=kind, mode=red.mode, binning=binning, filter=filt,
                  provenance=provenance)
     shape = result.data.shape
