@@ -18,7 +18,7 @@ from clinepipe.config import CameraConfig, ReductionConfig
 from clinepipe.errors import MissingCalibration
 from clinepipe.ingest.frame_info import FrameInfo
 from clinepipe.ingest.files import sha256_file
-from clinepipe.ccd.masters import CalibrationGroup, MasterResult, build_bias, build_dark, build_flat, group_calibration_frames, nearest_master, input_key, make_masters, read_master, temperature_bucket, write_master
+from clinepipe.ccd.masters import CalibrationGroup, MasterResult, build_bias, build_dark, build_flat, build_master, group_calibration_frames, input_key, make_masters, nearest_master, read_master, stackers, temperature_bucket, write_master
 from clinepipe.ccd.stack import median_stack
 
 # ----------------------------------------------------------------------------- synthetic camera
@@ -409,6 +409,26 @@ def test_nearest_master_prefers_darks_of_the_light_temperature():
                           temp_tolerance=2.0) is warm
 
 
+def test_stackers_declare_grouping_needs_and_frames(cal):
+    table = stackers(5)
+    assert list(table) == ["bias", "dark", "flat"]  # the build order
+    assert table["dark"].group_by == ("binning", "temperature") and table["dark"].needs == ("bias",)
+    assert table["flat"].group_by == ("binning", "filter")
+    assert {st.min_frames for st in table.values()} == {5}
+    red, camera = ReductionConfig(min_frames=5), CameraConfig()
+    with pytest.raises(MissingCalibration) as err:
+        build_master("bias", cal["bias"][:4], {}, binning=1, camera=camera, reduction=red,
+                     mode="default")
+    assert err.value.reason == "waiting for calibration: only 4 usable bias frame(s), 5 needed"
+    with pytest.raises(MissingCalibration) as err:
+        build_master("dark", cal["dark"], {"bias": None}, binning=2, camera=camera,
+                     reduction=red, mode="default")
+    assert err.value.reason == "waiting for calibration: no bias for binning 2"
+    bias = build_master("bias", cal["bias"], {}, binning=1, camera=camera, reduction=red,
+                        mode="default")
+    np.testing.assert_array_equal(bias.data, build_bias(cal["bias"]).data)
+
+
 # ----------------------------------------------------------------------------- files
 
 def test_write_and_read_master(cal, tmp_path):
@@ -465,3 +485,19 @@ def test_make_masters_standalone(cal, tmp_path):
     np.testing.assert_array_equal(read_master(out / "binning1" / "bias_master.fits")[0], bias.data)
     _, fh = read_master(out / "binning1" / "flat_master_V.fits")
     assert fh["CLPMODE"] == "default" and fh["NCOMBINE"] == 4
+
+
+def test_make_masters_rejects_warm_darks_as_the_run_does(cal, tmp_path):
+    incoming = tmp_path / "in"
+    incoming.mkdir()
+    for p in cal["bias"][:5] + cal["dark"][:4]:
+        (incoming / p.name).write_bytes(p.read_bytes())
+    warm = incoming / cal["dark"][2].name
+    with fits.open(warm, mode="update") as hdul:  # same -10 degC bucket, above the limit
+        hdul[0].header["CCD-TEMP"] = -9.5
+    out = tmp_path / "masters"
+    report = make_masters([incoming], out, camera=CameraConfig(max_ccd_temp=-9.8),
+                          reduction_cfg=ReductionConfig())
+    assert report["rejected"] == {str(warm): "CCD too warm: -9.5 °C > -9.8 °C"}
+    _, header = read_master(out / "binning1" / "dark_master.fits")
+    assert header["NCOMBINE"] == 3 and header["BIASFILE"] == "bias_master.fits"

@@ -435,14 +435,23 @@ class Stacker:
     min_frames: int = 3
 
 
-#: darks are not grouped by exposure: :func:`build_dark` keeps the group's most common one and
-#: rejects the others by name; flats are dark-subtracted and normalised, so temperature and
-#: exposure may differ within a group
-STACKERS: dict[str, Stacker] = {
-    "bias": Stacker("bias", ("binning",)),
-    "dark": Stacker("dark", ("binning", "temperature"), ("bias",)),
-    "flat": Stacker("flat", ("binning", "filter"), ("bias", "dark")),
-}
+def stackers(min_frames: int = 3) -> dict[str, Stacker]:
+    """The stacker of each kind, in build order, needing ``min_frames`` frames
+    (``[reduction] min_frames``).
+
+    Darks are not grouped by exposure: :func:`build_dark` keeps the group's most common one
+    and rejects the others by name; flats are dark-subtracted and normalised, so temperature
+    and exposure may differ within a group.
+    """
+    return {
+        "bias": Stacker("bias", ("binning",), (), min_frames),
+        "dark": Stacker("dark", ("binning", "temperature"), ("bias",), min_frames),
+        "flat": Stacker("flat", ("binning", "filter"), ("bias", "dark"), min_frames),
+    }
+
+
+#: the stackers with the default ``min_frames``
+STACKERS: dict[str, Stacker] = stackers()
 
 
 class CalibrationGroup(NamedTuple):
@@ -565,14 +574,14 @@ def build_master(kind: str, paths: Sequence[Path], needs: dict, *, binning: int,
     ``reduction`` (:class:`~clinepipe.config.ReductionConfig`) ``min_frames`` and
     ``chunk_rows``; ``mode`` is ``seed`` or ``default``.
     """
-    stacker = STACKERS[kind]
+    stacker = stackers(reduction.min_frames)[kind]
     # a flat can be made without what the lights can be measured without; a dark is
     # bias-subtracted by definition
     optional = kind == "flat" and reduction.without_masters == "measure"
     for need in stacker.needs:
         if needs.get(need) is None and not optional:
             raise missing_master(need, binning)
-    common = {"min_frames": reduction.min_frames, "chunk_rows": reduction.chunk_rows}
+    common = {"min_frames": stacker.min_frames, "chunk_rows": reduction.chunk_rows}
     if kind == "bias":
         return build_bias(paths, **common)
     if kind == "dark":
