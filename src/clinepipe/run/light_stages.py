@@ -250,7 +250,9 @@ def photometry_stage(ctx: LightContext) -> None:
     ctx.measurements = out
     ctx.stats = {
         "fwhm": float(fwhm), "elongation": float(elongation),
-        "sky": float(bkg.global_level), "n_stars": int(np.sum(phot["flags"] == 0)),
+        # the sky alone: without a master bias the frame keeps the pedestal (CLPPED)
+        "sky": float(bkg.global_level) - float(ctx.reduced.header.get("CLPPED", 0.0)),
+        "n_stars": int(np.sum(phot["flags"] == 0)),
         "source_list": ctx.source_list, "aperture": float(radius),
     }
 
