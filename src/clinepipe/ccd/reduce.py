@@ -239,7 +239,7 @@ def pedestal_estimate(raw: np.ndarray, gain: float, read_noise: float) -> float:
     n = min(len(upper), len(lower))
     diff = upper[:n] - lower[:n]
     sigma = 1.4826 * float(bn.nanmedian(np.abs(diff - bn.nanmedian(diff)))) / math.sqrt(2.0)
-    level = float(bn.nanmedian(a))
+    level = float(bn.nanmedian(upper))
     if not (math.isfinite(sigma) and math.isfinite(level)):
         return 0.0
     electrons_adu = gain * sigma * sigma - read_noise * read_noise / gain

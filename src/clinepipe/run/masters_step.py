@@ -31,8 +31,9 @@ def masters_stage(cfg: Config, engine, run_id: int) -> int:
 
     Bias first, then darks (need a bias), then flats (need both), each on the nearest valid
     master of what it needs (:func:`clinepipe.ccd.masters.nearest_master`). A group is
-    rebuilt only when its set of input files (or the reduction mode) differs from its latest
-    master.
+    rebuilt only when its set of input files, the reduction mode or the masters it had to be
+    made without (a flat with ``[reduction] without_masters = "measure"``) differ from its
+    latest master's.
     """
     from clinepipe.ccd.masters import STACKERS, group_calibration_frames, input_key
     from clinepipe.store.db import session_scope
