@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ from clinepipe.config import CameraConfig, ReductionConfig
 from clinepipe.errors import MissingCalibration
 from clinepipe.ingest.frame_info import FrameInfo
 from clinepipe.ingest.files import sha256_file
-from clinepipe.ccd.masters import CalibrationGroup, MasterResult, build_bias, build_dark, build_flat, choose_master, group_calibration_frames, input_key, make_masters, read_master, temperature_bucket, write_master
+from clinepipe.ccd.masters import CalibrationGroup, MasterResult, build_bias, build_dark, build_flat, build_master, group_calibration_frames, input_key, make_masters, nearest_master, read_master, stackers, temperature_bucket, write_master
 from clinepipe.ccd.stack import median_stack
 
 # ----------------------------------------------------------------------------- synthetic camera
@@ -373,17 +374,59 @@ def test_group_calibration_frames():
     assert temperature_bucket(-10.0, 0.0) is None
 
 
-def test_input_key_and_choose_master():
+def test_input_key():
     shas = ["b" * 64, "a" * 64]
     key = input_key("default", "flat", shas)
     digest = hashlib.sha256(b"default|flat|" + b"a" * 64 + b"b" * 64).hexdigest()
     assert key == digest == input_key("default", "flat", list(reversed(shas)))
     assert key != input_key("seed", "flat", shas) != input_key("default", "dark", shas)
-    cands = [(1, 100.0, "old"), (2, 110.0, "near"), (3, 110.0, "near, later build"), (4, 140.0, "far")]
-    assert choose_master(cands, 111.0, 30.0) == (3, 110.0, "near, later build")
-    assert choose_master(cands, 139.0, 30.0)[0] == 4
-    assert choose_master(cands, 200.0, 30.0) is None
-    assert choose_master([], 1.0, 30.0) is None
+
+
+def _cand(id, jd, night="n1", temp=-10.0):
+    return SimpleNamespace(id=id, jd=jd, night=night, ccd_temp=temp)
+
+
+def test_nearest_master_in_time_within_age_latest_build():
+    old, near, rebuilt, far = _cand(1, 100.0, "a"), _cand(2, 110.0, "b"), _cand(3, 110.0, "b"), \
+        _cand(4, 140.0, "c")
+    cands = [old, near, rebuilt, far]
+    assert nearest_master(cands, "bias", 111.0, 30.0) is rebuilt  # the group's later build
+    assert nearest_master(cands, "flat", 139.0, 30.0) is far
+    assert nearest_master(cands, "bias", 200.0, 30.0) is None  # all older than 30 days
+    assert nearest_master([], "dark", 1.0, 30.0) is None
+    # two nights' builds at the same distance: the later build wins
+    assert nearest_master([_cand(5, 99.0, "x"), _cand(6, 101.0, "y")], "bias", 100.0, 30.0).id == 6
+
+
+def test_nearest_master_prefers_darks_of_the_light_temperature():
+    cold, warm = _cand(1, 100.0, "a", -10.1), _cand(2, 100.5, "a", -4.0)
+    assert nearest_master([cold, warm], "dark", 100.6, 30.0, ccd_temp=-10.0,
+                          temp_tolerance=2.0) is cold  # further in time, but at -10 degC
+    assert nearest_master([cold, warm], "dark", 100.6, 30.0, ccd_temp=-20.0,
+                          temp_tolerance=2.0) is warm  # none close: the nearest in time
+    # a bias is not grouped by temperature: only time counts
+    assert nearest_master([cold, warm], "bias", 100.6, 30.0, ccd_temp=-10.0,
+                          temp_tolerance=2.0) is warm
+
+
+def test_stackers_declare_grouping_needs_and_frames(cal):
+    table = stackers(5)
+    assert list(table) == ["bias", "dark", "flat"]  # the build order
+    assert table["dark"].group_by == ("binning", "temperature") and table["dark"].needs == ("bias",)
+    assert table["flat"].group_by == ("binning", "filter")
+    assert {st.min_frames for st in table.values()} == {5}
+    red, camera = ReductionConfig(min_frames=5), CameraConfig()
+    with pytest.raises(MissingCalibration) as err:
+        build_master("bias", cal["bias"][:4], {}, binning=1, camera=camera, reduction=red,
+                     mode="default")
+    assert err.value.reason == "waiting for calibration: only 4 usable bias frame(s), 5 needed"
+    with pytest.raises(MissingCalibration) as err:
+        build_master("dark", cal["dark"], {"bias": None}, binning=2, camera=camera,
+                     reduction=red, mode="default")
+    assert err.value.reason == "waiting for calibration: no bias for binning 2"
+    bias = build_master("bias", cal["bias"], {}, binning=1, camera=camera, reduction=red,
+                        mode="default")
+    np.testing.assert_array_equal(bias.data, build_bias(cal["bias"]).data)
 
 
 # ----------------------------------------------------------------------------- files
@@ -442,3 +485,19 @@ def test_make_masters_standalone(cal, tmp_path):
     np.testing.assert_array_equal(read_master(out / "binning1" / "bias_master.fits")[0], bias.data)
     _, fh = read_master(out / "binning1" / "flat_master_V.fits")
     assert fh["CLPMODE"] == "default" and fh["NCOMBINE"] == 4
+
+
+def test_make_masters_rejects_warm_darks_as_the_run_does(cal, tmp_path):
+    incoming = tmp_path / "in"
+    incoming.mkdir()
+    for p in cal["bias"][:5] + cal["dark"][:4]:
+        (incoming / p.name).write_bytes(p.read_bytes())
+    warm = incoming / cal["dark"][2].name
+    with fits.open(warm, mode="update") as hdul:  # same -10 degC bucket, above the limit
+        hdul[0].header["CCD-TEMP"] = -9.5
+    out = tmp_path / "masters"
+    report = make_masters([incoming], out, camera=CameraConfig(max_ccd_temp=-9.8),
+                          reduction_cfg=ReductionConfig())
+    assert report["rejected"] == {str(warm): "CCD too warm: -9.5 °C > -9.8 °C"}
+    _, header = read_master(out / "binning1" / "dark_master.fits")
+    assert header["NCOMBINE"] == 3 and header["BIASFILE"] == "bias_master.fits"

@@ -68,6 +68,9 @@ class ReductionConfig:
     overscan: bool = False
     cosmic_rays: bool = False
     chunk_rows: int = 256  # rows per chunk when median-stacking (memory bound)
+    #: a light some of whose masters are missing: "wait" for them, or "measure" it with those
+    #: that exist (CALSTAT says which were applied)
+    without_masters: str = "wait"
 
 
 @dataclass(frozen=True)
@@ -216,6 +219,7 @@ class Config:
 
 _CHOICES = {
     ("reduction", "mode"): ("default", "seed"),
+    ("reduction", "without_masters"): ("wait", "measure"),
     ("photometry", "sources"): ("auto", "src", "detect"),
     ("catalog", "source"): ("file", "apass", "ucac4", "gaia", "none"),
     ("known_variables", "source"): ("", "file", "vsx"),
@@ -414,6 +418,7 @@ min_frames = 3          # fewest calibration frames for a master
 max_master_age_days = 30  # a light uses the master nearest in time within this many days
 overscan = false        # subtract the overscan from BIASSEC/TRIMSEC (default mode only)
 cosmic_rays = false     # clean cosmic rays with astroscrappy (default mode only)
+without_masters = "wait"  # or "measure": reduce a light with the masters that exist
 
 [photometry]
 aperture = 5.0          # radius in binned pixels; 0 = 1.5 x the frame's measured FWHM

@@ -301,7 +301,8 @@ def build_dark(paths: Sequence[Path], bias, *, min_frames: int = 3, chunk_rows: 
 def build_flat(paths: Sequence[Path], bias=None, dark=None, dark_exptime: float | None = None, *,
                mode: str = "default", min_frames: int = 3, chunk_rows: int = 256,
                saturation: float = 65535.0, saturation_fraction: float = 0.8,
-               min_level: float = 1000.0, hdu: int | None = None) -> MasterResult:
+               min_level: float = 1000.0, hdu: int | None = None,
+               allow_missing: bool = False) -> MasterResult:
     """Master flat of one filter, normalised to 1 (``INTERFACE.md``, "Reduction modes").
 
     ``seed``: median_i(flat_i) / max(median_i(flat_i)), raw flats (bias and dark are used only
@@ -314,14 +315,22 @@ def build_flat(paths: Sequence[Path], bias=None, dark=None, dark_exptime: float 
     Rejections: unreadable, shape, ``flat saturated`` (central median above
     ``saturation_fraction`` x ``saturation``), ``flat too faint`` (central median minus the
     bias below ``min_level`` ADU).
+
+    ``allow_missing`` (``[reduction] without_masters = "measure"``): a ``default`` flat is
+    made without the bias or dark not given, as if they were zero. A flat without a bias keeps
+    the pedestal, which dilutes its structure by pedestal / level (~4 % of the vignetting for
+    a 1000 ADU pedestal under 25000 ADU flats); without a dark it keeps the flats' few ADU of
+    dark current.
     """
     if mode not in ("seed", "default"):
         raise ValueError(f"unknown reduction mode {mode!r} (seed or default)")
     paths = [Path(p) for p in paths]
     bias_data = dark_data = None
-    if mode == "default" or bias is not None:
+    if (mode == "default" or bias is not None) and not (bias is None and allow_missing):
         bias_data, _ = _as_master(bias, "bias")
-    if mode == "default":
+    if mode == "default" and dark is None and allow_missing:
+        dark_exptime = 1.0  # any: the dark it scales is zero
+    elif mode == "default":
         dark_data, dark_header = _as_master(dark, "dark")
         if dark_exptime is None:
             if isinstance(dark, MasterResult):
@@ -331,7 +340,7 @@ def build_flat(paths: Sequence[Path], bias=None, dark=None, dark_exptime: float 
         if not dark_exptime or dark_exptime <= 0:
             raise BadInput("the master dark has no exposure time (EXPTIME).",
                            reason="master dark without EXPTIME")
-        if dark_data.shape != bias_data.shape:
+        if bias_data is not None and dark_data.shape != bias_data.shape:
             raise BadInput(f"the master dark ({_fmt_shape(dark_data.shape)}) and bias "
                            f"({_fmt_shape(bias_data.shape)}) differ in shape.",
                            reason="masters differ in shape")
@@ -345,9 +354,16 @@ def build_flat(paths: Sequence[Path], bias=None, dark=None, dark_exptime: float 
                                             what="the master bias")
             bias_level = float(bn.nanmedian(bias_data[_central_slices(bias_data.shape)]))
         else:
-            if readers:
+            if dark_data is not None:
+                readers, stats = _reject_shapes(readers, stats, rejected,
+                                                reference=dark_data.shape, what="the master dark")
+            elif readers:
                 readers, stats = _reject_shapes(readers, stats, rejected)
             bias_level = 0.0
+        if mode == "default" and stats:  # a master measured without: nothing to subtract
+            shape = stats[0].shape
+            bias_data = np.zeros(shape, np.float32) if bias_data is None else bias_data
+            dark_data = np.zeros(shape, np.float32) if dark_data is None else dark_data
         ok = set()
         for s in stats:
             if s.level > saturation_fraction * saturation:
@@ -403,6 +419,41 @@ def build_flat(paths: Sequence[Path], bias=None, dark=None, dark_exptime: float 
                         mode=mode, stats={s.path: s for s in stats})
 
 
+@dataclass(frozen=True)
+class Stacker:
+    """How the masters of one kind are made (as BANZAI's stackers declare theirs).
+
+    ``group_by``: what the frames of one master share, among ``"binning"``, ``"filter"`` and
+    ``"temperature"`` (the CCD-TEMP bucket, :func:`temperature_bucket`); ``needs``: the masters
+    it is built on (a dark is bias-subtracted, a flat bias- and dark-subtracted);
+    ``min_frames``: the fewest usable frames for a master.
+    """
+
+    kind: str
+    group_by: tuple[str, ...]
+    needs: tuple[str, ...] = ()
+    min_frames: int = 3
+
+
+def stackers(min_frames: int = 3) -> dict[str, Stacker]:
+    """The stacker of each kind, in build order, needing ``min_frames`` frames
+    (``[reduction] min_frames``).
+
+    Darks are not grouped by exposure: :func:`build_dark` keeps the group's most common one
+    and rejects the others by name; flats are dark-subtracted and normalised, so temperature
+    and exposure may differ within a group.
+    """
+    return {
+        "bias": Stacker("bias", ("binning",), (), min_frames),
+        "dark": Stacker("dark", ("binning", "temperature"), ("bias",), min_frames),
+        "flat": Stacker("flat", ("binning", "filter"), ("bias", "dark"), min_frames),
+    }
+
+
+#: the stackers with the default ``min_frames``
+STACKERS: dict[str, Stacker] = stackers()
+
+
 class CalibrationGroup(NamedTuple):
     """What frames of one master share. ``temp`` is the CCD-TEMP bucket of darks (None when
     unknown or not grouped); ``night`` only when grouping by night was asked for."""
@@ -424,35 +475,32 @@ def temperature_bucket(ccd_temp: float | None, tolerance: float) -> float | None
 
 def group_calibration_frames(infos: Sequence[FrameInfo], temp_tolerance: float = 2.0, *,
                              by_night: bool = False) -> dict[CalibrationGroup, list[FrameInfo]]:
-    """Group calibration frames by what one master must share.
+    """Group calibration frames by what their :data:`STACKERS` entry says one master shares.
 
-    * bias: binning;
-    * dark: binning and CCD-temperature bucket (:func:`temperature_bucket`); *not* exposure —
-      :func:`build_dark` keeps the group's most common exposure and rejects the others;
-    * flat: binning and filter (dark-subtracted and normalised, so temperature and exposure
-      may differ);
-    * lights are left out. With ``by_night`` the night is part of every key.
+    bias: binning; dark: binning and CCD-temperature bucket of ``temp_tolerance`` °C; flat:
+    binning and filter; lights are left out. With ``by_night`` the night is part of every key
+    (the nightly run; ``clinepipe masters`` combines the nights it is given).
 
-    Each group's frames are sorted by (jd_mid, path); the groups by key.
+    Each group's frames are sorted by (jd_mid, path); the groups by kind (bias, dark, flat),
+    then key.
     """
     groups: dict[CalibrationGroup, list[FrameInfo]] = defaultdict(list)
     for info in infos:
-        if info.kind not in ("bias", "dark", "flat"):
+        stacker = STACKERS.get(info.kind)
+        if stacker is None:
             continue
-        night = info.night if by_night else None
-        if info.kind == "bias":
-            key = CalibrationGroup("bias", info.binning, None, None, night)
-        elif info.kind == "dark":
-            key = CalibrationGroup("dark", info.binning, None,
-                                   temperature_bucket(info.ccd_temp, temp_tolerance), night)
-        else:
-            key = CalibrationGroup("flat", info.binning, info.filter, None, night)
+        key = CalibrationGroup(
+            info.kind, info.binning,
+            info.filter if "filter" in stacker.group_by else None,
+            temperature_bucket(info.ccd_temp, temp_tolerance)
+            if "temperature" in stacker.group_by else None,
+            info.night if by_night else None)
         groups[key].append(info)
-    order = {"bias": 0, "dark": 1, "flat": 2}
+    order = list(STACKERS)
     return {k: sorted(v, key=lambda i: (i.jd_mid, str(i.path)))
-            for k, v in sorted(groups.items(), key=lambda kv: (order[kv[0].kind], kv[0].binning,
-                                                               str(kv[0].filter), str(kv[0].temp),
-                                                               str(kv[0].night)))}
+            for k, v in sorted(groups.items(), key=lambda kv: (order.index(kv[0].kind),
+                                                               kv[0].binning, str(kv[0].filter),
+                                                               str(kv[0].temp), str(kv[0].night)))}
 
 
 def input_key(mode: str, kind: str, checksums: Sequence[str]) -> str:
@@ -464,21 +512,83 @@ def input_key(mode: str, kind: str, checksums: Sequence[str]) -> str:
     return digest.hexdigest()
 
 
-def choose_master(candidates: Sequence[tuple], light_jd: float, max_age_days: float):
-    """The candidate nearest in time to ``light_jd`` within ``max_age_days``, or None.
+def nearest_master(candidates: Sequence, kind: str, jd: float, max_age_days: float, *,
+                   ccd_temp: float | None = None, temp_tolerance: float = 0.0):
+    """The one chooser of a master, for a light or for a master built on it.
 
-    ``candidates`` are tuples ``(id, jd, ...)`` (extra fields are carried along); on a tie in
-    time the larger id (the later build) wins. Returns the chosen tuple.
+    Parameters
+    ----------
+    candidates : sequence
+        Masters of ``kind`` (and of the right binning and filter), each with ``id`` (larger =
+        built later), ``jd`` (mean JD of its inputs, days), ``night`` and ``ccd_temp`` (°C or
+        None): database rows or :class:`BuiltMaster`.
+    jd : float
+        JD (days) of the light or of the group being built.
+    max_age_days : float
+        Masters further than this in time are not valid.
+    ccd_temp, temp_tolerance : float
+        °C. Only for a kind whose stacker groups by temperature (darks): masters within
+        ``temp_tolerance`` of ``ccd_temp`` are preferred, and each temperature bucket of a
+        night is its own group.
+
+    Returns
+    -------
+    The candidate nearest in time among the latest build of each (night, bucket) group
+    (a group rebuilt later supersedes its earlier master; on a tie in time the later build
+    wins), or None when none is within ``max_age_days``.
     """
-    best = None
-    for cand in candidates:
-        age = abs(float(cand[1]) - float(light_jd))
-        if age > max_age_days:
-            continue
-        key = (age, -cand[0] if isinstance(cand[0], (int, float)) else 0)
-        if best is None or key < best[0]:
-            best = (key, cand)
-    return None if best is None else best[1]
+    by_temp = "temperature" in STACKERS[kind].group_by
+    rows = [m for m in candidates if abs(m.jd - jd) <= max_age_days]
+    if not rows:
+        return None
+    latest: dict = {}
+    for m in rows:
+        group = (m.night, temperature_bucket(m.ccd_temp, temp_tolerance) if by_temp else None)
+        if group not in latest or m.id > latest[group].id:
+            latest[group] = m
+    chosen = list(latest.values())
+    if by_temp and ccd_temp is not None and temp_tolerance > 0:
+        close = [m for m in chosen
+                 if m.ccd_temp is not None and abs(m.ccd_temp - ccd_temp) <= temp_tolerance]
+        chosen = close or chosen
+    return min(chosen, key=lambda m: (abs(m.jd - jd), -m.id))
+
+
+def missing_master(kind: str, binning: int, filt: str | None = None) -> MissingCalibration:
+    """``waiting for calibration: no bias for binning 2`` (``no R-band flat …``)."""
+    what = f"{filt}-band flat" if kind == "flat" and filt else kind
+    reason = f"waiting for calibration: no {what} for binning {binning}"
+    return MissingCalibration(reason, reason=reason)
+
+
+def build_master(kind: str, paths: Sequence[Path], needs: dict, *, binning: int, camera,
+                 reduction, mode: str) -> MasterResult:
+    """Build the master of one group with the builder of its kind (the one path of ``run``
+    and ``clinepipe masters``).
+
+    ``needs`` maps each kind of :attr:`Stacker.needs` to its chosen master (array,
+    :class:`MasterResult` or FITS path; None when there is none: the group waits, raising
+    :class:`MissingCalibration`, except a flat with ``reduction.without_masters`` =
+    ``"measure"``, made with those there are, see :func:`build_flat`). ``camera`` (:class:`~clinepipe.config.CameraConfig`) gives
+    ``max_ccd_temp`` (warm darks are rejected, °C) and ``saturation`` (ADU);
+    ``reduction`` (:class:`~clinepipe.config.ReductionConfig`) ``min_frames`` and
+    ``chunk_rows``; ``mode`` is ``seed`` or ``default``.
+    """
+    stacker = stackers(reduction.min_frames)[kind]
+    # a flat can be made without what the lights can be measured without; a dark is
+    # bias-subtracted by definition
+    optional = kind == "flat" and reduction.without_masters == "measure"
+    for need in stacker.needs:
+        if needs.get(need) is None and not optional:
+            raise missing_master(need, binning)
+    common = {"min_frames": stacker.min_frames, "chunk_rows": reduction.chunk_rows}
+    if kind == "bias":
+        return build_bias(paths, **common)
+    if kind == "dark":
+        return build_dark(paths, needs["bias"], max_ccd_temp=camera.max_ccd_temp, **common)
+    dark = needs.get("dark")
+    return build_flat(paths, needs.get("bias"), dark, getattr(dark, "exptime", None), mode=mode,
+                      saturation=camera.saturation, allow_missing=optional, **common)
 
 
 def _sha_or_empty(path: Path) -> str:
@@ -669,7 +779,8 @@ def make_masters(paths_or_dirs, output_dir: Path, *, mode: str = "default", came
         else:
             infos.append(info)
 
-    groups = group_calibration_frames(infos, temp_tolerance=0.0)
+    groups = _one_dark_group_per_binning(
+        group_calibration_frames(infos, temp_tolerance=camera.temp_tolerance), report)
     pool = ThreadPoolExecutor(max_workers=1)  # the inputs' checksums (provenance), computed
     try:                                      # while the masters are built
         hashes = {i.path: pool.submit(_sha_or_empty, i.path)
@@ -680,45 +791,42 @@ def make_masters(paths_or_dirs, output_dir: Path, *, mode: str = "default", came
     return report
 
 
+@dataclass(frozen=True)
+class BuiltMaster:
+    """A master built by :func:`make_masters`, as a candidate for :func:`nearest_master`
+    (``jd``: mean JD of its inputs, days; ``ccd_temp`` °C)."""
+
+    id: int
+    jd: float
+    night: str | None
+    ccd_temp: float | None
+    result: MasterResult
+    name: str
+
+
 def _build_groups(groups, output_dir: Path, mode: str, camera, red, report: dict, hashes) -> None:
-    masters: dict[tuple[str, int], MasterResult] = {}
+    built: dict[tuple[str, int], list[BuiltMaster]] = defaultdict(list)
     for key, members in groups.items():
         label = f"{key.kind} binning {key.binning}" + (f" {key.filter}" if key.filter else "")
         paths = [i.path for i in members]
+        jd = float(np.mean([i.jd_mid for i in members]))
+        temp = _mean_or_none([i.ccd_temp for i in members])
+        chosen = {need: nearest_master(built[(need, key.binning)], need, jd,
+                                       red.max_master_age_days, ccd_temp=temp,
+                                       temp_tolerance=camera.temp_tolerance)
+                  for need in STACKERS[key.kind].needs}
         try:
-            if key.kind == "bias":
-                result = build_bias(paths, min_frames=red.min_frames, chunk_rows=red.chunk_rows)
-            elif key.kind == "dark":
-                bias = masters.get(("bias", key.binning))
-                if bias is None:
-                    reason = f"waiting for calibration: no bias for binning {key.binning}"
-                    raise MissingCalibration(reason, reason=reason)
-                members, off_temp = _largest_temperature_bucket(members, camera.temp_tolerance)
-                report["rejected"].update({str(p): r for p, r in off_temp.items()})
-                result = build_dark([i.path for i in members], bias.data, min_frames=red.min_frames,
-                                    chunk_rows=red.chunk_rows, max_ccd_temp=camera.max_ccd_temp)
-            else:
-                bias = masters.get(("bias", key.binning))
-                dark = masters.get(("dark", key.binning))
-                if bias is None or dark is None:
-                    what = "bias" if bias is None else "dark"
-                    reason = f"waiting for calibration: no {what} for binning {key.binning}"
-                    raise MissingCalibration(reason, reason=reason)
-                result = build_flat(paths, bias.data, dark.data, dark.exptime, mode=mode,
-                                    min_frames=red.min_frames, chunk_rows=red.chunk_rows,
-                                    saturation=camera.saturation)
+            result = build_master(key.kind, paths, {k: m and m.result for k, m in chosen.items()},
+                                  binning=key.binning, camera=camera, reduction=red, mode=mode)
         except ClinepipeError as exc:
             report["failed"][label] = exc.reason
             continue
-        if key.kind != "flat":
-            masters[(key.kind, key.binning)] = result
         out = master_path(output_dir, key.kind, key.binning, key.filter)
         nights = sorted({i.night for i in members})
-        provenance = {"night": nights[0] if len(nights) == 1 else ",".join(nights)}
-        if key.kind in ("dark", "flat"):
-            provenance["bias"] = master_filename("bias")
-        if key.kind == "flat":
-            provenance["dark"] = master_filename("dark")
+        built[(key.kind, key.binning)].append(
+            BuiltMaster(len(report["written"]), jd, None, result.ccd_temp, result, out.name))
+        provenance = {"night": nights[0] if len(nights) == 1 else ",".join(nights),
+                      **{k: m.name for k, m in chosen.items() if m is not None}}
         checksums = {p: hashes[p].result() for p in [*result.used, *result.rejected]
                      if p in hashes}
         write_master(out, result, kind=key.kind, mode=mode, binning=key.binning,
@@ -728,21 +836,26 @@ def _build_groups(groups, output_dir: Path, mode: str, camera, red, report: dict
                                   "filter": key.filter, "n": result.n, "exptime": result.exptime})
 
 
-def _largest_temperature_bucket(members: list[FrameInfo], tolerance: float):
-    buckets: dict = defaultdict(list)
-    for info in members:
-        buckets[temperature_bucket(info.ccd_temp, tolerance)].append(info)
-    if len(buckets) <= 1:
-        return members, {}
-    best = max(buckets, key=lambda b: (len(buckets[b]), b is not None, -(b or 0)))
-    where = "unknown" if best is None else f"{best:g} °C"
-    rejected = {}
-    for b, infos in buckets.items():
-        if b == best:
-            continue
-        for info in infos:
-            temp = "unknown" if info.ccd_temp is None else f"{info.ccd_temp:.1f} °C"
-            rejected[info.path] = f"CCD temperature {temp} outside the group's {where} bucket"
-    return buckets[best], rejected
+def _mean_or_none(values) -> float | None:
+    vals = [v for v in values if v is not None]
+    return float(np.mean(vals)) if vals else None
 
 
+def _one_dark_group_per_binning(groups: dict, report: dict) -> dict:
+    """``clinepipe masters`` writes one dark per binning: the most populous CCD-temperature
+    bucket of each binning is kept, the darks of the others are rejected by name."""
+    darks: dict[int, list[CalibrationGroup]] = defaultdict(list)
+    for key in groups:
+        if key.kind == "dark":
+            darks[key.binning].append(key)
+    for keys in darks.values():
+        best = max(keys, key=lambda k: (len(groups[k]), k.temp is not None, -(k.temp or 0)))
+        where = "unknown" if best.temp is None else f"{best.temp:g} °C"
+        for key in keys:
+            if key == best:
+                continue
+            for info in groups.pop(key):
+                temp = "unknown" if info.ccd_temp is None else f"{info.ccd_temp:.1f} °C"
+                report["rejected"][str(info.path)] = (
+                    f"CCD temperature {temp} outside the group's {where} bucket")
+    return groups

@@ -159,10 +159,16 @@ def _as_float32(a) -> np.ndarray:
 _BLOCK_PIXELS = 1 << 16
 
 def _calibrate_block(raw, bias, dark, k, flat, flat_sq, gain, const_var, flat_noise, data, var,
-                     *, uncertainty: bool) -> None:
+                     *, uncertainty: bool, pedestal=np.float32(0)) -> None:
     """The formulas of the module docstring on one block of rows, into ``data`` and ``var``
-    (the uncertainty itself when ``uncertainty``, else the variance), float32 throughout."""
-    signal = np.subtract(raw, bias, dtype=np.float32)
+    (the uncertainty itself when ``uncertainty``, else the variance), float32 throughout.
+
+    Without a master bias (``bias`` None) the data keep the bias pedestal, and ``pedestal``
+    (ADU) is what the Poisson term leaves out: the pedestal holds no electrons."""
+    if bias is None:
+        signal = np.array(raw, dtype=np.float32)
+    else:
+        signal = np.subtract(raw, bias, dtype=np.float32)
     if dark is not None:
         np.multiply(dark, k, out=data)
         np.subtract(signal, data, out=data)
@@ -171,7 +177,8 @@ def _calibrate_block(raw, bias, dark, k, flat, flat_sq, gain, const_var, flat_no
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if flat is not None:
             np.divide(data, flat, out=data)
-        np.maximum(signal, np.float32(0), out=var)
+        np.subtract(signal, pedestal, out=var)
+        np.maximum(var, np.float32(0), out=var)
         np.divide(var, gain, out=var)
         np.add(var, const_var, out=var)
         if flat is not None:
@@ -182,6 +189,61 @@ def _calibrate_block(raw, bias, dark, k, flat, flat_sq, gain, const_var, flat_no
                 np.add(var, term, out=var)
         if uncertainty:
             np.sqrt(var, out=var)
+
+
+def calstat_of(bias: bool, dark: bool, flat: bool) -> str:
+    """CALSTAT: the letters of the masters applied, in the order B(ias), D(ark), F(lat)."""
+    return "B" * bias + "D" * dark + "F" * flat
+
+
+def missing_masters_reason(calstat: str) -> str:
+    """What a light reduced with only the masters of ``calstat`` lacks: ``no flat``,
+    ``no bias or dark``, ``no bias, dark or flat``; "" when it has them all."""
+    missing = [name for letter, name in (("B", "bias"), ("D", "dark"), ("F", "flat"))
+               if letter not in calstat]
+    if not missing:
+        return ""
+    return "no " + (missing[0] if len(missing) == 1
+                    else ", ".join(missing[:-1]) + " or " + missing[-1])
+
+
+def pedestal_estimate(raw: np.ndarray, gain: float, read_noise: float) -> float:
+    """The bias pedestal of a raw frame without a master bias (ADU), from its own noise.
+
+    Photon transfer: a pixel holding ``S`` ADU of photo- and dark electrons over a pedestal
+    has the variance ``S / gain + (read_noise / gain)**2`` (ADU**2), so the frame's median
+    level less ``gain * sigma**2 - read_noise**2 / gain`` is the pedestal. ``sigma`` is the
+    robust (1.4826 MAD) standard deviation of differences of neighbouring rows over sqrt 2:
+    smooth structure (vignetting, gradients) and the bias's fixed column pattern cancel in
+    them, stars and cosmic rays are outliers. Clipped to [0, median level].
+
+    Parameters
+    ----------
+    raw : numpy.ndarray
+        2-D raw frame, ADU.
+    gain : float
+        e-/ADU.
+    read_noise : float
+        e- per pixel.
+
+    Returns
+    -------
+    float
+        ADU; the pedestal the Poisson term of the uncertainty leaves out.
+    """
+    a = np.asarray(raw, dtype=np.float32)
+    if a.shape[0] < 2:
+        return 0.0
+    step = max(1, a.shape[0] // 128)  # ~64 row pairs: plenty for a robust spread
+    upper, lower = a[0:-1:step], a[1::step]
+    n = min(len(upper), len(lower))
+    diff = upper[:n] - lower[:n]
+    sigma = 1.4826 * float(bn.nanmedian(np.abs(diff - bn.nanmedian(diff)))) / math.sqrt(2.0)
+    level = float(bn.nanmedian(upper))
+    if not (math.isfinite(sigma) and math.isfinite(level)):
+        return 0.0
+    electrons_adu = gain * sigma * sigma - read_noise * read_noise / gain
+    return float(np.clip(level - electrons_adu, 0.0, max(level, 0.0)))
 
 
 def reduce_frame(raw, *, bias, dark, dark_exptime: float | None, flat, exptime: float,
@@ -198,8 +260,11 @@ def reduce_frame(raw, *, bias, dark, dark_exptime: float | None, flat, exptime: 
         The raw frame in ADU (BZERO applied), any numeric dtype.
     bias, dark, flat : arrays (ny, nx)
         Master bias (ADU), master dark (ADU in ``dark_exptime`` seconds, bias-free) and master
-        flat (normalised). ``dark`` or ``flat`` may be None for a partial calibration
-        (CALSTAT then lacks 'D' or 'F'); the bias is always needed.
+        flat (normalised). Any of them may be None for a partial calibration (CALSTAT then
+        lacks its letter; no noise of that master enters the uncertainty). Without a bias the
+        data keep the bias pedestal, which a local background removes as sky; the Poisson
+        term of the uncertainty leaves out the pedestal, estimated from the frame's own noise
+        (:func:`pedestal_estimate`, header ``CLPPED``).
     dark_exptime, exptime : float
         Exposures (s) of the master dark and of the light: the dark is scaled by their ratio.
     mode : "seed" or "default"
@@ -233,7 +298,7 @@ def reduce_frame(raw, *, bias, dark, dark_exptime: float | None, flat, exptime: 
     if mode not in ("seed", "default"):
         raise ValueError(f"unknown reduction mode {mode!r} (seed or default)")
     raw = _as_float32(raw)
-    bias = _as_float32(bias)
+    bias = None if bias is None else _as_float32(bias)
     dark = None if dark is None else _as_float32(dark)
     flat = None if flat is None else _as_float32(flat)
     for what, arr in (("bias", bias), ("dark", dark), ("flat", flat)):
@@ -256,6 +321,9 @@ def reduce_frame(raw, *, bias, dark, dark_exptime: float | None, flat, exptime: 
         raw, bias, dark, flat, saturated, hot = _apply_overscan(raw, bias, dark, flat, saturated,
                                                                 hot, hdr, name)
 
+    pedestal = np.float32(0.0)
+    if bias is None:  # after the overscan, if any, which removes most of it
+        pedestal = np.float32(pedestal_estimate(raw, gain, read_noise))
     k = np.float32(0.0)
     if dark is not None:
         if not dark_exptime or dark_exptime <= 0:
@@ -274,10 +342,11 @@ def reduce_frame(raw, *, bias, dark, dark_exptime: float | None, flat, exptime: 
     rows = max(1, _BLOCK_PIXELS // max(1, raw.shape[1]))
     for r in range(0, raw.shape[0], rows):
         b = slice(r, r + rows)
-        _calibrate_block(raw[b], bias[b], None if dark is None else dark[b], k,
+        _calibrate_block(raw[b], None if bias is None else bias[b],
+                         None if dark is None else dark[b], k,
                          None if flat is None else flat[b], None if flat is None else flat_sq[b],
                          np.float32(gain), const_var, flat_noise, data[b], var[b],
-                         uncertainty=not (mode == "default" and cosmic_rays))
+                         uncertainty=not (mode == "default" and cosmic_rays), pedestal=pedestal)
     # bool is one byte holding 0 or 1, and MASK_SATURATED is bit value 1
     mask = np.ascontiguousarray(saturated).view(np.uint8)
     if hot is not None:
@@ -286,7 +355,8 @@ def reduce_frame(raw, *, bias, dark, dark_exptime: float | None, flat, exptime: 
         np.bitwise_or(mask, np.uint8(MASK_BAD_FLAT), out=mask, where=bad_flat)
 
     if mode == "default" and cosmic_rays:
-        n_cr = _clean_cosmic_rays(data, var, mask, bias, gain, read_noise, saturation)
+        bias_level = 0.0 if bias is None else float(bn.nanmedian(bias))
+        n_cr = _clean_cosmic_rays(data, var, mask, bias_level, gain, read_noise, saturation)
         hdr["CLPNCR"] = (int(n_cr), "cosmic-ray pixels cleaned (astroscrappy)")
         with np.errstate(invalid="ignore"):
             np.sqrt(var, out=var)
@@ -300,8 +370,10 @@ def reduce_frame(raw, *, bias, dark, dark_exptime: float | None, flat, exptime: 
         uncertainty[nonfinite] = np.nan
         mask[nonfinite] |= MASK_NONFINITE
 
-    calstat = "B" + ("D" if dark is not None else "") + ("F" if flat is not None else "")
-    hdr["CALSTAT"] = (calstat, "calibration applied: B bias, D dark, F flat")
+    hdr["CALSTAT"] = (calstat_of(bias is not None, dark is not None, flat is not None),
+                      "calibration applied: B bias, D dark, F flat")
+    if bias is None:
+        hdr["CLPPED"] = (float(pedestal), "[ADU] bias pedestal left in (no master bias)")
     hdr["BUNIT"] = ("ADU", "calibrated, flat-fielded ADU")
     hdr["CLPMODE"] = (mode, "clinepipe reduction mode")
     hdr["CLPVER"] = (__version__, "clinepipe version")
@@ -326,15 +398,16 @@ def _apply_overscan(raw, bias, dark, flat, saturated, hot, hdr, name):
             raise BadInput(f"{name}: BIASSEC/TRIMSEC lie outside the {nx}x{ny} image.",
                            reason="bad BIASSEC/TRIMSEC")
     level = _overscan_level(raw, b_rows, b_cols)
-    bias_level = _overscan_level(bias, b_rows, b_cols)
     raw = raw - level
-    bias = bias - bias_level
     trim = (t_rows, t_cols)
-    raw, bias, saturated, hot = raw[trim], bias[trim], saturated[trim], hot[trim]
+    raw, saturated, hot = raw[trim], saturated[trim], hot[trim]
+    hdr["CLPOSCAN"] = (float(np.mean(level)), "[ADU] mean overscan level subtracted")
+    if bias is not None:
+        bias_level = _overscan_level(bias, b_rows, b_cols)
+        bias = (bias - bias_level)[trim]
+        hdr["CLPOSCB"] = (float(np.mean(bias_level)), "[ADU] mean overscan level of the master bias")
     dark = None if dark is None else dark[trim]
     flat = None if flat is None else flat[trim]
-    hdr["CLPOSCAN"] = (float(np.mean(level)), "[ADU] mean overscan level subtracted")
-    hdr["CLPOSCB"] = (float(np.mean(bias_level)), "[ADU] mean overscan level of the master bias")
     hdr["CLPTRIM"] = (str(hdr["TRIMSEC"]), "trimmed to this section of the raw frame")
     for key in ("BIASSEC", "TRIMSEC", "DATASEC"):
         hdr.remove(key, ignore_missing=True)
@@ -344,7 +417,7 @@ def _apply_overscan(raw, bias, dark, flat, saturated, hot, hdr, name):
     return raw, bias, dark, flat, saturated, hot
 
 
-def _clean_cosmic_rays(data, var, mask, bias, gain, read_noise, saturation) -> int:
+def _clean_cosmic_rays(data, var, mask, bias_level, gain, read_noise, saturation) -> int:
     """Run L.A.Cosmic (astroscrappy) on the calibrated frame; cleans ``data`` in place."""
     import astroscrappy
 
@@ -354,7 +427,7 @@ def _clean_cosmic_rays(data, var, mask, bias, gain, read_noise, saturation) -> i
     invar = np.where(finite, var, np.float32(1e10)).astype(np.float32)
     # astroscrappy compares satlevel with data * gain (electrons); the calibrated frame has
     # lost the bias level, so the raw saturation less the bias is where it saturates
-    satlevel = float((saturation - float(bn.nanmedian(bias))) * gain)
+    satlevel = float((saturation - bias_level) * gain)
     crmask, cleaned = astroscrappy.detect_cosmics(
         indat, inmask=inmask, invar=invar, gain=float(gain), readnoise=float(read_noise),
         satlevel=satlevel, sigclip=4.5, sigfrac=0.3, objlim=5.0, cleantype="meanmask")
@@ -400,9 +473,13 @@ def _master_parts(obj):
     return data, header, noise, exptime, Path(obj).name
 
 
+#: how a waiting light says it could be measured now
+MEASURE_HINT = 'set [reduction] without_masters = "measure" to measure without it'
+
+
 def _missing(name: str, what: str, binning: int) -> MissingCalibration:
     reason = f"waiting for calibration: no {what} for binning {binning}"
-    return MissingCalibration(f"{name}: {reason}.", reason=reason)
+    return MissingCalibration(f"{name}: {reason} ({MEASURE_HINT}).", reason=reason)
 
 
 def reduce_light(path: Path, info: FrameInfo, masters: dict | None = None, *, bias=None,
@@ -426,7 +503,8 @@ def reduce_light(path: Path, info: FrameInfo, masters: dict | None = None, *, bi
     mode, camera, reduction
         The reduction mode (default: ``reduction.mode``), :class:`CameraConfig` (gain when the
         frame has no EGAIN, read noise, saturation, ``max_ccd_temp``) and
-        :class:`ReductionConfig` (``overscan``, ``cosmic_rays``).
+        :class:`ReductionConfig` (``overscan``, ``cosmic_rays``, ``without_masters``: with
+        ``"measure"`` a master not given is left out, see :func:`reduce_frame`).
 
     Raises
     ------
@@ -435,7 +513,8 @@ def reduce_light(path: Path, info: FrameInfo, masters: dict | None = None, *, bi
         the master``; the raw file's own problems (see :mod:`clinepipe.ingest`).
     MissingCalibration
         ``waiting for calibration: no bias for binning 2`` (``no dark …``,
-        ``no R-band flat …``) when a master is not given or its file does not exist.
+        ``no R-band flat …``) when a master is not given or its file does not exist (and
+        ``reduction.without_masters`` is ``"wait"``).
     """
     from clinepipe.config import CameraConfig, ReductionConfig
     from clinepipe.ingest.fits_reader import check_data, read_image
@@ -461,7 +540,9 @@ def reduce_light(path: Path, info: FrameInfo, masters: dict | None = None, *, bi
         target = m.get("data") if isinstance(m, dict) and m.get("data") is not None else (
             m.get("path") if isinstance(m, dict) else m)
         if target is None or (isinstance(target, (str, os.PathLike)) and not Path(target).is_file()):
-            raise _missing(name, what[key], info.binning)
+            if reduction.without_masters != "measure":
+                raise _missing(name, what[key], info.binning)
+            given[key] = None
 
     raw, header = read_image(path)
     if not _has_information(raw):
@@ -469,6 +550,9 @@ def reduce_light(path: Path, info: FrameInfo, masters: dict | None = None, *, bi
     has_origin = "XORGSUBF" in header or "YORGSUBF" in header
     parts = {}
     for key in ("bias", "dark", "flat"):
+        if given.get(key) is None:  # measured without it
+            parts[key] = (None, None, None, "")
+            continue
         data, _, noise, exptime, mname = _master_parts(given[key])
         cropped = crop_master(np.asarray(data, dtype=np.float32), info.xorg, info.yorg, raw.shape,
                               has_origin=has_origin, name=name)

@@ -47,11 +47,21 @@ def measurement_table(phot, ra, dec, inst_mag, inst_mag_err, fwhm) -> np.ndarray
 
 @dataclass(frozen=True)
 class MasterRef:
-    """A master calibration frame chosen for a light."""
+    """A master calibration frame chosen for a light; ``id`` and ``path`` None when there is
+    none and the light is measured without it (``[reduction] without_masters = "measure"``)."""
 
-    id: int
-    path: Path
+    id: int | None
+    path: Path | None
     exptime: float | None = None
+
+    @property
+    def name(self) -> str | None:
+        """The master's file name (``BIASFILE``…), None when there is no master."""
+        return None if self.path is None else self.path.name
+
+
+#: the :class:`MasterRef` of a master a light is measured without
+NO_MASTER = MasterRef(None, None)
 
 
 @dataclass(frozen=True)
@@ -106,7 +116,7 @@ class LightContext:
 
 
 def reduce_stage(ctx: LightContext) -> None:
-    from clinepipe.ccd.reduce import reduce_light
+    from clinepipe.ccd.reduce import missing_masters_reason, reduce_light
     from clinepipe.ccd.reduced_files import write_reduced_async
 
     t = ctx.task
@@ -119,10 +129,15 @@ def reduce_stage(ctx: LightContext) -> None:
     )
     # written (and fsync'ed) by a background thread while the next stages measure the frame;
     # process_light waits for it before it reports the light
-    ctx.writing = write_reduced_async(
-        t.output, frame, masters_used={"bias": t.bias.path.name, "dark": t.dark.path.name,
-                                       "flat": t.flat.path.name})
+    ctx.writing = write_reduced_async(t.output, frame, masters_used=_masters_used(t))
     ctx.reduced = frame
+    lacking = missing_masters_reason(frame.header["CALSTAT"])
+    if lacking:  # the frame's reason: measured, but "no flat"
+        ctx.notes.append(lacking)
+
+
+def _masters_used(t: LightTask) -> dict:
+    return {"bias": t.bias.name, "dark": t.dark.name, "flat": t.flat.name}
 
 
 def sources_stage(ctx: LightContext) -> None:
@@ -197,8 +212,7 @@ def _plate_solve(ctx: LightContext):
     if wcs is not None:
         for key, value in wcs.to_header(relax=True).items():
             ctx.reduced.header[key] = value
-        write_reduced(t.output, ctx.reduced, masters_used={
-            "bias": t.bias.path.name, "dark": t.dark.path.name, "flat": t.flat.path.name})
+        write_reduced(t.output, ctx.reduced, masters_used=_masters_used(t))
         ctx.notes.append("plate-solved with astrometry.net")
     solved.unlink(missing_ok=True)
     return wcs
@@ -240,7 +254,9 @@ def photometry_stage(ctx: LightContext) -> None:
     ctx.measurements = out
     ctx.stats = {
         "fwhm": float(fwhm), "elongation": float(elongation),
-        "sky": float(bkg.global_level), "n_stars": int(np.sum(phot["flags"] == 0)),
+        # the sky alone: without a master bias the frame keeps the pedestal (CLPPED)
+        "sky": float(bkg.global_level) - float(ctx.reduced.header.get("CLPPED", 0.0)),
+        "n_stars": int(np.sum(phot["flags"] == 0)),
         "source_list": ctx.source_list, "aperture": float(radius),
     }
 

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-from collections import defaultdict
 from pathlib import Path
 import numpy as np
 from sqlalchemy import select, update
 from clinepipe import __version__
 from clinepipe.config import Config
-from clinepipe.errors import (BadInput, MissingCalibration, Waiting)
+from clinepipe.errors import BadInput, Waiting
 from clinepipe.ingest.frame_info import FrameInfo
 from clinepipe.store.models import Frame, Master, utc_now as _now
 log = logging.getLogger("clinepipe")
-
 
 
 def frame_info(frame: Frame, archive: Path) -> FrameInfo:
@@ -29,79 +26,66 @@ def frame_info(frame: Frame, archive: Path) -> FrameInfo:
 
 
 def masters_stage(cfg: Config, engine, run_id: int) -> int:
-    """Build the masters of every calibration group (night, binning, filter) that changed.
+    """Build the masters of every calibration group (night + what its stacker groups by,
+    :data:`clinepipe.ccd.masters.STACKERS`) that changed.
 
-    Bias first, then darks (need a bias), then flats (need both). A group is rebuilt only
-    when its set of input files (or the reduction mode) differs from its latest master.
+    Bias first, then darks (need a bias), then flats (need both), each on the nearest valid
+    master of what it needs (:func:`clinepipe.ccd.masters.nearest_master`). A group is
+    rebuilt only when its set of input files, the reduction mode or the masters it had to be
+    made without (a flat with ``[reduction] without_masters = "measure"``) differ from its
+    latest master's.
     """
+    from clinepipe.ccd.masters import STACKERS, group_calibration_frames, input_key
     from clinepipe.store.db import session_scope
 
+    archive = cfg.paths.archive
     built = 0
-    for kind in CALIBRATION_KINDS:
+    for kind in STACKERS:
         with session_scope(engine) as s:
             frames = s.scalars(select(Frame).where(
                 Frame.telescope == cfg.site.telescope, Frame.kind == kind,
                 Frame.state.in_(("ingested", "used", "rejected", "waiting")))).all()
             s.expunge_all()
-        frames = [f for f in frames if in_archive(cfg.paths.archive, f.archive_path)]
-        from clinepipe.ccd.masters import temperature_bucket
-
-        groups: dict[tuple, list[Frame]] = defaultdict(list)
-        for f in frames:  # darks also by CCD temperature: dark current doubles every ~6 degC
-            temp = temperature_bucket(f.ccd_temp, cfg.camera.temp_tolerance) if kind == "dark" else None
-            groups[(f.night, f.binning, f.filter if kind == "flat" else None, temp)].append(f)
-        for (night, binning, filt, _), members in sorted(groups.items(), key=lambda kv: str(kv[0])):
-            key = _group_key(cfg.reduction.mode, kind, members)
+        rows = {archive / f.archive_path: f for f in frames if in_archive(archive, f.archive_path)}
+        groups = group_calibration_frames([frame_info(f, archive) for f in rows.values()],
+                                          cfg.camera.temp_tolerance, by_night=True)
+        # the masters of the kinds before this one are all built by now
+        chooser = MasterChooser(engine, archive, cfg.site.telescope)
+        for group, infos in groups.items():
+            members = [rows[i.path] for i in infos]
+            jd = float(np.mean([f.jd_mid for f in members]))
+            needs = {need: chooser.choose(need, group.binning, None, jd,
+                                          cfg.reduction.max_master_age_days,
+                                          ccd_temp=_mean([f.ccd_temp for f in members]),
+                                          temp_tolerance=cfg.camera.temp_tolerance)
+                     for need in STACKERS[kind].needs}
+            # a master made without one of its masters ("measure") is made again once it exists
+            lacking = "+".join(k for k, m in needs.items() if m is None)
+            key = input_key(cfg.reduction.mode + (f"|without {lacking}" if lacking else ""),
+                            kind, [f.sha256 for f in members])
             with session_scope(engine) as s:
                 exists = s.scalars(select(Master.id).where(Master.input_key == key)).first()
             if exists is not None:  # same inputs and mode as a master already built
                 continue
-            built += _build_master(cfg, engine, run_id, kind, night, binning, filt, members, key)
+            built += _build_master(cfg, engine, run_id, group, members, key, needs, jd)
     return built
 
 
-def _group_key(mode: str, kind: str, members: list[Frame]) -> str:
-    digest = hashlib.sha256(f"{mode}|{kind}|".encode())
-    for sha in sorted(f.sha256 for f in members):
-        digest.update(sha.encode())
-    return digest.hexdigest()
-
-
-def _build_master(cfg, engine, run_id, kind, night, binning, filt, members, key) -> int:
-    from clinepipe.ccd.masters import build_bias, build_dark, build_flat, write_master
+def _build_master(cfg, engine, run_id, group, members, key, needs: dict, jd: float) -> int:
+    """Build, write and record the master of one group on the masters it ``needs``
+    (``Master`` rows, None where there is none)."""
+    from clinepipe.ccd.masters import build_master, write_master
     from clinepipe.store.db import session_scope
 
+    kind, night, binning, filt = group.kind, group.night, group.binning, group.filter
     archive = cfg.paths.archive
     paths = [archive / f.archive_path for f in members]
     by_path = {archive / f.archive_path: f for f in members}
-    jd = float(np.mean([f.jd_mid for f in members]))
     label = f"{kind} frames for binning {binning}" + (f" ({filt})" if filt else "") + f" on {night}"
     red = cfg.reduction
     try:
-        if kind == "bias":
-            result = build_bias(paths, min_frames=red.min_frames, chunk_rows=red.chunk_rows)
-            inputs_used = {}
-        else:
-            bias = choose_master(engine, "bias", binning, None, jd, red.max_master_age_days,
-                                 archive, telescope=cfg.site.telescope)
-            if bias is None:
-                raise MissingCalibration(f"waiting for calibration: no bias for binning {binning}")
-            if kind == "dark":
-                result = build_dark(paths, archive / bias.path, min_frames=red.min_frames,
-                                    chunk_rows=red.chunk_rows)
-                inputs_used = {"bias": bias}
-            else:
-                dark = choose_master(engine, "dark", binning, None, jd,
-                                     red.max_master_age_days, archive,
-                                     ccd_temp=_mean([f.ccd_temp for f in members]),
-                                     temp_tolerance=cfg.camera.temp_tolerance,
-                                     telescope=cfg.site.telescope)
-                if dark is None:
-                    raise MissingCalibration(f"waiting for calibration: no dark for binning {binning}")
-                result = build_flat(paths, archive / bias.path, archive / dark.path, dark.exptime,
-                                    mode=red.mode, min_frames=red.min_frames,
-                                    chunk_rows=red.chunk_rows, saturation=cfg.camera.saturation)
-                inputs_used = {"bias": bias, "dark": dark}
+        result = build_master(kind, paths, {k: m and archive / m.path for k, m in needs.items()},
+                              binning=binning, camera=cfg.camera, reduction=red, mode=red.mode)
     except Waiting as exc:
         _set_states(engine, members, "waiting", "masters", exc.reason)
         log.info("%s: %s", label, exc.reason)
@@ -116,7 +100,9 @@ def _build_master(cfg, engine, run_id, kind, night, binning, filt, members, key)
     rel = Path("masters") / night / f"binning{binning}" / f"{key[:8]}_{name}"
     inputs = [{"raw_path": by_path[p].raw_path, "sha256": by_path[p].sha256} for p in result.used]
     provenance = {"inputs": inputs, "night": night, "software_version": __version__,
-                  **{k: v.path for k, v in inputs_used.items()}}
+                  **{k: v.path for k, v in needs.items() if v is not None}}
+    if any(v is None for v in needs.values()):
+        provenance["made without"] = ", ".join(k for k, v in needs.items() if v is None)
     write_master(archive / rel, result, kind=kind, mode=red.mode, binning=binning, filter=filt,
                  provenance=provenance)
     shape = result.data.shape
@@ -160,20 +146,11 @@ def in_archive(archive: Path, rel: str | None) -> bool:
     return bool(rel) and (archive / rel).is_file()
 
 
-def choose_master(engine, kind: str, binning: int, filt: str | None, jd: float,
-                  max_age_days: float, archive: Path | None = None, ccd_temp: float | None = None,
-                  temp_tolerance: float = 0.0, telescope: str = "") -> Master | None:
-    """The master of ``telescope`` nearest in time to ``jd`` within the allowed age (latest
-    build per group); with ``archive``, only masters whose file is in that archive; with
-    ``ccd_temp``, masters within ``temp_tolerance`` of it are preferred (darks)."""
-    rows = _master_rows(engine, kind, binning, filt, telescope, archive)
-    return _nearest_master(rows, kind, jd, max_age_days, ccd_temp, temp_tolerance)
-
-
 class MasterChooser:
-    """:func:`choose_master` for the lights of one run: the masters of each (kind, binning,
-    filter) are read from the database once, not three queries per light (the masters stage
-    is over, so they do not change meanwhile)."""
+    """The database side of :func:`clinepipe.ccd.masters.nearest_master`, for one step of a
+    run: the masters of each (kind, binning, filter) of ``telescope`` whose file is in
+    ``archive`` are read from the database once, not three queries per light (no master of
+    those kinds is built meanwhile)."""
 
     def __init__(self, engine, archive: Path | None, telescope: str = ""):
         self.engine, self.archive, self.telescope = engine, archive, telescope
@@ -181,11 +158,16 @@ class MasterChooser:
 
     def choose(self, kind: str, binning: int, filt: str | None, jd: float, max_age_days: float,
                ccd_temp: float | None = None, temp_tolerance: float = 0.0) -> Master | None:
+        """The nearest valid master of ``kind`` for ``jd`` (days), or None; ``filt`` for
+        flats, ``ccd_temp``/``temp_tolerance`` (°C) for darks."""
+        from clinepipe.ccd.masters import nearest_master
+
         key = (kind, binning, filt)
         if key not in self._rows:
             self._rows[key] = _master_rows(self.engine, kind, binning, filt, self.telescope,
                                            self.archive)
-        return _nearest_master(self._rows[key], kind, jd, max_age_days, ccd_temp, temp_tolerance)
+        return nearest_master(self._rows[key], kind, jd, max_age_days, ccd_temp=ccd_temp,
+                              temp_tolerance=temp_tolerance)
 
 
 def _master_rows(engine, kind: str, binning: int, filt: str | None, telescope: str,
@@ -202,26 +184,3 @@ def _master_rows(engine, kind: str, binning: int, filt: str | None, telescope: s
     if archive is not None:
         rows = [m for m in rows if in_archive(archive, m.path)]
     return rows
-
-
-def _nearest_master(rows: list[Master], kind: str, jd: float, max_age_days: float,
-                    ccd_temp: float | None, temp_tolerance: float) -> Master | None:
-    from clinepipe.ccd.masters import temperature_bucket
-
-    rows = [m for m in rows if abs(m.jd - jd) <= max_age_days]
-    if not rows:
-        return None
-    latest: dict[tuple, Master] = {}
-    for m in rows:  # a night's group rebuilt later supersedes its earlier master
-        group = (m.night, temperature_bucket(m.ccd_temp, temp_tolerance) if kind == "dark" else None)
-        if group not in latest or m.id > latest[group].id:
-            latest[group] = m
-    candidates = list(latest.values())
-    if ccd_temp is not None and temp_tolerance > 0:
-        close = [m for m in candidates
-                 if m.ccd_temp is not None and abs(m.ccd_temp - ccd_temp) <= temp_tolerance]
-        candidates = close or candidates
-    return min(candidates, key=lambda m: (abs(m.jd - jd), -m.id))
-
-
-CALIBRATION_KINDS = ("bias", "dark", "flat")

@@ -27,6 +27,7 @@ from clinepipe.run.finishing import (
     write_night_reports,
 )
 from clinepipe.run.light_stages import (
+    NO_MASTER,
     LightResult,
     LightTask,
     MasterRef,
@@ -435,6 +436,10 @@ def lights_stage(cfg: Config, engine, run_id: int, *, reprocess: bool = False,
 
 
 def _light_task(cfg: Config, chooser: MasterChooser, frame: Frame) -> LightTask | LightResult:
+    """The light's work with the nearest valid masters; a master that does not exist makes
+    it wait (with ``[reduction] without_masters = "wait"``) or is left out ("measure")."""
+    from clinepipe.ccd.reduce import MEASURE_HINT
+
     archive = cfg.paths.archive
     info = frame_info(frame, archive)
     age = cfg.reduction.max_master_age_days
@@ -442,12 +447,16 @@ def _light_task(cfg: Config, chooser: MasterChooser, frame: Frame) -> LightTask 
     for kind, filt in (("bias", None), ("dark", None), ("flat", frame.filter)):
         m = chooser.choose(kind, frame.binning, filt, frame.jd_mid, age,
                            ccd_temp=frame.ccd_temp, temp_tolerance=cfg.camera.temp_tolerance)
-        if m is None:
+        if m is None and cfg.reduction.without_masters == "measure":
+            chosen[kind] = NO_MASTER
+        elif m is None:
             what = f"{filt}-band flat" if kind == "flat" else kind
-            reason = f"waiting for calibration: no {what} for binning {frame.binning}"
+            reason = (f"waiting for calibration: no {what} for binning {frame.binning}; "
+                      f"{MEASURE_HINT}")
             return LightResult(frame.id, False, stage="reduce", reason=reason,
                                message=f"{frame.raw_path}: {reason}.", waiting=True)
-        chosen[kind] = MasterRef(m.id, archive / m.path, m.exptime)
+        else:
+            chosen[kind] = MasterRef(m.id, archive / m.path, m.exptime)
     raw = archive / frame.archive_path
     src = raw.with_suffix(".SRC")
     out = archive / "calibrated" / frame.night / f"{raw.stem}_calibrated.fits"
