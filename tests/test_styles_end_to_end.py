@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from contextlib import redirect_stdout
 from pathlib import Path
 
@@ -65,11 +64,7 @@ def styled_night(request, tmp_path_factory):
     sim = simulate_night(tmp_path_factory.mktemp(style), seed=21, style=style, width=160,
                          height=160, n_stars=200, filters=("V", "R"), lights_per_filter=2,
                          n_bias=3, n_dark=3, n_flat=3, variables=False)
-    config = sim.config_path
-    # [reduction] without_masters = "measure" belongs to another change: a night without
-    # masters is run here as the default "wait" does, which its lights must say
-    text = config.read_text(encoding="utf-8")
-    config.write_text(re.sub(r'(?m)^without_masters = .*\n', "", text), encoding="utf-8")
+    config = sim.config_path  # a night without calibration frames says without_masters = "measure"
     code, _ = cli("--config", config, "run")
     assert code == 0
     cfg = load_config(config)
@@ -111,9 +106,15 @@ def test_lights_calibrated_or_waiting_for_the_missing_master(styled_night):
         if t["kind"] != "light":
             continue
         f = rows[path]
-        if style in NO_BIAS:
+        if style in NO_BIAS and styled_night["cfg"].reduction.without_masters == "measure":
+            # measured with what exists, and says what was missing
+            assert f.state == "calibrated", (style, path, f.state, f.reason)
+            assert f.reason == "no bias, dark or flat", (style, path, f.reason)
+            assert not (f.bias_master_id or f.dark_master_id or f.flat_master_id)
+        elif style in NO_BIAS:  # the default waits, and names the master and the key
             assert f.state == "waiting" and f.reason.startswith(
                 "waiting for calibration: no bias for binning 3"), (style, path, f.state, f.reason)
+            assert 'without_masters = "measure"' in f.reason
         else:
             assert f.state == "calibrated", (style, path, f.state, f.reason)
             assert f.bias_master_id and f.dark_master_id and f.flat_master_id
@@ -121,9 +122,9 @@ def test_lights_calibrated_or_waiting_for_the_missing_master(styled_night):
 
 def test_bright_stars_have_their_true_magnitudes_and_positions(styled_night):
     style, sim = styled_night["style"], styled_night["sim"]
-    if style in NO_BIAS:
-        pytest.skip(f"{style}: no masters, nothing calibrated ([reduction] without_masters "
-                    "= \"measure\" is another change)")
+    uncalibrated = style in NO_BIAS
+    if uncalibrated and styled_night["cfg"].reduction.without_masters != "measure":
+        pytest.skip(f"{style}: its lights wait for a bias master (checked above)")
     with session_scope(styled_night["engine"]) as s:
         got = s.execute(select(Frame.raw_path, Measurement.x, Measurement.y, Measurement.mag,
                                Measurement.flux, Measurement.flux_err, Measurement.ra,
@@ -147,7 +148,9 @@ def test_bright_stars_have_their_true_magnitudes_and_positions(styled_night):
         dpos.append(3600.0 * np.hypot((ra - tra) * np.cos(np.radians(tdec)), dec - tdec))
     # rows flipped twice or not at all would put almost no star where the truth has one
     assert len(dmag) >= 12 and len(dmag) >= 0.9 * bright, (style, len(dmag), bright)
-    assert np.median(np.abs(dmag)) <= 0.02, (style, np.median(np.abs(dmag)))
+    # without a flat the vignetting (12 % at the simulated corners) stays in the magnitudes;
+    # tests/test_without_masters.py holds a larger uncalibrated night to 0.02 mag
+    assert np.median(np.abs(dmag)) <= (0.05 if uncalibrated else 0.02), (style, np.median(np.abs(dmag)))
     assert abs(np.median(dmag)) <= 0.02, (style, np.median(dmag))
     assert np.median(dpos) < 0.3, (style, np.median(dpos))  # arcsec: pixels and WCS agree
 
