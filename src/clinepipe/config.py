@@ -7,6 +7,7 @@ Relative paths are resolved against the folder of the config file.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 import types
@@ -157,6 +158,35 @@ class AavsoConfig:
 
 
 @dataclass(frozen=True)
+class TransformConfig:
+    """``[transform]``: AAVSO's transformation coefficients (``clinepipe transform`` fits
+    them; see :mod:`clinepipe.calibrate.transform` for the equations). A key left out (NaN)
+    is not used; no key at all = magnitudes are not transformed (TRANS=NO).
+
+    Magnitude coefficients ``Tm_pq``, ``M = m + Tm_pq (P - Q) + ZP``; colour coefficients
+    ``Tpq``, ``P - Q = Tpq (p - q) + ZP`` (lower case instrumental, capitals standard)."""
+
+    Tb_bv: float = math.nan
+    Tv_bv: float = math.nan
+    Tv_vr: float = math.nan
+    Tv_vi: float = math.nan
+    Tr_vr: float = math.nan
+    Tr_ri: float = math.nan
+    Ti_vi: float = math.nan
+    Ti_ri: float = math.nan
+    Tbv: float = math.nan
+    Tvr: float = math.nan
+    Tvi: float = math.nan
+    Tri: float = math.nan
+
+    @property
+    def coefficients(self) -> dict[str, float]:
+        """{name: value} of the coefficients set; empty = not transformed."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if math.isfinite(getattr(self, f.name))}
+
+
+@dataclass(frozen=True)
 class WebConfig:
     host: str = "127.0.0.1"
     port: int = 8765
@@ -179,6 +209,7 @@ class Config:
     variables: VariablesConfig = field(default_factory=VariablesConfig)
     qc: QcConfig = field(default_factory=QcConfig)
     web: WebConfig = field(default_factory=WebConfig)
+    transform: TransformConfig = field(default_factory=TransformConfig)
     #: the file this was read from (None for defaults) and its text, for provenance
     source_file: Path | None = None
     source_text: str = ""
@@ -426,4 +457,11 @@ targets = []            # names or "RA DEC" of the stars you report: each night 
 [web]
 host = "127.0.0.1"
 port = 8765
+
+# [transform]           # AAVSO transformation coefficients, from `clinepipe transform --night
+# Tb_bv = 0.0           # YYYYMMDD` on a standard field; with them, nights observed in two or
+# Tv_bv = 0.0           # more filters get transformed magnitudes (AAVSO files: TRANS=YES).
+# Tr_vr = 0.0           # Also Tv_vr, Tv_vi, Tr_ri, Ti_vi, Ti_ri and the colour coefficients
+# Tbv = 1.0             # Tbv, Tvr, Tvi, Tri. Absent: not transformed (TRANS=NO).
+# Tvr = 1.0
 '''
