@@ -164,7 +164,8 @@ class TransformConfig:
     is not used; no key at all = magnitudes are not transformed (TRANS=NO).
 
     Magnitude coefficients ``Tm_pq``, ``M = m + Tm_pq (P - Q) + ZP``; colour coefficients
-    ``Tpq``, ``P - Q = Tpq (p - q) + ZP`` (lower case instrumental, capitals standard)."""
+    ``Tpq``, ``P - Q = Tpq (p - q) + ZP`` (lower case instrumental, capitals standard);
+    ``<name>_sigma`` the 1-sigma error of each."""
 
     Tb_bv: float = math.nan
     Tv_bv: float = math.nan
@@ -178,12 +179,32 @@ class TransformConfig:
     Tvr: float = math.nan
     Tvi: float = math.nan
     Tri: float = math.nan
+    #: their 1-sigma errors (the ``[Error]`` section of AAVSO's Transform Generator),
+    #: propagated into the transformed magnitudes' errors
+    Tb_bv_sigma: float = math.nan
+    Tv_bv_sigma: float = math.nan
+    Tv_vr_sigma: float = math.nan
+    Tv_vi_sigma: float = math.nan
+    Tr_vr_sigma: float = math.nan
+    Tr_ri_sigma: float = math.nan
+    Ti_vi_sigma: float = math.nan
+    Ti_ri_sigma: float = math.nan
+    Tbv_sigma: float = math.nan
+    Tvr_sigma: float = math.nan
+    Tvi_sigma: float = math.nan
+    Tri_sigma: float = math.nan
 
     @property
     def coefficients(self) -> dict[str, float]:
         """{name: value} of the coefficients set; empty = not transformed."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                if math.isfinite(getattr(self, f.name))}
+                if not f.name.endswith("_sigma") and math.isfinite(getattr(self, f.name))}
+
+    @property
+    def errors(self) -> dict[str, float]:
+        """{name: 1-sigma error} of the coefficients whose ``_sigma`` is set."""
+        return {f.name[:-6]: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name.endswith("_sigma") and math.isfinite(getattr(self, f.name))}
 
 
 @dataclass(frozen=True)
@@ -464,4 +485,5 @@ port = 8765
 # Tr_vr = 0.0           # Also Tv_vr, Tv_vi, Tr_ri, Ti_vi, Ti_ri and the colour coefficients
 # Tbv = 1.0             # Tbv, Tvr, Tvi, Tri. Absent: not transformed (TRANS=NO).
 # Tvr = 1.0
+# Tv_bv_sigma = 0.0     # each coefficient's 1-sigma error (<name>_sigma), propagated
 '''

@@ -39,12 +39,14 @@ def coefficient_table(coefficients: dict[str, Coefficient]) -> list[str]:
 
 
 def config_lines(coefficients: dict[str, Coefficient], night: str) -> list[str]:
-    """The ``[transform]`` section to paste into clinepipe.toml: every fitted coefficient,
-    with its error as a comment."""
+    """The ``[transform]`` section to paste into clinepipe.toml: every fitted coefficient and
+    its 1-sigma error as ``<name>_sigma`` (AAVSO's Transform Generator lists the errors in an
+    ``[Error]`` section; one clinepipe section holds both)."""
     lines = [f"[transform]             # fitted by clinepipe transform --night {night}"]
     for name, c in coefficients.items():
         if math.isfinite(c.value):
-            lines.append(f"{name} = {c.value:.4f}".ljust(24) + f"# ± {c.error:.4f}")
+            lines.append(f"{name} = {c.value:.4f}")
+            lines.append(f"{name}_sigma = {c.error:.4f}")
     return lines
 
 

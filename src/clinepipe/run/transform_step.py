@@ -156,12 +156,9 @@ def fit_night(cfg: Config, engine, night: str) -> tuple[dict[str, Coefficient], 
 
 
 def transform_step(cfg: Config, engine, run_id: int, also_runs=()) -> int:
-    """The run's step after the colour terms: store transformed magnitudes
-    (``transformed_mags``) for every night this run (or a killed run in ``also_runs``)
-    touched that has lights in two or more standard bands, with ``[transform]``'s
-    coefficients; without ``[transform]`` the nights' transformed magnitudes are removed
-    (their AAVSO files then say TRANS=NO). Each night is redone whole, in one transaction.
-    Never raises: a failure is logged and costs only the transformed magnitudes.
+    """The run's step after the colour terms: :func:`transform_nights` over every night this
+    run (or a killed run in ``also_runs``) touched. Never raises: a failure is logged and
+    costs only the transformed magnitudes.
 
     Returns
     -------
@@ -170,14 +167,34 @@ def transform_step(cfg: Config, engine, run_id: int, also_runs=()) -> int:
     """
     from clinepipe.variability.suspects import _nights_of_runs
 
+    try:
+        return transform_nights(cfg, engine, _nights_of_runs(engine, [run_id, *also_runs]))
+    except Exception:
+        log.exception("the transformed magnitudes could not be made")
+        return 0
+
+
+def transform_nights(cfg: Config, engine, nights) -> int:
+    """Store transformed magnitudes (``transformed_mags``) for each of ``nights`` that has
+    this telescope's lights in two or more standard bands, with ``[transform]``'s
+    coefficients (and their ``_sigma`` errors); without ``[transform]`` the nights' transformed magnitudes are removed
+    (their AAVSO files then say TRANS=NO). Each night is redone whole, in one transaction;
+    a night that fails is logged and the others go on.
+
+    Returns
+    -------
+    int
+        Measurements transformed.
+    """
     coefficients = cfg.transform.coefficients
     done = 0
-    for night in _nights_of_runs(engine, [run_id, *also_runs]):
+    for night in nights:
         try:
             data = load_night(cfg, engine, night)
             result = None
             if coefficients and data is not None and len(data.bands) >= 2:
-                result = apply_transform(data.photometry, coefficients)
+                result = apply_transform(data.photometry, coefficients,
+                                         cfg.transform.errors)
                 for band, why in sorted(result.reasons.items()):
                     log.info("night %s, %s: not transformed (%s)", night, band, why)
             done += _store(engine, data, result)
