@@ -99,7 +99,8 @@ def test_apply_recovers_standard_magnitudes_of_every_colour():
             assert abs(np.mean(pull)) < 0.5 and 0.8 < np.std(pull) < 1.2, (mode, b)
             slope = np.polyfit(colour[sel], result.mag[sel] - true[sel], 1)[0]
             assert abs(slope) < 0.01, (mode, b, slope)     # the colour terms are 0.06-0.12
-    assert result.notes["Tv_bv"] == f"Tv_bv={coefficients['Tv_bv']:.3f} Tbv={coefficients['Tbv']:.3f}"
+    tv, tbv = coefficients["Tv_bv"], coefficients["Tbv"]
+    assert result.notes["Tv_bv"] == f"Tv_bv={tv:.3f} Tbv={tbv:.3f}"
 
 
 def test_colour_coefficient_implied_by_both_magnitude_coefficients():
@@ -291,3 +292,15 @@ def test_aavso_file_says_trans_yes_with_the_coefficients(obs):
     old = (cfg.paths.archive / "aavso" / NIGHTS[0] / "V0001_Sim.txt").read_text()
     assert validate_extended(old) == []
     assert {ln.split(",")[5] for ln in old.splitlines() if not ln.startswith("#")} == {"NO"}
+
+
+def test_transform_command_says_what_is_wrong_in_one_sentence(obs, capsys):
+    from clinepipe.cli import main
+
+    config = str(obs["sim"].config_path)
+    for night, code, words in (("2026-03-14", 2, "is not a night YYYYMMDD"),
+                               ("20991231", 1, "no catalog-calibrated lights")):
+        with pytest.raises(SystemExit) as exit_:
+            main(["--config", config, "transform", "--night", night])
+        err = capsys.readouterr().err
+        assert exit_.value.code == code and words in err and err.count("\n") == 1, err

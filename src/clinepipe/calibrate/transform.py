@@ -91,7 +91,8 @@ class NightPhotometry:
         if band not in self.catalog:
             return np.full(k.size, np.nan), np.full(k.size, np.nan)
         mag = np.asarray(self.catalog[band], float)[k]
-        err = np.asarray(self.catalog_err[band], float)[k] if band in self.catalog_err else mag * np.nan
+        err = (np.asarray(self.catalog_err[band], float)[k] if band in self.catalog_err
+               else np.full(k.size, np.nan))
         # a catalog without errors: its magnitudes are taken as good to 0.03 mag
         return mag, np.where(np.isfinite(err) & (err > 0), err, DEFAULT_CATALOG_ERROR)
 
@@ -260,7 +261,9 @@ def pair_frames(frame_band, frame_jd, blue: str, red: str, anchor: str,
 def _partner_index(night: NightPhotometry, partner_frame: np.ndarray) -> np.ndarray:
     """For each measurement, the index of the same star's measurement on its frame's partner
     frame, or -1."""
-    n_star = int(night.star.max()) + 1 if night.star.size else 1
+    if night.star.size == 0:
+        return np.zeros(0, dtype=int)
+    n_star = int(night.star.max()) + 1
     key = night.frame.astype(np.int64) * n_star + night.star
     order = np.argsort(key, kind="stable")
     sorted_key = key[order]

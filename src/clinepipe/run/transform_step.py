@@ -177,8 +177,8 @@ def transform_step(cfg: Config, engine, run_id: int, also_runs=()) -> int:
 def transform_nights(cfg: Config, engine, nights) -> int:
     """Store transformed magnitudes (``transformed_mags``) for each of ``nights`` that has
     this telescope's lights in two or more standard bands, with ``[transform]``'s
-    coefficients (and their ``_sigma`` errors); without ``[transform]`` the nights' transformed magnitudes are removed
-    (their AAVSO files then say TRANS=NO). Each night is redone whole, in one transaction;
+    coefficients (and their ``_sigma`` errors); without ``[transform]`` the nights'
+    transformed magnitudes are removed (their AAVSO files then say TRANS=NO). Each night is redone whole, in one transaction;
     a night that fails is logged and the others go on.
 
     Returns

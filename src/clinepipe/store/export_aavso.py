@@ -135,8 +135,9 @@ def export_aavso(engine: Engine, out: str | os.PathLike, *, obscode: str | None,
     MAGERR are then the transformed ones, NOTES carry ``TRANS: Tv_bv=0.034 Tbv=1.020``, the
     coefficients used); MTYPE ``STD``, CNAME ``ENSEMBLE``, CMAG ``na`` (the frame's ensemble
     zero point); KNAME/KMAG the check star and its calibrated magnitude on the same frame
-    (transformed when the target's is and the check star's is too); AIRMASS; GROUP a sequence number (a new group
-    after a gap of more than ``group_gap_days`` days or when a star's filter repeats); NOTES
+    (transformed when the target's is and the check star's is too); AIRMASS; GROUP a sequence
+    number (a new group after a gap of more than ``group_gap_days`` days or when a star's
+    filter repeats); NOTES
     ``VMAGINS`` (the target's instrumental magnitude), ``CMAGINS`` (the mean instrumental
     magnitude of the frame's ensemble stars), ``CREFMAG`` (CMAGINS plus the zero point: the
     ensemble's magnitude as calibrated), ``KMAGINS``, ``KREFMAG`` (the check star's catalog
