@@ -589,6 +589,33 @@ def validate(files: list[Path] = typer.Argument(..., help="AAVSO report files to
         raise typer.Exit(status)
 
 
+@app.command()
+def transform(night: str = typer.Option(..., "--night", help="Night YYYYMMDD on a standard field."),
+              output: Optional[Path] = typer.Option(None, "--output",
+                                                    help="Folder for the plot of the fits.")):
+    """Fit the transformation coefficients (Tv_bv, Tbv, ...) from a night on a standard field:
+    prints them with their errors and the lines for [transform]; with --output, the plot
+    DIR/transform_<night>.png."""
+    from clinepipe.products.transform_plot import (coefficient_table, config_lines,
+                                                   write_transform_plot)
+    from clinepipe.run.transform_step import fit_night
+
+    cfg = _config()
+    fitted, data = fit_night(cfg, _read_engine(cfg), night)
+    typer.echo(f"night {night}: transformation coefficients from {data.frame_id.size} lights "
+               f"in {', '.join(data.bands)} (1-sigma errors)")
+    for line in coefficient_table(fitted):
+        typer.echo("  " + line)
+    typer.echo("\nFor clinepipe.toml:\n")
+    for line in config_lines(fitted, night):
+        typer.echo(line)
+    if output is not None:
+        path = output / f"transform_{night}.png"
+        write_transform_plot(path, data.photometry, fitted,
+                             f"night {night}: transformation coefficients")
+        typer.echo(f"\nwrote {path}", err=True)
+
+
 @app.command("import-sources-csv")
 def import_sources_csv(file: Path = typer.Argument(..., help="A 2018-format sources.csv.")):
     """Bring a 2018-format sources.csv (headerless, mixed line endings, duplicates) into the database."""

@@ -7,6 +7,7 @@ Relative paths are resolved against the folder of the config file.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 import types
@@ -185,6 +186,56 @@ class AavsoConfig:
 
 
 @dataclass(frozen=True)
+class TransformConfig:
+    """``[transform]``: AAVSO's transformation coefficients (``clinepipe transform`` fits
+    them; see :mod:`clinepipe.calibrate.transform` for the equations). A key left out (NaN)
+    is not used; no key at all = magnitudes are not transformed (TRANS=NO).
+
+    Magnitude coefficients ``Tm_pq``, ``M = m + Tm_pq (P - Q) + ZP``; colour coefficients
+    ``Tpq``, ``P - Q = Tpq (p - q) + ZP`` (lower case instrumental, capitals standard);
+    ``<name>_sigma`` the 1-sigma error of each."""
+
+    Tb_bv: float = math.nan
+    Tv_bv: float = math.nan
+    Tv_vr: float = math.nan
+    Tv_vi: float = math.nan
+    Tr_vr: float = math.nan
+    Tr_ri: float = math.nan
+    Ti_vi: float = math.nan
+    Ti_ri: float = math.nan
+    Tbv: float = math.nan
+    Tvr: float = math.nan
+    Tvi: float = math.nan
+    Tri: float = math.nan
+    #: their 1-sigma errors (the ``[Error]`` section of AAVSO's Transform Generator),
+    #: propagated into the transformed magnitudes' errors
+    Tb_bv_sigma: float = math.nan
+    Tv_bv_sigma: float = math.nan
+    Tv_vr_sigma: float = math.nan
+    Tv_vi_sigma: float = math.nan
+    Tr_vr_sigma: float = math.nan
+    Tr_ri_sigma: float = math.nan
+    Ti_vi_sigma: float = math.nan
+    Ti_ri_sigma: float = math.nan
+    Tbv_sigma: float = math.nan
+    Tvr_sigma: float = math.nan
+    Tvi_sigma: float = math.nan
+    Tri_sigma: float = math.nan
+
+    @property
+    def coefficients(self) -> dict[str, float]:
+        """{name: value} of the coefficients set; empty = not transformed."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if not f.name.endswith("_sigma") and math.isfinite(getattr(self, f.name))}
+
+    @property
+    def errors(self) -> dict[str, float]:
+        """{name: 1-sigma error} of the coefficients whose ``_sigma`` is set."""
+        return {f.name[:-6]: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name.endswith("_sigma") and math.isfinite(getattr(self, f.name))}
+
+
+@dataclass(frozen=True)
 class WebConfig:
     host: str = "127.0.0.1"
     port: int = 8765
@@ -208,6 +259,7 @@ class Config:
     variables: VariablesConfig = field(default_factory=VariablesConfig)
     qc: QcConfig = field(default_factory=QcConfig)
     web: WebConfig = field(default_factory=WebConfig)
+    transform: TransformConfig = field(default_factory=TransformConfig)
     #: the file this was read from (None for defaults) and its text, for provenance
     source_file: Path | None = None
     source_text: str = ""
@@ -489,4 +541,12 @@ targets = []            # names or "RA DEC" of the stars you report: each night 
 [web]
 host = "127.0.0.1"
 port = 8765
+
+# [transform]           # AAVSO transformation coefficients, from `clinepipe transform --night
+# Tb_bv = 0.0           # YYYYMMDD` on a standard field; with them, nights observed in two or
+# Tv_bv = 0.0           # more filters get transformed magnitudes (AAVSO files: TRANS=YES).
+# Tr_vr = 0.0           # Also Tv_vr, Tv_vi, Tr_ri, Ti_vi, Ti_ri and the colour coefficients
+# Tbv = 1.0             # Tbv, Tvr, Tvi, Tri. Absent: not transformed (TRANS=NO).
+# Tvr = 1.0
+# Tv_bv_sigma = 0.0     # each coefficient's 1-sigma error (<name>_sigma), propagated
 '''

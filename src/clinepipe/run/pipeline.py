@@ -123,6 +123,14 @@ def _colour_terms(run: RunContext) -> None:
     fit_colour_terms(run.cfg, run.engine, run.run_id, also_runs=run.killed)
 
 
+def _transform(run: RunContext) -> None:
+    """Transformed magnitudes (``[transform]``) of the nights observed in two or more
+    filters; before the AAVSO files, which report them with TRANS=YES."""
+    from clinepipe.run.transform_step import transform_step
+
+    transform_step(run.cfg, run.engine, run.run_id, also_runs=run.killed)  # never raises
+
+
 def _night_reports(run: RunContext) -> None:
     write_night_reports(run.cfg, run.engine, run.run_id, also_runs=run.killed)
 
@@ -138,7 +146,7 @@ def _aavso_files(run: RunContext) -> None:
 #: unusable records the reason on the frame and goes on, so only a broken archive or database
 #: stops the list (the next run resumes where it stopped).
 RUN_STEPS = (_ingest, _masters, _lights, _relative, _suspects, _quality, _star_counts, _colour_terms,
-             _night_reports, _aavso_files)
+             _transform, _night_reports, _aavso_files)
 
 
 def run_pipeline(cfg: Config, *, reprocess: bool = False, workers: int | None = None,

@@ -173,6 +173,9 @@ def camera_description(sim: Simulator) -> dict:
         "filter_bands": {f: spec.band_for(f) for f in spec.filters},
         "ZP0": {f: spec.zp0[f] for f in spec.filters},
         "extinction": {f: spec.extinction[f] for f in spec.filters},
+        **({"colour_terms": {f: float(v) for f, v in spec.colour_terms.items()},
+            "colour_term_model": ("m_inst = m_std - T[f] * colour + const, colour B-V for B "
+                                  "and V filters, V-R for R")} if spec.colour_terms else {}),
         "sky_adu_s_zenith": {f: sim.sky0(f) for f in spec.filters},
         "exptime": {f: spec.exptime_for(f) for f in spec.filters},
         "dark_exptime": spec.dark_exptime,

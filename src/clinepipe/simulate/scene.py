@@ -464,10 +464,17 @@ class Simulator:
         band = spec.band_for(plan.filter)
         mag = (np.asarray(self.stars[band], dtype=np.float64)
                + self.delta_mag(plan.jd_mid, plan.exptime))
-        instrumental = mag
+        # the filter differs from the catalog band by the spec's colour term (AAVSO's T)
+        if spec.colour_terms:  # from the star table, which a widened field extends
+            st = self.stars
+            instrumental = mag + spec.colour_term_mag(
+                plan.filter, np.asarray(st["B"], float) - np.asarray(st["V"], float),
+                np.asarray(st["V"], float) - np.asarray(st["R"], float))
+        else:
+            instrumental = mag
         if spec.red_noise > 0:
             fwhm_mid = 0.5 * sum(spec.seeing_arcsec) / spec.scale
-            instrumental = mag + tr.systematics_mag(self._seeing_sensitivity, self._bv,
+            instrumental = instrumental + tr.systematics_mag(self._seeing_sensitivity, self._bv,
                                                     plan.airmass, plan.fwhm_px / fwhm_mid)
         flux = (plan.exptime * 10 ** (-0.4 * (instrumental - spec.zp0[plan.filter]))
                 * 10 ** (-0.4 * spec.extinction[plan.filter] * plan.airmass) * plan.transparency)

@@ -23,6 +23,8 @@ ZP0 = {"B": 21.60, "V": 21.95, "R": 22.05, "Red": 21.90, "Green": 21.90, "Blue":
 #: extinction coefficients (mag per airmass)
 EXTINCTION = {"B": 0.30, "V": 0.20, "R": 0.13, "Red": 0.13, "Green": 0.20, "Blue": 0.30,
               "Lum": 0.20, "Halpha": 0.12}
+#: the true colour index each catalog band's colour term multiplies (``colour_terms``)
+COLOUR_OF_BAND = {"B": ("B", "V"), "V": ("B", "V"), "R": ("V", "R")}
 #: dark-sky surface brightness at the zenith (mag/arcsec^2), a suburban site without moon
 SKY_MAG = {"B": 20.4, "V": 19.6, "R": 18.9, "Red": 19.0, "Green": 19.6, "Blue": 20.3,
            "Lum": 19.3, "Halpha": 18.0}
@@ -102,6 +104,10 @@ class SimulationSpec:
     extinction: dict = field(default_factory=lambda: dict(EXTINCTION))  #: mag/airmass
     sky_mag: dict = field(default_factory=lambda: dict(SKY_MAG))    #: mag/arcsec^2 at the zenith
     filter_bands: dict = field(default_factory=lambda: dict(FILTER_BANDS))  #: FILTER -> catalog band
+    #: the instrumental system's colour terms, {FILTER: T}: ``m_std - m_inst = T * colour +
+    #: zero point`` with the colour of ``COLOUR_OF_BAND`` (B and V filters B-V, R filters V-R),
+    #: as AAVSO names them Tb_bv, Tv_bv, Tr_vr; empty = the filters are the catalog bands
+    colour_terms: dict = field(default_factory=dict)
     seeing_arcsec: tuple[float, float] = (2.0, 3.3)  #: FWHM range through a night (arcsec)
     halo_fraction: float = 0.10           #: flux fraction of the PSF's wide Gaussian
     halo_sigma_ratio: float = 2.0         #: sigma(halo) / sigma(core)
@@ -151,6 +157,15 @@ class SimulationSpec:
     def band_for(self, filt: str) -> str:
         return self.filter_bands.get(filt, "V")
 
+    def colour_term_mag(self, filt: str, b_v, v_r):
+        """``m_inst - m_std`` (mag, before the zero point) of stars of true colours ``b_v``,
+        ``v_r`` in filter ``filt``: ``-T * colour`` (0 without a colour term)."""
+        term = float(self.colour_terms.get(filt, 0.0))
+        if term == 0.0:
+            return 0.0
+        colour = b_v if COLOUR_OF_BAND[self.band_for(filt)] == ("B", "V") else v_r
+        return -term * colour
+
     def check(self) -> None:
         """Raise ValueError for a spec that cannot be simulated."""
         if self.nights < 1 or self.binning < 1 or self.lights_per_filter < 0:
@@ -163,6 +178,10 @@ class SimulationSpec:
             raise ValueError("clouds must be in [0, 1), red_noise and drift_px >= 0")
         from .styles import check_style  # styles imports this module
         check_style(self)
+        for f, term in self.colour_terms.items():
+            if self.band_for(f) not in COLOUR_OF_BAND or not isinstance(term, (int, float)):
+                raise ValueError(f"colour_terms[{f!r}] = {term!r}: a number for a filter "
+                                 f"measured in B, V or R")
         for f in self.filters:
             for name, table in (("zp0", self.zp0), ("extinction", self.extinction),
                                 ("sky_mag", self.sky_mag)):

@@ -25,7 +25,8 @@ from clinepipe.products.aavso_format import (
     check_obscode,
     format_extended,
 )
-from clinepipe.store.models import CatalogMatch, Frame, Measurement, Star, ZeroPoint
+from clinepipe.store.models import (CatalogMatch, Frame, Measurement, Star, TransformedMag,
+                                    ZeroPoint)
 
 __all__ = ["Written", "aavso_filter", "export_aavso", "describe_left_out"]
 
@@ -92,13 +93,16 @@ def _band_mag(mags_json: str | None, band: str | None) -> float | None:
 
 
 def _check_star(conn, check_star_id: int | None) -> tuple[dict, str | None]:
-    """({frame id: (mag, inst_mag)}, catalog mags JSON) of the check star."""
+    """({frame id: (mag, inst_mag, transformed mag or None)}, catalog mags JSON) of the check
+    star."""
     if check_star_id is None:
         return {}, None
-    m = Measurement.__table__.c
-    on_frames = {fid: (mag, inst) for fid, mag, inst in conn.execute(
-        select(m.frame_id, m.mag, m.inst_mag).where(
-            m.star_id == int(check_star_id), m.mag.is_not(None), m.flags == 0))}
+    m, t = Measurement.__table__.c, TransformedMag.__table__.c
+    on_frames = {fid: (mag, inst, tmag) for fid, mag, inst, tmag in conn.execute(
+        select(m.frame_id, m.mag, m.inst_mag, t.mag)
+        .select_from(Measurement.__table__.outerjoin(TransformedMag.__table__,
+                                                     t.measurement_id == m.id))
+        .where(m.star_id == int(check_star_id), m.mag.is_not(None), m.flags == 0))}
     mags = conn.scalar(select(CatalogMatch.mags).where(
         CatalogMatch.star_id == int(check_star_id)).order_by(CatalogMatch.id).limit(1))
     return on_frames, mags
@@ -126,10 +130,14 @@ def export_aavso(engine: Engine, out: str | os.PathLike, *, obscode: str | None,
 
     One line per observation: STARID the star's known-variable name, else its catalog id,
     else ``clinepipe-<id>`` (never shortened: a name AAVSO cannot take is an error); DATE the
-    UTC JD at mid-exposure; FILTER the AAVSO code; TRANS ``NO``, MTYPE ``STD``, CNAME
-    ``ENSEMBLE``, CMAG ``na`` (the frame's ensemble zero point); KNAME/KMAG the check star and
-    its calibrated magnitude on the same frame; AIRMASS; GROUP a sequence number (a new group
-    after a gap of more than ``group_gap_days`` days or when a star's filter repeats); NOTES
+    UTC JD at mid-exposure; FILTER the AAVSO code; TRANS ``NO``, or ``YES`` for a measurement
+    transformed to the standard system (``transformed_mags``, ``[transform]``: MAGNITUDE and
+    MAGERR are then the transformed ones, NOTES carry ``TRANS: Tv_bv=0.034 Tbv=1.020``, the
+    coefficients used); MTYPE ``STD``, CNAME ``ENSEMBLE``, CMAG ``na`` (the frame's ensemble
+    zero point); KNAME/KMAG the check star and its calibrated magnitude on the same frame
+    (transformed when the target's is and the check star's is too); AIRMASS; GROUP a sequence
+    number (a new group after a gap of more than ``group_gap_days`` days or when a star's
+    filter repeats); NOTES
     ``VMAGINS`` (the target's instrumental magnitude), ``CMAGINS`` (the mean instrumental
     magnitude of the frame's ensemble stars), ``CREFMAG`` (CMAGINS plus the zero point: the
     ensemble's magnitude as calibrated), ``KMAGINS``, ``KREFMAG`` (the check star's catalog
@@ -164,10 +172,13 @@ def export_aavso(engine: Engine, out: str | os.PathLike, *, obscode: str | None,
     ids = sorted({int(s) for s in star_ids})
     m, f, z, s = (Measurement.__table__.c, Frame.__table__.c, ZeroPoint.__table__.c,
                   Star.__table__.c)
+    t = TransformedMag.__table__.c
     stmt = (select(m.star_id, m.frame_id, m.jd_mid, m.mag, m.mag_err, m.filter, m.airmass,
-                   f.airmass, z.error, z.value, z.catalog_band, m.inst_mag, m.flags)
+                   f.airmass, z.error, z.value, z.catalog_band, m.inst_mag, m.flags,
+                   t.mag, t.mag_err, t.coefficients)
             .select_from(Measurement.__table__.join(Frame.__table__, f.id == m.frame_id)
-                         .outerjoin(ZeroPoint.__table__, z.frame_id == m.frame_id))
+                         .outerjoin(ZeroPoint.__table__, z.frame_id == m.frame_id)
+                         .outerjoin(TransformedMag.__table__, t.measurement_id == m.id))
             .where(m.star_id.in_(ids))
             .order_by(m.jd_mid, m.star_id, m.frame_id))
     if filter is not None:
@@ -187,7 +198,8 @@ def export_aavso(engine: Engine, out: str | os.PathLike, *, obscode: str | None,
     observations = []
     group, last_jd, in_group = 0, None, set()
     for (sid, frame_id, jd, mag, mag_err, filt, m_air, f_air, zp_err, zp, band, inst,
-         flags) in rows:
+         flags, t_mag, t_err, t_coefficients) in rows:
+        trans = t_mag is not None and t_err is not None
         if flags:
             left_out[_flag_reason(flags)] += 1
             continue
@@ -203,6 +215,8 @@ def export_aavso(engine: Engine, out: str | os.PathLike, *, obscode: str | None,
         except BadInput:
             left_out[f"in filter {filt!r}, which has no AAVSO code"] += 1
             continue
+        if trans:  # on the standard system: these are the magnitude and error to report
+            mag, mag_err = t_mag, t_err
         if mag_err is not None and math.isfinite(mag_err) and round(mag_err, 3) >= 1.0:
             left_out["with MAGERR >= 1 mag (AAVSO takes errors below 1 mag)"] += 1
             continue
@@ -210,15 +224,20 @@ def export_aavso(engine: Engine, out: str | os.PathLike, *, obscode: str | None,
             group, in_group = group + 1, set()
         in_group.add((sid, filt))
         last_jd = jd
-        kmag, kinst = check.get(frame_id, (None, None))
+        kmag, kinst, ktrans = check.get(frame_id, (None, None, None))
+        if trans and ktrans is not None:
+            kmag = ktrans
         cinst = ensemble.get(frame_id)
+        notes = [f"ZPERR={zp_err:.3f}"] if _finite(zp_err) is not None else []
+        if trans:
+            notes.append(f"TRANS: {t_coefficients}")
         observations.append(ExtendedRow(
             starid=labels.get(sid, f"clinepipe-{sid}"), date=jd, magnitude=mag,
-            magerr=_finite(mag_err), filter=filt, trans=False, mtype="STD", cname=ENSEMBLE,
+            magerr=_finite(mag_err), filter=filt, trans=trans, mtype="STD", cname=ENSEMBLE,
             kname=kname, kmag=_finite(kmag), airmass=_finite(m_air if m_air is not None
                                                               else f_air),
             group=group if group <= 99999 else None,
-            notes=f"ZPERR={zp_err:.3f}" if _finite(zp_err) is not None else None,
+            notes="|".join(notes) or None,
             vmagins=_finite(inst), cmagins=cinst,
             crefmag=(cinst + zp) if cinst is not None and _finite(zp) is not None else None,
             kmagins=_finite(kinst), krefmag=(_band_mag(check_mags, band)

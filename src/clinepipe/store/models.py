@@ -218,3 +218,20 @@ class Measurement(Base):
     airmass: Mapped[float | None] = mapped_column(Float)
     flags: Mapped[int] = mapped_column(Integer, default=0)
     in_ensemble: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class TransformedMag(Base):
+    """A measurement transformed to the standard system (``[transform]``; revision 0003t):
+    ``mag = inst + T·colour + zero point``, with the star's standard ``colour`` that night and
+    the ``coefficients`` used (``"Tv_bv=0.034 Tbv=1.020"``, AAVSO's names). A measurement of a
+    night not transformed has no row; deleting the measurement deletes it."""
+
+    __tablename__ = "transformed_mags"
+    __table_args__ = (UniqueConstraint("measurement_id", name="uq_transformed_mags_measurement"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    measurement_id: Mapped[int] = mapped_column(ForeignKey("measurements.id", ondelete="CASCADE"))
+    mag: Mapped[float] = mapped_column(Float)
+    mag_err: Mapped[float] = mapped_column(Float)
+    colour: Mapped[float] = mapped_column(Float)  # standard colour index used, e.g. B-V (mag)
+    colour_err: Mapped[float] = mapped_column(Float)
+    coefficients: Mapped[str] = mapped_column(String(64))
