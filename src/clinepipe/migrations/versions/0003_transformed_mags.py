@@ -1,7 +1,7 @@
 """Transformed magnitudes (issue 21, TRANS=YES): a ``transformed_mags`` table, one row per
 measurement transformed to the standard system with the coefficients of ``[transform]``.
 
-Revision ID: 0003t
+Revision ID: 0003
 Revises: 0002
 Create Date: 2026-12-02
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision: str = "0003t"
+revision: str = "0003"
 down_revision: Union[str, Sequence[str], None] = "0002"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
