@@ -221,7 +221,7 @@ class Measurement(Base):
 
 
 class TransformedMag(Base):
-    """A measurement transformed to the standard system (``[transform]``; revision 0003t):
+    """A measurement transformed to the standard system (``[transform]``; revision 0003):
     ``mag = inst + T·colour + zero point``, with the star's standard ``colour`` that night and
     the ``coefficients`` used (``"Tv_bv=0.034 Tbv=1.020"``, AAVSO's names). A measurement of a
     night not transformed has no row; deleting the measurement deletes it."""
