@@ -118,7 +118,11 @@ class Archive:
         meta = json.loads(self.meta_path.read_text()) if self.meta_path.exists() else {}
         self.build_seconds = None
         if rebuild or meta.get("key") != self.key:
-            self._build(night)
+            try:
+                self._build(night)
+            except BaseException:  # the server must not outlive the bench
+                self.close()
+                raise
         else:
             self.build_seconds = meta.get("build_seconds")
             log(f"{backend}: cached archive of {spec.measurements:,} measurements "
