@@ -2,7 +2,7 @@
 measurements, on SQLite and on PostgreSQL.
 
     .venv/bin/python bench/bench_archive.py [--measurements 10000000] [--backends sqlite,postgresql]
-                                            [--repeat 5] [--run-repeat 2] [--skip-run] [--skip-web]
+                                            [--repeat 3] [--run-repeat 1] [--skip-run] [--skip-web]
                                             [--rebuild] [--output bench/results/archive.json]
 
 The archive (``bench/archive_fill.py``: ~3,000 nights, 20,000 stars, V and R) is built once per
@@ -447,12 +447,12 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--measurements", type=int, default=10_000_000)
     ap.add_argument("--backends", default="sqlite,postgresql")
-    ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--run-repeat", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--run-repeat", type=int, default=1)
     ap.add_argument("--lights-per-filter", type=int, default=5,
                     help="lights per filter of the new night")
-    ap.add_argument("--variables-timeout", type=float, default=300.0)
-    ap.add_argument("--web-timeout", type=float, default=300.0)
+    ap.add_argument("--variables-timeout", type=float, default=120.0)
+    ap.add_argument("--web-timeout", type=float, default=120.0)
     ap.add_argument("--skip-run", action="store_true")
     ap.add_argument("--skip-web", action="store_true")
     ap.add_argument("--rebuild", action="store_true", help="rebuild the cached archives")

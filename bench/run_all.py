@@ -31,7 +31,7 @@ the results) and writes ``bench/results/README.md`` (a Markdown table) and
 6. ten years of archive (``bench/bench_archive.py``: ``lc``, ``stars``, ``variables``, the web and
    a new night's ``run`` on 10 M measurements, SQLite and PostgreSQL), only with ``--archive``
    or ``--only archive`` (``--archive-measurements N`` to scale it down): it builds its cached
-   archives the first time (about 15 minutes on 2 busy cores) and takes about 30 minutes
+   archives the first time (14 minutes on 2 busy cores) and then takes about 17 minutes
    itself, so plain ``make bench`` leaves it out.
 
 All ratios are from one run on this machine (shared, noisy); timings are the best of
