@@ -3,7 +3,8 @@
     make bench                     # = .venv/bin/python bench/run_all.py
     .venv/bin/python bench/run_all.py [--quick] [--size 2048] [--frames 20] [--rss-frames 40]
                                       [--lights-per-filter 20] [--repeat 3] [--night-repeat 3]
-                                      [--skip-db] [--skip-dask] [--only masters|night|db|dask]
+                                      [--skip-db] [--skip-dask] [--archive]
+                                      [--only masters|night|db|dask|archive]
 
 Simulates its own frames in a temporary folder (nothing outside it is read or written except
 the results) and writes ``bench/results/README.md`` (a Markdown table) and
@@ -26,7 +27,12 @@ the results) and writes ``bench/results/README.md`` (a Markdown table) and
    absolute error of calibrated magnitudes of bright (S/N > 100), unsaturated stars against
    the simulator's truth;
 4. the database: ``bench/bench_db.py`` (bulk insert rate, light curve among 1 M measurements);
-5. Dask with 2 workers against serial: ``bench/bench_dask.py`` if it exists.
+5. Dask with 2 workers against serial: ``bench/bench_dask.py`` if it exists;
+6. ten years of archive (``bench/bench_archive.py``: ``lc``, ``stars``, ``variables``, the web and
+   a new night's ``run`` on 10 M measurements, SQLite and PostgreSQL), only with ``--archive``
+   or ``--only archive`` (``--archive-measurements N`` to scale it down): it builds its cached
+   archives the first time (14 minutes on 2 busy cores) and then takes about 17 minutes
+   itself, so plain ``make bench`` leaves it out.
 
 All ratios are from one run on this machine (shared, noisy); timings are the best of
 ``--repeat`` where a function is repeated.
@@ -493,6 +499,21 @@ def bench_dask(tmp: Path, args) -> dict | None:
             "stderr": proc.stderr[-2000:]}
 
 
+def bench_archive(tmp: Path, args) -> dict | None:
+    """``bench/bench_archive.py`` in its own process (its archives are cached under
+    ``bench/.cache/``); its JSON, or the error."""
+    log("[6] bench/bench_archive.py (ten years of archive) ...")
+    out = tmp / "archive.json"
+    cmd = [sys.executable, str(HERE / "bench_archive.py"), "--output", str(out),
+           "--measurements", str(args.archive_measurements)]
+    proc = subprocess.run(cmd, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    log(proc.stdout[-6000:])
+    if not out.exists():
+        return {"error": proc.stdout[-1000:]}
+    shutil.copy2(out, args.output / "archive.json")
+    return json.loads(out.read_text())
+
+
 # ----------------------------------------------------------------------------- report
 
 def fmt_s(seconds) -> str:
@@ -607,6 +628,43 @@ def build_table(res: dict) -> tuple[list[list[str]], dict]:
         targets["dask"] = None
         note = "not measured" if not dk else f"not measured ({dk.get('error', 'no speed-up in its JSON')})"
         rows.append(["Dask, 2 workers vs serial", note, "", "", f"≥ {T_DASK}×", "not measured"])
+    ar = res.get("archive")
+    if isinstance(ar, dict) and "table" in ar:
+        for backend in ar["backends"]:
+            r = ar[backend]
+            n = r["spec"]["measurements"]
+            cells = [("lc", r["lc"]["median_seconds"], ar["goals"]["lc_ms"] / 1e3),
+                     ("stars", r["stars"].get("median_seconds"), ar["goals"]["stars_s"]),
+                     ("variables", r["variables"].get("median_seconds"), ar["goals"]["variables_s"])]
+            for name, value, goal in cells:
+                ok = None if value is None and name != "variables" else (value is not None
+                                                                          and value <= goal)
+                targets[f"archive_{backend}_{name}"] = ok
+                rows.append([f"`clinepipe {name}` on {n:,} measurements ({backend}, process)",
+                             fmt_s(value) if value is not None else "timed out", "", "",
+                             f"≤ {fmt_s(goal)}", verdict(ok)])
+            run = r.get("run")
+            if run:
+                ok = run["ratio_best"] <= ar["goals"]["run_ratio"]
+                targets[f"archive_{backend}_run"] = ok
+                rows.append([f"`clinepipe run` of a new night on {n:,} measurements ({backend})",
+                             f"{min(run['archive_seconds']):.1f} s",
+                             f"empty database {min(run['empty_seconds']):.1f} s",
+                             f"{run['ratio_best']:.2f}×", f"≤ {ar['goals']['run_ratio']}×",
+                             verdict(ok)])
+            for path, w in (r.get("web") or {}).items():
+                value = w.get("median_seconds")
+                ok = value is not None and value * 1e3 <= ar["goals"]["web_ms"]
+                targets[f"archive_{backend}_web_{path}"] = ok
+                rows.append([f"web `GET {path}` on {n:,} measurements ({backend})",
+                             fmt_s(value) if value is not None else "no answer",
+                             f"first after start-up {fmt_s(w.get('first_seconds'))}", "",
+                             f"≤ {ar['goals']['web_ms']:.0f} ms", verdict(ok)])
+            rows.append([f"database size per measurement, indexes included ({backend})",
+                         f"{r['size']['bytes_per_measurement']:.0f} B", "", "", "", ""])
+    elif ar:
+        rows.append(["ten years of archive (bench/bench_archive.py)",
+                     f"not measured ({ar.get('error', '')[-200:]})", "", "", "", "not measured"])
     return rows, targets
 
 
@@ -675,7 +733,11 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-db", action="store_true")
     ap.add_argument("--skip-dask", action="store_true")
     ap.add_argument("--dask-timeout", type=float, default=300.0)
-    ap.add_argument("--only", choices=("masters", "night", "db", "dask"), action="append")
+    ap.add_argument("--only", choices=("masters", "night", "db", "dask", "archive"),
+                    action="append")
+    ap.add_argument("--archive", action="store_true",
+                    help="also the ten-year archive (bench/bench_archive.py; long, see above)")
+    ap.add_argument("--archive-measurements", type=int, default=10_000_000)
     ap.add_argument("--quick", action="store_true",
                     help="small sizes to check the script works (numbers meaningless)")
     ap.add_argument("--output", type=Path, default=RESULTS)
@@ -685,7 +747,8 @@ def main(argv=None) -> int:
         args.lights_per_filter, args.night_width, args.night_height = 2, 320, 320
         args.night_repeat = 1
         args.skip_db = args.skip_dask = True
-    only = set(args.only or ("masters", "night", "db", "dask"))
+    only = set(args.only or ("masters", "night", "db", "dask")
+               + (("archive",) if args.archive else ()))
 
     try:
         load = [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
@@ -725,6 +788,9 @@ def main(argv=None) -> int:
             res["db"] = bench_db(tmp, args)
         if "dask" in only:
             res["dask"] = bench_dask(tmp, args)
+        if "archive" in only:
+            args.output.mkdir(parents=True, exist_ok=True)
+            res["archive"] = bench_archive(tmp, args)
     res["total_seconds"] = time.perf_counter() - t_all
 
     args.output.mkdir(parents=True, exist_ok=True)

@@ -60,7 +60,7 @@ def _schema_diff(engine) -> list:
 
 
 def test_migrations_create_exactly_the_models_schema(engine):
-    assert current_revision(engine) == head_revision() == "0003"
+    assert current_revision(engine) == head_revision() == "0004"
     assert TABLES <= set(inspect(engine).get_table_names())
     assert _schema_diff(engine) == []
 
@@ -110,7 +110,7 @@ def test_upgrade_from_0001_keeps_every_row_and_allows_one_path_per_telescope(db_
     _fill_0001_database(db_url)
     eng = open_database(db_url)  # what `clinepipe run` / `db upgrade` do
     try:
-        assert current_revision(eng) == "0003"
+        assert current_revision(eng) == head_revision()
         assert _schema_diff(eng) == []
         with session_scope(eng) as s:
             frames = s.execute(select(Frame.telescope, Frame.raw_path, Frame.run_id.is_not(None),

@@ -106,7 +106,8 @@ class Frame(Base):
     airmass: Mapped[float | None] = mapped_column(Float)
     qc: Mapped[str] = mapped_column(String(255), default="")  # ';'-separated flags
     source_list: Mapped[str | None] = mapped_column(String(16))  # "src" or "detect"
-    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
+    # indexed: the run finds the nights it touched from its own frames (revision 0004)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), index=True)
     updated_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
@@ -145,7 +146,8 @@ class Star(Base):
     dec: Mapped[float] = mapped_column(Float)
     catalog_id: Mapped[str | None] = mapped_column(String(64), index=True)
     name: Mapped[str | None] = mapped_column(String(64), index=True)  # known-variable name
-    var_type: Mapped[str | None] = mapped_column(String(32))
+    # indexed: the run looks up the few suspected variables among all stars (revision 0004)
+    var_type: Mapped[str | None] = mapped_column(String(32), index=True)
     var_period: Mapped[float | None] = mapped_column(Float)
     n_measurements: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime | None] = mapped_column(DateTime)

@@ -6,7 +6,6 @@ import re
 import numpy as np
 from sqlalchemy import func, or_, select
 from clinepipe.errors import UsageError
-from clinepipe.headers.coords import parse_position
 from clinepipe.store.models import Star
 
 
@@ -22,6 +21,10 @@ def resolve_star(session, spec: str, radius_arcsec: float = 5.0) -> int:
         or_(Star.catalog_id == text, func.lower(Star.name) == text.lower())).order_by(Star.id)).first()
     if hit is not None:
         return hit
+    # imported here: the headers package loads astropy (seconds on a busy machine), which an id,
+    # a catalog id or a name never needs (`clinepipe lc 42` is meant to answer at once)
+    from clinepipe.headers.coords import parse_position
+
     try:
         ra, dec = parse_position(text)
     except ValueError:
