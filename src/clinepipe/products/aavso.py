@@ -19,7 +19,8 @@ from clinepipe.products.aavso_rules import aavso_filter_code, obscode_problem
 from clinepipe.store.models import CatalogMatch, Frame, Measurement, Star, ZeroPoint
 log = logging.getLogger("clinepipe")
 from clinepipe.variability.statistics import group_statistics
-from clinepipe.variability.suspects import SUSPECTED, _nights_of_runs, _qc_bad, _session
+from clinepipe.store.queries import nights_of_runs
+from clinepipe.variability.suspects import SUSPECTED, _qc_bad, _session
 
 
 #: check-star rule (see the module docstring)
@@ -268,7 +269,7 @@ def write_aavso_reports(cfg: Config, engine, run_id: int, also_runs=()) -> list[
         if warning is not None:
             log.warning(warning)
             return []
-        nights = _nights_of_runs(engine, [run_id, *also_runs])
+        nights = nights_of_runs(engine, [run_id, *also_runs])
         if not nights:
             return []
         resolved = resolve_targets(engine, cfg.aavso.targets)

@@ -127,13 +127,20 @@ def write_night_reports(cfg: Config, engine, run_id: int, also_runs=()) -> None:
             log.exception("the report of night %s could not be written", night)
 
 
-def refresh_star_counts(engine) -> None:
+def refresh_star_counts(engine, run_ids=None) -> None:
+    """``stars.n_measurements`` from the measurements: of the stars measured on the frames of
+    ``run_ids`` (a run touches few stars of a big archive), or of every star when None."""
     from clinepipe.store.db import session_scope
 
     with session_scope(engine) as s:
         counts = (select(func.count(Measurement.id)).where(Measurement.star_id == Star.id)
                   .scalar_subquery())
-        s.execute(update(Star).values(n_measurements=counts))
+        stmt = update(Star).values(n_measurements=counts)
+        if run_ids is not None:
+            touched = (select(Measurement.star_id).join(Frame, Frame.id == Measurement.frame_id)
+                       .where(Frame.run_id.in_(list(run_ids))))
+            stmt = stmt.where(Star.id.in_(touched))
+        s.execute(stmt)
 
 
 def frame_states(engine, telescope: str | None = None) -> tuple[dict, list]:

@@ -79,6 +79,9 @@ class RunContext:
     progress: object = None
     settle_seconds: float = 2.0
     pool: object = None            #: the Dask pool, when the run uses one
+    #: nights whose frames this run changed beyond its own (the suspects' recalibration):
+    #: the steps after it work on these and the run's own nights, never the whole archive
+    touched_nights: set = field(default_factory=set)
 
 
 def _ingest(run: RunContext) -> None:
@@ -108,15 +111,20 @@ def _relative(run: RunContext) -> None:
 def _suspects(run: RunContext) -> None:
     from clinepipe.variability.suspects import flag_suspected_variables
 
-    flag_suspected_variables(run.cfg, run.engine, run.run_id, also_runs=run.killed)  # never raises
+    flag_suspected_variables(run.cfg, run.engine, run.run_id, also_runs=run.killed,
+                             touched=run.touched_nights)  # never raises
 
 
 def _quality(run: RunContext) -> None:
-    update_qc(run.cfg, run.engine)  # after the suspects step: its recalibration moves zero points
+    # after the suspects step: its recalibration moves zero points
+    from clinepipe.store.queries import nights_of_runs
+
+    nights = set(nights_of_runs(run.engine, [run.run_id, *run.killed])) | run.touched_nights
+    update_qc(run.cfg, run.engine, sorted(nights))
 
 
 def _star_counts(run: RunContext) -> None:
-    refresh_star_counts(run.engine)
+    refresh_star_counts(run.engine, [run.run_id, *run.killed])
 
 
 def _colour_terms(run: RunContext) -> None:

@@ -165,10 +165,10 @@ def transform_step(cfg: Config, engine, run_id: int, also_runs=()) -> int:
     int
         Measurements transformed.
     """
-    from clinepipe.variability.suspects import _nights_of_runs
+    from clinepipe.store.queries import nights_of_runs
 
     try:
-        return transform_nights(cfg, engine, _nights_of_runs(engine, [run_id, *also_runs]))
+        return transform_nights(cfg, engine, nights_of_runs(engine, [run_id, *also_runs]))
     except Exception:
         log.exception("the transformed magnitudes could not be made")
         return 0

@@ -44,3 +44,13 @@ def resolve_star(session, spec: str, radius_arcsec: float = 5.0) -> int:
     raise UsageError(f"no star '{spec}' in the database (give a star id, catalog id, name or \"RA DEC\" in degrees or sexagesimal).")
 
 
+def nights_of_runs(engine, run_ids) -> list[str]:
+    """The observing nights (``YYYYMMDD``) of the lights the given runs stored, sorted: what a
+    run touched, found through the index on ``frames.run_id``."""
+    from clinepipe.store.db import session_scope
+    from clinepipe.store.models import Frame
+
+    with session_scope(engine) as s:
+        return sorted(s.scalars(select(Frame.night).distinct().where(
+            Frame.run_id.in_(list(run_ids)), Frame.kind == "light",
+            Frame.night.is_not(None))).all())

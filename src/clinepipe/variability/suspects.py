@@ -9,6 +9,7 @@ import numpy as np
 from sqlalchemy import select, update
 from clinepipe.config import Config
 from clinepipe.store.models import Frame, Measurement, Star, ZeroPoint
+from clinepipe.store.queries import nights_of_runs
 log = logging.getLogger("clinepipe")
 
 
@@ -140,21 +141,16 @@ def find_suspected_variables(cfg: Config, engine, nights) -> list[Suspect]:
     return [best[k] for k in sorted(best)]
 
 
-def _nights_of_runs(engine, run_ids) -> list[str]:
-    with _session(engine) as s:
-        return sorted(s.scalars(select(Frame.night).distinct().where(
-            Frame.run_id.in_(list(run_ids)), Frame.kind == "light",
-            Frame.night.is_not(None))).all())
-
-
-def flag_suspected_variables(cfg: Config, engine, run_id: int, also_runs=()) -> list[Suspect]:
+def flag_suspected_variables(cfg: Config, engine, run_id: int, also_runs=(),
+                             touched: set | None = None) -> list[Suspect]:
     """The run's step after the lights: find the suspected new variables of the nights this run
     (or the killed runs ``also_runs``) touched, mark them, and re-calibrate every frame that still
-    has a suspected variable in its ensemble (also those a killed run left). Never raises: a
-    failure is logged and costs nothing but this step."""
+    has a suspected variable in its ensemble (also those a killed run left); the nights of those
+    frames are added to ``touched``. Never raises: a failure is logged and costs nothing but
+    this step."""
     found: list[Suspect] = []
     try:
-        nights = _nights_of_runs(engine, [run_id, *also_runs])
+        nights = nights_of_runs(engine, [run_id, *also_runs])
         found = find_suspected_variables(cfg, engine, nights)
         if found:
             with _session(engine) as s:
@@ -175,7 +171,7 @@ def flag_suspected_variables(cfg: Config, engine, run_id: int, also_runs=()) -> 
                 .where(Frame.telescope == cfg.site.telescope, Star.var_type == SUSPECTED,
                        Star.name.is_(None), Measurement.in_ensemble.is_(True))).all())
         if frame_ids:
-            done = recalibrate_frames(cfg, engine, frame_ids)
+            done = recalibrate_frames(cfg, engine, frame_ids, touched=touched)
             log.info("re-calibrated %d frame(s) without the suspected variable(s) in the ensemble",
                      done)
     except Exception:  # never cost the night's data
@@ -183,7 +179,8 @@ def flag_suspected_variables(cfg: Config, engine, run_id: int, also_runs=()) -> 
     return found
 
 
-def recalibrate_frames(cfg: Config, engine, frame_ids, context=None) -> int:
+def recalibrate_frames(cfg: Config, engine, frame_ids, context=None,
+                       touched: set | None = None) -> int:
     """Fit the zero point of each frame again from its stored instrumental magnitudes and the
     catalog, with the current known and suspected variables left out of the ensemble, and
     rewrite its measurements' ``mag``, ``mag_err``, ``in_ensemble`` and its ``zero_points`` row in
@@ -245,6 +242,8 @@ def recalibrate_frames(cfg: Config, engine, frame_ids, context=None) -> int:
                     s.execute(update(Frame).where(Frame.id == fid).values(
                         state="calibrated", stage=None, reason=None))
         done += 1
+        if touched is not None and frame.night:
+            touched.add(frame.night)
     return done
 
 
