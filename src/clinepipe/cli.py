@@ -118,19 +118,36 @@ class _Progress:
 # ----------------------------------------------------------------------------- setup
 
 @app.command()
-def init(directory: Path = typer.Argument(Path("."), help="Folder for clinepipe.toml and its folders.")):
-    """Write DIR/clinepipe.toml (commented defaults) and create the incoming and archive folders."""
-    from clinepipe.config import CONFIG_NAME, DEFAULT_CONFIG
+def init(directory: Path = typer.Argument(Path("."), help="Folder for clinepipe.toml and its folders."),
+         latitude: Optional[float] = typer.Option(None, "--latitude", min=-90, max=90,
+                                                  help="Site latitude, degrees north."),
+         longitude: Optional[float] = typer.Option(None, "--longitude", min=-180, max=180,
+                                                   help="Site longitude, degrees east (west negative)."),
+         elevation: Optional[float] = typer.Option(None, "--elevation", min=-500, max=9000,
+                                                   help="Site elevation, metres."),
+         name: Optional[str] = typer.Option(None, "--name", help="Observatory name (dashboard, reports).")):
+    """Write DIR/clinepipe.toml (commented defaults) and create the incoming and archive folders.
 
-    directory.mkdir(parents=True, exist_ok=True)
+    The site's latitude, longitude and elevation are written from the options, else as
+    placeholders to fill in: `run` refuses to start without them."""
+    from clinepipe.config import CONFIG_NAME, SITE_KEYS, default_config_text
+
     target = directory / CONFIG_NAME
     if target.exists():
         raise UsageError(f"{target}: already exists; not overwritten.")
-    target.write_text(DEFAULT_CONFIG, encoding="utf-8")
+    directory.mkdir(parents=True, exist_ok=True)
+    target.write_text(default_config_text(latitude=latitude, longitude=longitude,
+                                          elevation=elevation, name=name), encoding="utf-8")
     for sub in ("incoming", "archive"):
         (directory / sub).mkdir(exist_ok=True)
-    typer.echo(f"wrote {target}; put the camera's files in {directory / 'incoming'} and run "
-               f"`clinepipe --config {target} run`.")
+    missing = [k for k, v in zip(SITE_KEYS, (latitude, longitude, elevation)) if v is None]
+    if missing:
+        typer.echo(f"wrote {target}; fill in [site] {', '.join(missing)} there (or rerun "
+                   f"`clinepipe init --latitude --longitude --elevation`), put the camera's files "
+                   f"in {directory / 'incoming'} and run `clinepipe --config {target} run`.")
+    else:
+        typer.echo(f"wrote {target}; put the camera's files in {directory / 'incoming'} and run "
+                   f"`clinepipe --config {target} run`.")
 
 
 @app.command()
@@ -177,7 +194,8 @@ def inspect(dirs: list[Path] = typer.Argument(..., help="Folders (searched at an
 
     cfg = _optional_config()  # [headers] and [site] of an existing config, else the defaults
     rules = cfg.headers.rules() if cfg is not None else None
-    site = (cfg.site.latitude, cfg.site.longitude) if cfg is not None else None
+    site = ((cfg.site.latitude, cfg.site.longitude)
+            if cfg is not None and not cfg.site_missing else None)  # no site given: none to check
     code = run_inspect([str(d) for d in dirs], csv=as_csv, write_config=write_config,
                        rules=rules, site=site)
     raise typer.Exit(code)
@@ -192,9 +210,11 @@ def run(reprocess: bool = typer.Option(False, "--reprocess", help="Redo lights a
         settle: Optional[float] = typer.Option(None, "--settle",
                                                help="Seconds a file must be unchanged before ingest.")):
     """The daily job: ingest, masters, reduction, photometry, calibration, database."""
+    from clinepipe.config import require_site
     from clinepipe.run.pipeline import run_pipeline
 
     cfg = _config()
+    require_site(cfg)
     with _Progress() as progress:
         summary = run_pipeline(cfg, reprocess=reprocess, workers=workers, settle_seconds=settle,
                                progress=progress)
@@ -616,9 +636,9 @@ def db_upgrade():
 
 @app.command()
 def serve(host: Optional[str] = typer.Option(None, "--host",
-                                             help="Address to listen on (default: [web] host, 127.0.0.1)."),
+                                             help="Address to listen on (default: \\[web] host, 127.0.0.1)."),
           port: Optional[int] = typer.Option(None, "--port", min=1, max=65535,
-                                             help="Port to listen on (default: [web] port, 8765).")):
+                                             help="Port to listen on (default: \\[web] port, 8765).")):
     """Read-only web dashboard: nights, failures, stars and interactive light curves."""
     import os
     import socket
@@ -845,7 +865,7 @@ def solve(image: Path = typer.Argument(..., help="FITS image to plate-solve (nev
           timeout: float = typer.Option(120.0, "--timeout", help="Solver CPU limit, s."),
           catalog_index: bool = typer.Option(
               True, "--catalog-index/--no-catalog-index",
-              help="With a configuration, also use index files built from its [catalog] around "
+              help="With a configuration, also use index files built from its \\[catalog] around "
                    "the field (cached in the archive), as `run` does.")):
     """Plate-solve an image with astrometry.net (solve-field) and write a copy with its WCS.
 
