@@ -194,3 +194,26 @@ def test_missing_catalog_named_once_with_its_key(tmp_path, capsys):
     assert len(warnings) == 1
     assert (f"{sim.catalog_path}: the catalog file does not exist (set [catalog] path in "
             f"{sim.config_path})") in warnings[0]
+
+
+def test_demo_shows_a_nightly_aavso_file_with_its_own_code(tmp_path, monkeypatch):
+    """`clinepipe demo` (on a small night, to keep the test short): its own configuration has
+    the demo's observer code, so it writes and names the target's AAVSO file; `simulate`'s
+    configuration keeps an empty code."""
+    import clinepipe.simulate as simulate
+    from clinepipe.config import load_config
+    from clinepipe.demo import DEMO_OBSCODE, run_demo
+
+    real = simulate.simulate_night
+    monkeypatch.setattr(simulate, "simulate_night",
+                        lambda out, seed, nights: real(out, **{**SIM, "seed": seed, "nights": nights}))
+    lines = []
+    run_demo(tmp_path / "demo", nights=1, seed=8, echo=lines.append)
+    cfg = load_config(tmp_path / "demo" / "clinepipe.toml")
+    assert (cfg.aavso.obscode, cfg.aavso.targets) == (DEMO_OBSCODE, ["V0001 Sim"])
+    files = sorted((tmp_path / "demo" / "archive" / "aavso").glob("*/*.txt"))
+    assert [f.name for f in files] == ["V0001_Sim.txt"] and validate_file(files[0]) == []
+    assert f"#OBSCODE={DEMO_OBSCODE}" in files[0].read_text()
+    assert (f"AAVSO file:    {files[0]} (observer code CPDEMO: the demo's, not for upload)"
+            in lines)
+    assert not any(line.startswith("warning:") for line in lines)
