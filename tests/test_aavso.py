@@ -33,6 +33,13 @@ NIGHTS = ("20260314", "20260315")
 AAVSO_TOML = '\n[aavso]\nobscode = "TEST"\ntargets = ["V0001 Sim", "No Such Star"]\n'
 
 
+def _with_aavso(text: str) -> str:
+    """The simulated config with its ``[aavso]`` section (no obscode) replaced by AAVSO_TOML."""
+    start = text.index("\n[aavso]\n")
+    end = text.find("\n[", start + 1)
+    return text[:start] + (text[end:] if end >= 0 else "") + AAVSO_TOML
+
+
 def _simulate(out: Path, nights: int, **kw):
     from clinepipe.simulate import simulate_night
 
@@ -44,8 +51,7 @@ def obs(tmp_path_factory):
     """Two nights, processed by two runs (as the observatory would: one each morning)."""
     out = tmp_path_factory.mktemp("aavso")
     sim = _simulate(out, 2, width=288, height=288, lights_per_filter=14)
-    with sim.config_path.open("a", encoding="utf-8") as fh:
-        fh.write(AAVSO_TOML)
+    sim.config_path.write_text(_with_aavso(sim.config_path.read_text()), encoding="utf-8")
     cfg = load_config(sim.config_path)
     held = out / "held"
     shutil.move(str(sim.incoming / NIGHTS[1]), str(held))
@@ -104,7 +110,7 @@ def test_known_variables_from_a_mocked_vsx(tmp_path, monkeypatch):
     text = sim.config_path.read_text().replace('source = "file"\npath = "vsx.csv"',
                                                'source = "vsx"')
     assert 'source = "vsx"' in text
-    sim.config_path.write_text(text + AAVSO_TOML)
+    sim.config_path.write_text(_with_aavso(text))
     cfg = load_config(sim.config_path)
     assert cfg.known_variables.source == "vsx"
     run_pipeline(cfg)

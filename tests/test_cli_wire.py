@@ -166,6 +166,7 @@ def test_read_only_commands_on_a_missing_database(tmp_path, monkeypatch, capsys,
 def test_run_without_incoming_creates_nothing(tmp_path, monkeypatch, capsys):
     config = tmp_path / "clinepipe.toml"
     config.write_text('[paths]\nincoming = "no-such-folder"\narchive = "archive"\n'
+                      "[site]\nlatitude = 52.2\nlongitude = 0.12\nelevation = 20\n"
                       '[database]\nurl = "sqlite:///db/clinepipe.db"\n')
     monkeypatch.chdir(tmp_path)
     code, out, err = _cli(capsys, "--config", config, "run")

@@ -235,7 +235,12 @@ def test_thesky_default_is_byte_identical_to_the_original(tmp_path):
         if p.is_file():
             h.update(p.relative_to(tmp_path).as_posix().encode())
             h.update(p.read_bytes())
-    h.update(r.config_path.read_bytes())
+    # issue 19 added the [aavso] section (the simulated variable as target, no obscode):
+    # without it the config is byte for byte the original's
+    config = r.config_path.read_text()
+    aavso = config.index("\n[aavso]\n")
+    assert tomllib.loads(config)["aavso"] == {"obscode": "", "targets": ["V0001 Sim"]}
+    h.update(config[:aavso].encode())
     # digest of the same night written by the simulator before styles existed (commit 97d1d34)
     assert h.hexdigest() == "9b7a5fa149278bccc37037722f45ff2bacdf646cc3135271f7da95a557fda807"
 

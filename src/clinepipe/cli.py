@@ -118,19 +118,36 @@ class _Progress:
 # ----------------------------------------------------------------------------- setup
 
 @app.command()
-def init(directory: Path = typer.Argument(Path("."), help="Folder for clinepipe.toml and its folders.")):
-    """Write DIR/clinepipe.toml (commented defaults) and create the incoming and archive folders."""
-    from clinepipe.config import CONFIG_NAME, DEFAULT_CONFIG
+def init(directory: Path = typer.Argument(Path("."), help="Folder for clinepipe.toml and its folders."),
+         latitude: Optional[float] = typer.Option(None, "--latitude", min=-90, max=90,
+                                                  help="Site latitude, degrees north."),
+         longitude: Optional[float] = typer.Option(None, "--longitude", min=-180, max=180,
+                                                   help="Site longitude, degrees east (west negative)."),
+         elevation: Optional[float] = typer.Option(None, "--elevation", min=-500, max=9000,
+                                                   help="Site elevation, metres."),
+         name: Optional[str] = typer.Option(None, "--name", help="Observatory name (dashboard, reports).")):
+    """Write DIR/clinepipe.toml (commented defaults) and create the incoming and archive folders.
 
-    directory.mkdir(parents=True, exist_ok=True)
+    The site's latitude, longitude and elevation are written from the options, else as
+    placeholders to fill in: `run` refuses to start without them."""
+    from clinepipe.config import CONFIG_NAME, SITE_KEYS, default_config_text
+
     target = directory / CONFIG_NAME
     if target.exists():
         raise UsageError(f"{target}: already exists; not overwritten.")
-    target.write_text(DEFAULT_CONFIG, encoding="utf-8")
+    directory.mkdir(parents=True, exist_ok=True)
+    target.write_text(default_config_text(latitude=latitude, longitude=longitude,
+                                          elevation=elevation, name=name), encoding="utf-8")
     for sub in ("incoming", "archive"):
         (directory / sub).mkdir(exist_ok=True)
-    typer.echo(f"wrote {target}; put the camera's files in {directory / 'incoming'} and run "
-               f"`clinepipe --config {target} run`.")
+    missing = [k for k, v in zip(SITE_KEYS, (latitude, longitude, elevation)) if v is None]
+    if missing:
+        typer.echo(f"wrote {target}; fill in [site] {', '.join(missing)} there (or rerun "
+                   f"`clinepipe init --latitude --longitude --elevation`), put the camera's files "
+                   f"in {directory / 'incoming'} and run `clinepipe --config {target} run`.")
+    else:
+        typer.echo(f"wrote {target}; put the camera's files in {directory / 'incoming'} and run "
+                   f"`clinepipe --config {target} run`.")
 
 
 @app.command()
@@ -177,7 +194,8 @@ def inspect(dirs: list[Path] = typer.Argument(..., help="Folders (searched at an
 
     cfg = _optional_config()  # [headers] and [site] of an existing config, else the defaults
     rules = cfg.headers.rules() if cfg is not None else None
-    site = (cfg.site.latitude, cfg.site.longitude) if cfg is not None else None
+    site = ((cfg.site.latitude, cfg.site.longitude)
+            if cfg is not None and not cfg.site_missing else None)  # no site given: none to check
     code = run_inspect([str(d) for d in dirs], csv=as_csv, write_config=write_config,
                        rules=rules, site=site)
     raise typer.Exit(code)
@@ -192,9 +210,11 @@ def run(reprocess: bool = typer.Option(False, "--reprocess", help="Redo lights a
         settle: Optional[float] = typer.Option(None, "--settle",
                                                help="Seconds a file must be unchanged before ingest.")):
     """The daily job: ingest, masters, reduction, photometry, calibration, database."""
+    from clinepipe.config import require_site
     from clinepipe.run.pipeline import run_pipeline
 
     cfg = _config()
+    require_site(cfg)
     with _Progress() as progress:
         summary = run_pipeline(cfg, reprocess=reprocess, workers=workers, settle_seconds=settle,
                                progress=progress)
@@ -209,10 +229,19 @@ def _print_summary(summary) -> None:
     bad = [f for f in summary.failures if f[1] in ("failed", "waiting")]
     if bad:
         typer.echo(f"{len(bad)} file(s) not fully processed (see `clinepipe status --failed`):")
-        for raw_path, state, stage, reason in bad[:20]:
-            typer.echo(f"  {raw_path}: {state} at {stage}: {reason}")
-        if len(bad) > 20:
-            typer.echo(f"  … and {len(bad) - 20} more")
+        groups: dict = {}  # one line per reason: a missing catalog is one line, not 40
+        for raw_path, state, stage, reason in bad:
+            groups.setdefault((state, stage, reason), []).append(raw_path)
+        for i, ((state, stage, reason), paths) in enumerate(groups.items()):
+            if i == 20:
+                typer.echo(f"  … and {sum(len(p) for p in list(groups.values())[20:])} more")
+                break
+            if len(paths) == 1:
+                typer.echo(f"  {paths[0]}: {state} at {stage}: {reason}")
+            else:
+                typer.echo(f"  {len(paths)} files (e.g. {paths[0]}): {state} at {stage}: {reason}")
+    for note in getattr(summary, "notes", ()):
+        typer.echo(note)
     for warning in getattr(summary, "warnings", ()):
         typer.echo(f"warning: {warning}")
 
@@ -353,9 +382,10 @@ def report(night: Optional[str] = typer.Option(None, "--night", help="Night YYYY
 
 @app.command()
 def stars(as_csv: bool = typer.Option(False, "--csv", help="CSV output.")):
-    """Stars known to the database: star_id,ra,dec,n_measurements,catalog_id,name, then
+    """Stars known to the database: star_id,ra,dec,n_measurements,catalog_id,name,type, then
     mean_<FILTER> per filter (error-weighted mean magnitude of the flag-free points, as
-    `variables` computes it)."""
+    `variables` computes it). `type` is the known variable's type (e.g. EA), `suspected` for a
+    suspected new variable found in our own data, else empty."""
     from sqlalchemy import func, select
 
     from clinepipe.store.db import session_scope
@@ -367,7 +397,7 @@ def stars(as_csv: bool = typer.Option(False, "--csv", help="CSV output.")):
     engine = _read_engine(cfg)
     with session_scope(engine) as s:
         rows = s.execute(select(Star.id, Star.ra, Star.dec, func.count(Measurement.id),
-                                Star.catalog_id, Star.name)
+                                Star.catalog_id, Star.name, Star.var_type)
                          .outerjoin(Measurement, Measurement.star_id == Star.id)
                          .group_by(Star.id).order_by(Star.id)).all()
     g = points_statistics(variability_points(engine,
@@ -380,12 +410,12 @@ def stars(as_csv: bool = typer.Option(False, "--csv", help="CSV output.")):
         means.setdefault(sid, {})[f] = mean
         counts[f] = counts.get(f, 0) + n
     filters = ordered_filters(counts)
-    header = ["star_id", "ra", "dec", "n_measurements", "catalog_id", "name"]
+    header = ["star_id", "ra", "dec", "n_measurements", "catalog_id", "name", "type"]
     w = csv.writer(sys.stdout, lineterminator="\n", delimiter="," if as_csv else "\t")
     w.writerow(header + [f"mean_{f}" for f in filters])
-    for sid, ra, dec, n, cat, name in rows:
+    for sid, ra, dec, n, cat, name, var_type in rows:
         mine = means.get(sid, {})
-        w.writerow([sid, f"{ra:.6f}", f"{dec:.6f}", n, cat or "", name or ""]
+        w.writerow([sid, f"{ra:.6f}", f"{dec:.6f}", n, cat or "", name or "", var_type or ""]
                    + [f"{mine[f]:.4f}" if f in mine else "" for f in filters])
 
 
@@ -395,10 +425,16 @@ def lc(star: str = typer.Argument(..., help='Star id, catalog id, known-variable
        since: Optional[float] = typer.Option(None, "--since", help="From this JD."),
        until: Optional[float] = typer.Option(None, "--until", help="Until this JD."),
        plot: Optional[Path] = typer.Option(None, "--plot", help="Write a PNG light curve."),
-       fold: Optional[float] = typer.Option(None, "--fold", help="Phase-fold with this period (days)."),
+       fold: Optional[float] = typer.Option(None, "--fold",
+                                            help="Phase-fold with this period (days)."),
+       epoch: Optional[float] = typer.Option(None, "--epoch",
+                                             help="With --fold: phase 0 at this BJD_TDB (default: "
+                                                  "the time of minimum light)."),
        out_csv: Optional[Path] = typer.Option(None, "--csv", help="Write the points as CSV.")):
-    """A star's light curve: printed, or as --plot PNG / --csv file."""
-    from clinepipe.products.plots import plot_lightcurve
+    """A star's light curve: printed, or as --plot PNG / --csv file. With --fold P the printed
+    points get their phase, 0 at --epoch, else at the time of minimum light (the faintest
+    point), as in the plot."""
+    from clinepipe.products.plots import fold_phase, minimum_light_epoch, plot_lightcurve, point_times
     from clinepipe.store.queries import resolve_star
     from clinepipe.store.db import lightcurve, session_scope
     from clinepipe.store.export import CSV_COLUMNS
@@ -411,19 +447,27 @@ def lc(star: str = typer.Argument(..., help='Star id, catalog id, known-variable
     if not rows:
         raise ClinepipeError(_no_points(engine, star, star_id, filter, since, until),
                              reason="no measurements")
+    if epoch is not None and fold is None:
+        raise UsageError("--epoch needs --fold PERIOD.")
+    if fold is not None and not fold > 0:
+        raise UsageError(f"--fold {fold}: the period must be a positive number of days.")
+    if fold is not None and epoch is None:
+        epoch = minimum_light_epoch(rows)
     if out_csv:
         _write_rows_csv(out_csv, rows, CSV_COLUMNS)
         typer.echo(f"wrote {len(rows)} point(s) to {out_csv}", err=str(out_csv) == "-")
     if plot:
         title = f"star {star_id}" + ("" if star.strip() == str(star_id) else f" ({star})")
-        plot_lightcurve(rows, plot, title=title, fold=fold)
+        plot_lightcurve(rows, plot, title=title, fold=fold, epoch=epoch)
         typer.echo(f"wrote {plot}", err=str(plot) == "-")
     if not plot and not out_csv:
-        typer.echo("jd_mid\tfilter\tmag\tmag_err\tflags")
-        for r in rows:
+        phases = fold_phase(point_times(rows), fold, epoch) if fold else None
+        typer.echo("jd_mid\tfilter\tmag\tmag_err\tflags" + ("\tphase" if fold else ""))
+        for i, r in enumerate(rows):
             mag = f"{r['mag']:.4f}" if r["mag"] is not None else "nan"
             err = f"{r['mag_err']:.4f}" if r["mag_err"] is not None else "nan"
-            typer.echo(f"{r['jd_mid']:.6f}\t{r['filter']}\t{mag}\t{err}\t{r['flags']}")
+            phase = f"\t{phases[i]:.4f}" if fold else ""
+            typer.echo(f"{r['jd_mid']:.6f}\t{r['filter']}\t{mag}\t{err}\t{r['flags']}{phase}")
     _print_lc_statistics(engine, cfg, star_id, filter)
 
 
@@ -474,18 +518,21 @@ def _write_rows_csv(path: Path, rows: list[dict], columns) -> None:
 @app.command()
 def variables(as_csv: bool = typer.Option(False, "--csv", help="CSV output."),
               min_points: int = typer.Option(10, "--min-points", help="Fewest points per star and filter.")):
-    """Stars ranked by variability: star_id,filter,n,rms,chi2_red,period_days,fap."""
+    """Stars ranked by variability: star_id,filter,n,rms,chi2_red,period_days,fap,stetson_j,
+    name,type (`type`: the known variable's type, `suspected` for a suspected new variable)."""
     from clinepipe.variability.table import variability_table
 
     cfg = _config()
     rows = variability_table(_read_engine(cfg), min_points=min_points,
                              exclude_qc=tuple(cfg.qc.exclude_from_variability))
     w = csv.writer(sys.stdout, lineterminator="\n", delimiter="," if as_csv else "\t")
-    w.writerow(["star_id", "filter", "n", "rms", "chi2_red", "period_days", "fap", "stetson_j", "name"])
+    w.writerow(["star_id", "filter", "n", "rms", "chi2_red", "period_days", "fap", "stetson_j", "name",
+                "type"])
     for r in rows:
         w.writerow([r.star_id, r.filter, r.n, f"{r.rms:.4f}", f"{r.chi2_red:.2f}",
                     f"{r.period_days:.6f}" if r.period_days else "",
-                    f"{r.fap:.3g}" if r.fap is not None else "", f"{r.stetson_j:.3f}", r.name or ""])
+                    f"{r.fap:.3g}" if r.fap is not None else "", f"{r.stetson_j:.3f}", r.name or "",
+                    r.var_type or ""])
 
 
 @app.command()
@@ -543,6 +590,63 @@ def export(format: str = typer.Option(..., "--format", help="csv, aavso, sources
     if left_out:
         typer.echo(f"left out {sum(left_out.values())} of {selected} measurement(s): "
                    f"{ex.describe_left_out(left_out)}.", err=err)
+
+
+@app.command()
+def aavso(night: Optional[str] = typer.Option(None, "--night", help="Only this night (YYYYMMDD)."),
+          since: Optional[str] = typer.Option(None, "--since",
+                                              help="Nights from this date on (YYYYMMDD or YYYY-MM-DD)."),
+          target: Optional[list[str]] = typer.Option(
+              None, "--target", help="A target (name, catalog id, star id or \"RA DEC\"); may be "
+              "repeated (default: \\[aavso] targets).")):
+    """Write (again) the nightly AAVSO files, archive/aavso/<night>/<target>.txt, for past
+    nights: all nights with calibrated lights, --night N or --since DATE. Exit 1 when none is
+    written."""
+    from clinepipe.products.aavso import nights_with_lights, rewrite_aavso
+    from clinepipe.products.aavso_format import check_obscode
+
+    if night is not None and since is not None:
+        raise UsageError("give --night or --since, not both.")
+    night = _night_option("--night", night)
+    since = _night_option("--since", since)
+    cfg = _config()
+    engine = _read_engine(cfg)
+    targets = list(target or cfg.aavso.targets)
+    if not targets:
+        raise UsageError(f"no AAVSO target: give --target NAME or set [aavso] targets in "
+                         f"{cfg.source_file}.")
+    check_obscode(cfg.aavso.obscode)  # no observer code: no file, exit 1
+    nights = nights_with_lights(cfg, engine, night=night, since=since)
+    if not nights:
+        what = f"night {night}" if night else (f"nights from {since} on" if since else "any night")
+        raise ClinepipeError(f"no calibrated lights on {what}; no AAVSO file written.",
+                             reason="nothing to export")
+    written, unmatched = rewrite_aavso(cfg, engine, nights, targets)
+    for spec in unmatched:
+        _warn(f"AAVSO target {spec!r} matches no star in the database; skipped.")
+    for path in written:
+        typer.echo(f"wrote {path}")
+    if not written:
+        raise ClinepipeError(f"no AAVSO file written: {', '.join(map(repr, targets))} "
+                             f"{'has' if len(targets) == 1 else 'have'} no usable calibrated "
+                             f"measurement on {len(nights)} night(s) {nights[0]}…{nights[-1]} "
+                             "(see the log for why).", reason="nothing to export")
+
+
+def _night_option(option: str, value: Optional[str]) -> Optional[str]:
+    """``YYYYMMDD`` from ``YYYYMMDD`` or ``YYYY-MM-DD``; a bad date is exit 2 naming the option."""
+    import datetime as dt
+
+    if value is None:
+        return None
+    text = value.strip().replace("-", "")
+    try:
+        if len(text) != 8 or not text.isdigit():
+            raise ValueError
+        dt.date(int(text[:4]), int(text[4:6]), int(text[6:]))
+    except ValueError:
+        raise UsageError(f"{option} {value}: not a date (YYYYMMDD or YYYY-MM-DD).") from None
+    return text
 
 
 def _count_measurements(engine, star_ids, filter) -> int:
@@ -643,9 +747,9 @@ def db_upgrade():
 
 @app.command()
 def serve(host: Optional[str] = typer.Option(None, "--host",
-                                             help="Address to listen on (default: [web] host, 127.0.0.1)."),
+                                             help="Address to listen on (default: \\[web] host, 127.0.0.1)."),
           port: Optional[int] = typer.Option(None, "--port", min=1, max=65535,
-                                             help="Port to listen on (default: [web] port, 8765).")):
+                                             help="Port to listen on (default: \\[web] port, 8765).")):
     """Read-only web dashboard: nights, failures, stars and interactive light curves."""
     import os
     import socket
@@ -872,7 +976,7 @@ def solve(image: Path = typer.Argument(..., help="FITS image to plate-solve (nev
           timeout: float = typer.Option(120.0, "--timeout", help="Solver CPU limit, s."),
           catalog_index: bool = typer.Option(
               True, "--catalog-index/--no-catalog-index",
-              help="With a configuration, also use index files built from its [catalog] around "
+              help="With a configuration, also use index files built from its \\[catalog] around "
                    "the field (cached in the archive), as `run` does.")):
     """Plate-solve an image with astrometry.net (solve-field) and write a copy with its WCS.
 

@@ -7,6 +7,7 @@ Relative paths are resolved against the folder of the config file.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import os
 import tomllib
@@ -38,12 +39,19 @@ class DatabaseConfig:
     commit_seconds: float = 2.0
 
 
+#: the keys of ``[site]`` a configuration must give before ``clinepipe run`` measures anything
+#: (airmass, BJD_TDB and the observing night depend on them)
+SITE_KEYS = ("latitude", "longitude", "elevation")
+
+
 @dataclass(frozen=True)
 class SiteConfig:
+    # in-memory defaults for library use and tests; a configuration *file* must give the
+    # SITE_KEYS itself (Config.site_missing), so no run takes these as a new site's position
     latitude: float = 36.0760
     longitude: float = -79.8089
     elevation: float = 250.0
-    name: str = "Cline Observatory"
+    name: str = "Observatory"
     #: this telescope's name when several telescopes share one database: its frames, masters
     #: and quality flags are kept apart from the others' ("" = the only telescope; databases
     #: from before the telescope column hold their frames under "")
@@ -263,6 +271,8 @@ class Config:
     #: the file this was read from (None for defaults) and its text, for provenance
     source_file: Path | None = None
     source_text: str = ""
+    #: the SITE_KEYS the file did not give (``clinepipe run`` refuses to start without them)
+    site_missing: tuple[str, ...] = ()
 
     @property
     def base_dir(self) -> Path:
@@ -276,6 +286,89 @@ _CHOICES = {
     ("catalog", "source"): ("file", "apass", "ucac4", "gaia", "none"),
     ("known_variables", "source"): ("", "file", "vsx"),
     ("execution", "scheduler"): ("serial", "dask"),
+}
+
+
+@dataclass(frozen=True)
+class _Range:
+    """The values a numeric key accepts: ``lo``/``hi`` None = unbounded, ``open_lo``/``open_hi``
+    = that end excluded; ``unit`` only words the message."""
+
+    lo: float | None = None
+    hi: float | None = None
+    open_lo: bool = False
+    open_hi: bool = False
+    unit: str = ""
+
+    def holds(self, v: float) -> bool:
+        if not math.isfinite(v):
+            return False
+        if self.lo is not None and (v <= self.lo if self.open_lo else v < self.lo):
+            return False
+        return not (self.hi is not None and (v >= self.hi if self.open_hi else v > self.hi))
+
+    def describe(self) -> str:
+        def num(x):
+            return f"{x:g}"
+
+        unit = f" {self.unit}" if self.unit else ""
+        if self.lo is not None and self.hi is not None:
+            left = "(" if self.open_lo else "["
+            right = ")" if self.open_hi else "]"
+            return f"in {left}{num(self.lo)}, {num(self.hi)}{right}{unit}"
+        if self.lo is not None:
+            return f"{'>' if self.open_lo else '>='} {num(self.lo)}{unit}"
+        return f"{'<' if self.open_hi else '<='} {num(self.hi)}{unit}"
+
+
+def _positive(unit=""):
+    return _Range(0, None, open_lo=True, unit=unit)
+
+
+def _at_least(lo, unit=""):
+    return _Range(lo, None, unit=unit)
+
+
+#: every numeric key's accepted values: a value outside is refused at load, naming key, value,
+#: range and file (``latitude = 136`` once ran and stored airmass 38)
+_RANGES = {
+    ("paths", "settle_seconds"): _at_least(0, "s"),
+    ("database", "commit_lights"): _at_least(1),
+    ("database", "commit_seconds"): _at_least(0, "s"),
+    ("site", "latitude"): _Range(-90, 90, unit="degrees"),
+    ("site", "longitude"): _Range(-180, 180, unit="degrees"),
+    ("site", "elevation"): _Range(-500, 9000, unit="m"),
+    ("camera", "gain"): _positive("e-/ADU"),
+    ("camera", "read_noise"): _at_least(0, "e-"),
+    ("camera", "max_ccd_temp"): _Range(-150, 60, unit="deg C"),
+    ("camera", "saturation"): _positive("ADU"),
+    ("camera", "temp_tolerance"): _at_least(0, "deg C"),
+    ("reduction", "min_frames"): _at_least(1),
+    ("reduction", "max_master_age_days"): _positive("days"),
+    ("reduction", "chunk_rows"): _at_least(1, "rows"),
+    # 0 means 1.5 x the frame's FWHM (documented)
+    ("photometry", "aperture"): _at_least(0, "pixels"),
+    ("photometry", "detect_threshold"): _positive("sigma"),
+    ("photometry", "background_box"): _at_least(2, "pixels"),
+    ("astrometry", "scale_low"): _at_least(0, "arcsec/pixel"),
+    ("astrometry", "scale_high"): _at_least(0, "arcsec/pixel"),
+    ("astrometry", "timeout"): _positive("s"),
+    ("astrometry", "index_margin"): _at_least(0, "degrees"),
+    ("astrometry", "solve_sources"): _at_least(1),
+    ("catalog", "match_radius"): _positive("arcsec"),
+    ("catalog", "timeout"): _positive("s"),
+    ("catalog", "min_stars"): _at_least(1),
+    ("execution", "workers"): _at_least(1),
+    ("stars", "match_radius"): _positive("arcsec"),
+    ("qc", "clouds_mag"): _positive("mag"),
+    ("qc", "max_elongation"): _at_least(1),
+    ("qc", "focus_factor"): _positive(),
+    ("qc", "sky_factor"): _positive(),
+    ("qc", "few_stars_fraction"): _Range(0, 1),
+    ("qc", "max_astrometric_rms"): _positive("arcsec"),
+    ("variables", "suspect_chi2"): _at_least(0),
+    ("variables", "suspect_min_points"): _at_least(2),
+    ("web", "port"): _Range(1, 65535),
 }
 
 
@@ -310,15 +403,31 @@ def config_from_dict(raw: dict, path: Path | None = None, text: str = "") -> Con
     hints = typing.get_type_hints(Config)
     sections = {}
     for name, value in raw.items():
-        if name not in hints or name in ("source_file", "source_text"):
-            raise ConfigError(f"{where}: unknown section [{name}].")
+        if name not in hints or name in ("source_file", "source_text", "site_missing"):
+            known = [k for k in hints if k not in ("source_file", "source_text", "site_missing")]
+            raise ConfigError(f"{where}: unknown section [{name}]{_did_you_mean(name, known)}.")
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: [{name}] must be a table of keys.")
         sections[name] = _section(hints[name], name, value, where)
-    cfg = Config(**sections, source_file=path, source_text=text)
+    site_given = raw.get("site", {})
+    missing = tuple(k for k in SITE_KEYS if k not in site_given)
+    cfg = Config(**sections, source_file=path, source_text=text, site_missing=missing)
     _check_telescope(cfg.site.telescope, where)
     _check_headers(cfg.headers, where)
+    _check_numbers(cfg, where)
     return _resolve_paths(cfg)
+
+
+def require_site(cfg: Config) -> None:
+    """Raise :class:`ConfigError` (one sentence naming the missing keys and the file) when the
+    configuration does not say where the observatory is."""
+    if not cfg.site_missing:
+        return
+    keys = ", ".join(f"[site] {k}" for k in cfg.site_missing)
+    where = cfg.source_file or "the configuration"
+    raise ConfigError(f"{where}: {keys} not set: give your site's position (degrees north, "
+                      "degrees east, metres) before `clinepipe run` measures anything.",
+                      reason="no site")
 
 
 #: the longest telescope name (the width of the ``telescope`` columns)
@@ -361,13 +470,42 @@ def _section(cls, name: str, values: dict, where: str):
     kwargs = {}
     for key, value in values.items():
         if key not in hints:
-            raise ConfigError(f"{where}: unknown key '{key}' in [{name}].")
+            raise ConfigError(f"{where}: unknown key '{key}' in [{name}]"
+                              f"{_did_you_mean(key, list(hints))}.")
         kwargs[key] = _coerce(hints[key], value, f"{name}.{key}", where)
+        limits = _RANGES.get((name, key))
+        if limits is not None and not limits.holds(kwargs[key]):
+            raise ConfigError(f"{where}: {name}.{key} = {value!r} is out of range: it must be "
+                              f"{limits.describe()}.", reason=f"bad {name}.{key}")
         choices = _CHOICES.get((name, key))
         if choices and kwargs[key] not in choices:
             allowed = ", ".join(repr(c) for c in choices if c)
             raise ConfigError(f"{where}: {name}.{key} = {value!r} is not one of {allowed}.")
     return cls(**kwargs)
+
+
+def _did_you_mean(word: str, known: list[str]) -> str:
+    """`` (did you mean 'gain'?)`` for the closest known name, else ``""``."""
+    close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _check_numbers(cfg: Config, where: str) -> None:
+    """Checks that involve two keys: the annulus around the aperture, the solver's scale hints."""
+    ann = cfg.photometry.annulus
+    if ann:
+        ap = cfg.photometry.aperture
+        if (len(ann) != 2 or not all(math.isfinite(r) for r in ann)
+                or not 0 < ann[0] < ann[1] or (ap > 0 and ann[0] <= ap)):
+            inner = f"{ap:g} (the aperture)" if ap > 0 else "0"
+            raise ConfigError(f"{where}: photometry.annulus = {ann!r} is out of range: it must be "
+                              f"[r_in, r_out] pixels with {inner} < r_in < r_out, or [] for the "
+                              "global background.", reason="bad photometry.annulus")
+    lo, hi = cfg.astrometry.scale_low, cfg.astrometry.scale_high
+    if lo > 0 and hi > 0 and hi < lo:
+        raise ConfigError(f"{where}: astrometry.scale_high = {hi:g} is below astrometry.scale_low "
+                          f"= {lo:g}: it must be >= scale_low (arcsec/pixel).",
+                          reason="bad astrometry.scale_high")
 
 
 def _coerce(kind, value, key: str, where: str):
@@ -440,9 +578,30 @@ def _resolve_paths(cfg: Config) -> Config:
                                database=database)
 
 
-DEFAULT_CONFIG = '''\
+def default_config_text(*, latitude: float | None = None, longitude: float | None = None,
+                        elevation: float | None = None, name: str | None = None) -> str:
+    """The commented ``clinepipe.toml`` that ``clinepipe init`` writes: the site keys given
+    here are written as values, the others as placeholders the user must fill in (degrees
+    north, degrees east, metres)."""
+    import json
+
+    lines = [f"name = {json.dumps(name)}".ljust(24) + "# shown on the dashboard and in reports" if name
+             else '# name = ""             # shown on the dashboard, e.g. "Backyard Observatory"']
+    for key, value, hint in (("latitude", latitude, "degrees north (south negative), e.g. 52.2053"),
+                             ("longitude", longitude, "degrees east (west negative), e.g. 0.1218"),
+                             ("elevation", elevation, "metres above sea level, e.g. 20")):
+        if value is None:
+            lines.append(f"# {key} =".ljust(24) + f"# FILL IN: {hint}")
+        else:
+            lines.append(f"{key} = {float(value)!r}")
+    site = "\n".join(lines) + "\n"
+    return _DEFAULT_CONFIG_TEMPLATE.replace("{site}", site)
+
+
+_DEFAULT_CONFIG_TEMPLATE = '''\
 # clinepipe configuration. Relative paths are relative to this file.
-# Every key is optional; the values shown are the defaults.
+# Every key but [site] latitude, longitude and elevation is optional; the values shown are
+# the defaults.
 
 [paths]
 incoming = "incoming"   # camera drop folder, any depth; clinepipe only reads it
@@ -452,11 +611,8 @@ settle_seconds = 5.0    # a file still being written (changed more recently) wai
 [database]
 url = "sqlite:///clinepipe.db"   # or postgresql+psycopg://user@host:port/db for a shared server
 
-[site]                  # degrees, east longitude positive, metres
-latitude = 36.0760
-longitude = -79.8089
-elevation = 250
-telescope = ""          # this telescope's name when several share one database, e.g. "scope-a"
+[site]                  # YOUR SITE: `clinepipe run` refuses to start until these are set
+{site}telescope = ""          # this telescope's name when several share one database, e.g. "scope-a"
 
 [camera]
 gain = 0.4              # e-/ADU, when EGAIN is absent from the header
@@ -550,3 +706,6 @@ port = 8765
 # Tvr = 1.0
 # Tv_bv_sigma = 0.0     # each coefficient's 1-sigma error (<name>_sigma), propagated
 '''
+
+#: what `clinepipe init` writes without site options (the site keys are placeholders)
+DEFAULT_CONFIG = default_config_text()

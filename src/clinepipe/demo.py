@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 import time
 from pathlib import Path
 
@@ -27,6 +28,7 @@ def run_demo(directory: Path, *, nights: int = 2, seed: int = 2026, echo=print) 
     if not config_path.is_file():
         echo(f"simulating {nights} night(s) into {directory} …")
         simulate_night(directory, seed=seed, nights=nights)
+        _demo_obscode(config_path)
     t_sim = time.perf_counter() - t0
     cfg = load_config(config_path)
     echo("running the pipeline …")
@@ -73,6 +75,13 @@ def run_demo(directory: Path, *, nights: int = 2, seed: int = 2026, echo=print) 
         if rows:
             out = plot_lightcurve(rows, plots / f"star_{sid}.png", title=f"{label} (star {sid})")
             echo(f"light curve:   {out}")
+    aavso = sorted((cfg.paths.archive / "aavso").glob("*/*.txt"))
+    figures["aavso_files"] = aavso
+    for path in aavso:
+        echo(f"AAVSO file:    {path} (observer code {cfg.aavso.obscode}: the demo's, "
+             "not for upload)" if cfg.aavso.obscode == DEMO_OBSCODE else f"AAVSO file:    {path}")
+    for warning in summary.warnings:
+        echo(f"warning:       {warning}")
     reports = sorted((cfg.paths.archive / "reports").glob("*/index.html"))
     for report in reports:
         echo(f"morning report: {report}")
@@ -81,6 +90,20 @@ def run_demo(directory: Path, *, nights: int = 2, seed: int = 2026, echo=print) 
     echo(f"elapsed:       {elapsed:.1f} s (simulation {t_sim:.1f} s, pipeline {summary.elapsed:.1f} s)")
     echo(f"next: clinepipe --config {config_path} serve   (web dashboard on http://127.0.0.1:8765)")
     return figures
+
+
+#: the observer code of the demo's own configuration: clearly not an observer's, so the demo
+#: can show a nightly AAVSO file (`clinepipe simulate` leaves the code empty)
+DEMO_OBSCODE = "CPDEMO"
+
+
+def _demo_obscode(config_path: Path) -> None:
+    """Give the demo's configuration the demo's observer code (an empty code writes no file)."""
+    text = config_path.read_text(encoding="utf-8")
+    text = re.sub(r'^obscode = ""[^\n]*$',
+                  f'obscode = "{DEMO_OBSCODE}"       # the demo\'s own code, not an observer\'s: '
+                  'never upload these files', text, count=1, flags=re.M)
+    config_path.write_text(text, encoding="utf-8")
 
 
 def _truth_comparison(directory: Path, engine) -> float | None:

@@ -67,7 +67,9 @@ def calibrate_measurements(cfg: Config, frame: Frame, m: np.ndarray,
         catalog = context.catalog.field(*field)
         known = context.known.field(*field) if context.known is not None else None
     except CatalogUnavailable as exc:
-        log.info("%s", exc.message)
+        if exc.message not in context.said:  # once per run, not once per frame
+            context.said.add(exc.message)
+            log.info("%s", exc.message)
         return FrameCalibration("waiting", "calibrate", f"waiting for catalog: {exc.reason}", band,
                                 None, nan, nan, empty, none, nan, None, None, None)
     if band is None or band not in catalog.mags:
@@ -181,6 +183,8 @@ class CalibrationContext:
     suspects: object | None = None  # KnownVariables of our suspected new variables (aavso.py)
     #: star ids given a known variable's name in this run (the name is set once, not per frame)
     named: set = field(default_factory=set)
+    #: catalog problems already logged in this run (each is said once)
+    said: set = field(default_factory=set)
 
     @classmethod
     def load(cls, cfg: Config, suspects=None) -> "CalibrationContext":

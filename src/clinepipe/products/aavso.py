@@ -249,6 +249,44 @@ def write_night_aavso(cfg: Config, engine, night: str, *, resolved=None,
     return written
 
 
+def nights_with_lights(cfg: Config, engine, *, night: str | None = None,
+                       since: str | None = None) -> list[str]:
+    """The nights (``YYYYMMDD``, sorted) of this telescope's calibrated lights: ``night`` alone,
+    those from ``since`` on, or all of them."""
+    q = select(Frame.night).distinct().where(
+        Frame.telescope == cfg.site.telescope, Frame.kind == "light",
+        Frame.state == "calibrated", Frame.night.is_not(None))
+    if night is not None:
+        q = q.where(Frame.night == night)
+    if since is not None:
+        q = q.where(Frame.night >= since)
+    with _session(engine) as s:
+        return sorted(s.scalars(q).all())
+
+
+def rewrite_aavso(cfg: Config, engine, nights, targets) -> tuple[list[Path], list[str]]:
+    """``clinepipe aavso``: (again) the nightly AAVSO files of ``targets`` (names, catalog ids,
+    star ids or ``"RA DEC"``) for ``nights``, as the run writes them
+    (:func:`write_night_aavso`); returns the files written and the targets that match no star.
+    The caller checks the observer code first (no code: no file)."""
+    from clinepipe.store.queries import resolve_star
+
+    resolved, unmatched = [], []
+    for spec in targets:
+        try:
+            with _session(engine) as s:
+                resolved.append((spec, resolve_star(s, str(spec))))
+        except ClinepipeError:
+            unmatched.append(str(spec))
+    written: list[Path] = []
+    checks: dict[int, int | None] = {}
+    if resolved:
+        for night in nights:
+            written += write_night_aavso(cfg, engine, night, resolved=resolved,
+                                         check_stars=checks)
+    return written, unmatched
+
+
 def _has_code(filter_name: str | None) -> bool:
     try:
         aavso_filter_code(filter_name)

@@ -9,14 +9,42 @@ import numpy as np
 from clinepipe.atomic_files import atomic_open
 
 
+def point_times(rows: list[dict]) -> np.ndarray:
+    """Each point's time (days): BJD_TDB, else JD UTC (the light curve's own time axis)."""
+    return np.array([r["bjd_tdb"] if r.get("bjd_tdb") is not None else r["jd_mid"]
+                     for r in rows], dtype=float)
+
+
+def minimum_light_epoch(rows: list[dict]) -> float | None:
+    """The time (days, as :func:`point_times`) of minimum light: the point faintest relative to
+    the median of its own filter (so a red star's B points do not win by colour), among the
+    unflagged points (a saturated or blended point is not the star's own minimum); None when
+    there is no magnitude."""
+    use = [r for r in rows if r.get("mag") is not None and not r.get("flags")] or \
+          [r for r in rows if r.get("mag") is not None]
+    if not use:
+        return None
+    mag = np.array([r["mag"] for r in use], dtype=float)
+    filt = np.array([str(r.get("filter") or "") for r in use])
+    names, inverse = np.unique(filt, return_inverse=True)
+    medians = np.array([np.median(mag[inverse == i]) for i in range(names.size)])
+    return float(point_times(use)[int(np.argmax(mag - medians[inverse]))])
+
+
+def fold_phase(t, period: float, epoch: float) -> np.ndarray:
+    """Phase in [0, 1) of times ``t`` (days) for ``period`` (days), 0 at ``epoch`` (days)."""
+    return np.mod((np.asarray(t, dtype=float) - epoch) / period, 1.0)
+
+
 def plot_lightcurve(rows: list[dict], out: Path, *, title: str = "", fold: float | None = None,
-                    time_axis: str = "bjd") -> Path:
+                    epoch: float | None = None, time_axis: str = "bjd") -> Path:
     """PNG of a light curve: error bars, one colour per filter, magnitudes increasing down;
     flagged measurements (``flags`` ≠ 0: saturated, at the edge, a bad pixel, blended) are
     open circles.
 
     ``time_axis`` is ``"bjd"`` (BJD_TDB − 2,450,000) or ``"date"``; ``fold`` a period in days
-    for a phase-folded plot (two cycles shown).
+    for a phase-folded plot (two cycles shown), phase 0 at ``epoch`` (days, BJD_TDB like the
+    points), else at :func:`minimum_light_epoch`.
     """
     import matplotlib
 
@@ -28,6 +56,8 @@ def plot_lightcurve(rows: list[dict], out: Path, *, title: str = "", fold: float
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
     colours = {"B": "tab:blue", "V": "tab:green", "R": "tab:red", "I": "tab:brown"}
     filters = sorted({r["filter"] for r in rows})
+    if fold and epoch is None:
+        epoch = minimum_light_epoch(rows)
     for filt in filters:
         sel = [r for r in rows if r["filter"] == filt and r["mag"] is not None]
         if not sel:
@@ -36,7 +66,7 @@ def plot_lightcurve(rows: list[dict], out: Path, *, title: str = "", fold: float
         mag = np.array([r["mag"] for r in sel])
         err = np.array([r["mag_err"] or 0.0 for r in sel])
         if fold:
-            phase = np.mod(t - t.min(), fold) / fold
+            phase = fold_phase(t, fold, epoch)
             x = np.concatenate([phase, phase + 1])
             mag, err = np.tile(mag, 2), np.tile(err, 2)
         elif time_axis == "date":
@@ -62,7 +92,7 @@ def plot_lightcurve(rows: list[dict], out: Path, *, title: str = "", fold: float
         ax.ticklabel_format(axis="x", useOffset=False, style="plain")
     ax.ticklabel_format(axis="y", useOffset=False, style="plain")
     ax.set_ylabel("magnitude")
-    ax.set_xlabel(f"phase (P = {fold:g} d)" if fold else
+    ax.set_xlabel(f"phase (P = {fold:g} d, 0 at {epoch:.5f})" if fold else
                   ("date (UTC)" if time_axis == "date" else "BJD$_{TDB}$ − 2450000"))
     ax.set_title(title)
     if filters:

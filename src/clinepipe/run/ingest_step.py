@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import re
 import shutil
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from sqlalchemy import select, update
 from clinepipe.atomic_files import atomic_open
@@ -14,24 +18,39 @@ from clinepipe.store.models import Frame, utc_now as _now
 log = logging.getLogger("clinepipe")
 
 
-def ingest_stage(cfg: Config, engine, run_id: int, settle_seconds: float, progress=None) -> int:
+@dataclass(frozen=True)
+class IngestCounts:
+    """What the ingest step of a run found: ``new`` files recorded, and ``unsettled`` files
+    left for the next run because they changed less than ``settle_seconds`` (s) ago."""
+
+    new: int
+    unsettled: int
+    settle_seconds: float
+
+
+def ingest_stage(cfg: Config, engine, run_id: int, settle_seconds: float,
+                 progress=None) -> IngestCounts:
     """Record every new file of ``incoming``: archive copy + frame row, or a failure reason.
 
     A file that failed at ingest before is tried again on every run (a fixed permission, a
     re-saved header or a configuration change may have cured it); its row changes only when
-    the outcome does. Returns how many files were new."""
-    from clinepipe.ingest.files import find_new_files
+    the outcome does. Returns how many files were new and how many still being written."""
+    from clinepipe.ingest.files import find_new_files, iter_fits_files
     from clinepipe.store.db import session_scope
 
     incoming = cfg.paths.incoming
     if not incoming.is_dir():
         raise ClinepipeError(f"{incoming}: the incoming folder does not exist.", reason="no incoming")
-    files = find_new_files(incoming, settle_seconds=settle_seconds)
+    now = time.time()  # one instant for both lists, so every file is in exactly one
+    files = find_new_files(incoming, settle_seconds=settle_seconds, now=now)
+    recent = [p for p, st in iter_fits_files(incoming) if st.st_mtime > now - settle_seconds]
     telescope = cfg.site.telescope
     with session_scope(engine) as s:  # other telescopes' files of the same names are theirs
         known = {r.raw_path: r for r in s.execute(
             select(Frame.id, Frame.raw_path, Frame.state, Frame.stage, Frame.reason,
                    Frame.sha256).where(Frame.telescope == telescope))}
+    # files changed too recently that are not in the database yet: the next run takes them
+    unsettled = sum(1 for p in recent if p.relative_to(incoming).as_posix() not in known)
     rel = {p: p.relative_to(incoming).as_posix() for p in files}
     new = [p for p in files if rel[p] not in known]
     # a configuration change ([headers]) may cure a failed file or use a skipped one
@@ -42,6 +61,7 @@ def ingest_stage(cfg: Config, engine, run_id: int, settle_seconds: float, progre
     notes = _Notes()
     for path in new:
         row, message = _ingest_file(cfg, engine, path, rel[path], run_id, notes=notes)
+        _night_from_folders(row)
         _insert_frame(engine, row)
         _log_ingest(row, message)
         if progress:
@@ -51,6 +71,7 @@ def ingest_stage(cfg: Config, engine, run_id: int, settle_seconds: float, progre
         old = known[rel[path]]
         row, message = _ingest_file(cfg, engine, path, rel[path], run_id, frame_id=old.id,
                                     notes=notes)
+        _night_from_folders(row)
         if (row.get("state"), row.get("reason"), row.get("sha256")) == (old.state, old.reason,
                                                                         old.sha256):
             continue  # the same failure again: nothing to write or to say twice
@@ -66,7 +87,36 @@ def ingest_stage(cfg: Config, engine, run_id: int, settle_seconds: float, progre
     log.info("ingest: %d new file(s)%s", len(new),
              f"; {len(retry)} earlier failure(s) tried again, {cured} ingested now"
              if retry else "")
-    return len(new)
+    if unsettled:
+        log.info("ingest: %d file(s) still being written (changed < %g s ago): the next run "
+                 "takes them", unsettled, settle_seconds)
+    return IngestCounts(len(new), unsettled, float(settle_seconds))
+
+
+#: a folder named for its night: 20260316, 2026-03-16 or 2026_03_16
+_NIGHT_FOLDER = re.compile(r"(\d{4})[-_]?(\d{2})[-_]?(\d{2})")
+
+
+def night_from_folders(rel: str) -> str | None:
+    """The night ``YYYYMMDD`` of the innermost folder of ``rel`` (a path relative to
+    ``incoming``) named as a date (``20260316``, ``2026-03-16``, ``2026_03_16``), else None."""
+    for part in reversed(Path(rel).parts[:-1]):
+        m = _NIGHT_FOLDER.fullmatch(part)
+        if m is None:
+            continue
+        try:
+            dt.date(*(int(g) for g in m.groups()))
+        except ValueError:  # 20261399 is not a date
+            continue
+        return "".join(m.groups())
+    return None
+
+
+def _night_from_folders(row: dict) -> None:
+    """A file that failed before its header gave a night gets its folder's (else stays None),
+    so `status` lists it under its night instead of ``?``."""
+    if row.get("night") is None:
+        row["night"] = night_from_folders(row["raw_path"])
 
 
 class _Notes:

@@ -63,6 +63,24 @@ class RunSummary:
     failures: list = field(default_factory=list)  # (raw_path, state, stage, reason)
     elapsed: float = 0.0
     warnings: list = field(default_factory=list)  # sentences for the person reading the summary
+    unsettled: int = 0             # files left for the next run: changed < settle_seconds ago
+    settle_seconds: float = 0.0
+    suspects: list = field(default_factory=list)  # the suspected new variables found (Suspect)
+
+    @property
+    def notes(self) -> list[str]:
+        """Sentences about what this run left for later or found, for the printed summary."""
+        out = []
+        if self.unsettled:
+            out.append(f"{self.unsettled} file(s) still being written (changed < "
+                       f"{self.settle_seconds:g} s ago): the next run takes them.")
+        for sus in self.suspects:
+            out.append(f"suspected new variable: star {sus.star_id} "
+                       f"({sus.catalog_id or 'no catalog id'}, RA {sus.ra:.5f} Dec {sus.dec:+.5f}): "
+                       f"reduced chi-square {sus.chi2_red:.1f} (limit {sus.threshold:g}) in "
+                       f"{sus.filter} on night {sus.night}, rms {sus.rms:.3f} mag over {sus.n} "
+                       "points; left out of the ensemble.")
+        return out
 
 
 @dataclass
@@ -85,8 +103,9 @@ class RunContext:
 
 
 def _ingest(run: RunContext) -> None:
-    run.summary.new_files = ingest_stage(run.cfg, run.engine, run.run_id, run.settle_seconds,
-                                         run.progress)
+    counts = ingest_stage(run.cfg, run.engine, run.run_id, run.settle_seconds, run.progress)
+    run.summary.new_files = counts.new
+    run.summary.unsettled, run.summary.settle_seconds = counts.unsettled, counts.settle_seconds
     run.pool = _start_pool(run.cfg, run.engine, run.workers, run.reprocess)  # up while masters build
 
 
@@ -111,8 +130,9 @@ def _relative(run: RunContext) -> None:
 def _suspects(run: RunContext) -> None:
     from clinepipe.variability.suspects import flag_suspected_variables
 
-    flag_suspected_variables(run.cfg, run.engine, run.run_id, also_runs=run.killed,
-                             touched=run.touched_nights)  # never raises
+    run.summary.suspects = flag_suspected_variables(
+        run.cfg, run.engine, run.run_id, also_runs=run.killed,
+        touched=run.touched_nights)  # never raises
 
 
 def _quality(run: RunContext) -> None:

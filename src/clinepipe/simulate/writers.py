@@ -238,4 +238,14 @@ match_radius = 2.0
 [known_variables]
 source = "file"
 path = "vsx.csv"
+""" + (_AAVSO_SECTION if spec.variables else "")
+
+
+# the simulated eclipsing binary (named in vsx.csv) is the AAVSO target, so a run shows what a
+# nightly AAVSO file is; the observer code stays empty: a code is the observer's own, and
+# without one the run says that no AAVSO file was written and why
+_AAVSO_SECTION = """
+[aavso]
+obscode = ""            # your AAVSO observer code: without one no AAVSO file is written
+targets = ["V0001 Sim"] # the simulated eclipsing binary: archive/aavso/<night>/V0001_Sim.txt
 """

@@ -4,7 +4,7 @@ calibrated points (``clinepipe variables``, ``stars``, the web dashboard)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from sqlalchemy import select
@@ -26,7 +26,8 @@ DEFAULT_EXCLUDE_QC = ("clouds", "trailed")
 class VariabilityPoints:
     """Flag-free calibrated points (arrays of one value per point), frames with an excluded QC
     flag left out: ``star`` id, ``filter``, ``t`` (days: BJD_TDB, else JD UTC), ``mag`` and
-    ``err`` (mag), and ``name`` {star id: known-variable name or None}."""
+    ``err`` (mag), ``name`` {star id: known-variable name or None} and ``var_type`` {star id:
+    the known variable's type, ``"suspected"`` for a suspected new variable, or None}."""
 
     star: np.ndarray
     filter: np.ndarray
@@ -34,6 +35,7 @@ class VariabilityPoints:
     mag: np.ndarray
     err: np.ndarray
     name: dict
+    var_type: dict = field(default_factory=dict)
 
 
 def variability_points(engine, *, exclude_qc=DEFAULT_EXCLUDE_QC,
@@ -42,7 +44,8 @@ def variability_points(engine, *, exclude_qc=DEFAULT_EXCLUDE_QC,
     from clinepipe.store.db import session_scope
 
     M = Measurement
-    stmt = (select(M.star_id, M.filter, M.bjd_tdb, M.jd_mid, M.mag, M.mag_err, Frame.qc, Star.name)
+    stmt = (select(M.star_id, M.filter, M.bjd_tdb, M.jd_mid, M.mag, M.mag_err, Frame.qc, Star.name,
+                   Star.var_type)
             .join(Frame, Frame.id == M.frame_id).join(Star, Star.id == M.star_id)
             .where(M.mag.is_not(None), M.flags == 0))
     if star_ids is not None:
@@ -57,7 +60,7 @@ def variability_points(engine, *, exclude_qc=DEFAULT_EXCLUDE_QC,
         t=np.array([r[2] if r[2] is not None else r[3] for r in keep], dtype=float),
         mag=np.array([r[4] for r in keep], dtype=float),
         err=np.array([np.nan if r[5] is None else r[5] for r in keep], dtype=float),
-        name={r[0]: r[7] for r in keep})
+        name={r[0]: r[7] for r in keep}, var_type={r[0]: r[8] for r in keep})
 
 
 def points_statistics(points: VariabilityPoints, **kwargs) -> LightcurveStatistics:
@@ -78,6 +81,8 @@ class VariabilityRow:
     stetson_j: float
     period_days: float | None
     fap: float | None
+    #: the known variable's type (e.g. ``EA``), ``"suspected"`` for a suspected new variable
+    var_type: str | None = None
 
 
 def variability_table(engine, *, min_points: int = MIN_POINTS,
@@ -101,6 +106,6 @@ def variability_table(engine, *, min_points: int = MIN_POINTS,
         out.append(VariabilityRow(sid, points.name.get(sid), str(g.labels[1][i]), int(g.n[i]),
                                   float(g.mean_mag[i]), float(g.rms[i]), float(g.chi2_red[i]),
                                   float(g.stetson_j[i]), p.period if p else None,
-                                  p.fap if p else None))
+                                  p.fap if p else None, points.var_type.get(sid)))
     out.sort(key=lambda r: -r.chi2_red)
     return out

@@ -75,6 +75,26 @@
     this.load(root.getAttribute("data-src"));
   }
 
+  /* Time of minimum light, where a fold puts phase 0: the point faintest relative to the median
+     of its own filter (a red star's B points must not win by colour), unflagged points only. */
+  function minimumLight(points) {
+    var use = points.filter(function (p) { return !p.flags; });
+    if (!use.length) { use = points; }
+    var byFilter = {};
+    use.forEach(function (p) { (byFilter[p.filter] = byFilter[p.filter] || []).push(p.mag); });
+    var median = {};
+    Object.keys(byFilter).forEach(function (f) {
+      var m = byFilter[f].slice().sort(function (a, b) { return a - b; });
+      var k = m.length >> 1;
+      median[f] = m.length % 2 ? m[k] : (m[k - 1] + m[k]) / 2;
+    });
+    var best = use[0];
+    use.forEach(function (p) {
+      if (p.mag - median[p.filter] > best.mag - median[best.filter]) { best = p; }
+    });
+    return best.t;
+  }
+
   LightCurve.prototype.setStatus = function (text) {
     if (this.status) { this.status.textContent = text; }
   };
@@ -107,7 +127,9 @@
     });
     if (this.points.length) {
       var tmin = Math.min.apply(null, this.points.map(function (p) { return p.t; }));
-      this.epoch = tmin;
+      var given = parseFloat(this.root.getAttribute("data-epoch"));  // a known variable's epoch
+      this.epochSource = isFinite(given) ? "the known epoch" : "minimum light";
+      this.epoch = isFinite(given) ? given : minimumLight(this.points);
       this.tOffset = Math.floor(tmin / 1000) * 1000;
     }
     this.buildFilterToggles();
@@ -301,7 +323,8 @@
     var text = this.points.length + " point" + (this.points.length === 1 ? "" : "s");
     if (visible !== this.points.length) { text += ", " + visible + " shown"; }
     if (this.view) { text += ", " + drawn + " in the zoomed area"; }
-    text += this.period ? " · folded on P = " + this.period + " d (phase 0 = first point; two cycles shown)"
+    text += this.period ? " · folded on P = " + this.period + " d (phase 0 = " + this.epochSource + ", " +
+                                     this.epoch.toFixed(5) + "; two cycles shown)"
                         : " · time axis: barycentric Julian date (TDB)";
     this.setStatus(text);
   };
