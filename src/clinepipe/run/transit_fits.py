@@ -38,6 +38,10 @@ APERTURE_FACTORS = (0.8, 1.0, 1.2, 1.4, 1.6, 1.8, 2.0)
 EDGE_MARGIN_PX = 3.0
 #: fewest frames a night needs before a fit is tried
 MIN_FRAMES = 20
+#: fewer automatic comparisons than this and the choice is made again without the colour
+#: test and with a brightness range of RELAXED_DELTA_MAG
+MIN_COMPARISONS = 3
+RELAXED_DELTA_MAG = 2.5
 #: quality flags that keep a frame out of a transit light curve (the star images are smeared)
 EXCLUDED_QC = ("trailed", "focus")
 #: the AAVSO report's detrend column names for our vector names
@@ -77,6 +81,7 @@ class NightLightCurve:
     mag: np.ndarray                 #: catalog magnitude in the filter's band (NaN: unknown)
     colour: np.ndarray              #: catalog B-V (NaN: unknown)
     variable: np.ndarray            #: known or suspected variable
+    aperture: float                 #: the stored aperture radius (px), a key of ``grid``
 
 
 @dataclass(frozen=True)
@@ -194,10 +199,9 @@ def _candidates(cfg: Config, session, frames: NightFrames, ra: float, dec: float
     ids, sra, sdec, var = ids[inside], sra[inside], sdec[inside], var[inside]
     sep = 3600.0 * np.hypot((sra - ra) * math.cos(math.radians(dec)), sdec - dec)
     host = int(np.argmin(sep)) if sep.size and sep.min() <= cfg.stars.match_radius else None
-    if host is not None:
+    if host is not None:  # measured where the pipeline found it (proper motion included)
         order = np.r_[host, np.delete(np.arange(ids.size), host)]
         ids, sra, sdec, var = ids[order], sra[order], sdec[order], var[order]
-        sra[0], sdec[0] = ra, dec
     else:
         ids, sra, sdec, var = (np.r_[-1, ids], np.r_[ra, sra], np.r_[dec, sdec],
                                np.r_[False, var])
@@ -240,6 +244,7 @@ def measure_night(cfg: Config, session, frames: NightFrames, ra: float, dec: flo
         raise BadInput(f"night {frames.night}: no aperture (set [photometry] aperture).",
                        reason="no aperture")
     radii = [round(base * f, 2) for f in factors]
+    stored = radii[int(np.argmin(np.abs(np.asarray(factors) - 1.0)))]
     annulus = tuple(phot.annulus) if phot.annulus else None
     reach = max(radii[-1], annulus[1] if annulus else 0.0) + EDGE_MARGIN_PX
     ids, sra, sdec, mag, colour, variable = _candidates(cfg, session, frames, ra, dec, reach)
@@ -257,11 +262,12 @@ def measure_night(cfg: Config, session, frames: NightFrames, ra: float, dec: flo
                                     read_noise=cfg.camera.read_noise,
                                     uncertainty=red.uncertainty, mask=mask, annulus=annulus)
             grid[r][0][i], grid[r][1][i] = p["flux"], p["flux_err"]
-            if r == radii[1]:
+            if r == stored:
                 flags[i], sky[i] = p["flags"], p["background"][0]
         hx[i], hy[i] = x[0], y[0]
     return NightLightCurve(frames=frames, star_ids=ids, grid=grid, flags=flags, sky=sky,
-                           x=hx, y=hy, mag=mag, colour=colour, variable=variable)
+                           x=hx, y=hy, mag=mag, colour=colour, variable=variable,
+                           aperture=stored)
 
 
 # --- the fit -----------------------------------------------------------------------------
@@ -303,7 +309,7 @@ def fit_planet_night(cfg: Config, session, target: TransitTarget, frames: NightF
     obscode : str, optional
         AAVSO observer code; without one the AAVSO report is not written (logged).
     seed : int, optional
-        MCMC seed; default from the planet, night and filter (a rerun gives the same files).
+        MCMC seed; default from the night, filter and frames (a rerun gives the same files).
 
     Raises
     ------
@@ -336,9 +342,20 @@ def fit_planet_night(cfg: Config, session, target: TransitTarget, frames: NightF
                              f"every frame of night {frames.night} (or not known stars).")
         user = [where[int(c)] for c in comps]
     grid = {r: (f[keep], e[keep]) for r, (f, e) in lc_data.grid.items()}
-    lc = choose_aperture(grid, 0, oot=oot[keep], comparisons=user, mag=lc_data.mag,
-                         colour=lc_data.colour, flags=lc_data.flags[keep],
-                         variable=lc_data.variable)
+    selection = dict(oot=oot[keep], mag=_brightness(lc_data), flags=lc_data.flags[keep],
+                     variable=lc_data.variable)
+    lc = None
+    try:
+        lc = choose_aperture(grid, 0, comparisons=user, colour=lc_data.colour, **selection)
+    except BadInput:
+        if user is not None:
+            raise
+    if user is None and (lc is None or lc.comparisons.indices.size < MIN_COMPARISONS):
+        # a sparse field: colour left aside and a wider brightness range, rather than a
+        # light curve divided by one or two stars
+        wide = choose_aperture(grid, 0, max_delta_mag=RELAXED_DELTA_MAG, **selection)
+        if lc is None or wide.comparisons.indices.size > lc.comparisons.indices.size:
+            lc = wide
     try:
         ld = quadratic_ld(frames.filter, target.teff, target.logg, target.feh)
         u, ld_source = ld.u, ld.source
@@ -348,8 +365,8 @@ def fit_planet_night(cfg: Config, session, target: TransitTarget, frames: NightF
     vectors = {"sky": lc_data.sky[keep], "fwhm": frames.fwhm[keep], "x": lc_data.x[keep],
                "y": lc_data.y[keep]}
     exptime = float(np.median(frames.exptime))
-    if seed is None:
-        seed = zlib.crc32(f"{target.name}|{frames.night}|{frames.filter}".encode())
+    if seed is None:  # the same frames give the same chain, from the run or by hand
+        seed = zlib.crc32(f"{frames.night}|{frames.filter}|{frames.frame_ids.tolist()}".encode())
     fit = fit_transit(bjd[keep], lc.flux, lc.flux_err, airmass_vec, period=target.period,
                       t0_guess=predicted, duration=target.duration, rprs_guess=target.rprs,
                       priors=table_priors(target.ars, target.inc), detrend=tuple(detrend),
@@ -369,6 +386,20 @@ def fit_planet_night(cfg: Config, session, target: TransitTarget, frames: NightF
         files["aavso_exoplanet.txt"] = aavso
     return TransitResult(out_dir=out_dir, files=files, fit=fit, comps=tuple(comp_ids),
                          aperture=float(lc.aperture))
+
+
+def _brightness(lc: NightLightCurve) -> np.ndarray:
+    """Catalog magnitudes, and for stars without one (fainter than the catalog, or the host
+    when it is not a known star) the instrumental magnitude put on the catalog's scale by the
+    median offset of the stars that have both, so that no star escapes the brightness test."""
+    flux = lc.grid[lc.aperture][0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        inst = -2.5 * np.log10(np.nanmedian(np.where(flux > 0, flux, np.nan), axis=0))
+    known = np.isfinite(lc.mag) & np.isfinite(inst)
+    offset = float(np.median(lc.mag[known] - inst[known])) if known.any() else 0.0
+    if not np.isfinite(lc.mag[0]) and not known.any():
+        return inst
+    return np.where(np.isfinite(lc.mag), lc.mag, inst + offset)
 
 
 def _airmass(cfg: Config, target: TransitTarget, frames: NightFrames) -> np.ndarray:
