@@ -10,6 +10,7 @@ out-of-transit scatter, the fit) and the files of ``archive/transits/<night>/<pl
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
@@ -27,7 +28,8 @@ from clinepipe.store.models import CatalogMatch, Frame, Star
 from clinepipe.transits.fit import TransitRefused
 from clinepipe.transits.targets import TransitTarget
 
-__all__ = ["APERTURE_FACTORS", "NightLightCurve", "TransitResult", "default_duration",
+__all__ = ["APERTURE_FACTORS", "NightLightCurve", "TransitResult", "at_known_star",
+           "default_duration",
            "fit_planet_night", "planet_folder", "target_nights", "transits_stage"]
 
 log = logging.getLogger("clinepipe")
@@ -185,8 +187,11 @@ def _candidates(cfg: Config, session, frames: NightFrames, ra: float, dec: float
     ny, nx = wcs0.pixel_shape[1], wcs0.pixel_shape[0]
     cx, cy = pixel_to_sky(wcs0, np.array([0.0, nx - 1.0, 0.0, nx - 1.0]),
                           np.array([0.0, 0.0, ny - 1.0, ny - 1.0]))
-    stars = session.execute(select(Star.id, Star.ra, Star.dec, Star.var_type).where(
-        Star.dec.between(float(np.min(cy)), float(np.max(cy))))).all()
+    query = select(Star.id, Star.ra, Star.dec, Star.var_type).where(
+        Star.dec.between(float(np.min(cy)), float(np.max(cy))))
+    if np.ptp(cx) < 180.0 and abs(dec) < 80.0:  # across RA 0 or near a pole: pixel test only
+        query = query.where(Star.ra.between(float(np.min(cx)), float(np.max(cx))))
+    stars = session.execute(query).all()
     ids = np.array([s[0] for s in stars], dtype=np.int64)
     sra = np.array([s[1] for s in stars], dtype=np.float64)
     sdec = np.array([s[2] for s in stars], dtype=np.float64)
@@ -210,8 +215,6 @@ def _candidates(cfg: Config, session, frames: NightFrames, ra: float, dec: float
     known = {int(i): k for k, i in enumerate(ids) if i >= 0}
     matches = session.execute(select(CatalogMatch.star_id, CatalogMatch.mags).where(
         CatalogMatch.star_id.in_(list(known)))).all() if known else []
-    import json
-
     for star_id, text in matches:
         try:
             mags = json.loads(text or "{}")
@@ -318,8 +321,14 @@ def fit_planet_night(cfg: Config, session, target: TransitTarget, frames: NightF
     BadInput
         Too few frames, no comparison star, an unknown comparison.
     """
-    from clinepipe.transits import (choose_aperture, fit_transit, quadratic_ld, table_priors,
-                                    write_transit_outputs)
+    from clinepipe.transits import (
+        check_coverage,
+        choose_aperture,
+        fit_transit,
+        quadratic_ld,
+        table_priors,
+        write_transit_outputs,
+    )
 
     bjd = frames.bjd
     epoch = _epoch(target, bjd)
@@ -328,6 +337,7 @@ def fit_planet_night(cfg: Config, session, target: TransitTarget, frames: NightF
         raise TransitRefused(f"{target.name}: only {frames.frame_ids.size} frames in night "
                              f"{frames.night} ({MIN_FRAMES} needed for a fit).",
                              reason="too few frames")
+    check_coverage(bjd, predicted, target.duration)  # before the photometry, which costs
     lc_data = measure_night(cfg, session, frames, target.ra, target.dec)
     host_ok = np.all([np.isfinite(f[:, 0]) & (f[:, 0] > 0) for f, _ in lc_data.grid.values()],
                      axis=0)
@@ -414,8 +424,11 @@ def _write_aavso(out_dir: Path, fit, target: TransitTarget, frames: NightFrames,
     """``aavso_exoplanet.txt`` (raw differential flux, BJD_TDB), or None (logged) without an
     observer code or with a filter AAVSO has no code for."""
     from clinepipe.atomic_files import atomic_write_bytes
-    from clinepipe.products.aavso_exoplanet import (ExoplanetHeader, ExoplanetRow,
-                                                    format_exoplanet)
+    from clinepipe.products.aavso_exoplanet import (
+        ExoplanetHeader,
+        ExoplanetRow,
+        format_exoplanet,
+    )
     from clinepipe.transits.outputs import aavso_columns
 
     if not (obscode or "").strip():
@@ -455,6 +468,22 @@ def _write_aavso(out_dir: Path, fit, target: TransitTarget, frames: NightFrames,
     return path
 
 
+def at_known_star(cfg: Config, session, target: TransitTarget) -> TransitTarget:
+    """``target`` at the position of the database star within ``[stars] match_radius`` of
+    it, where the pipeline measured the host (its proper motion included), so that the run
+    and ``clinepipe transit`` of that star compute the same times; else unchanged."""
+    r = cfg.stars.match_radius / 3600.0
+    cosd = max(math.cos(math.radians(target.dec)), 1e-3)
+    rows = session.execute(select(Star.ra, Star.dec).where(
+        Star.dec.between(target.dec - r, target.dec + r),
+        Star.ra.between(target.ra - r / cosd, target.ra + r / cosd))).all()
+    if not rows:
+        return target
+    sep = [math.hypot((ra - target.ra) * cosd, dec - target.dec) for ra, dec in rows]
+    k = int(np.argmin(sep))
+    return replace(target, ra=rows[k][0], dec=rows[k][1]) if sep[k] <= r else target
+
+
 # --- the run's step ----------------------------------------------------------------------
 
 def transits_stage(cfg: Config, engine, run_id: int, also_runs=()) -> list[Path]:
@@ -482,6 +511,7 @@ def transits_stage(cfg: Config, engine, run_id: int, also_runs=()) -> list[Path]
         for night in nights:
             try:
                 with session_scope(engine) as s:
+                    target = at_known_star(cfg, s, target)
                     found = target_nights(cfg, s, target.ra, target.dec, nights=[night])
                     if not found:
                         log.debug("transits: %s is on no frame of night %s", target.name, night)
@@ -497,7 +527,3 @@ def transits_stage(cfg: Config, engine, run_id: int, also_runs=()) -> list[Path]
                 log.exception("transits: the fit of %s in night %s failed", target.name, night)
     return done
 
-
-def target_with(target: TransitTarget, **changes) -> TransitTarget:
-    """``target`` with fields replaced (e.g. a duration estimated when none was given)."""
-    return replace(target, **changes)
