@@ -718,8 +718,8 @@ def transit(target: str = typer.Argument(..., help='Host star: id, catalog id, n
     if bad:
         raise UsageError(f"--detrend {', '.join(bad)}: use airmass or airmass_exp and "
                          f"{', '.join(DETREND_VECTORS)}.")
-    from clinepipe.run.transit_fits import (default_duration, fit_planet_night,
-                                            in_transit_points, target_nights)
+    from clinepipe.run.transit_fits import default_duration, fit_planet_night
+    from clinepipe.run.transit_night import in_transit_points, target_nights
     from clinepipe.store.db import session_scope
     from clinepipe.store.models import Star
     from clinepipe.store.queries import resolve_star

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import BadInput
+from clinepipe.errors import BadInput
 
 __all__ = [
     "Comparisons",

@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import BadInput
-from .model import TransitCurve, total_duration
+from clinepipe.errors import BadInput
+from clinepipe.transits.model import TransitCurve, total_duration
 
 __all__ = [
     "DETREND_VECTORS",

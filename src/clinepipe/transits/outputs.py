@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .fit import TransitFit
+from clinepipe.transits.fit import TransitFit
 
 __all__ = [
     "BIN_MINUTES",

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import BadInput
+from clinepipe.errors import BadInput
 
 __all__ = [
     "OPTIONAL_COLUMNS",
