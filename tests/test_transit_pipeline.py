@@ -48,6 +48,7 @@ def transit_night(tmp_path_factory):
             "t0": truth["t0"] + T0_OFFSET}
 
 
+@pytest.mark.slow
 def test_run_fits_the_transit_against_truth(transit_night):
     folder, truth = transit_night["folder"], transit_night["truth"]
     fit = json.loads((folder / "fit.json").read_text())
@@ -74,12 +75,14 @@ def test_run_fits_the_transit_against_truth(transit_night):
     assert not (folder.parent / "Sim_c").exists()
 
 
+@pytest.mark.slow
 def test_rerun_leaves_the_fit_as_it_was(transit_night):
     before = (transit_night["folder"] / "fit.json").read_bytes()
     run_pipeline(transit_night["cfg"], settle_seconds=0)
     assert (transit_night["folder"] / "fit.json").read_bytes() == before
 
 
+@pytest.mark.slow
 def test_transit_command_gives_the_same_fit(transit_night, tmp_path, capsys):
     sim, truth = transit_night["sim"], transit_night["truth"]
     host = sim.stars[truth["star"]]
@@ -100,6 +103,7 @@ def test_transit_command_gives_the_same_fit(transit_night, tmp_path, capsys):
     assert validate_exoplanet((out / "aavso_exoplanet.txt").read_text()) == []
 
 
+@pytest.mark.slow
 def test_transit_command_without_a_transit_exits_1(transit_night, tmp_path, capsys):
     sim, truth = transit_night["sim"], transit_night["truth"]
     host = sim.stars[truth["star"]]
@@ -130,6 +134,7 @@ def test_transits_path_is_relative_to_the_config_and_must_exist(tmp_path):
     assert str(load_config(cfg_file).transits.path) == "."      # no section: no transits
 
 
+@pytest.mark.slow
 def test_fits_are_listed_for_the_report(transit_night):
     from clinepipe.transits.outputs import read_transit_fits
 
