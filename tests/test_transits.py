@@ -356,3 +356,22 @@ def test_time_averaged_beta_measures_correlated_noise():
     assert time_averaged_beta(t, residuals, sigma, ingress) == pytest.approx(expected, rel=0.06)
     # too few points for a bin of an ingress: nothing to measure, no widening
     assert time_averaged_beta(t[:20], residuals[:20], sigma[:20], ingress) == 1.0
+
+
+def test_simulator_transit_night_drifts_with_one_option():
+    """The transit night's drift is ``drift_px_per_hour`` (the one drift option): the lights'
+    pointing moves by it from the first light, and the stars the drift uncovers get red-noise
+    sensitivities like the others (a drifted, red-noised transit night renders)."""
+    from clinepipe.simulate import SimulationSpec, Simulator
+
+    sim = Simulator(SimulationSpec(width=96, height=96, n_stars=30, filters=("V",),
+                                   lights_per_filter=12, variables=False, transit={},
+                                   red_noise=0.02, drift_px_per_hour=3.0,
+                                   pointing_jitter_px=0.0), seed=2)
+    plans = sim.light_plans(0)
+    hours = np.array([(p.start_ms - plans[0].start_ms) / 3.6e6 for p in plans])
+    np.testing.assert_allclose(np.hypot([p.dx for p in plans], [p.dy for p in plans]),
+                               3.0 * hours, atol=1e-9)
+    assert len(sim.stars) > 30                      # the uncovered sky has stars too
+    truth = sim.render_light(plans[-1], noise=False).truth
+    assert np.all(np.isfinite(np.asarray(truth["flux_adu"])))
