@@ -141,13 +141,15 @@ def fit_planet_night(cfg: Config, session, target: TransitTarget, frames: NightF
                              reason="too few frames")
     check_coverage(bjd, predicted, target.duration)  # before the photometry, which costs
     lc_data = measure_night(cfg, session, frames, target.ra, target.dec)
-    host_ok = np.all([np.isfinite(f[:, 0]) & (f[:, 0] > 0) for f, _ in lc_data.grid.values()],
-                     axis=0)
-    keep = host_ok
+    # a frame where the host's flux is missing at some radius (masked, off the edge) is left out
+    keep = np.all([np.isfinite(f[:, 0]) & (f[:, 0] > 0) for f, _ in lc_data.grid.values()],
+                  axis=0)
     oot = np.abs(bjd - predicted) > 0.5 * target.duration
     user = None
     if comps:
         where = {int(s): k for k, s in enumerate(lc_data.star_ids)}
+        if int(lc_data.star_ids[0]) in {int(c) for c in comps}:
+            raise UsageError(f"star {lc_data.star_ids[0]} is the host itself, not a comparison.")
         missing = [c for c in comps if int(c) not in where]
         if missing:
             raise UsageError(f"comparison star(s) {', '.join(map(str, missing))} are not on "
