@@ -966,6 +966,78 @@ def measure(images: list[Path] = typer.Argument(..., help="2-D FITS images (raw 
 
 
 @app.command()
+def transit(target: str = typer.Argument(..., help='Host star: id, catalog id, name or "RA DEC" (degrees or sexagesimal).'),
+            period: float = typer.Option(..., "--period", help="Orbital period (days)."),
+            t0: float = typer.Option(..., "--t0", help="A mid-transit time (BJD_TDB)."),
+            duration: Optional[float] = typer.Option(None, "--duration",
+                                                     help="Transit duration, first to fourth contact (hours, as the "
+                                                          "NASA Exoplanet Archive's pl_trandur); default from the period."),
+            rprs: Optional[float] = typer.Option(None, "--rprs", help="Expected Rp/Rs (a starting value)."),
+            night: Optional[str] = typer.Option(None, "--night",
+                                                help="Night YYYYMMDD (default: the one with the most in-transit points)."),
+            filter: Optional[str] = typer.Option(None, "--filter", help="Only frames in this filter."),
+            comps: Optional[str] = typer.Option(None, "--comps", help="Comparison star ids, comma-separated (default: automatic)."),
+            detrend: str = typer.Option("airmass", "--detrend",
+                                        help="Detrending: airmass (or airmass_exp) and any of sky, fwhm, x, y, comma-separated."),
+            output: Path = typer.Option(..., "--output", help="Folder for fit.json, lightcurve.csv, the plot and the AAVSO report.")):
+    """Fit the transit of a planet of TARGET in a night of the database: fit.json,
+    lightcurve.csv (bjd_tdb,flux,flux_err,model,detrended,airmass), lightcurve.png and, with an
+    [aavso] obscode, aavso_exoplanet.txt. Exit 1 with a sentence when no night covers a transit.
+    """
+    cfg = _config()
+    if not (period > 0 and t0 > 2_400_000):
+        raise UsageError("--period must be positive days and --t0 a full BJD_TDB (about 2450000 or later).")
+    if duration is not None and not duration > 0:
+        raise UsageError("--duration must be a positive number of hours.")
+    try:
+        comp_ids = [int(c) for c in comps.split(",") if c.strip()] if comps else None
+    except ValueError:
+        raise UsageError(f"--comps {comps!r} must be star ids separated by commas.") from None
+    names = tuple(d.strip() for d in detrend.split(",") if d.strip())
+    from clinepipe.transits.fit import DETREND_VECTORS
+
+    bad = [d for d in names if d not in ("airmass", "airmass_exp") + DETREND_VECTORS]
+    if bad:
+        raise UsageError(f"--detrend {', '.join(bad)}: use airmass or airmass_exp and "
+                         f"{', '.join(DETREND_VECTORS)}.")
+    from clinepipe.run.transit_fits import default_duration, fit_planet_night
+    from clinepipe.run.transit_night import in_transit_points, target_nights
+    from clinepipe.store.db import session_scope
+    from clinepipe.store.models import Star
+    from clinepipe.store.queries import resolve_star
+    from clinepipe.transits.fit import TransitRefused
+    from clinepipe.transits.targets import TransitTarget
+
+    engine = _engine(cfg)
+    with session_scope(engine) as s:
+        star = s.get(Star, resolve_star(s, target))
+        name = star.name or star.catalog_id or f"star {star.id}"
+        days = duration / 24.0 if duration else default_duration(period, rprs)
+        planet = TransitTarget(name=name, ra=star.ra, dec=star.dec, period=period, t0=t0,
+                               duration=days, rprs=rprs)
+        found = target_nights(cfg, s, star.ra, star.dec, filter=filter,
+                              nights=[night] if night else None)
+        covered = [(in_transit_points(f, planet), f) for f in found]
+        covered = [(n, f) for n, f in covered if n > 0]
+        if not covered:
+            where = f"night {night}" if night else "any night of the database"
+            raise TransitRefused(f"no frame of {where} holding {name}"
+                                 f"{' in filter ' + filter if filter else ''} falls inside a "
+                                 f"predicted transit (P = {period:g} d, T0 = {t0:.5f}).",
+                                 reason="no transit in the data")
+        frames = max(covered, key=lambda c: c[0])[1]
+        result = fit_planet_night(cfg, s, planet, frames, output, comps=comp_ids,
+                                  detrend=names, obscode=cfg.aavso.obscode)
+    fit = result.fit
+    typer.echo(f"{name}, night {frames.night} ({frames.filter}): Tmid {fit.tmid:.5f} ± "
+               f"{fit.tmid_err * 1440:.2f} min (O-C {fit.oc_minutes:+.2f} min), Rp/Rs "
+               f"{fit.rprs:.4f} ± {fit.rprs_err:.4f}, aperture {result.aperture:g} px, "
+               f"{len(result.comps)} comparison star(s)")
+    for path in result.files.values():
+        typer.echo(f"wrote {path}")
+
+
+@app.command()
 def solve(image: Path = typer.Argument(..., help="FITS image to plate-solve (never modified)."),
           output: Path = typer.Option(..., "--output", help="Copy of the image with the solved WCS."),
           scale_low: Optional[float] = typer.Option(None, "--scale-low", help="Smallest pixel scale, arcsec/px."),

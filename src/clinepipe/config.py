@@ -244,6 +244,13 @@ class TransformConfig:
 
 
 @dataclass(frozen=True)
+class TransitsConfig:
+    #: the planets whose transits each run fits (NASA Exoplanet Archive columns, see
+    #: transits.targets); empty = no transit fits
+    path: Path = Path("")
+
+
+@dataclass(frozen=True)
 class WebConfig:
     host: str = "127.0.0.1"
     port: int = 8765
@@ -264,6 +271,7 @@ class Config:
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
     stars: StarsConfig = field(default_factory=StarsConfig)
     aavso: AavsoConfig = field(default_factory=AavsoConfig)
+    transits: TransitsConfig = field(default_factory=TransitsConfig)
     variables: VariablesConfig = field(default_factory=VariablesConfig)
     qc: QcConfig = field(default_factory=QcConfig)
     web: WebConfig = field(default_factory=WebConfig)
@@ -574,8 +582,15 @@ def _resolve_paths(cfg: Config) -> Config:
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////") and url != "sqlite:///:memory:":
         url = "sqlite:///" + str(absolute(Path(url[len("sqlite:///"):])))
     database = dataclasses.replace(cfg.database, url=url)
+    transits = cfg.transits
+    if str(transits.path) not in ("", "."):
+        transits = TransitsConfig(path=absolute(transits.path))
+        if not transits.path.is_file():
+            where = cfg.source_file or "configuration"
+            raise ConfigError(f"{where}: transits.path = '{cfg.transits.path}' names "
+                              f"{transits.path}, which does not exist.")
     return dataclasses.replace(cfg, paths=paths, catalog=catalog, known_variables=known,
-                               database=database)
+                               database=database, transits=transits)
 
 
 def default_config_text(*, latitude: float | None = None, longitude: float | None = None,
@@ -693,6 +708,11 @@ suspect_min_points = 10 # fewest points per night and filter for that test
 obscode = ""            # your AAVSO observer code, for `clinepipe export --format aavso`
 targets = []            # names or "RA DEC" of the stars you report: each night `run` writes
                         # archive/aavso/<night>/<target>.txt, and the morning report plots them
+
+[transits]
+path = ""               # e.g. "transits.csv": planets to fit after each run (columns pl_name,ra,
+                        # dec,pl_orbper,pl_tranmid,pl_trandur[,pl_ratror,pl_ratdor,pl_orbincl,...]
+                        # as the NASA Exoplanet Archive names them); "" = none
 
 [web]
 host = "127.0.0.1"

@@ -170,11 +170,17 @@ def _aavso_files(run: RunContext) -> None:
     run.summary.warnings += [w for w in (no_obscode_warning(run.cfg),) if w]
 
 
+def _transits(run: RunContext) -> None:
+    from clinepipe.run.transit_fits import transits_stage
+
+    transits_stage(run.cfg, run.engine, run.run_id, also_runs=run.killed)  # never raises
+
+
 #: The daily run, in order. Each step takes the run's context; a step that finds a frame
 #: unusable records the reason on the frame and goes on, so only a broken archive or database
 #: stops the list (the next run resumes where it stopped).
-RUN_STEPS = (_ingest, _masters, _lights, _relative, _suspects, _quality, _star_counts, _colour_terms,
-             _transform, _night_reports, _aavso_files)
+RUN_STEPS = (_ingest, _masters, _lights, _relative, _suspects, _quality, _star_counts,
+             _colour_terms, _transform, _night_reports, _aavso_files, _transits)
 
 
 def run_pipeline(cfg: Config, *, reprocess: bool = False, workers: int | None = None,

@@ -13,15 +13,12 @@ from .scene import FRAME_COLUMNS, FramePlan, Simulator, replace_plan
 from .spec import SimulationResult, SimulationSpec, replace_spec
 from .styles import (
     TOP_DOWN,
-    drift_plan,
     effective_spec,
     frame_cards,
     frame_file,
     headers_config,
     is_original,
-    night_start_ms,
     stored_data,
-    widen_field,
     writes_frame,
 )
 from .writers import (
@@ -75,8 +72,6 @@ def simulate_night(out_dir: str | os.PathLike, seed: int = 0, nights: int | None
     spec = make_spec(spec, nights, **overrides)
     sim = Simulator(spec, seed)
     original = is_original(spec)
-    if spec.drift_px_per_hour:
-        widen_field(sim, max(end - start for start, end, _ in sim.windows) / 3.6e6)
     out = Path(out_dir)
     incoming, truth_dir = out / "incoming", out / "truth"
     (truth_dir / "lights").mkdir(parents=True, exist_ok=True)
@@ -86,12 +81,10 @@ def simulate_night(out_dir: str | os.PathLike, seed: int = 0, nights: int | None
     row_order = "top-down" if spec.style in TOP_DOWN else "bottom-up"
     for n in range(spec.nights):
         plans = sim.plan_night(n)
-        t0 = night_start_ms(plans)
         for plan in plans:
             if not writes_frame(spec, plan.kind):
                 continue
             if not original:
-                plan = drift_plan(sim, plan, t0)
                 plan = replace_plan(plan, file=frame_file(spec, plan))
             path = incoming / plan.file
             if plan.kind == "light":

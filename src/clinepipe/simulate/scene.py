@@ -25,6 +25,7 @@ from .field import (EB_MODEL, EB_TYPE, PULSATOR_MODEL, PULSATOR_TYPE, catalog_er
                     header_roundtrip, make_stars, nominal_wcs, place_isolated,
                     true_light_curve, wcs_cards, wcs_from_header)
 from .spec import SimulationSpec
+from .styles import drift_vector, widen_field
 
 # random streams
 S_FIELD, S_CAMERA, S_VAR, S_CATALOG, S_PLAN, S_NOISE, S_SRC, S_TRANSIT = 1, 2, 3, 4, 5, 6, 7, 8
@@ -144,6 +145,8 @@ class Simulator:
                         amplitude=spec.pulsator_amplitude, model=PULSATOR_MODEL))
         self.transit = self._make_transit(st, [r["star_id"] for r in var_rows])
         self._set_field(st, var_rows, var_type)
+        if spec.drift_px_per_hour:  # the sky the drift uncovers gets stars too
+            st = widen_field(self, max(end - start for start, end, _ in self.windows) / 3.6e6)
         self._set_systematics(st)
 
     def _make_transit(self, st: dict, variables: list[int]):
@@ -289,7 +292,27 @@ class Simulator:
     def _plan_night(self, n: int) -> list[FramePlan]:
         plans = self._plan_night_frames(n)
         rng = np.random.default_rng([self.seed, S_TRANSIT, 2, n])
-        return tr.adjust_lights(plans, rng, self.spec, self.wcs0)
+        return self._drift(tr.adjust_lights(plans, rng, self.spec))
+
+    def _drift(self, plans: list[FramePlan]) -> list[FramePlan]:
+        """The lights' pointing moved by ``drift_px_per_hour`` since the night's first light
+        (direction :func:`.styles.drift_vector`), the pointing (crval) with it."""
+        spec = self.spec
+        starts = [p.start_ms for p in plans if p.kind == "light"]
+        if spec.drift_px_per_hour == 0.0 or not starts:
+            return plans
+        vx, vy = drift_vector(spec)
+        cx, cy = (spec.nx - 1) / 2.0, (spec.ny - 1) / 2.0
+        out = []
+        for p in plans:
+            if p.kind == "light":
+                hours = (p.start_ms - min(starts)) / 3.6e6
+                dx, dy = p.dx + vx * hours, p.dy + vy * hours
+                ra, dec = self.wcs0.all_pix2world(cx - dx, cy - dy, 0)
+                p = dataclasses.replace(p, dx=dx, dy=dy, crval=(round(float(ra) % 360.0, 8),
+                                                                round(float(dec), 8)))
+            out.append(p)
+        return out
 
     def _plan_night_frames(self, n: int) -> list[FramePlan]:
         spec = self.spec

@@ -133,7 +133,6 @@ class SimulationSpec:
     red_noise: float = 0.0                #: rms (mag per unit relative FWHM change) of each
     #: star's seeing sensitivity; > 0 also adds colour extinction -0.03 (B-V) (X - 1) mag
     clouds: float = 0.0                   #: depth (0-1) of the transparency dips of passing clouds
-    drift_px: float = 0.0                 #: field drift over a night (binned px, one direction)
 
     # derived ----------------------------------------------------------------------------
     @property
@@ -174,8 +173,8 @@ class SimulationSpec:
             raise ValueError(f"image {self.nx}x{self.ny} is too small (16x16 at least)")
         if self.calibration_every < 1:
             raise ValueError("calibration_every must be >= 1")
-        if not (0.0 <= self.clouds < 1.0 and self.red_noise >= 0.0 and self.drift_px >= 0.0):
-            raise ValueError("clouds must be in [0, 1), red_noise and drift_px >= 0")
+        if not (0.0 <= self.clouds < 1.0 and self.red_noise >= 0.0):
+            raise ValueError("clouds must be in [0, 1), red_noise >= 0")
         from .styles import check_style  # styles imports this module
         check_style(self)
         for f, term in self.colour_terms.items():

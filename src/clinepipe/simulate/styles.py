@@ -136,29 +136,11 @@ def drift_vector(spec: SimulationSpec) -> tuple[float, float]:
     return spec.drift_px_per_hour * math.sin(a), spec.drift_px_per_hour * math.cos(a)
 
 
-def night_start_ms(plans) -> int | None:
-    lights = [p.start_ms for p in plans if p.kind == "light"]
-    return min(lights) if lights else None
-
-
-def drift_plan(sim, plan, t0_ms: int | None):
-    """``plan`` with the night's drift since its first light added to the pointing offset."""
-    spec = sim.spec
-    if plan.kind != "light" or spec.drift_px_per_hour == 0.0 or t0_ms is None:
-        return plan
-    hours = (plan.start_ms - t0_ms) / 3.6e6
-    vx, vy = drift_vector(spec)
-    dx, dy = plan.dx + vx * hours, plan.dy + vy * hours
-    cx, cy = (spec.nx - 1) / 2.0, (spec.ny - 1) / 2.0
-    ra, dec = sim.wcs0.all_pix2world(cx - dx, cy - dy, 0)
-    return dataclasses.replace(plan, dx=dx, dy=dy,
-                               crval=(round(float(ra) % 360.0, 8), round(float(dec), 8)))
-
-
-def widen_field(sim, hours: float) -> None:
+def widen_field(sim, hours: float) -> dict:
     """Add stars, at the field's density, over the area the drift of ``hours`` uncovers, so
     a drifted light shows stars everywhere. Existing stars, variables and catalog errors stay
-    as they were (new stars are appended)."""
+    as they were (new stars are appended). Returns the new field's arrays (0-based x, y,
+    V, BV, VR)."""
     spec = sim.spec
     vx, vy = drift_vector(spec)
     ex, ey = abs(vx) * hours, abs(vy) * hours
@@ -189,6 +171,7 @@ def widen_field(sim, hours: float) -> None:
              "eclipse_width_phase", "amplitude", "model")
     var_rows = [{k: row[k] for k in names} for row in sim.variables]
     sim._set_field(fields, var_rows, var_type)  # the Simulator's own bookkeeping of a field
+    return fields
 
 
 # --- time and angle formats -------------------------------------------------------------

@@ -1,8 +1,9 @@
 """A transiting planet on one star, and what the atmosphere and the telescope add to a
-transit night: seeing- and airmass-correlated flux systematics, clouds, a drifting field.
+transit night: seeing- and airmass-correlated flux systematics and clouds (a drifting field
+is ``drift_px_per_hour``, applied where the pointing plan is made, :mod:`.scene`).
 
-All of it is off unless the spec asks (``transit``, ``red_noise``, ``clouds``,
-``drift_px``), and draws from its own random stream, so other simulations are unchanged.
+All of it is off unless the spec asks (``transit``, ``red_noise``, ``clouds``), and draws
+from its own random stream, so other simulations are unchanged.
 The transit is a Mandel & Agol (2002) curve with quadratic limb darkening computed by
 ``batman`` (a third-party package, not the pipeline), averaged over each exposure on 1 s
 steps, in BJD_TDB of the host.
@@ -11,7 +12,6 @@ steps, in BJD_TDB of the host.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -93,24 +93,16 @@ def cloud_transparency(rng, u, depth: float) -> np.ndarray:
     return np.prod(1.0 - dips, axis=0)
 
 
-def adjust_lights(plans, rng, spec, wcs0) -> list:
-    """Light plans with clouds (transparency) and a linear drift of the field (dx, dy and
-    the pointing) applied; other frames unchanged."""
+def adjust_lights(plans, rng, spec) -> list:
+    """Light plans with the clouds' transparency applied; other frames unchanged."""
     lights = [k for k, p in enumerate(plans) if p.kind == "light"]
-    if not lights or (spec.clouds <= 0 and spec.drift_px <= 0):
+    if not lights or spec.clouds <= 0:
         return plans
     u = np.linspace(0.0, 1.0, len(lights))
-    cloud = cloud_transparency(rng, u, spec.clouds) if spec.clouds > 0 else np.ones(u.size)
-    angle = rng.uniform(0, 2 * math.pi)
+    cloud = cloud_transparency(rng, u, spec.clouds)
     out = list(plans)
-    cx, cy = (spec.nx - 1) / 2.0, (spec.ny - 1) / 2.0
-    for k, frac, c in zip(lights, u, cloud):
-        p = plans[k]
-        dx = p.dx + spec.drift_px * frac * math.cos(angle)
-        dy = p.dy + spec.drift_px * frac * math.sin(angle)
-        ra, dec = wcs0.all_pix2world(cx - dx, cy - dy, 0)
-        out[k] = dataclasses.replace(p, transparency=float(p.transparency * c), dx=dx, dy=dy,
-                                     crval=(round(float(ra) % 360.0, 8), round(float(dec), 8)))
+    for k, c in zip(lights, cloud):
+        out[k] = dataclasses.replace(plans[k], transparency=float(plans[k].transparency * c))
     return out
 
 

@@ -12,6 +12,16 @@ marginalised analytically (flat priors; exact for a Gaussian likelihood), so the
 only the non-linear parameters (tmid, rprs, ars, b = ars cos i, ln beta [, a]) and their
 errors include the correlation with the detrending. ``beta`` multiplies every point's error
 (the "jitter"): it settles above 1 when the residuals scatter more than the errors say.
+
+Correlated ("red") noise -- seeing, guiding, colour-dependent extinction -- survives
+averaging, which a white-noise likelihood does not know: its errors are then too small.
+The time-averaging method (Pont, Zucchetti & Queloz 2006, MNRAS 373, 231; Winn et al.
+2008, ApJ 683, 1076) measures it from the residuals: binned over N points, white residuals
+scatter sigma_1 / sqrt(N); the ratio of the measured to that scatter, the median over bins
+of 0.5-2 ingress durations, is ``beta_red`` (>= 1). Every per-point error is inflated by
+it, which for this posterior (the shape of the likelihood fixed, its width proportional to
+the errors) widens the samples of the transit parameters about their median by the same
+factor, so that is how it is applied.
 """
 
 from __future__ import annotations
@@ -31,12 +41,18 @@ __all__ = [
     "TransitRefused",
     "check_coverage",
     "fit_transit",
+    "ingress_duration",
     "table_priors",
+    "time_averaged_beta",
 ]
 
 MINUTES_PER_DAY = 1440.0
 #: detrending names: "airmass" (linear) or "airmass_exp" (exponential), plus these vectors
 DETREND_VECTORS = ("sky", "fwhm", "x", "y")
+#: bin widths of the time-averaging method, in ingress durations
+BETA_BIN_INGRESS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
+#: fewest bins a width needs to take part
+BETA_MIN_BINS = 6
 #: widths of the Gaussian priors built from transits.csv, which carries no errors: loose
 #: enough that a night's own data decide when they can
 PRIOR_ARS_FRACTION = 0.10
@@ -56,6 +72,8 @@ class TransitFit:
     flux, ``flux_err`` its input errors (not scaled by ``error_scale``), ``model`` the full
     model of ``flux``, ``transit_model`` T(t), ``systematics`` the detrending factor,
     ``detrended`` = flux / systematics, ``residuals`` = detrended - transit_model.
+    ``error_scale`` is the white-noise factor sampled with the fit, ``red_noise_beta`` the
+    time-averaging factor (>= 1) the parameter errors were widened by.
     """
 
     tmid: float
@@ -78,6 +96,7 @@ class TransitFit:
     rms_residual: float
     error_scale: float
     error_scale_err: float
+    red_noise_beta: float
     chi2_red: float
     n_points: int
     period: float
@@ -137,6 +156,59 @@ def check_coverage(time, predicted_tmid: float, duration: float,
             f"too little out-of-transit baseline: {before:.0f} min before ingress and "
             f"{after:.0f} min after egress, the fit needs {min_baseline_min:.0f} min on both "
             "sides.", reason="short out-of-transit baseline")
+
+
+def ingress_duration(period, rprs, ars, inc_deg) -> float:
+    """First-to-second-contact duration (d) of a circular orbit: (T14 - T23) / 2 (Winn 2010,
+    eqs. 14-15); T23 = 0 for a grazing transit, whose ingress is then T14 / 2."""
+    t14 = float(total_duration(period, rprs, ars, inc_deg))
+    b = ars * math.cos(math.radians(inc_deg))
+    inner = (1.0 - rprs) ** 2 - b**2
+    if inner <= 0.0:
+        return 0.5 * t14
+    t23 = period / math.pi * math.asin(min(math.sqrt(inner) / (ars * math.sin(math.radians(inc_deg))), 1.0))
+    return 0.5 * (t14 - t23)
+
+
+def time_averaged_beta(time, residuals, sigma, timescale: float,
+                       factors=BETA_BIN_INGRESS, min_bins: int = BETA_MIN_BINS) -> float:
+    """The red-noise factor beta (>= 1) of the time-averaging method.
+
+    Parameters
+    ----------
+    time : array (n,)
+        Times (d), sorted.
+    residuals, sigma : array (n,)
+        Residuals of the best fit and their per-point 1-sigma errors (same unit).
+    timescale : float
+        The time scale that matters (d): the ingress duration.
+    factors : sequence of float
+        Bin widths in units of ``timescale``.
+    min_bins : int
+        A width with fewer whole bins is skipped.
+
+    Returns
+    -------
+    float
+        ``max(1, median_N(sigma_N / (sigma_1 / sqrt(N))))`` over the bin sizes N (points),
+        sigma_1 the scatter of the normalised residuals and sigma_N that of their means in
+        consecutive bins of N (unbiased variances, so white noise gives ~1); 1 when no bin
+        size qualifies.
+    """
+    z = np.asarray(residuals, np.float64) / np.asarray(sigma, np.float64)
+    t = np.asarray(time, np.float64)
+    if z.size < 2 * min_bins or not timescale > 0:
+        return 1.0
+    cadence = float(np.median(np.diff(t)))
+    sigma_1 = float(np.std(z, ddof=1))
+    betas = []
+    for n in sorted({int(round(f * timescale / cadence)) for f in factors}):
+        m = z.size // n if n >= 2 else 0
+        if m < min_bins:
+            continue
+        means = z[: m * n].reshape(m, n).mean(axis=1)
+        betas.append(float(np.std(means, ddof=1)) / (sigma_1 / math.sqrt(n)))
+    return max(1.0, float(np.median(betas))) if betas else 1.0
 
 
 class _Posterior:
@@ -230,13 +302,36 @@ def _start(post: _Posterior, tmid0, rprs0, ars0, b0, duration, exp_airmass):
     return result.x if np.isfinite(post.scalar(result.x)) else best
 
 
+def _laplace_covariance(post: _Posterior, centre, steps):
+    """Inverse of the negative Hessian of the log-posterior at ``centre`` by central
+    differences of ``steps`` (one batched call); None when it is not positive definite or a
+    difference leaves the prior."""
+    n = centre.size
+    e = np.diag(steps)
+    pairs = [(i, j) for i in range(n) for j in range(i, n)]
+    signs = ((1, 1), (1, -1), (-1, 1), (-1, -1))
+    points = np.array([centre + si * e[i] + sj * e[j] for i, j in pairs for si, sj in signs])
+    values = post(points).reshape(len(pairs), 4)
+    if not np.all(np.isfinite(values)):
+        return None
+    hessian = np.zeros((n, n))
+    for (i, j), (pp, pm, mp, mm) in zip(pairs, values):
+        hessian[i, j] = hessian[j, i] = (pp - pm - mp + mm) / (4.0 * steps[i] * steps[j])
+    try:
+        cov = np.linalg.inv(-hessian)
+        np.linalg.cholesky(cov)
+    except np.linalg.LinAlgError:
+        return None
+    return cov
+
+
 def fit_transit(time_bjd, flux, flux_err, airmass, *, period: float, t0_guess: float,
                 duration: float | None = None, rprs_guess: float | None = None,
                 priors: Mapping[str, tuple[float, float]] | None = None,
                 detrend=("airmass",), vectors: Mapping[str, np.ndarray] | None = None,
                 exptime: float = 0.0, ld=(0.4, 0.25), min_baseline_min: float = 20.0,
                 n_walkers: int = 32, max_steps: int = 20000, check_every: int = 200,
-                tau_factor: float = 50.0, tau_rtol: float = 0.05,
+                tau_factor: float = 50.0, tau_rtol: float = 0.05, red_noise: bool = True,
                 seed: int | None = None) -> TransitFit:
     """Fit a transit and its detrending to one night's differential light curve.
 
@@ -268,6 +363,8 @@ def fit_transit(time_bjd, flux, flux_err, airmass, *, period: float, t0_guess: f
     n_walkers, max_steps, check_every, tau_factor, tau_rtol :
         emcee: converged when the chain is longer than ``tau_factor`` autocorrelation times
         and the estimate changed by less than ``tau_rtol`` since the last check.
+    red_noise : bool
+        Widen the errors by the time-averaging factor beta (see the module docstring).
     seed : int, optional
         Seed of the walkers' start and moves.
 
@@ -337,7 +434,14 @@ def fit_transit(time_bjd, flux, flux_err, airmass, *, period: float, t0_guess: f
     rng = np.random.default_rng(seed)
     ndim = start.size
     spread = np.array([2e-4, 2e-3, 0.02 * start[2], 0.02, 0.02] + [0.01] * (ndim - 5))
-    p0 = start + spread * rng.standard_normal((n_walkers, ndim))
+    # walkers start spread like the posterior (its Laplace approximation), so the ensemble
+    # does not have to grow into the a/Rs-b valley from a small ball, which a finite chain
+    # may not finish (too narrow errors)
+    cov = _laplace_covariance(post, start, 0.5 * spread)
+    if cov is not None:
+        p0 = rng.multivariate_normal(start, cov, size=n_walkers, method="eigh")
+    else:
+        p0 = start + spread * rng.standard_normal((n_walkers, ndim))
     p0[:, 3] = np.abs(p0[:, 3])
     for i in range(n_walkers):  # pull any walker started outside the prior back in
         while not np.isfinite(post.scalar(p0[i])):
@@ -363,13 +467,30 @@ def fit_transit(time_bjd, flux, flux_err, airmass, *, period: float, t0_guess: f
     thin = max(1, int(tau_max / 2))
     chain = sampler.get_chain(discard=burn, thin=thin, flat=True)
     return _summarise(post, chain, t, f, e, x, vec, names, detrend, period, t0_guess, u, exptime,
-                      n_walkers, sampler.iteration, tau_max, converged)
+                      n_walkers, sampler.iteration, tau_max, converged, red_noise)
+
+
+def _red_noise_widened(post, chain, t, f, e, period):
+    """(chain with the transit parameters widened about their median by beta_red, beta_red)."""
+    median = np.median(chain, axis=0)
+    transit, systematics = (v[0] for v in post.solve(median)[:2])
+    inc = math.degrees(math.acos(min(median[3] / median[2], 1.0)))
+    beta = time_averaged_beta(t, f - transit * systematics, e,
+                              ingress_duration(period, median[1], median[2], inc))
+    if beta > 1.0:
+        chain = chain.copy()
+        chain[:, :4] = median[:4] + beta * (chain[:, :4] - median[:4])
+        chain[:, 3] = np.abs(chain[:, 3])  # b >= 0: reflected at the grazing-free edge
+    return chain, beta
 
 
 def _summarise(post, chain, t, f, e, x, vec, names, detrend, period, t0_guess, u, exptime,
-               n_walkers, n_steps, tau_max, converged) -> TransitFit:
+               n_walkers, n_steps, tau_max, converged, red_noise=True) -> TransitFit:
+    beta_red = 1.0
+    if red_noise:
+        chain, beta_red = _red_noise_widened(post, chain, t, f, e, period)
     tmid, rprs, ars, b, ln_beta = (chain[:, k] for k in range(5))
-    inc = np.degrees(np.arccos(b / ars))
+    inc = np.degrees(np.arccos(np.clip(b / ars, -1.0, 1.0)))
     dur = total_duration(period, rprs, ars, inc)
 
     def stat(v):
@@ -397,7 +518,7 @@ def _summarise(post, chain, t, f, e, x, vec, names, detrend, period, t0_guess, u
         oc_minutes=(out["tmid"][0] - t0_guess) * MINUTES_PER_DAY,
         oc_err_minutes=out["tmid"][1] * MINUTES_PER_DAY,
         rms_residual=float(np.std(residuals)), error_scale=out["beta"][0],
-        error_scale_err=out["beta"][1],
+        error_scale_err=out["beta"][1], red_noise_beta=float(beta_red),
         chi2_red=float(np.sum((residuals * systematics / e) ** 2) / max(t.size - chain.shape[1]
                                                                          - len(coeffs), 1)),
         n_points=int(t.size), period=float(period), u=u, exptime_s=float(exptime),

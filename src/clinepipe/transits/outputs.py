@@ -22,6 +22,7 @@ __all__ = [
     "aavso_columns",
     "fit_record",
     "plot_transit",
+    "read_transit_fits",
     "write_fit_json",
     "write_lightcurve_csv",
     "write_transit_outputs",
@@ -76,7 +77,8 @@ def fit_record(fit: TransitFit, *, planet: str, night: str, filter: str,
         "oc_err_minutes": fit.oc_err_minutes, "predicted_tmid": fit.predicted_tmid,
         "period": fit.period, "b": fit.b, "b_err": fit.b_err,
         "duration_err": fit.duration_err, "error_scale": fit.error_scale,
-        "error_scale_err": fit.error_scale_err, "chi2_red": fit.chi2_red,
+        "error_scale_err": fit.error_scale_err, "red_noise_beta": fit.red_noise_beta,
+        "chi2_red": fit.chi2_red,
         "limb_darkening": {"law": "quadratic", "u1": fit.u[0], "u2": fit.u[1]},
         "exptime_s": fit.exptime_s, "detrend_coefficients": fit.detrend_coefficients,
         "mcmc": {"walkers": fit.n_walkers, "steps": fit.n_steps,
@@ -176,3 +178,21 @@ def aavso_columns(fit: TransitFit) -> dict[str, np.ndarray]:
         else:
             columns[name.upper()] = fit.vectors[name]
     return columns
+
+
+def read_transit_fits(archive, night: str | None = None) -> list[dict]:
+    """The fits the run wrote under ``archive/transits/<night>/<planet>/``, for one night
+    (YYYYMMDD) or all: each ``fit.json`` as a dict with ``folder`` (its Path) and ``plot``
+    (the PNG's Path, or None) added; by night, then planet. Unreadable files are skipped."""
+    root = Path(archive) / "transits"
+    pattern = f"{night}/*/fit.json" if night else "*/*/fit.json"
+    records = []
+    for path in sorted(root.glob(pattern)):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        png = path.parent / "lightcurve.png"
+        record.update(folder=path.parent, plot=png if png.is_file() else None)
+        records.append(record)
+    return records
