@@ -6,12 +6,21 @@ from __future__ import annotations
 import math
 from datetime import date, timedelta
 from pathlib import Path
+
 from clinepipe.config import CameraConfig, SiteConfig
 from clinepipe.errors import BadInput
 from clinepipe.headers import HeaderRules, read_header_facts
+from clinepipe.ingest.fits_reader import (
+    _bad,
+    _check_complete,
+    _hdu_shape,
+    _image_data,
+    _merged_header,
+    _open_hdul,
+    check_data,
+    image_hdu_index,
+)
 from clinepipe.ingest.frame_info import FrameInfo
-from clinepipe.ingest.fits_reader import _bad, _check_complete, _hdu_shape, _image_data, _merged_header, _open_hdul, check_data, image_hdu_index
-
 
 #: the named reasons this module raises (``BadInput.reason``) besides those of
 #: :func:`clinepipe.headers.read_header_facts` (``no frame type``, ``missing DATE-OBS``,

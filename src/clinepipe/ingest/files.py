@@ -7,10 +7,10 @@ import os
 import shutil
 import time
 from pathlib import Path
-from clinepipe.atomic_files import atomic_open
-from clinepipe.ingest.frame_info import FrameInfo
-from clinepipe.ingest.fits_reader import _bad
 
+from clinepipe.atomic_files import atomic_open
+from clinepipe.ingest.fits_reader import _bad
+from clinepipe.ingest.frame_info import FrameInfo
 
 #: plain FITS name endings (compared case-insensitively)
 FITS_SUFFIXES = (".fit", ".fits", ".fts")

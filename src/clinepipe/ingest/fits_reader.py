@@ -7,11 +7,12 @@ import io
 import warnings
 import zlib
 from pathlib import Path
+
 import bottleneck as bn
 import numpy as np
 from astropy.io import fits
-from clinepipe.errors import BadInput
 
+from clinepipe.errors import BadInput
 
 _GZIP_MAGIC = b"\x1f\x8b"
 
@@ -29,8 +30,6 @@ def _bad(path: Path, reason: str, sentence: str) -> BadInput:
     return BadInput(f"{Path(path).name}: {sentence.rstrip('.')}.", reason=reason)
 
 
-def _is_gzip_name(path: Path) -> bool:
-    return path.name.lower().endswith(".gz")
 
 
 def _open_hdul(path: Path, *, memmap: bool = False):

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-FRAME_KINDS = ("bias", "dark", "flat", "light")
-
 
 @dataclass(frozen=True)
 class FrameInfo:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from clinepipe.ccd.masks import PHOTOMETRY_BAD_BITS
 from clinepipe.config import Config
 from clinepipe.errors import BadInput, ClinepipeError, Waiting, storage_error
 from clinepipe.ingest.frame_info import FrameInfo
@@ -198,8 +199,8 @@ def _plate_solve(ctx: LightContext):
     """
     from astropy.io import fits
 
-    from clinepipe.astrometry.wcs import header_wcs
     from clinepipe.astrometry.catalog_index import solve_with_catalog
+    from clinepipe.astrometry.wcs import header_wcs
     from clinepipe.ccd.reduced_files import write_reduced
 
     t = ctx.task
@@ -220,8 +221,11 @@ def _plate_solve(ctx: LightContext):
 
 def photometry_stage(ctx: LightContext) -> None:
     from clinepipe.astrometry.wcs import pixel_to_sky
-    from clinepipe.photometry.aperture import (APERTURE_FWHM_FACTOR, aperture_photometry,
-                                               instrumental_magnitude)
+    from clinepipe.photometry.aperture import (
+        APERTURE_FWHM_FACTOR,
+        aperture_photometry,
+        instrumental_magnitude,
+    )
     from clinepipe.photometry.background import measure_background
     from clinepipe.photometry.psf import psf_shape
 
@@ -261,9 +265,6 @@ def photometry_stage(ctx: LightContext) -> None:
     }
 
 
-#: mask bits that make a measurement unreliable. Hot pixels (bit 2) are not among them: the
-#: scaled master dark removes their signal and the uncertainty plane carries their noise.
-PHOTOMETRY_BAD_BITS = 1 | 4 | 8 | 16
 
 
 def _photometry_mask(mask):

@@ -188,10 +188,10 @@ def measure_night(cfg: Config, session, frames: NightFrames, ra: float, dec: flo
     the night's median FWHM when that is 0), with the pipeline's background and aperture
     photometry, the calibrated frame's uncertainty and mask planes."""
     from clinepipe.astrometry.wcs import sky_to_pixel
+    from clinepipe.ccd.masks import PHOTOMETRY_BAD_BITS
     from clinepipe.ccd.reduced_files import read_reduced
     from clinepipe.photometry.aperture import aperture_photometry
     from clinepipe.photometry.background import measure_background
-    from clinepipe.run.light_stages import PHOTOMETRY_BAD_BITS
 
     phot = cfg.photometry
     base = phot.aperture if phot.aperture > 0 else 1.5 * float(np.nanmedian(frames.fwhm))

@@ -43,10 +43,12 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from astropy.time import Time
 from sqlalchemy import Engine, func, select, update
 
 from clinepipe import __version__
 from clinepipe.config import SiteConfig
+from clinepipe.ingest.classify import observing_night
 from clinepipe.store.db import insert_measurements, session_scope
 from clinepipe.store.models import CatalogMatch, Frame, Measurement, Run, Star
 
@@ -155,9 +157,8 @@ def _jd_to_datetime(jd: float) -> datetime:
 
 
 def _night(value: datetime, longitude: float) -> str:
-    """Local (mean solar) noon-to-noon night of a UTC time: YYYYMMDD of the evening."""
-    local = value + timedelta(hours=longitude / 15.0) - timedelta(hours=12)
-    return local.strftime("%Y%m%d")
+    """The observing night of a UTC time: the one rule of :func:`observing_night`."""
+    return observing_night(Time(value, scale="utc").jd, longitude)
 
 
 def _parse(fields: list[str], line: int) -> _Row:
