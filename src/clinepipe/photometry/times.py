@@ -1,7 +1,9 @@
 """Time and geometry per measurement: mid-exposure JD, BJD_TDB, airmass.
 
 Airmass uses local sidereal time from the IAU 1982 GMST formula with UT1 ≈ UTC (error below a
-second of time, far below what airmass needs), and BJD_TDB takes UT1 ≈ UTC too, so nothing is
+second of time, far below what airmass needs) and the J2000 position precessed to the date
+(IAU 1976 angles: without it a 2026 altitude is off by up to 0.35°, 0.02 in airmass at 30°);
+nutation and aberration (< 0.01°) are left out. BJD_TDB takes UT1 ≈ UTC too, so nothing is
 downloaded or read from the IERS tables at run time.
 """
 
@@ -17,11 +19,28 @@ def _gmst_deg(jd_utc):
     return np.mod(280.46061837 + 360.98564736629 * t, 360.0)
 
 
+def _precess_to_date(ra_deg, dec_deg, jd):
+    """J2000 RA, Dec (deg) precessed to the equator and equinox of ``jd`` (IAU 1976; Meeus,
+    *Astronomical Algorithms*, eq. 21.4), in radians."""
+    t = (np.asarray(jd, float) - 2451545.0) / 36525.0
+    arcsec = np.pi / (180.0 * 3600.0)
+    zeta = (2306.2181 * t + 0.30188 * t**2 + 0.017998 * t**3) * arcsec
+    z = (2306.2181 * t + 1.09468 * t**2 + 0.018203 * t**3) * arcsec
+    theta = (2004.3109 * t - 0.42665 * t**2 - 0.041833 * t**3) * arcsec
+    ra0 = np.radians(np.asarray(ra_deg, float))
+    dec0 = np.radians(np.asarray(dec_deg, float))
+    a = np.cos(dec0) * np.sin(ra0 + zeta)
+    b = np.cos(theta) * np.cos(dec0) * np.cos(ra0 + zeta) - np.sin(theta) * np.sin(dec0)
+    c = np.sin(theta) * np.cos(dec0) * np.cos(ra0 + zeta) + np.cos(theta) * np.sin(dec0)
+    return np.arctan2(a, b) + z, np.arcsin(np.clip(c, -1.0, 1.0))
+
+
 def altitude(ra_deg, dec_deg, jd_utc, latitude_deg, longitude_deg):
-    """Altitude (deg) of positions at UTC Julian dates for a site (east longitude positive)."""
-    lst = _gmst_deg(jd_utc) + longitude_deg
-    ha = np.radians(lst - np.asarray(ra_deg, float))
-    dec = np.radians(np.asarray(dec_deg, float))
+    """Altitude (deg, geometric) of J2000 positions at UTC Julian dates for a site (east
+    longitude positive)."""
+    ra, dec = _precess_to_date(ra_deg, dec_deg, jd_utc)
+    lst = np.radians(_gmst_deg(jd_utc) + longitude_deg)
+    ha = lst - ra
     lat = np.radians(latitude_deg)
     sin_alt = np.sin(dec) * np.sin(lat) + np.cos(dec) * np.cos(lat) * np.cos(ha)
     return np.degrees(np.arcsin(np.clip(sin_alt, -1.0, 1.0)))
