@@ -267,14 +267,14 @@ def transits_stage(cfg: Config, engine, run_id: int, also_runs=()) -> list[Path]
     baseline, is one logged sentence; nothing here stops the run. Returns the folders."""
     from clinepipe.store.db import session_scope
     from clinepipe.transits.targets import read_targets
-    from clinepipe.variability.suspects import _nights_of_runs
+    from clinepipe.store.queries import nights_of_runs
 
     if str(cfg.transits.path) in ("", "."):
         return []
     done: list[Path] = []
     try:
         targets = read_targets(cfg.transits.path)
-        nights = _nights_of_runs(engine, [run_id, *also_runs])
+        nights = nights_of_runs(engine, [run_id, *also_runs])
     except BadInput as exc:
         log.warning("transits: %s", exc.message)
         return done
