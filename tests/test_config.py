@@ -26,7 +26,9 @@ def test_default_config_text_loads_and_resolves_paths(tmp_path):
 
 def test_config_is_frozen(tmp_path):
     cfg = load_config(write(tmp_path, ""))
-    with pytest.raises(Exception):
+    import dataclasses
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.camera.gain = 1.0  # type: ignore[misc]
 
 
