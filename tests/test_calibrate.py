@@ -42,7 +42,8 @@ def test_variables_and_mismatches_do_not_move_the_zero_point():
     dirty = ensemble_zero_point(bad, cat_bad, ie, ce)
     assert abs(dirty.value - clean.value) <= 0.005
     assert not dirty.used[:5].any()
-    assert dirty.n_used == clean.n_used - 5 or dirty.n_used >= clean.n_used - 6
+    # the five bad stars leave; of the good ones, at most one changes its membership
+    assert np.count_nonzero(dirty.used[5:] != clean.used[5:]) <= 1
 
 
 def test_excluded_and_nonfinite_stars_are_never_used():
