@@ -82,7 +82,8 @@ def test_morning_report_written_with_plots_of_the_night(qc_night):
     import matplotlib.image as mpimg
 
     pngs = [p.split("'")[0] for p in text.split("data:image/png;base64,")[1:]]
-    assert len(pngs) == 3
+    # zero point, FWHM and sky, and the light curve of the simulated config's AAVSO target
+    assert len(pngs) == 4 and "V0001 Sim" in text
     for b64 in pngs:
         img = mpimg.imread(io.BytesIO(base64.b64decode(b64)), format="png")
         assert img.shape[0] > 200 and img.std() > 0.05

@@ -165,8 +165,11 @@ def obs(tmp_path_factory):
     out = tmp_path_factory.mktemp("transform")
     sim = simulate_night(out, seed=21, nights=2, width=320, height=320, n_stars=300,
                          lights_per_filter=10, filters=("B", "V", "R"), colour_terms=TERMS)
-    with sim.config_path.open("a", encoding="utf-8") as fh:
-        fh.write(AAVSO_TOML)
+    text = sim.config_path.read_text(encoding="utf-8")  # its own [aavso] (no obscode) replaced
+    start = text.index("\n[aavso]\n")
+    end = text.find("\n[", start + 1)
+    sim.config_path.write_text(text[:start] + (text[end:] if end >= 0 else "") + AAVSO_TOML,
+                               encoding="utf-8")
     held = out / "held"
     shutil.move(str(sim.incoming / NIGHTS[1]), str(held))
     cfg = load_config(sim.config_path)

@@ -139,7 +139,9 @@ def refresh_star_counts(engine, run_ids=None) -> None:
         if run_ids is not None:
             touched = (select(Measurement.star_id).join(Frame, Frame.id == Measurement.frame_id)
                        .where(Frame.run_id.in_(list(run_ids))))
-            stmt = stmt.where(Star.id.in_(touched))
+            # and every star still at 0: made by a run killed before its counts were refreshed
+            stmt = stmt.where(Star.id.in_(touched) | (Star.n_measurements == 0)
+                              | Star.n_measurements.is_(None))
         s.execute(stmt)
 
 
