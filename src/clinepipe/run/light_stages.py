@@ -247,6 +247,7 @@ def photometry_stage(ctx: LightContext) -> None:
         read_noise=t.config.camera.read_noise, uncertainty=ctx.reduced.uncertainty,
         mask=_photometry_mask(mask),
         annulus=tuple(phot_cfg.annulus) if phot_cfg.annulus else None,
+        fwhm=fwhm, blend_fraction=phot_cfg.blend_fraction,
     )
     inst, inst_err = instrumental_magnitude(phot["flux"], phot["flux_err"], t.info.exptime)
     ra, dec = pixel_to_sky(ctx.wcs, phot["x"], phot["y"])
