@@ -129,7 +129,8 @@ def reduce_stage(ctx: LightContext) -> None:
     )
     # written (and fsync'ed) by a background thread while the next stages measure the frame;
     # process_light waits for it before it reports the light
-    ctx.writing = write_reduced_async(t.output, frame, masters_used=_masters_used(t))
+    ctx.writing = write_reduced_async(t.output, frame, masters_used=_masters_used(t),
+                                      keep=t.config.archive.keep_calibrated)
     ctx.reduced = frame
     lacking = missing_masters_reason(frame.header["CALSTAT"])
     if lacking:  # the frame's reason: measured, but "no flat"
@@ -203,16 +204,25 @@ def _plate_solve(ctx: LightContext):
     from clinepipe.ccd.reduced_files import write_reduced
 
     t = ctx.task
+    keep = t.config.archive.keep_calibrated
     if ctx.writing is not None:
         ctx.writing.result()  # the calibrated frame is written in the background: wait for it
     solved = t.output.with_name(t.output.stem + "_solved.fits")
-    solve_with_catalog(t.config, t.output, solved)
+    image = t.output
+    if keep != "all":  # solve-field gets a plain FITS image, not the compressed (or no) file
+        image = t.output.with_name(t.output.stem + "_solving.fits")
+        write_reduced(image, ctx.reduced, masters_used=_masters_used(t))
+    try:
+        solve_with_catalog(t.config, image, solved)
+    finally:
+        if image != t.output:
+            image.unlink(missing_ok=True)
     header = fits.getheader(solved)
     wcs = header_wcs(header)
     if wcs is not None:
         for key, value in wcs.to_header(relax=True).items():
             ctx.reduced.header[key] = value
-        write_reduced(t.output, ctx.reduced, masters_used=_masters_used(t))
+        write_reduced(t.output, ctx.reduced, masters_used=_masters_used(t), keep=keep)
         ctx.notes.append("plate-solved with astrometry.net")
     solved.unlink(missing_ok=True)
     return wcs
