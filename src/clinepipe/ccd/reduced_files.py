@@ -344,9 +344,10 @@ def recompute_uncertainty(data: np.ndarray, header: fits.Header, masters: dict) 
     ``P`` the pedestal left without a bias (``CLPPED``), ``g`` the gain (``CLPGAIN``),
     ``c = (read_noise/g)**2 + bias_noise**2 + (k dark_noise)**2`` (``CLPRDN``, the masters'
     ``CLPNOISE``, ``k = CLPDSCAL``), ``F`` the flat and ``f`` its relative noise, and
-    ``D = (S - k dark) / F`` the calibrated image; so ``S = D F + k dark``. The same float32
-    steps give the stored plane to a few units of the last place (cosmic-ray pixels, replaced
-    in ``D`` after their variance was taken, differ; they are masked).
+    ``D = (S - k dark) / F`` the calibrated image; so ``raw = D F + k dark + bias``, a whole
+    number of ADU, and the same float32 steps then give the stored plane bit for bit
+    (cosmic-ray pixels, replaced in ``D`` after their variance was taken, differ; they are
+    masked).
 
     Parameters
     ----------
@@ -380,25 +381,37 @@ def recompute_uncertainty(data: np.ndarray, header: fits.Header, masters: dict) 
         noise = float(noise) if noise is not None and np.isfinite(float(noise)) else 0.0
         return np.asarray(arr, dtype=np.float32), noise
 
-    _, bias_noise = cut("bias")
+    bias, bias_noise = cut("bias")
     dark, dark_noise = cut("dark")
     flat, flat_noise = cut("flat")
     const_var = np.float32((read_noise / gain) ** 2 + (bias_noise or 0.0) ** 2
                            + (float(k) * (dark_noise or 0.0)) ** 2)
     pedestal = np.float32(header.get("CLPPED", 0.0))
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        signal = data * flat if flat is not None else data.copy()
+        # the raw frame, back from the image: a camera's ADU are whole numbers, and the
+        # float32 steps leave ~1e-4 ADU of rounding, so rounding gives the very raw value and
+        # then the reduction's own float32 steps give its very uncertainty (bit for bit);
+        # pixels that are not whole (overscan levels, cleaned cosmic rays) keep the estimate
+        raw = data.astype(np.float64)
+        if flat is not None:
+            raw *= flat
         if dark is not None:
-            signal += dark * k
+            raw += np.float64(k) * dark
+        if bias is not None:
+            raw += bias
+        whole = np.rint(raw)
+        raw = np.where(np.abs(raw - whole) < 0.01, whole, raw).astype(np.float32)
+        signal = raw if bias is None else np.subtract(raw, bias, dtype=np.float32)
         var = np.subtract(signal, pedestal, dtype=np.float32)
         np.maximum(var, np.float32(0), out=var)
         np.divide(var, np.float32(gain), out=var)
         np.add(var, const_var, out=var)
         if flat is not None:
-            np.divide(var, flat * flat, out=var)
+            np.divide(var, np.multiply(flat, flat), out=var)
             if flat_noise:
-                term = data * np.float32(flat_noise)
-                var += term * term
+                term = np.multiply(data, np.float32(flat_noise))
+                np.multiply(term, term, out=term)
+                np.add(var, term, out=var)
         np.sqrt(var, out=var)
     var[~np.isfinite(data)] = np.nan
     return var
