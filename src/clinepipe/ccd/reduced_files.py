@@ -273,7 +273,8 @@ def _append_compressed(chunks, tiles, nx, ny, bitpix, cmptype, name, extra) -> N
         chunks.append(bytes(pad))
 
 
-def read_reduced(path: Path, *, masters_dir: Path | None = None) -> ReducedFrame:
+def read_reduced(path: Path, *, masters_dir: Path | None = None,
+                 uncertainty: bool = True) -> ReducedFrame:
     """Read a calibrated frame written by :func:`write_reduced` with any ``keep``.
 
     Parameters
@@ -283,6 +284,9 @@ def read_reduced(path: Path, *, masters_dir: Path | None = None) -> ReducedFrame
     masters_dir : Path, optional
         Where the masters named in its header (``BIASFILE``…) are found (searched below it,
         by name); needed only when the file has no uncertainty plane (``keep = "image"``).
+    uncertainty : bool
+        False: a frame without an uncertainty plane is returned with ``uncertainty`` None
+        (a picture of the frame needs no masters).
 
     Returns
     -------
@@ -305,7 +309,7 @@ def read_reduced(path: Path, *, masters_dir: Path | None = None) -> ReducedFrame
             data = np.asarray(hdul[0].data, dtype=np.float32)
         unc = np.asarray(hdul["UNCERT"].data, dtype=np.float32) if "UNCERT" in names else None
         mask = np.asarray(hdul["MASK"].data, dtype=np.uint8)
-    if unc is None:
+    if unc is None and uncertainty:
         unc = recompute_uncertainty(data, header, _find_masters(header, masters_dir, path))
     return ReducedFrame(data=data, uncertainty=unc, mask=mask, header=header)
 
