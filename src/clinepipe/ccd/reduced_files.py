@@ -363,7 +363,7 @@ def recompute_uncertainty(data: np.ndarray, header: fits.Header, masters: dict) 
         ``{"bias" | "dark" | "flat": (array, noise) or None}``: the master frames as written
         (full sensor; cut to the frame by its subframe origin and ``TRIMSEC``).
     """
-    from clinepipe.ccd.reduce import crop_master, parse_section
+    from clinepipe.errors import BadInput
 
     gain = float(header["CLPGAIN"])
     read_noise = float(header.get("CLPRDN", 0.0))
@@ -378,10 +378,15 @@ def recompute_uncertainty(data: np.ndarray, header: fits.Header, masters: dict) 
             # pixels), then to the overscan run's TRIMSEC (CLPTRIM): one cut does both
             xorg = int(header.get("XORGSUBF", 0) or 0)
             yorg = int(header.get("YORGSUBF", 0) or 0)
-            if header.get("CLPTRIM"):
-                rows, cols = parse_section(header["CLPTRIM"])
-                xorg, yorg = xorg + (cols.start or 0), yorg + (rows.start or 0)
-            arr = crop_master(arr, xorg, yorg, data.shape, name=str(key))
+            trim = re.match(r"\[\s*(\d+):\d+\s*,\s*(\d+):\d+\s*\]", str(header.get("CLPTRIM", "")))
+            if trim:  # 1-based FITS section of the raw frame
+                xorg, yorg = xorg + int(trim.group(1)) - 1, yorg + int(trim.group(2)) - 1
+            ny, nx = data.shape
+            if yorg + ny > arr.shape[0] or xorg + nx > arr.shape[1] or xorg < 0 or yorg < 0:
+                raise BadInput(f"master {key}: the {nx}x{ny} frame at ({xorg}, {yorg}) does not fit "
+                               "in it (subframe outside the master).",
+                               reason="subframe outside the master")
+            arr = arr[yorg:yorg + ny, xorg:xorg + nx]
         noise = float(noise) if noise is not None and np.isfinite(float(noise)) else 0.0
         return np.asarray(arr, dtype=np.float32), noise
 
