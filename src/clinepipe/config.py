@@ -89,6 +89,16 @@ class PhotometryConfig:
     sources: str = "auto"  # "auto" (.SRC when present, else detection), "src", "detect"
     detect_threshold: float = 3.0  # sigma above the background for own detection
     background_box: int = 64  # sep mesh size in pixels
+    #: flag blended when the neighbours' light in the aperture exceeds this fraction of the
+    #: star's flux (or its 1-sigma error)
+    blend_fraction: float = 0.01
+
+
+@dataclass(frozen=True)
+class ArchiveConfig:
+    #: what of a calibrated light is kept: "image" (image and mask, tile-compressed; the
+    #: uncertainty is recomputed on reading), "all" (also the uncertainty plane), "none"
+    keep_calibrated: str = "image"
 
 
 @dataclass(frozen=True)
@@ -276,6 +286,7 @@ class Config:
     qc: QcConfig = field(default_factory=QcConfig)
     web: WebConfig = field(default_factory=WebConfig)
     transform: TransformConfig = field(default_factory=TransformConfig)
+    archive: ArchiveConfig = field(default_factory=ArchiveConfig)
     #: the file this was read from (None for defaults) and its text, for provenance
     source_file: Path | None = None
     source_text: str = ""
@@ -294,6 +305,7 @@ _CHOICES = {
     ("catalog", "source"): ("file", "apass", "ucac4", "gaia", "none"),
     ("known_variables", "source"): ("", "file", "vsx"),
     ("execution", "scheduler"): ("serial", "dask"),
+    ("archive", "keep_calibrated"): ("image", "all", "none"),
 }
 
 
@@ -647,6 +659,13 @@ without_masters = "wait"  # or "measure": reduce a light with the masters that e
 aperture = 5.0          # radius in binned pixels; 0 = 1.5 x the frame's measured FWHM
 sources = "auto"        # "auto": the .SRC list when present, else own detection; "src"; "detect"
 detect_threshold = 3.0  # detection threshold in sigma of the background
+blend_fraction = 0.01   # flag "blended" when neighbours add more light to the aperture than
+                        # this fraction of the star's flux (or its 1-sigma error)
+
+[archive]
+keep_calibrated = "image"  # "image": calibrated image + mask, compressed losslessly (the
+                           # uncertainty is recomputed when read); "all": also the uncertainty
+                           # plane; "none": no calibrated files
 
 [astrometry]
 solve = false           # plate-solve lights without WCS with astrometry.net (`make system-deps`

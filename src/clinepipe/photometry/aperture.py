@@ -16,7 +16,7 @@ FLAG_EDGE = 2  #: the aperture is truncated by the image edge
 
 FLAG_MASKED = 4  #: a masked/bad pixel (any nonzero mask bit, or a non-finite pixel) in the aperture
 
-FLAG_BLENDED = 8  #: another listed source lies within ``blend_radius``
+FLAG_BLENDED = 8  #: the listed neighbours' light in the aperture matters (see :func:`blend_contamination`)
 
 FLAG_NONPOSITIVE = 16  #: flux <= 0 or not finite (no magnitude)
 
@@ -52,7 +52,11 @@ PHOTOMETRY_DTYPE = np.dtype([
     ("background", "f8"),  # ADU/pixel at the star (the level that was subtracted)
     ("area", "f8"),  # pixels in the aperture
     ("flags", "i4"),  # FLAG_* bits
+    ("contamination", "f8"),  # ADU, the listed neighbours' light estimated inside the aperture
 ])
+
+#: the neighbours' light in the aperture above this fraction of the star's flux flags it blended
+BLEND_FRACTION = 0.01
 
 # Memory bound of the vectorised pixel gathers (annulus statistics, mask bits): elements.
 _GATHER_BUDGET = 4_000_000
@@ -65,7 +69,8 @@ _MIN_ANNULUS_PIXELS = 8
 def aperture_photometry(data, x, y, radius: float, *, background, gain: float,
                         read_noise: float, uncertainty=None, mask=None, annulus=None,
                         dark_current: float = 0.0, saturation: float | None = None,
-                        blend_radius: float | None = None) -> np.ndarray:
+                        fwhm: float | None = None,
+                        blend_fraction: float = BLEND_FRACTION) -> np.ndarray:
     """Background-subtracted circular aperture sums with honest 1-sigma errors.
 
     Parameters
@@ -103,16 +108,20 @@ def aperture_photometry(data, x, y, radius: float, *, background, gain: float,
         ADU per pixel accumulated in the exposure (CCD model only).
     saturation : float, optional
         ADU; a pixel at or above this value in the aperture flags the star as saturated.
-    blend_radius : float, optional
-        Pixels; a star with another listed star closer than this is flagged blended.
-        Default ``2 * radius``.
+    fwhm : float, optional
+        The frame's PSF FWHM, pixels, for the neighbours' light in each aperture
+        (:func:`blend_contamination`); default ``radius / APERTURE_FWHM_FACTOR``.
+    blend_fraction : float
+        A star is flagged blended when that light exceeds this fraction of its flux, or its
+        1-sigma flux error; <= 0 never flags.
 
     Returns
     -------
     numpy.ndarray
         Structured array of :data:`PHOTOMETRY_DTYPE`, one row per input position, in input
         order: ``x, y`` (as given), ``flux`` (ADU), ``flux_err`` (ADU), ``background``
-        (ADU/pixel), ``area`` (pixels), ``flags`` (``FLAG_*`` bits). A star whose aperture
+        (ADU/pixel), ``area`` (pixels), ``flags`` (``FLAG_*`` bits), ``contamination``
+        (ADU, the neighbours' light in the aperture). A star whose aperture
         lies wholly outside the image, or is wholly masked, has NaN flux.
     """
     arr = _sep_image(data)
@@ -220,9 +229,13 @@ def aperture_photometry(data, x, y, radius: float, *, background, gain: float,
         idx = np.flatnonzero(inside)
         peak = _aperture_reduce(arr, x[idx], y[idx], radius, "max")
         flags[idx[peak >= saturation]] |= FLAG_SATURATED
-    blend = 2.0 * radius if blend_radius is None else float(blend_radius)
-    if blend > 0:
-        flags[_has_neighbour(x, y, blend)] |= FLAG_BLENDED
+    psf_fwhm = radius / APERTURE_FWHM_FACTOR if fwhm is None else float(fwhm)
+    contamination = blend_contamination(x, y, flux, radius, psf_fwhm)
+    out["contamination"] = contamination
+    if blend_fraction > 0:
+        with np.errstate(invalid="ignore"):
+            blended = (contamination > blend_fraction * flux) | (contamination > out["flux_err"])
+        flags[blended & (contamination > 0)] |= FLAG_BLENDED
     flags[~(np.isfinite(flux) & (flux > 0))] |= FLAG_NONPOSITIVE
     out["flags"] = flags
     return out
@@ -357,33 +370,90 @@ def _annulus_sky(arr, sep_mask, x, y, annulus):
     return level, sky_var, level_var
 
 
-def _has_neighbour(x: np.ndarray, y: np.ndarray, radius: float) -> np.ndarray:
-    """True for each point with another point closer than ``radius`` (vectorised sweep).
+#: Jacobi passes of :func:`blend_contamination`'s deblending: each divides the error of the
+#: total fluxes by the contamination ratio of the pair (0.6 for equal stars 1.5 FWHM apart
+#: in a 1.5-FWHM aperture, so 12 passes leave 0.2 %)
+_DEBLEND_PASSES = 12
 
-    Points are sorted by x; comparing every point with its k-th successor for k = 1, 2, ...
-    stops as soon as no k-th successor is within ``radius`` in x, so the number of passes is
-    the largest number of points in an x-strip of width ``radius``.
+
+def blend_contamination(x, y, flux, radius: float, fwhm: float) -> np.ndarray:
+    """The light of the listed neighbours falling inside each star's aperture, ADU.
+
+    The PSF is taken as a circular Gaussian of the frame's ``fwhm`` (as measured on the
+    pixels, so the Gaussian's own variance is the measured one less the pixel's 1/12):
+    each neighbour's pixel values are the Gaussian integrated over the pixels (``erf``
+    differences, separable), summed with the weight of each pixel's overlap with the
+    aperture (``clip(radius - d + 0.5, 0, 1)`` of the pixel centre's distance ``d``), as
+    the aperture sum sees them: a plain Gaussian under the circle misses a third of the
+    far wing that pixelisation adds. The measured aperture fluxes hold each other's light,
+    so the total fluxes come from Jacobi iteration of ``flux_i = e_i F_i + sum_j A_ij F_j``
+    (``e_i`` the aperture's own enclosed fraction) over the pairs closer than
+    ``radius + 5 sigma``: all pairs at once, in memory-bounded blocks, no loop over stars.
+
+    Parameters
+    ----------
+    x, y : array_like
+        Aperture centres, pixels, 0-based.
+    flux : array_like
+        Measured (background-subtracted) aperture fluxes, ADU; NaN and negative count as 0.
+    radius : float
+        Aperture radius, pixels.
+    fwhm : float
+        PSF FWHM, pixels; not finite or <= 0 gives zeros (no PSF to judge by).
+
+    Returns
+    -------
+    numpy.ndarray
+        ADU per star: the sum over its neighbours of their estimated light in its aperture.
     """
-    n = x.size
-    result = np.zeros(n, dtype=bool)
+    from scipy.spatial import cKDTree
+
+    x = np.asarray(x, dtype=np.float64).ravel()
+    y = np.asarray(y, dtype=np.float64).ravel()
+    measured = np.nan_to_num(np.asarray(flux, dtype=np.float64).ravel(), nan=0.0)
+    measured = np.maximum(measured, 0.0)
+    result = np.zeros(x.size)
     finite = np.flatnonzero(np.isfinite(x) & np.isfinite(y))
-    if finite.size < 2:
+    if finite.size < 2 or not (np.isfinite(fwhm) and fwhm > 0):
         return result
-    order = finite[np.argsort(x[finite], kind="stable")]
-    xs, ys = x[order], y[order]
-    near = np.zeros(order.size, dtype=bool)
-    r2 = radius * radius
-    for k in range(1, order.size):
-        dx = xs[k:] - xs[:-k]
-        active = dx < radius
-        if not active.any():
-            break
-        dy = ys[k:] - ys[:-k]
-        close = active & (dx * dx + dy * dy < r2)
-        near[k:] |= close
-        near[:-k] |= close
-    result[order] = near
-    return result
+    sigma_measured = float(fwhm) / (2.0 * math.sqrt(2.0 * math.log(2.0)))
+    sigma = math.sqrt(max(sigma_measured ** 2 - 1.0 / 12.0, 0.05))
+    tree = cKDTree(np.column_stack((x[finite], y[finite])))
+    pairs = tree.query_pairs(radius + 5.0 * sigma, output_type="ndarray")
+    if pairs.size == 0:
+        return result
+    # both directions: light of star j (column 1) in the aperture of star i (column 0)
+    i = finite[np.concatenate((pairs[:, 0], pairs[:, 1]))]
+    j = finite[np.concatenate((pairs[:, 1], pairs[:, 0]))]
+    share = _pixel_share(x[i], y[i], x[j], y[j], radius, sigma)
+    own = _pixel_share(x, y, x, y, radius, sigma)
+    own = np.where(own > 0, own, 1.0)
+    total = measured / own
+    for _ in range(_DEBLEND_PASSES):  # passes over all pairs at once
+        spill = np.bincount(i, weights=share * total[j], minlength=x.size)
+        total = np.maximum(measured - spill, 0.0) / own
+    return np.bincount(i, weights=share * total[j], minlength=x.size)
+
+
+def _pixel_share(xa, ya, xs, ys, radius: float, sigma: float) -> np.ndarray:
+    """Fraction of a pixel-integrated Gaussian (sigma px) centred at (xs, ys) that an aperture
+    of ``radius`` at (xa, ya) sums, one value per (aperture, star) pair (vectorised)."""
+    from scipy.special import ndtr
+
+    out = np.zeros(xa.size)
+    half = int(math.ceil(radius)) + 1
+    offs = np.arange(-half, half + 1, dtype=np.float64)
+    for sl in _chunks(xa.size, radius):  # memory-bounded blocks of pairs
+        px = np.rint(xa[sl])[:, None] + offs[None, :]          # (P, W) pixel centres
+        py = np.rint(ya[sl])[:, None] + offs[None, :]
+        gx = ndtr((px + 0.5 - xs[sl, None]) / sigma) - ndtr((px - 0.5 - xs[sl, None]) / sigma)
+        gy = ndtr((py + 0.5 - ys[sl, None]) / sigma) - ndtr((py - 0.5 - ys[sl, None]) / sigma)
+        dx2 = (px - xa[sl, None]) ** 2
+        dy2 = (py - ya[sl, None]) ** 2
+        d = np.sqrt(dy2[:, :, None] + dx2[:, None, :])
+        weight = np.clip(radius - d + 0.5, 0.0, 1.0)
+        out[sl] = np.einsum("pij,pi,pj->p", weight, gy, gx)
+    return out
 
 
 def instrumental_magnitude(flux, flux_err, exptime: float | None):

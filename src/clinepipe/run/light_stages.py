@@ -130,7 +130,8 @@ def reduce_stage(ctx: LightContext) -> None:
     )
     # written (and fsync'ed) by a background thread while the next stages measure the frame;
     # process_light waits for it before it reports the light
-    ctx.writing = write_reduced_async(t.output, frame, masters_used=_masters_used(t))
+    ctx.writing = write_reduced_async(t.output, frame, masters_used=_masters_used(t),
+                                      keep=t.config.archive.keep_calibrated)
     ctx.reduced = frame
     lacking = missing_masters_reason(frame.header["CALSTAT"])
     if lacking:  # the frame's reason: measured, but "no flat"
@@ -204,16 +205,25 @@ def _plate_solve(ctx: LightContext):
     from clinepipe.ccd.reduced_files import write_reduced
 
     t = ctx.task
+    keep = t.config.archive.keep_calibrated
     if ctx.writing is not None:
         ctx.writing.result()  # the calibrated frame is written in the background: wait for it
     solved = t.output.with_name(t.output.stem + "_solved.fits")
-    solve_with_catalog(t.config, t.output, solved)
+    image = t.output
+    if keep != "all":  # solve-field gets a plain FITS image, not the compressed (or no) file
+        image = t.output.with_name(t.output.stem + "_solving.fits")
+        write_reduced(image, ctx.reduced, masters_used=_masters_used(t))
+    try:
+        solve_with_catalog(t.config, image, solved)
+    finally:
+        if image != t.output:
+            image.unlink(missing_ok=True)
     header = fits.getheader(solved)
     wcs = header_wcs(header)
     if wcs is not None:
         for key, value in wcs.to_header(relax=True).items():
             ctx.reduced.header[key] = value
-        write_reduced(t.output, ctx.reduced, masters_used=_masters_used(t))
+        write_reduced(t.output, ctx.reduced, masters_used=_masters_used(t), keep=keep)
         ctx.notes.append("plate-solved with astrometry.net")
     solved.unlink(missing_ok=True)
     return wcs
@@ -251,6 +261,7 @@ def photometry_stage(ctx: LightContext) -> None:
         read_noise=t.config.camera.read_noise, uncertainty=ctx.reduced.uncertainty,
         mask=_photometry_mask(mask),
         annulus=tuple(phot_cfg.annulus) if phot_cfg.annulus else None,
+        fwhm=fwhm, blend_fraction=phot_cfg.blend_fraction,
     )
     inst, inst_err = instrumental_magnitude(phot["flux"], phot["flux_err"], t.info.exptime)
     ra, dec = pixel_to_sky(ctx.wcs, phot["x"], phot["y"])

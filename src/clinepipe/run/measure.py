@@ -64,10 +64,15 @@ class MeasureResult:
     notes: list[str] = field(default_factory=list)
 
 
-def _read_planes(path: Path):
-    """(data float32, header, uncertainty or None, mask or None) of any 2-D FITS image."""
+def _read_planes(path: Path, masters_dir: Path | None = None):
+    """(data float32, header, uncertainty or None, mask or None) of any 2-D FITS image.
+
+    A calibrated frame kept without its uncertainty plane (``[archive] keep_calibrated =
+    "image"``) gets it recomputed by :func:`clinepipe.ccd.reduced_files.read_reduced` from the
+    masters under ``masters_dir``, as the run measured it."""
     from astropy.io import fits
 
+    from clinepipe.ccd.reduced_files import read_reduced
     from clinepipe.ingest.fits_reader import check_data, read_image
 
     data, header = read_image(path)
@@ -81,7 +86,11 @@ def _read_planes(path: Path):
                 m = np.asarray(hdul["MASK"].data, dtype=np.uint8)
                 if u.shape == data.shape and m.shape == data.shape:
                     unc, mask = u, m
-    except (OSError, ValueError, KeyError):  # the image itself was readable: measure it bare
+            kept_image = "IMAGE" in names and "MASK" in names and "UNCERT" not in names
+        if kept_image and masters_dir is not None:
+            frame = read_reduced(path, masters_dir=masters_dir)
+            unc, mask = frame.uncertainty, frame.mask
+    except (OSError, ValueError, KeyError, BadInput):  # the image itself was readable: measure it bare
         pass
     return data, header, unc, mask
 
@@ -156,7 +165,7 @@ def measure_image(path, *, config=None, aperture: float | None = None, sources=N
     cfg = config or Config()
     path = Path(path)
     notes: list[str] = []
-    data, header, unc, mask = _read_planes(path)
+    data, header, unc, mask = _read_planes(path, cfg.paths.archive / "masters")
 
     phot = cfg.photometry
     if aperture is not None:

@@ -77,7 +77,10 @@ def create_app(cfg_or_engine, *, archive: str | Path | None = None,
     given here). The app never writes to the database."""
     from clinepipe.variability.table import DEFAULT_EXCLUDE_QC
 
+    from clinepipe.config import PhotometryConfig
+
     exclude_qc = DEFAULT_EXCLUDE_QC
+    photometry = PhotometryConfig()
     if isinstance(cfg_or_engine, Engine):
         engine, site_name = cfg_or_engine, "Observatory"
     else:
@@ -89,8 +92,10 @@ def create_app(cfg_or_engine, *, archive: str | Path | None = None,
         obscode = obscode if obscode is not None else cfg.aavso.obscode
         site_name = cfg.site.name
         exclude_qc = tuple(cfg.qc.exclude_from_variability)
+        photometry = cfg.photometry
     dash = _Dashboard(engine, Path(archive) if archive else None, (obscode or "").strip(),
                       site_name, exclude_qc)
+    dash.photometry = photometry  # the aperture and annulus the frame cut-outs draw
 
     app = FastAPI(title="clinepipe dashboard", version=__version__, docs_url=None,
                   redoc_url=None, openapi_url=None)
@@ -576,6 +581,60 @@ def _add_pages(app: FastAPI, dash: _Dashboard) -> None:
                            first=_jd_to_utc(min(jds)) if jds else "—",
                            last=_jd_to_utc(max(jds)) if jds else "—",
                            prev_id=prev_id, next_id=next_id, obscode=dash.obscode)
+
+    _add_frame_pages(app, dash)
+
+
+def _add_frame_pages(app: FastAPI, dash: _Dashboard) -> None:
+    """The frame behind a point of a star's light curve (issue 19, item 20): a page with the
+    measurement, the frame's QC and previous/next links, and the cut-out PNG."""
+    from clinepipe.web.frames import aperture_of, cutout_png, frame_view, read_frame_image
+
+    def view(star_id: str, frame_id: str) -> dict:
+        sid, fid = _parse_id(star_id), _parse_id(frame_id)
+        found = None if sid is None or fid is None else frame_view(dash.engine, sid, fid)
+        if found is None:
+            raise _not_found(f"Star {star_id[:40]} has no measurement in frame {frame_id[:40]}.")
+        found["star_id"] = sid
+        return found
+
+    @_get(app, "/stars/{star_id}/frame")
+    def frame_by_path(star_id: str, path: str = "", jd: str | None = None):
+        """Where a click on the light curve (which knows the frame's file) goes."""
+        sid = _parse_id(star_id)
+        with Session(dash.engine) as s:
+            query = (select(Measurement.frame_id).join(Frame, Frame.id == Measurement.frame_id)
+                     .where(Measurement.star_id == sid, Frame.raw_path == path[:1024]))
+            jd_mid = _parse_float(jd)
+            if jd_mid is not None:
+                query = query.order_by(func.abs(Measurement.jd_mid - jd_mid))
+            fid = s.scalars(query.limit(1)).first() if sid is not None else None
+        if fid is None:
+            raise _not_found(f"Star {star_id[:40]} has no measurement in “{path[:80]}”.")
+        return RedirectResponse(f"/stars/{sid}/frames/{fid}", status_code=303)
+
+    @_get(app, "/stars/{star_id}/frames/{frame_id}", response_class=HTMLResponse)
+    def frame_page(star_id: str, frame_id: str):
+        found = view(star_id, frame_id)
+        fr = found["frame"]
+        kept = read_frame_image(dash.archive, fr["calibrated_path"]) is not None
+        annulus = tuple(dash.photometry.annulus) if dash.photometry.annulus else None
+        return dash.render("frame.html", nav="stars", v=found, kept=kept, annulus=annulus,
+                           aperture=aperture_of(dash.photometry, fr["fwhm"]),
+                           utc=_jd_to_utc(fr["jd_mid"]))
+
+    @_get(app, "/stars/{star_id}/frames/{frame_id}/cutout.png")
+    def frame_cutout(star_id: str, frame_id: str):
+        found = view(star_id, frame_id)
+        image = read_frame_image(dash.archive, found["frame"]["calibrated_path"])
+        if image is None:
+            raise _not_found("The calibrated frame was not kept ([archive] keep_calibrated).")
+        p = found["point"]
+        png = cutout_png(image, p["x"] - 1.0, p["y"] - 1.0,  # 1-based in the database
+                         aperture=aperture_of(dash.photometry, found["frame"]["fwhm"]),
+                         annulus=tuple(dash.photometry.annulus) if dash.photometry.annulus else None,
+                         neighbours=[(n["x"] - 1.0, n["y"] - 1.0) for n in found["neighbours"]])
+        return Response(png, media_type="image/png", headers={"Cache-Control": "max-age=3600"})
 
 
 def _search_star(dash: _Dashboard, query: str) -> int | list[int]:

@@ -72,6 +72,7 @@
     this.hover = null;     // {point, x} under the pointer
     this.screen = [];      // [{px, py, point, x}] of the last drawing, for hit tests
     this.bindControls();
+    this.frameUrl = root.getAttribute("data-frame-url");  // a click opens the point's frame
     this.load(root.getAttribute("data-src"));
   }
 
@@ -471,6 +472,12 @@
     if (!d) { return; }
     this.drag = null;
     var w = Math.abs(d.x2 - d.x), h = Math.abs(d.y2 - d.y);
+    if (w <= 6 && h <= 6 && this.hover && this.hover.point.frame && this.frameUrl) {
+      var p = this.hover.point;  // a click, not a drag: the frame this point came from
+      window.location.href = this.frameUrl + "?path=" + encodeURIComponent(p.frame) +
+        "&jd=" + encodeURIComponent(p.jd);
+      return;
+    }
     if (w > 6) {
       var lim = this.lim;
       var x0 = this.fromPx(Math.min(d.x, d.x2)), x1 = this.fromPx(Math.max(d.x, d.x2));

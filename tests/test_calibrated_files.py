@@ -1,0 +1,106 @@
+"""What a calibrated light costs on disk (issue 19, item 21): ``[archive] keep_calibrated``.
+
+The default ("image") keeps the image losslessly tile-compressed with its mask, at most 1.5x
+the raw file; the uncertainty plane is recomputed from the image, the masters and the noise
+model; the run's measurements are the same as with "all"."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from sqlalchemy import select
+
+from clinepipe.ccd.reduced_files import read_calibrated, read_reduced, write_reduced
+from clinepipe.config import ArchiveConfig, load_config
+from clinepipe.errors import BadInput
+from clinepipe.run.pipeline import run_pipeline
+from clinepipe.store.db import open_database, session_scope
+from clinepipe.store.models import Frame, Measurement
+
+
+def _run(root: Path, keep: str):
+    from clinepipe.simulate import simulate_night
+
+    # the camera's full 1117x844 frame: on small frames the FITS headers weigh more
+    sim = simulate_night(root, seed=11, width=1117, height=844, lights_per_filter=3)
+    cfg = load_config(sim.config_path)
+    cfg = dataclasses.replace(cfg, archive=ArchiveConfig(keep_calibrated=keep))
+    run_pipeline(cfg)
+    engine = open_database(cfg.database.url)
+    with session_scope(engine) as s:
+        frames = s.execute(select(Frame.raw_path, Frame.calibrated_path, Frame.state)
+                           .where(Frame.kind == "light").order_by(Frame.raw_path)).all()
+        rows = s.execute(select(Frame.raw_path, Measurement.x, Measurement.y, Measurement.flux,
+                                Measurement.flux_err, Measurement.flags, Measurement.mag)
+                         .join(Frame, Frame.id == Measurement.frame_id)
+                         .order_by(Frame.raw_path, Measurement.x, Measurement.y)).all()
+    engine.dispose()
+    return {"cfg": cfg, "frames": frames, "rows": rows}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    return {keep: _run(tmp_path_factory.mktemp(f"keep_{keep}"), keep) for keep in ("image", "all")}
+
+
+def _files(run):
+    archive = run["cfg"].paths.archive
+    return [(archive / raw_dir(run, raw), archive / cal) for raw, cal, state in run["frames"]
+            if cal]
+
+
+def raw_dir(run, raw_path):
+    """The archive copy of a raw light (its path relative to the archive)."""
+    archive = run["cfg"].paths.archive
+    name = Path(raw_path).name
+    return next(p for p in (archive / "raw").rglob(name)).relative_to(archive)
+
+
+def test_same_measurements_with_image_as_with_all(runs):
+    image, full = runs["image"]["rows"], runs["all"]["rows"]
+    assert len(image) > 500 and len(image) == len(full)
+    assert image == full  # every row, bit for bit (same frames, same numbers)
+
+
+def test_default_is_image_and_costs_at_most_1_5x_the_raw_file(runs):
+    assert ArchiveConfig().keep_calibrated == "image"
+    ratios = [cal.stat().st_size / raw.stat().st_size for raw, cal in _files(runs["image"])]
+    assert len(ratios) == 6
+    assert max(ratios) <= 1.5, ratios
+    full = [cal.stat().st_size / raw.stat().st_size for raw, cal in _files(runs["all"])]
+    assert min(full) > 4.0  # float32 image + uncertainty + mask, uncompressed
+
+
+def test_image_is_lossless_and_uncertainty_recomputed(runs):
+    archive_i = runs["image"]["cfg"].paths.archive
+    for (_, cal_i), (_, cal_a) in zip(_files(runs["image"]), _files(runs["all"])):
+        with fits.open(cal_i) as h:
+            assert "UNCERT" not in [x.name for x in h]
+            h.verify("exception")
+        stored = read_reduced(cal_a)
+        got = read_calibrated(cal_i, archive_i)
+        np.testing.assert_array_equal(got.data, stored.data)  # lossless: bit-identical floats
+        np.testing.assert_array_equal(got.mask, stored.mask)
+        np.testing.assert_array_equal(got.uncertainty, stored.uncertainty)  # bit for bit
+        assert got.header["CALSTAT"] == stored.header["CALSTAT"] == "BDF"
+        assert got.header.get("CRPIX1") == stored.header.get("CRPIX1")
+
+
+def test_without_its_masters_the_uncertainty_cannot_be_recomputed(runs, tmp_path):
+    _, cal = _files(runs["image"])[0]
+    with pytest.raises(BadInput) as err:
+        read_reduced(cal, masters_dir=tmp_path)
+    assert err.value.reason == "master not found" and cal.name in err.value.message
+
+
+def test_keep_none_writes_nothing(runs, tmp_path):
+    _, cal = _files(runs["all"])[0]
+    frame = read_reduced(cal)
+    write_reduced(tmp_path / "x.fits", frame, keep="none")
+    assert not (tmp_path / "x.fits").exists()
+    with pytest.raises(ValueError):
+        write_reduced(tmp_path / "x.fits", frame, keep="some")
