@@ -426,6 +426,19 @@ def recompute_uncertainty(data: np.ndarray, header: fits.Header, masters: dict) 
     return var
 
 
+def read_calibrated_header(path: Path) -> fits.Header:
+    """The header of a calibrated frame with any ``keep``, its image size included (a
+    compressed file keeps the frame's cards, WCS and all, in a header-only primary)."""
+    with fits.open(Path(path), memmap=False) as hdul:
+        header = hdul[0].header.copy()
+        if header.get("NAXIS", 0) == 0 and "IMAGE" in hdul:
+            image = hdul["IMAGE"].header
+            header["NAXIS"] = 2
+            header.insert("NAXIS", ("NAXIS1", image["NAXIS1"]), after=True)
+            header.insert("NAXIS1", ("NAXIS2", image["NAXIS2"]), after=True)
+    return header
+
+
 def read_calibrated(path: Path, archive: Path | None = None) -> ReducedFrame:
     """:func:`read_reduced` of a calibrated frame of the run's archive (its masters under
     ``archive/masters``), the reader every part of clinepipe uses for calibrated frames."""

@@ -6,6 +6,8 @@ aperture radii. Used by :mod:`clinepipe.run.transit_fits`."""
 
 from __future__ import annotations
 
+from clinepipe.ccd.reduced_files import read_calibrated_header
+
 import json
 import math
 from dataclasses import dataclass, replace
@@ -72,7 +74,6 @@ def target_nights(cfg: Config, session, ra: float, dec: float, *, nights=None,
                   filter: str | None = None, margin_px: float = 10.0) -> list[NightFrames]:
     """Every (night, filter) whose calibrated lights hold (ra, dec) (deg) at least
     ``margin_px`` from the edges; in night order, the filter with more frames first."""
-    from astropy.io import fits
 
     from clinepipe.astrometry.wcs import header_wcs, sky_to_pixel
     from clinepipe.photometry.times import bjd_tdb
@@ -91,7 +92,7 @@ def target_nights(cfg: Config, session, ra: float, dec: float, *, nights=None,
             continue
         path = cfg.paths.archive / f.calibrated_path
         try:
-            header = fits.getheader(path)
+            header = read_calibrated_header(path)
         except OSError:
             continue
         wcs = header_wcs(header)
@@ -189,7 +190,7 @@ def measure_night(cfg: Config, session, frames: NightFrames, ra: float, dec: flo
     photometry, the calibrated frame's uncertainty and mask planes."""
     from clinepipe.astrometry.wcs import sky_to_pixel
     from clinepipe.ccd.masks import PHOTOMETRY_BAD_BITS
-    from clinepipe.ccd.reduced_files import read_reduced
+    from clinepipe.ccd.reduced_files import read_calibrated
     from clinepipe.photometry.aperture import aperture_photometry
     from clinepipe.photometry.background import measure_background
 
@@ -208,7 +209,7 @@ def measure_night(cfg: Config, session, frames: NightFrames, ra: float, dec: flo
     flags = np.zeros((n, m), dtype=np.int64)
     sky, hx, hy = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
     for i, (path, wcs) in enumerate(zip(frames.paths, frames.wcs)):
-        red = read_reduced(path)
+        red = read_calibrated(path, cfg.paths.archive)
         x, y = sky_to_pixel(wcs, sra, sdec)
         mask = red.mask & PHOTOMETRY_BAD_BITS
         bkg = measure_background(red.data, mask=red.mask, box=phot.background_box)
