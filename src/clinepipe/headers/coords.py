@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 
-__all__ = ["parse_angle", "parse_position"]
+__all__ = ["parse_angle", "parse_dec", "parse_position", "parse_ra"]
 
 # One sexagesimal angle: sign, then 2 or 3 fields split by blanks, colons or h/d/m/s/°'" marks.
 _SEXA = re.compile(
@@ -109,3 +109,22 @@ def parse_position(text: str) -> tuple[float, float]:
     if not 0.0 <= ra < 360.0 or not -90.0 <= dec <= 90.0:
         raise ValueError(f"'{text}' is outside the sky (RA 0-360 deg or 0-24 h, Dec -90 to +90)")
     return ra, dec
+
+
+def parse_ra(text) -> float:
+    """A right ascension in degrees, as a table column writes it: decimal degrees
+    (``"31.0428"``) or sexagesimal hours (``"02 04 10.26"``, ``"02:04:10.26"``,
+    ``"02h04m10.26s"``). ValueError (one sentence) when it is neither or outside 0-360 deg."""
+    ra = parse_angle(text, hours=not _DECIMAL.match(str(text)))
+    if not 0.0 <= ra < 360.0:
+        raise ValueError(f"RA '{text}' is outside 0-360 degrees (0-24 h)")
+    return ra
+
+
+def parse_dec(text) -> float:
+    """A declination in degrees, decimal or sexagesimal (``"+46 41 16.3"``, ``"+46:41:16.3"``,
+    ``"+46d41m16.3s"``). ValueError (one sentence) when it is neither or outside -90..+90."""
+    dec = parse_angle(text)
+    if not -90.0 <= dec <= 90.0:
+        raise ValueError(f"Dec '{text}' is outside -90..+90 degrees")
+    return dec

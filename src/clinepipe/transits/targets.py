@@ -11,9 +11,10 @@ lines; they are skipped.
 
 from __future__ import annotations
 
+from clinepipe.headers.coords import parse_dec, parse_position, parse_ra
+
 import csv
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,70 +67,6 @@ class TransitTarget:
     def mid_time(self, epoch) -> np.ndarray | float:
         """Predicted mid-transit time(s) (BJD_TDB, d) of integer ``epoch`` (0 at ``t0``)."""
         return self.t0 + self.period * np.asarray(epoch)
-
-
-# --- positions -------------------------------------------------------------------------
-
-_SEP = re.compile(r"[hdms:°'\"\s]+", re.IGNORECASE)
-
-
-def _sexagesimal_parts(text: str) -> tuple[float, list[float]] | None:
-    """(sign, [a, b, c]) of 'a b c', 'a:b:c' or 'ahbmcs'/'adbmcs'; None for a plain number."""
-    s = text.strip()
-    if re.fullmatch(r"[+-]?\d+(\.\d*)?([eE][+-]?\d+)?", s) or re.fullmatch(r"[+-]?\.\d+", s):
-        return None
-    sign = -1.0 if s.startswith("-") else 1.0
-    parts = [p for p in _SEP.split(s.lstrip("+-")) if p]
-    if not 1 <= len(parts) <= 3:
-        raise ValueError(f"{text!r} is neither degrees nor sexagesimal")
-    values = [float(p) for p in parts]
-    if any(v < 0 for v in values) or any(v >= 60 for v in values[1:]):
-        raise ValueError(f"{text!r} has a minutes or seconds field out of 0-60")
-    return sign, values + [0.0] * (3 - len(values))
-
-
-def parse_ra(text: str) -> float:
-    """RA in degrees from degrees (``"31.0428"``) or sexagesimal hours
-    (``"02 04 10.26"``, ``"02:04:10.26"``, ``"02h04m10.26s"``); ValueError otherwise."""
-    parts = _sexagesimal_parts(str(text))
-    if parts is None:
-        ra = float(text)
-    else:
-        sign, (h, m, s) = parts
-        if sign < 0:
-            raise ValueError(f"RA {text!r} is negative")
-        ra = 15.0 * (h + m / 60.0 + s / 3600.0)
-    if not 0.0 <= ra < 360.0:
-        raise ValueError(f"RA {text!r} is outside 0-360 degrees (0-24 h)")
-    return ra
-
-
-def parse_dec(text: str) -> float:
-    """Dec in degrees from degrees or sexagesimal (``"+46 41 16.3"``, ``"+46:41:16.3"``,
-    ``"+46d41m16.3s"``); ValueError otherwise."""
-    parts = _sexagesimal_parts(str(text))
-    if parts is None:
-        dec = float(text)
-    else:
-        sign, (d, m, s) = parts
-        dec = sign * (d + m / 60.0 + s / 3600.0)
-    if not -90.0 <= dec <= 90.0:
-        raise ValueError(f"Dec {text!r} is outside -90..+90 degrees")
-    return dec
-
-
-def parse_position(text: str) -> tuple[float, float]:
-    """(ra, dec) in degrees from ``"RA DEC"`` in degrees or sexagesimal, e.g.
-    ``"31.0428 46.6879"``, ``"02 04 10.26 +46 41 16.3"``, ``"02:04:10.26 +46:41:16.3"``,
-    ``"02h04m10.26s +46d41m16.3s"``; ValueError with a sentence when it is neither."""
-    words = str(text).replace(",", " ").split()
-    if len(words) == 2:
-        ra_text, dec_text = words
-    elif len(words) == 6:
-        ra_text, dec_text = " ".join(words[:3]), " ".join(words[3:])
-    else:
-        raise ValueError(f"position {text!r} is not \"RA DEC\" in degrees or sexagesimal")
-    return parse_ra(ra_text), parse_dec(dec_text)
 
 
 # --- the table ---------------------------------------------------------------------------
