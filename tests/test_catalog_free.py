@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_same_snapshot, copy_night, pipeline_snapshot
+from run_snapshots import assert_same_snapshot, copy_night, pipeline_snapshot
 from sqlalchemy import func, select
 
 from clinepipe.calibrate.relative import RELATIVE_ZERO_POINT

@@ -17,7 +17,7 @@ from clinepipe.store.db import open_database, session_scope
 from clinepipe.store.models import Measurement
 
 sys.path.insert(0, os.path.dirname(__file__))
-from conftest import populate_small_store  # noqa: E402
+from small_store import populate_small_store  # noqa: E402
 
 
 def _cli(capsys, *args):

@@ -18,7 +18,7 @@ import pytest
 
 from clinepipe.config import load_config
 from clinepipe.run.pipeline import run_pipeline
-from conftest import assert_same_snapshot, copy_night, pipeline_snapshot
+from run_snapshots import assert_same_snapshot, copy_night, pipeline_snapshot
 
 pytest.importorskip("dask.distributed")
 

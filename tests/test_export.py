@@ -273,7 +273,7 @@ def test_votable_parses_back_with_units(small_store, tmp_path):
 @pytest.mark.postgres
 def test_exports_identical_on_both_backends(new_database_url, tmp_path):
     """Every text export of the same database is byte-identical on SQLite and PostgreSQL."""
-    from conftest import populate_small_store
+    from small_store import populate_small_store
 
     outputs = []
     for kind in ("sqlite", "postgres"):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import copy_night
+from run_snapshots import copy_night
 from sqlalchemy import select
 from typer.testing import CliRunner
 

@@ -37,7 +37,7 @@ from clinepipe.run.pipeline import run_pipeline
 from clinepipe.simulate import write_raw_frame
 from clinepipe.store.db import open_database, session_scope
 from clinepipe.store.models import Frame, Run
-from conftest import assert_same_snapshot, copy_night, pipeline_snapshot
+from run_snapshots import assert_same_snapshot, copy_night, pipeline_snapshot
 
 CLI = [sys.executable, "-m", "clinepipe.cli"]
 

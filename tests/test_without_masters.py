@@ -24,7 +24,7 @@ from clinepipe.run.pipeline import run_pipeline
 from clinepipe.simulate import render_light, simulate_night
 from clinepipe.store.db import open_database, session_scope
 from clinepipe.store.models import Frame, Master
-from conftest import copy_night
+from run_snapshots import copy_night
 from test_pipeline import measurements_with_truth
 
 NIGHT = dict(seed=5, width=320, height=320, n_stars=150, lights_per_filter=12)
