@@ -49,7 +49,11 @@ def make_cfg(tmp_path, source="apass", timeout=30.0, known="vsx"):
 
 
 def sep_deg(ra1, dec1, ra2, dec2):
-    return rc._separation(ra1, dec1, ra2, dec2)
+    """Separation (deg) as astropy computes it: the fake Vizier must not share the code under test."""
+    from astropy.coordinates import angular_separation
+
+    return np.degrees(angular_separation(*(np.radians(np.asarray(v, float))
+                                           for v in (ra1, dec1, ra2, dec2))))
 
 
 class FakeVizier:

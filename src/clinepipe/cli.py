@@ -1,7 +1,7 @@
 """The ``clinepipe`` command line (Typer + Rich).
 
 Every error a user can cause is one sentence on stderr naming the file and the problem, with
-the exit codes of INTERFACE.md: 0 success, 1 failure, 2 bad usage or configuration, 3 locked.
+the exit codes the README lists: 0 success, 1 failure, 2 bad usage or configuration, 3 locked.
 ``--debug`` shows the traceback too. Heavy libraries are imported inside the commands so that
 ``clinepipe --help`` and short commands start quickly.
 """
@@ -1079,7 +1079,7 @@ def solve(image: Path = typer.Argument(..., help="FITS image to plate-solve (nev
 # ----------------------------------------------------------------------------- entry point
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry: one sentence per error, INTERFACE exit codes."""
+    """Console-script entry: one sentence per error, the README's exit codes."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     try:

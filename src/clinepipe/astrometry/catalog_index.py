@@ -39,6 +39,7 @@ import numpy as np
 from astropy.io import fits
 from astropy.table import Table
 
+from clinepipe.catalogs.match import separation_deg
 from clinepipe.errors import BadInput, ClinepipeError
 
 __all__ = ["INDEX_DIR_NAME", "CatalogIndex", "quad_presets", "index_radius", "catalog_cone",
@@ -128,12 +129,6 @@ def index_radius(field_arcmin: float | None, margin_deg: float) -> float:
     return half + max(0.0, float(margin_deg))
 
 
-def _separation_deg(ra1, dec1, ra2, dec2) -> np.ndarray:
-    """Great-circle distance, deg (haversine; arrays broadcast)."""
-    r1, d1, r2, d2 = (np.radians(np.asarray(v, dtype=np.float64)) for v in (ra1, dec1, ra2, dec2))
-    h = np.sin((d2 - d1) / 2) ** 2 + np.cos(d1) * np.cos(d2) * np.sin((r2 - r1) / 2) ** 2
-    return np.degrees(2 * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0))))
-
 
 def _brightness(catalog) -> tuple[str, np.ndarray]:
     """The band (and its magnitudes) with the most values, preferring V-like bands."""
@@ -160,7 +155,7 @@ def catalog_cone(catalog, ra: float, dec: float, radius_deg: float):
     cdec = np.asarray(catalog.dec, dtype=np.float64)
     band, mag = _brightness(catalog)
     ok = np.isfinite(cra) & np.isfinite(cdec)
-    ok &= _separation_deg(ra, dec, np.where(ok, cra, 0.0), np.where(ok, cdec, 0.0)) <= radius_deg
+    ok &= separation_deg(ra, dec, np.where(ok, cra, 0.0), np.where(ok, cdec, 0.0)) <= radius_deg
     mag = np.where(np.isfinite(mag), mag, 99.0)[ok]
     order = np.argsort(mag, kind="stable")
     return cra[ok][order], cdec[ok][order], mag[order], band
@@ -172,7 +167,7 @@ def _rounded_centre(ra: float, dec: float) -> tuple[float, float, float]:
     step = min(360.0, _CENTRE_GRID / max(math.cos(math.radians(dec_r)), 1e-3))
     ra_r = (round(ra / step) * step) % 360.0
     dec_r = max(-90.0, min(90.0, dec_r))
-    return ra_r, dec_r, float(_separation_deg(ra, dec, ra_r, dec_r))
+    return ra_r, dec_r, float(separation_deg(ra, dec, ra_r, dec_r))
 
 
 def _cache_key(name: str, ra: float, dec: float, radius: float, presets, stars) -> str:

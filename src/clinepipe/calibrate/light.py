@@ -1,14 +1,16 @@
 """The photometric calibration of one light: catalog match, ensemble zero point, calibrated magnitudes."""
 
 from __future__ import annotations
-from dataclasses import field
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
 import numpy as np
+
 from clinepipe.config import Config
 from clinepipe.errors import CatalogUnavailable
 from clinepipe.store.models import Frame
+
 log = logging.getLogger("clinepipe")
 
 #: ``frames.stage`` of a light whose magnitudes come (or are to come) from the night's
@@ -16,14 +18,6 @@ log = logging.getLogger("clinepipe")
 RELATIVE_STAGE = "relative"
 #: ``frames.reason`` of a light measured and waiting for the night's ensemble (this run's step)
 RELATIVE_PENDING = "to be placed by the night's relative ensemble"
-
-
-def db_float(value):
-    """A float for the database, or None for NaN / missing."""
-    if value is None:
-        return None
-    value = float(value)
-    return value if np.isfinite(value) else None
 
 
 @dataclass

@@ -83,9 +83,14 @@ def pairs_within(ra1, dec1, ra2, dec2, radius_arcsec: float):
     first = np.repeat(ok1, count)
     start = np.repeat(lo - (np.cumsum(count) - count), count)  # position in the sorted list
     second = ok2[start + np.arange(total)]
-    sep = _separation_arcsec(ra2[second], dec2[second], ra1[first], dec1[first])
+    sep = separation_arcsec(ra2[second], dec2[second], ra1[first], dec1[first])
     close = sep <= radius
     return first[close], second[close], sep[close]
+
+
+def separation_deg(ra1, dec1, ra2, dec2) -> np.ndarray:
+    """Angular separation (deg) of positions in degrees; :func:`separation_arcsec` / 3600."""
+    return separation_arcsec(ra1, dec1, ra2, dec2) / 3600.0
 
 
 def nearest_pairs(a: np.ndarray, b: np.ndarray, sep: np.ndarray, n: int):
@@ -104,8 +109,13 @@ def nearest_pairs(a: np.ndarray, b: np.ndarray, sep: np.ndarray, n: int):
     return nearest, nearest_sep, np.bincount(a, minlength=n)
 
 
-def _separation_arcsec(ra1, dec1, ra2, dec2) -> np.ndarray:
-    """Angular separation (arcsec) by the Vincenty formula (astropy's ``angular_separation``)."""
+def separation_arcsec(ra1, dec1, ra2, dec2) -> np.ndarray:
+    """Angular separation (arcsec) of positions in degrees, arrays broadcast.
+
+    The Vincenty formula, as astropy's ``angular_separation`` computes it: exact at every
+    separation, unlike the haversine near 180° or the cosine law near 0°. The one
+    implementation for the whole package.
+    """
     lon1, lat1, lon2, lat2 = (np.radians(np.asarray(v, float)) for v in (ra1, dec1, ra2, dec2))
     sdlon, cdlon = np.sin(lon2 - lon1), np.cos(lon2 - lon1)
     slat1, slat2, clat1, clat2 = np.sin(lat1), np.sin(lat2), np.cos(lat1), np.cos(lat2)

@@ -58,6 +58,7 @@ import numpy as np
 from clinepipe.atomic_files import atomic_open
 from clinepipe.catalogs.types import Catalog
 from clinepipe.config import Config
+from clinepipe.catalogs.match import separation_deg
 from clinepipe.errors import CatalogUnavailable, UsageError
 
 __all__ = ["vizier_catalog", "vsx_known_variables", "VizierCatalog", "VsxKnownVariables",
@@ -247,15 +248,8 @@ class _Cone:
         return f"ra{self.ra:06.2f}_dec{self.dec:+06.2f}_r{self.radius:.2f}.ecsv"
 
     def contains(self, ra: float, dec: float, radius: float) -> bool:
-        return _separation(self.ra, self.dec, ra, dec) + radius <= self.radius + 1e-9
+        return separation_deg(self.ra, self.dec, ra, dec) + radius <= self.radius + 1e-9
 
-
-def _separation(ra1, dec1, ra2, dec2):
-    """Great-circle distance (deg), haversine; works on scalars and arrays."""
-    ra1, dec1, ra2, dec2 = (np.radians(v) for v in (ra1, dec1, ra2, dec2))
-    s = (np.sin((dec2 - dec1) / 2) ** 2
-         + np.cos(dec1) * np.cos(dec2) * np.sin((ra2 - ra1) / 2) ** 2)
-    return np.degrees(2 * np.arcsin(np.sqrt(np.clip(s, 0.0, 1.0))))
 
 
 def cone_key(ra_deg: float, dec_deg: float, radius_deg: float) -> _Cone:
@@ -263,7 +257,7 @@ def cone_key(ra_deg: float, dec_deg: float, radius_deg: float) -> _Cone:
     that it contains the requested cone."""
     ra_r = round(round(ra_deg % 360.0, 2) % 360.0, 2)
     dec_r = round(min(90.0, max(-90.0, round(dec_deg, 2))), 2) + 0.0     # no "-0.00"
-    need = radius_deg + float(_separation(ra_r, dec_r, ra_deg, dec_deg))
+    need = radius_deg + float(separation_deg(ra_r, dec_r, ra_deg, dec_deg))
     steps = math.ceil(need / RADIUS_STEP_DEG - 1e-9)
     return _Cone(ra_r, dec_r, round(max(1, steps) * RADIUS_STEP_DEG, 2))
 
@@ -468,7 +462,7 @@ def _strings(table, name: str) -> np.ndarray:
 def _in_cone(table, ra_col: str, dec_col: str, ra: float, dec: float, radius: float):
     if len(table) == 0:
         return table
-    sep = _separation(_floats(table, ra_col), _floats(table, dec_col), ra, dec)
+    sep = separation_deg(_floats(table, ra_col), _floats(table, dec_col), ra, dec)
     return table[np.isfinite(sep) & (sep <= radius)]
 
 

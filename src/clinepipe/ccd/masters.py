@@ -21,6 +21,7 @@ from clinepipe.ingest.frame_info import FrameInfo
 from clinepipe.ingest.fits_reader import brief
 from clinepipe.atomic_files import atomic_write_fits
 from clinepipe.ccd.stack import _Rows, _central_slices, _median_of, _open_sources
+from clinepipe.finite import finite_or_none
 
 
 #: IMAGETYP written into each master
@@ -77,14 +78,6 @@ def _robust_std(values: np.ndarray, med=None) -> float:
     return float(_MAD_TO_SIGMA * bn.nanmedian(np.abs(v - med)))
 
 
-def _float_or_none(value) -> float | None:
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return None
-    return out if math.isfinite(out) else None
-
-
 def _fmt_shape(shape) -> str:
     return f"{shape[1]}x{shape[0]}"
 
@@ -139,12 +132,12 @@ def _frame_stats(rd: _Rows, offset: np.ndarray | None = None) -> tuple[FrameStat
     if offset is not None and offset.shape == region.shape:
         region = region - offset
     h = rd.header
-    exptime = _float_or_none(h.get("EXPTIME", h.get("EXPOSURE")))
+    exptime = finite_or_none(h.get("EXPTIME", h.get("EXPOSURE")))
     med = bn.nanmedian(np.asarray(region, dtype=np.float32))  # shared by level and spread
     stats = FrameStats(path=Path(rd.label) if rd.label is not None else Path("<array>"),
                        shape=rd.shape, level=float(med),
                        spread=_robust_std(region, med), exptime=exptime,
-                       ccd_temp=_float_or_none(h.get("CCD-TEMP")))
+                       ccd_temp=finite_or_none(h.get("CCD-TEMP")))
     return stats, region
 
 
@@ -303,7 +296,7 @@ def build_flat(paths: Sequence[Path], bias=None, dark=None, dark_exptime: float 
                saturation: float = 65535.0, saturation_fraction: float = 0.8,
                min_level: float = 1000.0, hdu: int | None = None,
                allow_missing: bool = False) -> MasterResult:
-    """Master flat of one filter, normalised to 1 (``INTERFACE.md``, "Reduction modes").
+    """Master flat of one filter, normalised to 1 (``[reduction] mode`` in the README).
 
     ``seed``: median_i(flat_i) / max(median_i(flat_i)), raw flats (bias and dark are used only
     to judge the frames, and may be None).
@@ -336,7 +329,7 @@ def build_flat(paths: Sequence[Path], bias=None, dark=None, dark_exptime: float 
             if isinstance(dark, MasterResult):
                 dark_exptime = dark.exptime
             elif dark_header is not None:
-                dark_exptime = _float_or_none(dark_header.get("EXPTIME"))
+                dark_exptime = finite_or_none(dark_header.get("EXPTIME"))
         if not dark_exptime or dark_exptime <= 0:
             raise BadInput("the master dark has no exposure time (EXPTIME).",
                            reason="master dark without EXPTIME")

@@ -17,6 +17,7 @@ from clinepipe.ingest.frame_info import FrameInfo
 from clinepipe.ingest.fits_reader import brief
 from clinepipe.ccd.masks import MASK_BAD_FLAT, MASK_COSMIC_RAY, MASK_HOT, MASK_NONFINITE, MASK_SATURATED
 from clinepipe.ccd.reduced_files import _ENCODING_CARDS, ReducedFrame, calibrated_name, write_reduced
+from clinepipe.finite import finite_or_none
 
 
 #: a flat outside this range marks the pixel as bad (dead column, dust donut core, vignetting)
@@ -24,7 +25,6 @@ FLAT_RANGE = (0.5, 2.0)
 
 #: hot pixel: master dark above its median by this many robust sigma
 HOT_SIGMA = 8.0
-
 
 
 _SECTION = re.compile(r"^\[\s*(\d+)\s*:\s*(\d+)\s*,\s*(\d+)\s*:\s*(\d+)\s*\]$")
@@ -563,8 +563,8 @@ def reduce_light(path: Path, info: FrameInfo, masters: dict | None = None, *, bi
         raw, bias=parts["bias"][0], dark=parts["dark"][0], dark_exptime=positive_or_none(t_dark),
         flat=parts["flat"][0], exptime=info.exptime, mode=mode, gain=gain,
         read_noise=camera.read_noise, saturation=_saturation(info, header, camera),
-        bias_noise=_finite(parts["bias"][1]), dark_noise=_finite(parts["dark"][1]),
-        flat_noise=_finite(parts["flat"][1]), overscan=reduction.overscan,
+        bias_noise=finite_or_none(parts["bias"][1]), dark_noise=finite_or_none(parts["dark"][1]),
+        flat_noise=finite_or_none(parts["flat"][1]), overscan=reduction.overscan,
         cosmic_rays=reduction.cosmic_rays, header=header, name=name)
     for key, card in (("bias", "BIASFILE"), ("dark", "DARKFILE"), ("flat", "FLATFILE")):
         if parts[key][3]:
@@ -596,14 +596,6 @@ def positive_or_none(value) -> float | None:
     except (TypeError, ValueError):
         return None
     return v if math.isfinite(v) and v > 0 else None
-
-
-def _finite(value) -> float | None:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
 
 
 def _find_master(masters_dir: Path, kind: str, binning: int, filt: str | None) -> Path | None:

@@ -11,7 +11,7 @@ import numpy as np
 from sqlalchemy import func, select, update
 
 from clinepipe.config import Config
-from clinepipe.calibrate.light import db_float
+from clinepipe.finite import finite_or_none
 from clinepipe.store.models import CatalogMatch, Frame, Measurement, Star, ZeroPoint
 
 log = logging.getLogger("clinepipe")
@@ -101,7 +101,7 @@ def fit_colour_terms(cfg: Config, engine, run_id: int, also_runs=()) -> None:
             frame_ids = select(Frame.id).where(Frame.telescope == telescope,
                                                Frame.night == night, Frame.filter == filt)
             s.execute(update(ZeroPoint).where(ZeroPoint.frame_id.in_(frame_ids)).values(
-                color_term=db_float(term.value)))
+                color_term=finite_or_none(term.value)))
             if term.reason:
                 log.info("night %s, %s: colour term not fitted (%s)", night, filt, term.reason)
             else:

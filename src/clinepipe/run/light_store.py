@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import json
 import logging
+
 import numpy as np
 from sqlalchemy import insert, select, text, update
+
 from clinepipe.config import Config
 from clinepipe.run.light_stages import LightResult, LightTask
 from clinepipe.store.models import CatalogMatch, Frame, Star, ZeroPoint, utc_now
-log = logging.getLogger("clinepipe")
-from clinepipe.calibrate.light import CalibrationContext, FrameCalibration, calibrate_measurements, db_float
 
+log = logging.getLogger("clinepipe")
+from clinepipe.calibrate.light import (
+    CalibrationContext,
+    FrameCalibration,
+    calibrate_measurements,
+)
+from clinepipe.finite import finite_or_none
 
 #: PostgreSQL advisory-lock key held while a frame's stars are identified (ASCII "clinestr")
 STARS_LOCK_KEY = 0x636C696E65737472
@@ -44,7 +51,8 @@ def store_light_result(cfg: Config, s, run_id: int, frame: Frame, result: LightR
     if result.bjd_tdb is not None and result.airmass is not None:  # computed with the light
         bjd, x_air = result.bjd_tdb, result.airmass
     else:
-        from clinepipe.photometry.times import airmass as airmass_of, bjd_tdb
+        from clinepipe.photometry.times import airmass as airmass_of
+        from clinepipe.photometry.times import bjd_tdb
 
         site = cfg.site
         jd = np.full(len(m), frame.jd_mid)
@@ -69,17 +77,17 @@ def store_light_result(cfg: Config, s, run_id: int, frame: Frame, result: LightR
         s.execute(insert(ZeroPoint).values(
             frame_id=frame.id, filter=frame.filter, catalog_band=calib.band, value=zp.value,
             error=zp.error, n_used=zp.n_used, n_candidates=zp.n_candidates,
-            scatter=db_float(zp.scatter) or 0.0, color_term=None))
+            scatter=finite_or_none(zp.scatter) or 0.0, color_term=None))
     centre_air = float(np.nanmedian(x_air)) if np.isfinite(x_air).any() else None
     s.execute(update(Frame).where(Frame.id == frame.id).values(
         state=calib.state, stage=calib.stage, reason=reason, run_id=run_id,
         calibrated_path=result.calibrated_path.relative_to(cfg.paths.archive).as_posix(),
         bias_master_id=task.bias.id if task else None,
         dark_master_id=task.dark.id if task else None,
-        flat_master_id=task.flat.id if task else None, fwhm=db_float(stats.get("fwhm")),
-        elongation=db_float(stats.get("elongation")), sky=db_float(stats.get("sky")),
+        flat_master_id=task.flat.id if task else None, fwhm=finite_or_none(stats.get("fwhm")),
+        elongation=finite_or_none(stats.get("elongation")), sky=finite_or_none(stats.get("sky")),
         n_stars=stats.get("n_stars"), airmass=centre_air,
-        astrometric_rms=db_float(calib.astrometric_rms), source_list=stats.get("source_list"),
+        astrometric_rms=finite_or_none(calib.astrometric_rms), source_list=stats.get("source_list"),
         updated_at=utc_now()))
     log.info("%s: %s, %d stars%s%s", frame.raw_path, calib.state, int(keep.sum()),
              f", zero point {calib.zero_point.value:.3f} ± {calib.zero_point.error:.3f}"
@@ -179,7 +187,7 @@ def _add_catalog_match(s, star_id: int, cat_id: str, catalog, calib: FrameCalibr
     s.add(CatalogMatch(star_id=star_id, catalog=catalog.name, catalog_id=cat_id,
                        ra=float(catalog.ra[c]), dec=float(catalog.dec[c]),
                        separation=float(calib.cat_sep[i]),
-                       mags=json.dumps({b: [db_float(v[c]), db_float(catalog.errors.get(b, v)[c])
+                       mags=json.dumps({b: [finite_or_none(v[c]), finite_or_none(catalog.errors.get(b, v)[c])
                                             if b in catalog.errors else None]
                                         for b, v in catalog.mags.items()})))
 
@@ -202,6 +210,6 @@ def _name_known_variables(cfg: Config, s, m: np.ndarray, star_ids: np.ndarray, k
             named.add(int(star_ids[i]))
         s.execute(update(Star).where(Star.id == int(star_ids[i]), Star.name.is_(None)).values(
             name=str(known.names[k]), var_type=str(known.types[k]) or None,
-            var_period=db_float(known.periods[k])))
+            var_period=finite_or_none(known.periods[k])))
 
 

@@ -28,9 +28,10 @@ from collections import Counter
 import numpy as np
 from sqlalchemy import delete, insert, select, update
 
-from clinepipe.calibrate.light import RELATIVE_PENDING, RELATIVE_STAGE, db_float
+from clinepipe.calibrate.light import RELATIVE_PENDING, RELATIVE_STAGE
 from clinepipe.calibrate.relative import RELATIVE_BAND
 from clinepipe.config import Config
+from clinepipe.finite import finite_or_none
 from clinepipe.store.models import Frame, Measurement, Star, ZeroPoint
 
 log = logging.getLogger("clinepipe")
@@ -145,7 +146,7 @@ def _place_night(cfg: Config, s, night: str, filt: str | None) -> int:
 
     mine = relative[f_index]
     s.execute(update(Measurement), [
-        {"id": int(i), "mag": db_float(v), "mag_err": db_float(e), "in_ensemble": bool(u)}
+        {"id": int(i), "mag": finite_or_none(v), "mag_err": finite_or_none(e), "in_ensemble": bool(u)}
         for i, v, e, u in zip(meas_id[mine].tolist(), mag[f_index, s_index][mine].tolist(),
                               mag_err[f_index, s_index][mine].tolist(),
                               ens.used[f_index, s_index][mine].tolist())])
@@ -164,7 +165,7 @@ def _place_night(cfg: Config, s, night: str, filt: str | None) -> int:
         s.execute(insert(ZeroPoint).values(
             frame_id=frame_id, filter=filt or "", catalog_band=band,
             value=float(zero_point[k]), error=float(zero_err[k]), n_used=int(n_used[k]),
-            n_candidates=int(candidates[k]), scatter=db_float(scatter[k]) or 0.0,
+            n_candidates=int(candidates[k]), scatter=finite_or_none(scatter[k]) or 0.0,
             color_term=None))
         s.execute(update(Frame).where(Frame.id == frame_id).values(
             state="calibrated", stage=RELATIVE_STAGE,

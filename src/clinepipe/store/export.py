@@ -25,6 +25,7 @@ from sqlalchemy import Engine, select
 from clinepipe import __version__
 from clinepipe.atomic_files import atomic_open
 from clinepipe.errors import UsageError
+from clinepipe.catalogs.match import separation_arcsec
 from clinepipe.store.db import LIGHTCURVE_COLUMNS, measurement_select, several_telescopes
 from clinepipe.store.export_aavso import Written, aavso_filter, describe_left_out, export_aavso
 from clinepipe.store.models import CatalogMatch, Frame, Measurement, Star
@@ -33,7 +34,7 @@ __all__ = ["CSV_COLUMNS", "AAVSO_FIELDS", "SOURCES_CSV_COLUMNS", "VOTABLE_UNITS"
            "export_csv", "export_aavso", "export_sources_csv", "export_votable", "aavso_filter",
            "describe_left_out", "jd_to_iso"]
 
-#: ``export --format csv`` columns (INTERFACE.md), the same as :func:`..db.lightcurve` rows
+#: ``export --format csv`` columns, the same as :func:`..db.lightcurve` rows
 CSV_COLUMNS = LIGHTCURVE_COLUMNS
 
 #: rows fetched per round trip while streaming (memory stays bounded for millions of rows)
@@ -134,14 +135,6 @@ def export_csv(engine: Engine, out: str | os.PathLike, star_ids: Iterable[int] |
 
 # ----------------------------------------------------------------------------- sources.csv
 
-def _angular_sep_arcsec(ra1, dec1, ra2, dec2) -> float | None:
-    if None in (ra1, dec1, ra2, dec2):
-        return None
-    r1, d1, r2, d2 = map(math.radians, (ra1, dec1, ra2, dec2))
-    h = (math.sin((d2 - d1) / 2) ** 2
-         + math.cos(d1) * math.cos(d2) * math.sin((r2 - r1) / 2) ** 2)
-    return math.degrees(2 * math.asin(min(1.0, math.sqrt(h)))) * 3600.0
-
 
 def _catalog_mag(mags: dict, band: str):
     for key in SOURCES_CSV_BANDS[band]:
@@ -216,7 +209,8 @@ def export_sources_csv(engine: Engine, out: str | os.PathLike,
             cmag = {b: (mag if filt == b else None) for b in bands}
             w.writerow([
                 ident, _num(ra_c), _num(dec_c), _num(ra_m), _num(dec_m),
-                _num(_angular_sep_arcsec(ra_c, dec_c, ra_m, dec_m)),
+                _num(None if None in (ra_c, dec_c, ra_m, dec_m)
+                     else float(separation_arcsec(ra_c, dec_c, ra_m, dec_m))),
                 _num(_catalog_mag(mags, "R")), _num(_catalog_mag(mags, "V")),
                 _num(_catalog_mag(mags, "B")), _num(mag_err),
                 _num(cmag["R"]), _num(cmag["V"]), _num(cmag["B"]),

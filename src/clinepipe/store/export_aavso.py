@@ -17,6 +17,7 @@ from clinepipe import __version__
 from clinepipe.atomic_files import atomic_write_text
 from clinepipe.calibrate.relative import RELATIVE_BAND
 from clinepipe.errors import BadInput, ClinepipeError, UsageError
+from clinepipe.finite import finite_or_none
 from clinepipe.photometry.aperture import PHOT_FLAGS
 from clinepipe.products.aavso_format import (
     ExtendedHeader,
@@ -25,8 +26,14 @@ from clinepipe.products.aavso_format import (
     check_obscode,
     format_extended,
 )
-from clinepipe.store.models import (CatalogMatch, Frame, Measurement, Star, TransformedMag,
-                                    ZeroPoint)
+from clinepipe.store.models import (
+    CatalogMatch,
+    Frame,
+    Measurement,
+    Star,
+    TransformedMag,
+    ZeroPoint,
+)
 
 __all__ = ["Written", "aavso_filter", "export_aavso", "describe_left_out"]
 
@@ -73,10 +80,6 @@ def _flag_reason(flags: int) -> str:
     return "flagged " + "+".join(names or [f"0x{flags:x}"])
 
 
-def _finite(value) -> float | None:
-    return float(value) if value is not None and math.isfinite(value) else None
-
-
 def _band_mag(mags_json: str | None, band: str | None) -> float | None:
     """The catalog magnitude of ``band`` in a ``catalog_matches.mags`` JSON, or None."""
     import json
@@ -89,7 +92,7 @@ def _band_mag(mags_json: str | None, band: str | None) -> float | None:
         return None
     if isinstance(value, (list, tuple)):
         value = value[0] if value else None
-    return _finite(value) if isinstance(value, (int, float)) else None
+    return finite_or_none(value) if isinstance(value, (int, float)) else None
 
 
 def _check_star(conn, check_star_id: int | None) -> tuple[dict, str | None]:
@@ -228,19 +231,19 @@ def export_aavso(engine: Engine, out: str | os.PathLike, *, obscode: str | None,
         if trans and ktrans is not None:
             kmag = ktrans
         cinst = ensemble.get(frame_id)
-        notes = [f"ZPERR={zp_err:.3f}"] if _finite(zp_err) is not None else []
+        notes = [f"ZPERR={zp_err:.3f}"] if finite_or_none(zp_err) is not None else []
         if trans:
             notes.append(f"TRANS: {t_coefficients}")
         observations.append(ExtendedRow(
             starid=labels.get(sid, f"clinepipe-{sid}"), date=jd, magnitude=mag,
-            magerr=_finite(mag_err), filter=filt, trans=trans, mtype="STD", cname=ENSEMBLE,
-            kname=kname, kmag=_finite(kmag), airmass=_finite(m_air if m_air is not None
+            magerr=finite_or_none(mag_err), filter=filt, trans=trans, mtype="STD", cname=ENSEMBLE,
+            kname=kname, kmag=finite_or_none(kmag), airmass=finite_or_none(m_air if m_air is not None
                                                               else f_air),
             group=group if group <= 99999 else None,
             notes="|".join(notes) or None,
-            vmagins=_finite(inst), cmagins=cinst,
-            crefmag=(cinst + zp) if cinst is not None and _finite(zp) is not None else None,
-            kmagins=_finite(kinst), krefmag=(_band_mag(check_mags, band)
+            vmagins=finite_or_none(inst), cmagins=cinst,
+            crefmag=(cinst + zp) if cinst is not None and finite_or_none(zp) is not None else None,
+            kmagins=finite_or_none(kinst), krefmag=(_band_mag(check_mags, band)
                                              if kmag is not None else None)))
     if not observations:
         why = (f"all {sum(left_out.values())} measurement(s) were left out: "

@@ -49,6 +49,7 @@ from sqlalchemy import Engine, func, select, update
 from clinepipe import __version__
 from clinepipe.config import SiteConfig
 from clinepipe.ingest.classify import observing_night
+from clinepipe.catalogs.match import separation_arcsec
 from clinepipe.store.db import insert_measurements, session_scope
 from clinepipe.store.models import CatalogMatch, Frame, Measurement, Run, Star
 
@@ -412,9 +413,10 @@ def import_sources_csv(engine: Engine, path: str | os.PathLike, *,
         for sid, r in sorted(matches.items()):
             if sid in have:
                 continue
-            sep = _separation(r.ra_c, r.dec_c, r.ra_m, r.dec_m)
+            known = None not in (r.ra_c, r.dec_c, r.ra_m, r.dec_m)
+            sep = float(separation_arcsec(r.ra_c, r.dec_c, r.ra_m, r.dec_m)) if known else 0.0
             s.add(CatalogMatch(star_id=sid, catalog=LEGACY_CATALOG, catalog_id=r.cat_id,
-                               ra=r.ra_c, dec=r.dec_c, separation=sep if sep is not None else 0.0,
+                               ra=r.ra_c, dec=r.dec_c, separation=sep,
                                mags=json.dumps({b: [v, None] for b, v in r.mags.items()
                                                 if v is not None})))
         for key, cid in legacy_of.items():
@@ -440,13 +442,6 @@ def import_sources_csv(engine: Engine, path: str | os.PathLike, *,
             summary=json.dumps({"import": str(path), **asdict(summary)})))
     return summary
 
-
-def _separation(ra1, dec1, ra2, dec2) -> float | None:
-    if None in (ra1, dec1, ra2, dec2):
-        return None
-    r1, d1, r2, d2 = map(math.radians, (ra1, dec1, ra2, dec2))
-    h = math.sin((d2 - d1) / 2) ** 2 + math.cos(d1) * math.cos(d2) * math.sin((r2 - r1) / 2) ** 2
-    return math.degrees(2 * math.asin(min(1.0, math.sqrt(h)))) * 3600.0
 
 
 def _chunks(items: list, size: int):

@@ -57,7 +57,7 @@ def _finite(value):
 
 def fit_record(fit: TransitFit, *, planet: str, night: str, filter: str,
                comps: Sequence[int], aperture: float | None, extra: dict | None = None) -> dict:
-    """The ``fit.json`` content: the keys of INTERFACE.md (``planet``, ``night``, ``filter``,
+    """The ``fit.json`` content: the keys the README lists under "Exoplanet transits" (``planet``, ``night``, ``filter``,
     ``tmid``, ``tmid_err`` BJD_TDB d; ``rprs``, ``rprs_err``, ``depth``, ``depth_err``;
     ``ars``, ``ars_err``; ``inc``, ``inc_err`` deg; ``duration`` d; ``rms_residual``
     fraction; ``n_points``; ``comps`` star ids; ``aperture`` px; ``detrend`` names;

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
+
 import numpy as np
 from sqlalchemy import select, update
+
 from clinepipe.config import Config
+from clinepipe.finite import finite_or_none
 from clinepipe.store.models import Frame, Measurement, Star, ZeroPoint
 from clinepipe.store.queries import nights_of_runs
-log = logging.getLogger("clinepipe")
 
+log = logging.getLogger("clinepipe")
 
 
 #: ``Star.var_type`` of a star our own data shows to vary (not in the known-variable list)
@@ -21,14 +23,6 @@ def _session(engine):
     from clinepipe.store.db import session_scope
 
     return session_scope(engine)
-
-
-def _float(value):
-    """A float for the database, None for NaN / missing."""
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
 
 
 def _qc_bad(qc: str | None, excluded: set) -> bool:
@@ -70,7 +64,11 @@ def _night_statistics(rows, min_points: int) -> dict[str, dict[tuple[int, str], 
     """{night: {(star, filter): (mean, chi2_red, rms, n)}} of (night, star, filter, jd, mag,
     err, ...) rows with at least ``min_points`` points once the isolated outliers (within the
     night's series of that star and filter) are left out."""
-    from clinepipe.variability.statistics import floor_errors, group_statistics, isolated_outliers
+    from clinepipe.variability.statistics import (
+        floor_errors,
+        group_statistics,
+        isolated_outliers,
+    )
 
     if not rows:
         return {}
@@ -187,8 +185,12 @@ def recalibrate_frames(cfg: Config, engine, frame_ids, context=None,
     one transaction per frame. Returns how many frames were rewritten (a frame whose catalog is
     unavailable right now is left as it is and logged). The run refreshes the nights' QC flags
     after this step (``run.finishing.update_qc``)."""
+    from clinepipe.calibrate.light import (
+        RELATIVE_STAGE,
+        CalibrationContext,
+        calibrate_measurements,
+    )
     from clinepipe.run.light_stages import MEASUREMENT_DTYPE
-    from clinepipe.calibrate.light import RELATIVE_STAGE, CalibrationContext, calibrate_measurements
 
     if context is None:
         context = CalibrationContext.load(cfg, suspected_positions(engine))
@@ -218,8 +220,8 @@ def recalibrate_frames(cfg: Config, engine, frame_ids, context=None,
             log.info("%s: not re-calibrated now (%s)", frame.raw_path, calib.reason)
             continue
         with _session(engine) as s:
-            s.execute(update(M), [{"id": r[0], "mag": _float(calib.mag[i]),
-                                   "mag_err": _float(calib.mag_err[i]),
+            s.execute(update(M), [{"id": r[0], "mag": finite_or_none(calib.mag[i]),
+                                   "mag_err": finite_or_none(calib.mag_err[i]),
                                    "in_ensemble": bool(calib.in_ensemble[i])}
                                   for i, r in enumerate(rows)])
             zp = calib.zero_point
@@ -231,7 +233,7 @@ def recalibrate_frames(cfg: Config, engine, frame_ids, context=None,
                 values = dict(filter=frame.filter, catalog_band=calib.band, value=float(zp.value),
                               error=float(zp.error), n_used=int(zp.n_used),
                               n_candidates=int(zp.n_candidates),
-                              scatter=_float(zp.scatter) or 0.0)
+                              scatter=finite_or_none(zp.scatter) or 0.0)
                 row = s.scalars(select(ZeroPoint).where(ZeroPoint.frame_id == fid)).first()
                 if row is None:
                     s.add(ZeroPoint(frame_id=fid, color_term=None, **values))

@@ -40,6 +40,7 @@ from clinepipe import __version__
 from clinepipe.errors import ClinepipeError
 from clinepipe.store.db import last_run, several_telescopes
 from clinepipe.store.models import CatalogMatch, Frame, Measurement, Star
+from clinepipe.finite import finite_or_none
 
 __all__ = ["create_app", "LIGHTCURVE_FIELDS"]
 
@@ -175,11 +176,11 @@ class StarRow:
         var = self.var_filter
         return {"star_id": self.star_id, "name": self.name, "catalog_id": self.catalog_id,
                 "ra": self.ra, "dec": self.dec, "n_measurements": self.n,
-                "mean_mag": {f: _finite(s.mean_mag) for f, s in self.filters.items()},
+                "mean_mag": {f: finite_or_none(s.mean_mag) for f, s in self.filters.items()},
                 "var_filter": var.filter if var else None,
-                "rms": _finite(var.rms) if var else None,
-                "chi2_red": _finite(var.chi2_red) if var else None,
-                "var_type": self.var_type, "var_period": _finite(self.var_period)}
+                "rms": finite_or_none(var.rms) if var else None,
+                "chi2_red": finite_or_none(var.chi2_red) if var else None,
+                "var_type": self.var_type, "var_period": finite_or_none(self.var_period)}
 
 
 @dataclass
@@ -368,16 +369,6 @@ def _newest_first(entries) -> list[dict]:
 
 # ----------------------------------------------------------------------------- helpers
 
-def _finite(value):
-    """A float, or None for None / NaN / infinity (JSON has no NaN)."""
-    if value is None:
-        return None
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
-
 
 def _plain(value):
     """Database / numpy scalars as plain JSON values."""
@@ -417,12 +408,12 @@ def _parse_float(text: str | None) -> float | None:
 
 
 def _num(value, fmt: str = ".3f", missing: str = "—") -> str:
-    value = _finite(value)
+    value = finite_or_none(value)
     return missing if value is None else format(value, fmt)
 
 
 def _ra_hms(ra) -> str:
-    if _finite(ra) is None:
+    if finite_or_none(ra) is None:
         return "—"
     centi = round((float(ra) % 360.0) / 15.0 * 3600 * 100)
     h, rest = divmod(centi, 3600 * 100)
@@ -431,7 +422,7 @@ def _ra_hms(ra) -> str:
 
 
 def _dec_dms(dec) -> str:
-    if _finite(dec) is None:
+    if finite_or_none(dec) is None:
         return "—"
     sign = "−" if dec < 0 else "+"
     deci = round(abs(float(dec)) * 3600 * 10)
@@ -449,7 +440,7 @@ def _night_label(night: str | None) -> str:
 
 
 def _jd_to_utc(jd) -> str:
-    jd = _finite(jd)
+    jd = finite_or_none(jd)
     if jd is None:
         return "—"
     try:
@@ -573,7 +564,7 @@ def _add_pages(app: FastAPI, dash: _Dashboard) -> None:
         if period:
             prefill = period["period"]
         else:
-            prefill = _finite(star["var_period"])
+            prefill = finite_or_none(star["var_period"])
         jds = [p["jd_mid"] for p in points if p["jd_mid"] is not None]
         return dash.render("star.html", nav="stars", star=star, catalog=catalog,
                            stats=list(row.filters.values()) if row else [],
@@ -685,10 +676,10 @@ def _mags(text: str | None) -> list[tuple]:
     if isinstance(data, dict):
         for band, value in sorted(data.items()):
             if isinstance(value, (list, tuple)) and value:
-                out.append((str(band), _finite(value[0]),
-                            _finite(value[1]) if len(value) > 1 else None))
+                out.append((str(band), finite_or_none(value[0]),
+                            finite_or_none(value[1]) if len(value) > 1 else None))
             else:
-                out.append((str(band), _finite(value), None))
+                out.append((str(band), finite_or_none(value), None))
     return out
 
 
