@@ -28,7 +28,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["RELATIVE_ZERO_POINT", "CatalogOffset", "RelativeEnsemble", "catalog_offset",
+from clinepipe.calibrate.zero_point import ZeroPointResult, ensemble_zero_point
+
+__all__ = ["RELATIVE_ZERO_POINT", "RelativeEnsemble", "catalog_offset",
            "relative_zero_points"]
 
 #: ``zero_points.catalog_band`` of a frame on the relative scale of its night
@@ -322,33 +324,9 @@ def _empty(m, sig, star_used, frame_reason, why) -> RelativeEnsemble:
                             0, False, why)
 
 
-@dataclass(frozen=True)
-class CatalogOffset:
-    """Result of :func:`catalog_offset`: ``standard = relative + value``.
-
-    Attributes
-    ----------
-    value : float
-        The offset (mag); NaN when no star could be used.
-    error : float
-        Its 1-sigma error (mag), inflated when the stars scatter more than their errors say.
-    n_used : int
-        Stars left after clipping.
-    used : ndarray of bool (n,)
-        Which stars were used.
-    extra_scatter : float
-        Scatter beyond the stated errors (mag), added in quadrature to every star's error.
-    """
-
-    value: float
-    error: float
-    n_used: int
-    used: np.ndarray
-    extra_scatter: float = 0.0
-
 
 def catalog_offset(rel_mag, rel_err, cat_mag, cat_err, *, clip: float = 3.0,
-                   max_iter: int = 20) -> CatalogOffset:
+                   max_iter: int = 20) -> ZeroPointResult:
     """The single offset that puts a night's relative magnitudes on a catalog's standard scale.
 
     Parameters
@@ -366,44 +344,19 @@ def catalog_offset(rel_mag, rel_err, cat_mag, cat_err, *, clip: float = 3.0,
 
     Returns
     -------
-    CatalogOffset
+    ZeroPointResult
         ``standard_mag = relative_mag + value``; errors add in quadrature.
 
     Notes
     -----
     Every frame of the night is already on one scale, so one offset serves the whole night
     (no colour term: the filter's colour term, where needed, is fitted as for catalog nights).
-    Starts from the median, then iterates a weighted mean with weights
-    ``1 / (err² + s²)``, ``s`` the scatter the errors do not explain, clipping as it goes.
+    The estimator is the frames' own, :func:`~clinepipe.calibrate.zero_point.ensemble_zero_point`,
+    with the relative magnitudes in the place of instrumental ones; stars without a usable
+    error are left out rather than given a default one.
     """
-    rel = np.asarray(rel_mag, dtype=float).ravel()
-    delta = np.asarray(cat_mag, dtype=float).ravel() - rel
-    err2 = (np.asarray(rel_err, dtype=float).ravel() ** 2
-            + np.asarray(cat_err, dtype=float).ravel() ** 2)
-    ok = np.isfinite(delta) & np.isfinite(err2) & (err2 > 0)
-    if not ok.any():
-        return CatalogOffset(float("nan"), float("nan"), 0, ok)
-    value = float(np.median(delta[ok]))
-    robust = 1.4826 * float(np.median(np.abs(delta[ok] - value)))
-    extra2 = max(robust ** 2 - float(np.median(err2[ok])), 0.0)
-    used = ok
-    for _ in range(max_iter):
-        new = ok & (np.abs(delta - value) <= clip * np.sqrt(err2 + extra2))
-        if not new.any():
-            break
-        w = 1.0 / (err2[new] + extra2)
-        value = float(np.sum(w * delta[new]) / np.sum(w))
-        n = int(new.sum())
-        if n >= 3:
-            extra2 = max(float(np.sum((delta[new] - value) ** 2)) / (n - 1)
-                         - float(np.mean(err2[new])), 0.0)
-        if np.array_equal(new, used):
-            break
-        used = new
-    w = 1.0 / (err2[used] + extra2)
-    n_used = int(used.sum())
-    error = float(np.sqrt(1.0 / np.sum(w)))
-    if n_used > 1:
-        chi2 = float(np.sum(w * (delta[used] - value) ** 2)) / (n_used - 1)
-        error *= max(1.0, np.sqrt(chi2))
-    return CatalogOffset(value, error, n_used, used, float(np.sqrt(extra2)))
+    rel_err = np.asarray(rel_err, dtype=float).ravel()
+    cat_err = np.asarray(cat_err, dtype=float).ravel()
+    err2 = rel_err ** 2 + cat_err ** 2
+    return ensemble_zero_point(rel_mag, cat_mag, rel_err, cat_err, sigma=clip, maxiters=max_iter,
+                               exclude=~(np.isfinite(err2) & (err2 > 0)))
