@@ -10,18 +10,20 @@ import logging
 import math
 import re
 from pathlib import Path
+
 import numpy as np
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import aliased
+
 from clinepipe.config import Config
 from clinepipe.errors import ClinepipeError
 from clinepipe.products.aavso_rules import aavso_filter_code, obscode_problem
 from clinepipe.store.models import CatalogMatch, Frame, Measurement, Star, ZeroPoint
-log = logging.getLogger("clinepipe")
-from clinepipe.variability.statistics import group_statistics
-from clinepipe.store.queries import nights_of_runs
-from clinepipe.variability.suspects import SUSPECTED, _qc_bad, _session
 
+log = logging.getLogger("clinepipe")
+from clinepipe.store.queries import nights_of_runs
+from clinepipe.variability.statistics import group_statistics
+from clinepipe.variability.suspects import SUSPECTED, _qc_bad, _session
 
 #: check-star rule (see the module docstring)
 CHECK_MIN_COVERAGE = 0.8      # measured on this fraction of the target's frames

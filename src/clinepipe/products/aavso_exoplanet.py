@@ -18,9 +18,20 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from clinepipe.products.aavso_rules import (AAVSO_FILTER_CODES, JD_MAX, JD_MIN, Problem, aavso_filter_code,
-                          check_obscode, is_blank, non_ascii, number, obscode_problem, parameter,
-                          parse_delimiter)
+from clinepipe.products.aavso_rules import (
+    AAVSO_FILTER_CODES,
+    JD_MAX,
+    JD_MIN,
+    Problem,
+    aavso_filter_code,
+    check_obscode,
+    content_lines,
+    missing_parameters,
+    number,
+    obscode_problem,
+    parameter,
+    parse_delimiter,
+)
 
 __all__ = ["REQUIRED_KEYS", "DATE_TYPES", "ExoplanetHeader", "ExoplanetRow",
            "validate_exoplanet", "format_exoplanet", "detrend_names"]
@@ -132,13 +143,7 @@ def validate_exoplanet(text: str) -> list[Problem]:
     delim: str | None = None
     names: list[str] = []
     n_data = 0
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if non_ascii(line):
-            problems.append(Problem(lineno, "ASCII", "a character outside plain ASCII"))
-        if is_blank(line):
-            problems.append(Problem(lineno, "blank-line",
-                                    "a blank line must be commented out with #"))
-            continue
+    for lineno, line in content_lines(text, problems):
         if line.startswith("#"):
             param = parameter(line)
             if param is None:
@@ -170,8 +175,8 @@ def validate_exoplanet(text: str) -> list[Problem]:
             continue
         n_data += 1
         if n_data == 1:
-            problems += [Problem(lineno, f"#{key}", f"#{key}= is missing before the first "
-                                 f"measurement") for key in REQUIRED_KEYS if key not in seen]
+            problems += missing_parameters(lineno, REQUIRED_KEYS, seen,
+                                           " before the first measurement")
         if delim is None:
             continue
         values = line.split(delim)
@@ -184,8 +189,7 @@ def validate_exoplanet(text: str) -> list[Problem]:
                      _measurement_problems(values, names, seen.get("MEASUREMENT_TYPE", "").strip())]
     if n_data == 0:
         problems.append(Problem(0, "no-data", "the report has no measurement lines"))
-        problems += [Problem(0, f"#{key}", f"#{key}= is missing")
-                     for key in REQUIRED_KEYS if key not in seen]
+        problems += missing_parameters(0, REQUIRED_KEYS, seen)
     return problems
 
 

@@ -17,9 +17,20 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from clinepipe.products.aavso_rules import (AAVSO_FILTER_CODES, JD_MAX, JD_MIN, Problem, aavso_filter_code,
-                          check_obscode, is_blank, non_ascii, number, obscode_problem, parameter,
-                          parse_delimiter)
+from clinepipe.products.aavso_rules import (
+    AAVSO_FILTER_CODES,
+    JD_MAX,
+    JD_MIN,
+    Problem,
+    aavso_filter_code,
+    check_obscode,
+    content_lines,
+    missing_parameters,
+    number,
+    obscode_problem,
+    parameter,
+    parse_delimiter,
+)
 
 __all__ = ["FIELDS", "ExtendedHeader", "ExtendedRow", "validate_extended", "format_extended"]
 
@@ -151,13 +162,7 @@ def validate_extended(text: str) -> list[Problem]:
     date_type = "JD"
     n_obs = 0
     header_checked = False
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if non_ascii(line):
-            problems.append(Problem(lineno, "ASCII", "a character outside plain ASCII"))
-        if is_blank(line):
-            problems.append(Problem(lineno, "blank-line",
-                                    "a blank line must be commented out with #"))
-            continue
+    for lineno, line in content_lines(text, problems):
         if line.startswith("#"):
             param = parameter(line)
             if param is None:
@@ -177,10 +182,8 @@ def validate_extended(text: str) -> list[Problem]:
         n_obs += 1
         if not header_checked:
             header_checked = True
-            for key in HEADER_KEYS:
-                if key not in seen:
-                    problems.append(Problem(lineno, f"#{key}",
-                                            f"#{key}= is missing before the first observation"))
+            problems += missing_parameters(lineno, HEADER_KEYS, seen,
+                                           " before the first observation")
         if delim is None:
             continue  # without a delimiter the fields cannot be told apart (reported above)
         values = line.split(delim)
@@ -194,9 +197,7 @@ def validate_extended(text: str) -> list[Problem]:
                      for rule, message in _field_problems(fields, date_type)]
     if n_obs == 0:
         problems.append(Problem(0, "no-data", "the file has no observation lines"))
-        for key in HEADER_KEYS:
-            if key not in seen:
-                problems.append(Problem(0, f"#{key}", f"#{key}= is missing"))
+        problems += missing_parameters(0, HEADER_KEYS, seen)
     return problems
 
 

@@ -21,12 +21,27 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TextIO
 
-from clinepipe.products.aavso_exoplanet import (DATE_TYPES, ExoplanetHeader, ExoplanetRow, format_exoplanet,
-                              validate_exoplanet)
-from clinepipe.products.aavso_extended import (FIELDS, ExtendedHeader, ExtendedRow, format_extended,
-                             validate_extended)
-from clinepipe.products.aavso_rules import (AAVSO_FILTER_CODES, Problem, aavso_filter_code, check_obscode,
-                          parameter)
+from clinepipe.products.aavso_exoplanet import (
+    DATE_TYPES,
+    ExoplanetHeader,
+    ExoplanetRow,
+    format_exoplanet,
+    validate_exoplanet,
+)
+from clinepipe.products.aavso_extended import (
+    FIELDS,
+    ExtendedHeader,
+    ExtendedRow,
+    format_extended,
+    validate_extended,
+)
+from clinepipe.products.aavso_rules import (
+    AAVSO_FILTER_CODES,
+    Problem,
+    aavso_filter_code,
+    check_obscode,
+    parameter,
+)
 
 __all__ = ["Problem", "AAVSO_FILTER_CODES", "FIELDS", "DATE_TYPES", "ExtendedHeader",
            "ExtendedRow", "ExoplanetHeader", "ExoplanetRow", "aavso_filter_code",

@@ -17,7 +17,7 @@ from clinepipe.errors import BadInput
 
 __all__ = ["Problem", "AAVSO_FILTER_CODES", "FILTER_NAMES", "aavso_filter_code",
            "parse_delimiter", "obscode_problem", "check_obscode", "parameter",
-           "is_blank", "non_ascii", "number", "JD_MIN", "JD_MAX"]
+           "is_blank", "non_ascii", "content_lines", "missing_parameters", "number", "JD_MIN", "JD_MAX"]
 
 
 @dataclass(frozen=True)
@@ -152,6 +152,29 @@ def is_blank(line: str) -> bool:
 def non_ascii(line: str) -> bool:
     """A character outside printable ASCII (tabs allowed): both formats are plain ASCII."""
     return any(not (32 <= ord(c) <= 126 or c == "\t") for c in line)
+
+
+def content_lines(text: str, problems: list[Problem]):
+    """Each line of ``text`` that is not blank, as ``(line number, line)``, 1-based.
+
+    The rules both formats apply to every line are checked on the way and their breaches
+    appended to ``problems``: plain ASCII, and no blank line unless commented out.
+    """
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if non_ascii(line):
+            problems.append(Problem(lineno, "ASCII", "a character outside plain ASCII"))
+        if is_blank(line):
+            problems.append(Problem(lineno, "blank-line",
+                                    "a blank line must be commented out with #"))
+            continue
+        yield lineno, line
+
+
+def missing_parameters(lineno: int, keys, seen, where: str = "") -> list[Problem]:
+    """A :class:`Problem` for each parameter of ``keys`` not in ``seen``: ``#KEY= is missing``
+    followed by ``where`` (e.g. " before the first observation")."""
+    return [Problem(lineno, f"#{key}", f"#{key}= is missing{where}")
+            for key in keys if key not in seen]
 
 
 def number(text: str) -> float | None:

@@ -11,8 +11,13 @@ import os
 import numpy as np
 
 from clinepipe.atomic_files import atomic_write_bytes
-from clinepipe.calibrate.transform import (COLOUR_COEFFICIENTS, MAGNITUDE_COEFFICIENTS,
-                                           Coefficient, NightPhotometry, fit_points)
+from clinepipe.calibrate.transform import (
+    COLOUR_COEFFICIENTS,
+    MAGNITUDE_COEFFICIENTS,
+    Coefficient,
+    NightPhotometry,
+    fit_points,
+)
 
 __all__ = ["coefficient_table", "config_lines", "write_transform_plot"]
 
