@@ -310,7 +310,7 @@ def test_a_run_without_obscode_writes_no_aavso_file_and_says_so(obs, capsys):
     is no AAVSO file (this test runs last: it adds a run to the module's database)."""
     import dataclasses
 
-    from clinepipe.cli import _print_summary
+    from clinepipe.cli.nightly import _print_summary
     from clinepipe.products.aavso import write_aavso_reports
 
     cfg = obs["cfg"]

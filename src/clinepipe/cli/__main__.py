@@ -1,0 +1,5 @@
+"""``python -m clinepipe.cli``: the command line."""
+
+from clinepipe.cli import main
+
+main()

@@ -1,0 +1,174 @@
+"""The stars and their light curves: stars, lc, variables.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from clinepipe.cli.common import app, current_config, read_engine
+from clinepipe.errors import ClinepipeError, UsageError
+
+
+@app.command()
+def stars(as_csv: bool = typer.Option(False, "--csv", help="CSV output.")):
+    """Stars known to the database: star_id,ra,dec,n_measurements,catalog_id,name,type, then
+    mean_<FILTER> per filter (error-weighted mean magnitude of the flag-free points, as
+    `variables` computes it). `type` is the known variable's type (e.g. EA), `suspected` for a
+    suspected new variable found in our own data, else empty."""
+    from sqlalchemy import func, select
+
+    from clinepipe.store.db import session_scope
+    from clinepipe.store.models import Measurement, Star
+    from clinepipe.variability.statistics import ordered_filters
+    from clinepipe.variability.table import points_statistics, variability_points
+
+    cfg = current_config()
+    engine = read_engine(cfg)
+    with session_scope(engine) as s:
+        rows = s.execute(select(Star.id, Star.ra, Star.dec, func.count(Measurement.id),
+                                Star.catalog_id, Star.name, Star.var_type)
+                         .outerjoin(Measurement, Measurement.star_id == Star.id)
+                         .group_by(Star.id).order_by(Star.id)).all()
+    g = points_statistics(variability_points(engine,
+                                             exclude_qc=tuple(cfg.qc.exclude_from_variability)),
+                          min_points=1, find_periods=False).groups
+    means: dict[int, dict[str, float]] = {}
+    counts: dict[str, int] = {}
+    for sid, f, n, mean in zip(g.labels[0].tolist(), g.labels[1].tolist(), g.n.tolist(),
+                               g.mean_mag.tolist()):
+        means.setdefault(sid, {})[f] = mean
+        counts[f] = counts.get(f, 0) + n
+    filters = ordered_filters(counts)
+    header = ["star_id", "ra", "dec", "n_measurements", "catalog_id", "name", "type"]
+    w = csv.writer(sys.stdout, lineterminator="\n", delimiter="," if as_csv else "\t")
+    w.writerow(header + [f"mean_{f}" for f in filters])
+    for sid, ra, dec, n, cat, name, var_type in rows:
+        mine = means.get(sid, {})
+        w.writerow([sid, f"{ra:.6f}", f"{dec:.6f}", n, cat or "", name or "", var_type or ""]
+                   + [f"{mine[f]:.4f}" if f in mine else "" for f in filters])
+
+
+@app.command()
+def lc(star: str = typer.Argument(..., help='Star id, catalog id, known-variable name or "RA DEC".'),
+       filter: Optional[str] = typer.Option(None, "--filter", help="Only this filter."),
+       since: Optional[float] = typer.Option(None, "--since", help="From this JD."),
+       until: Optional[float] = typer.Option(None, "--until", help="Until this JD."),
+       plot: Optional[Path] = typer.Option(None, "--plot", help="Write a PNG light curve."),
+       fold: Optional[float] = typer.Option(None, "--fold",
+                                            help="Phase-fold with this period (days)."),
+       epoch: Optional[float] = typer.Option(None, "--epoch",
+                                             help="With --fold: phase 0 at this BJD_TDB (default: "
+                                                  "the time of minimum light)."),
+       out_csv: Optional[Path] = typer.Option(None, "--csv", help="Write the points as CSV.")):
+    """A star's light curve: printed, or as --plot PNG / --csv file. With --fold P the printed
+    points get their phase, 0 at --epoch, else at the time of minimum light (the faintest
+    point), as in the plot."""
+    from clinepipe.products.plots import (
+        fold_phase,
+        minimum_light_epoch,
+        plot_lightcurve,
+        point_times,
+    )
+    from clinepipe.store.db import lightcurve, session_scope
+    from clinepipe.store.export import CSV_COLUMNS
+    from clinepipe.store.queries import resolve_star
+
+    cfg = current_config()
+    engine = read_engine(cfg)
+    with session_scope(engine) as s:
+        star_id = resolve_star(s, star)
+    rows = lightcurve(engine, star_id, filter=filter, since=since, until=until)
+    if not rows:
+        raise ClinepipeError(_no_points(engine, star, star_id, filter, since, until),
+                             reason="no measurements")
+    if epoch is not None and fold is None:
+        raise UsageError("--epoch needs --fold PERIOD.")
+    if fold is not None and not fold > 0:
+        raise UsageError(f"--fold {fold}: the period must be a positive number of days.")
+    if fold is not None and epoch is None:
+        epoch = minimum_light_epoch(rows)
+    if out_csv:
+        _write_rows_csv(out_csv, rows, CSV_COLUMNS)
+        typer.echo(f"wrote {len(rows)} point(s) to {out_csv}", err=str(out_csv) == "-")
+    if plot:
+        title = f"star {star_id}" + ("" if star.strip() == str(star_id) else f" ({star})")
+        plot_lightcurve(rows, plot, title=title, fold=fold, epoch=epoch)
+        typer.echo(f"wrote {plot}", err=str(plot) == "-")
+    if not plot and not out_csv:
+        phases = fold_phase(point_times(rows), fold, epoch) if fold else None
+        typer.echo("jd_mid\tfilter\tmag\tmag_err\tflags" + ("\tphase" if fold else ""))
+        for i, r in enumerate(rows):
+            mag = f"{r['mag']:.4f}" if r["mag"] is not None else "nan"
+            err = f"{r['mag_err']:.4f}" if r["mag_err"] is not None else "nan"
+            phase = f"\t{phases[i]:.4f}" if fold else ""
+            typer.echo(f"{r['jd_mid']:.6f}\t{r['filter']}\t{mag}\t{err}\t{r['flags']}{phase}")
+    _print_lc_statistics(engine, cfg, star_id, filter)
+
+
+def _print_lc_statistics(engine, cfg, star_id: int, filter: Optional[str]) -> None:
+    """Per filter n, mean, rms, reduced chi-square and the star's period, as `variables` gives
+    them (on standard error, so the printed points stay a clean table)."""
+    from clinepipe.variability.table import variability_table
+
+    rows = variability_table(engine, exclude_qc=tuple(cfg.qc.exclude_from_variability),
+                             star_ids=[star_id])
+    for r in rows:
+        if filter is not None and r.filter != filter:
+            continue
+        period = (f", period {r.period_days:.6f} d (false-alarm probability {r.fap:.2g})"
+                  if r.period_days else "")
+        typer.echo(f"{r.filter}: {r.n} points, mean {r.mean_mag:.4f}, rms {r.rms:.4f}, "
+                   f"reduced chi-square {r.chi2_red:.2f}{period}", err=True)
+
+
+def _no_points(engine, star: str, star_id: int, filter, since, until) -> str:
+    """Why ``lc`` has nothing to show: the star's filters, or that it has no measurement."""
+    from sqlalchemy import select
+
+    from clinepipe.store.db import session_scope
+    from clinepipe.store.models import Measurement
+
+    with session_scope(engine) as s:
+        filters = sorted(s.scalars(select(Measurement.filter).distinct()
+                                   .where(Measurement.star_id == star_id)).all())
+    name = f"star {star_id}" + ("" if star.strip() == str(star_id) else f" ({star})")
+    if not filters:
+        return f"{name} has no measurements; nothing written."
+    if filter is not None and filter not in filters:
+        return (f"{name} has no measurements in filter {filter} (it has {', '.join(filters)}); "
+                f"nothing written.")
+    return f"{name} has no measurements between --since and --until; nothing written."
+
+
+def _write_rows_csv(path: Path, rows: list[dict], columns) -> None:
+    from clinepipe.atomic_files import atomic_open
+
+    with atomic_open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+
+
+@app.command()
+def variables(as_csv: bool = typer.Option(False, "--csv", help="CSV output."),
+              min_points: int = typer.Option(10, "--min-points", help="Fewest points per star and filter.")):
+    """Stars ranked by variability: star_id,filter,n,rms,chi2_red,period_days,fap,stetson_j,
+    name,type (`type`: the known variable's type, `suspected` for a suspected new variable)."""
+    from clinepipe.variability.table import variability_table
+
+    cfg = current_config()
+    rows = variability_table(read_engine(cfg), min_points=min_points,
+                             exclude_qc=tuple(cfg.qc.exclude_from_variability))
+    w = csv.writer(sys.stdout, lineterminator="\n", delimiter="," if as_csv else "\t")
+    w.writerow(["star_id", "filter", "n", "rms", "chi2_red", "period_days", "fap", "stetson_j", "name",
+                "type"])
+    for r in rows:
+        w.writerow([r.star_id, r.filter, r.n, f"{r.rms:.4f}", f"{r.chi2_red:.2f}",
+                    f"{r.period_days:.6f}" if r.period_days else "",
+                    f"{r.fap:.3g}" if r.fap is not None else "", f"{r.stetson_j:.3f}", r.name or "",
+                    r.var_type or ""])
