@@ -41,8 +41,14 @@ from sqlalchemy import func, insert, select  # noqa: E402
 
 from clinepipe import __version__  # noqa: E402
 from clinepipe.config import DatabaseConfig  # noqa: E402
-from clinepipe.store.db import (delete_frame_results, insert_measurements, lightcurve,  # noqa: E402
-                                mask_url, open_database, session_scope)
+from clinepipe.store.db import (  # noqa: E402
+    delete_frame_results,
+    insert_measurements,
+    lightcurve,
+    mask_url,
+    open_database,
+    session_scope,
+)
 from clinepipe.store.models import Frame, Measurement, Run, Star, ZeroPoint  # noqa: E402
 
 INSERT_TARGET = 100_000.0  # measurements per second

@@ -45,7 +45,7 @@ SPEED_TARGET = 1.3
 CHILD = """
 import resource, sys, time
 from pathlib import Path
-from clinepipe.ccd.masters import build_bias
+from clinepipe.ccd.master_stacks import build_bias
 paths = sorted(Path(sys.argv[1]).glob("*.fits"))
 t0 = time.perf_counter()
 result = build_bias(paths, chunk_rows=int(sys.argv[2]), min_frames=1)

@@ -176,7 +176,7 @@ def bench_masters(tmp: Path, args) -> dict:
     import bottleneck as bn
     from astropy.io import fits
 
-    from clinepipe.ccd.masters import build_bias
+    from clinepipe.ccd.master_stacks import build_bias
     from clinepipe.ccd.stack import median_stack
 
     n, size, repeat = args.frames, args.size, args.repeat

@@ -14,12 +14,24 @@ import pytest
 from astropy.io import fits
 
 from clinepipe import __version__
+from clinepipe.ccd.master_files import read_master, write_master
+from clinepipe.ccd.master_groups import (
+    CalibrationGroup,
+    build_master,
+    group_calibration_frames,
+    input_key,
+    nearest_master,
+    stackers,
+    temperature_bucket,
+)
+from clinepipe.ccd.master_result import MasterResult
+from clinepipe.ccd.master_stacks import build_bias, build_dark, build_flat
+from clinepipe.ccd.masters import make_masters
+from clinepipe.ccd.stack import median_stack
 from clinepipe.config import CameraConfig, ReductionConfig
 from clinepipe.errors import MissingCalibration
-from clinepipe.ingest.frame_info import FrameInfo
 from clinepipe.ingest.files import sha256_file
-from clinepipe.ccd.masters import CalibrationGroup, MasterResult, build_bias, build_dark, build_flat, build_master, group_calibration_frames, input_key, make_masters, nearest_master, read_master, stackers, temperature_bucket, write_master
-from clinepipe.ccd.stack import median_stack
+from clinepipe.ingest.frame_info import FrameInfo
 
 # ----------------------------------------------------------------------------- synthetic camera
 

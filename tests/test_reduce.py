@@ -9,14 +9,29 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
+from clinepipe.ccd.masks import (
+    MASK_BAD_FLAT,
+    MASK_COSMIC_RAY,
+    MASK_HOT,
+    MASK_NONFINITE,
+    MASK_SATURATED,
+)
+from clinepipe.ccd.master_files import write_master
+from clinepipe.ccd.master_stacks import build_bias, build_dark, build_flat
+from clinepipe.ccd.masters import make_masters
+from clinepipe.ccd.reduce import (
+    ReducedFrame,
+    crop_master,
+    parse_section,
+    reduce_files,
+    reduce_frame,
+    reduce_light,
+)
+from clinepipe.ccd.reduced_files import read_reduced, write_reduced
 from clinepipe.config import CameraConfig, ReductionConfig, SiteConfig
 from clinepipe.errors import BadInput, MissingCalibration
 from clinepipe.ingest.classify import read_frame_info
 from clinepipe.ingest.files import sha256_file
-from clinepipe.ccd.masters import build_bias, build_dark, build_flat, make_masters, write_master
-from clinepipe.ccd.masks import MASK_BAD_FLAT, MASK_COSMIC_RAY, MASK_HOT, MASK_NONFINITE, MASK_SATURATED
-from clinepipe.ccd.reduce import ReducedFrame, crop_master, parse_section, reduce_files, reduce_frame, reduce_light
-from clinepipe.ccd.reduced_files import read_reduced, write_reduced
 
 # ----------------------------------------------------------------------------- synthetic camera
 

@@ -8,17 +8,29 @@ import os
 import re
 import weakref
 from pathlib import Path
+
 import bottleneck as bn
 import numpy as np
 from astropy.io import fits
-from clinepipe import __version__
-from clinepipe.errors import BadInput, ClinepipeError, MissingCalibration
-from clinepipe.ingest.frame_info import FrameInfo
-from clinepipe.ingest.fits_reader import brief
-from clinepipe.ccd.masks import MASK_BAD_FLAT, MASK_COSMIC_RAY, MASK_HOT, MASK_NONFINITE, MASK_SATURATED
-from clinepipe.ccd.reduced_files import _ENCODING_CARDS, ReducedFrame, calibrated_name, write_reduced
-from clinepipe.finite import finite_or_none
 
+from clinepipe import __version__
+from clinepipe.ccd.masks import (
+    MASK_BAD_FLAT,
+    MASK_COSMIC_RAY,
+    MASK_HOT,
+    MASK_NONFINITE,
+    MASK_SATURATED,
+)
+from clinepipe.ccd.reduced_files import (
+    _ENCODING_CARDS,
+    ReducedFrame,
+    calibrated_name,
+    write_reduced,
+)
+from clinepipe.errors import BadInput, ClinepipeError, MissingCalibration
+from clinepipe.finite import finite_or_none
+from clinepipe.ingest.fits_reader import brief
+from clinepipe.ingest.frame_info import FrameInfo
 
 #: a flat outside this range marks the pixel as bad (dead column, dust donut core, vignetting)
 FLAT_RANGE = (0.5, 2.0)
@@ -439,7 +451,7 @@ def _clean_cosmic_rays(data, var, mask, bias_level, gain, read_noise, saturation
 
 @functools.lru_cache(maxsize=6)
 def _cached_master(path: str, mtime_ns: int, size: int):
-    from clinepipe.ccd.masters import read_master
+    from clinepipe.ccd.master_files import read_master
 
     data, header = read_master(Path(path))
     data.setflags(write=False)  # shared between lights: never changed in place
@@ -453,7 +465,7 @@ def _load_master(path: Path):
 
 def _master_parts(obj):
     """(data, header-or-None, noise, exptime, name) of a master given in any accepted form."""
-    from clinepipe.ccd.masters import MasterResult
+    from clinepipe.ccd.master_result import MasterResult
 
     if isinstance(obj, dict):
         src = obj.get("data") if obj.get("data") is not None else obj.get("path")
@@ -599,7 +611,7 @@ def positive_or_none(value) -> float | None:
 
 
 def _find_master(masters_dir: Path, kind: str, binning: int, filt: str | None) -> Path | None:
-    from clinepipe.ccd.masters import master_path
+    from clinepipe.ccd.master_files import master_path
 
     path = master_path(masters_dir, kind, binning, filt)
     for candidate in (path, path.with_suffix(".fit")):  # the 2018 MasterCal used .fit

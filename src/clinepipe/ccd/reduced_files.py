@@ -11,20 +11,20 @@
 """
 
 from __future__ import annotations
-from dataclasses import dataclass
 
 import functools
 import os
 import re
 import struct
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
+
 import numpy as np
 from astropy.io import fits
+
 from clinepipe import __version__
 from clinepipe.ccd.masks import MASK_BITS
-
-
 
 #: header cards that describe the raw integer encoding and must not survive into float output
 _ENCODING_CARDS = ("BZERO", "BSCALE", "BLANK", "DATAMIN", "DATAMAX")
@@ -316,7 +316,7 @@ def read_reduced(path: Path, *, masters_dir: Path | None = None,
 
 def _find_masters(header, masters_dir, path) -> dict:
     """``{"bias": (data, noise), ...}`` of the masters the header names (None when not applied)."""
-    from clinepipe.ccd.masters import read_master
+    from clinepipe.ccd.master_files import read_master
     from clinepipe.errors import BadInput
 
     out = {}

@@ -11,13 +11,14 @@ import tempfile
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
 import bottleneck as bn
 import numpy as np
 from astropy.io import fits
 from numpy.lib.stride_tricks import as_strided
+
 from clinepipe.errors import BadInput, ClinepipeError
 from clinepipe.ingest.fits_reader import brief
-
 
 #: half-size of the central region used for per-frame statistics (pixels)
 _CENTRAL_HALF = 256
@@ -69,7 +70,11 @@ class _Rows:
             self._open(path, hdu, display=path)
 
     def _open(self, path: Path, hdu: int | None, display: Path) -> None:
-        from clinepipe.ingest.fits_reader import image_hdu_index, mark_bottom_up, rows_top_down
+        from clinepipe.ingest.fits_reader import (
+            image_hdu_index,
+            mark_bottom_up,
+            rows_top_down,
+        )
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

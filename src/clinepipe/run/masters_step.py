@@ -27,15 +27,15 @@ def frame_info(frame: Frame, archive: Path) -> FrameInfo:
 
 def masters_stage(cfg: Config, engine, run_id: int) -> int:
     """Build the masters of every calibration group (night + what its stacker groups by,
-    :data:`clinepipe.ccd.masters.STACKERS`) that changed.
+    :data:`clinepipe.ccd.master_groups.STACKERS`) that changed.
 
     Bias first, then darks (need a bias), then flats (need both), each on the nearest valid
-    master of what it needs (:func:`clinepipe.ccd.masters.nearest_master`). A group is
+    master of what it needs (:func:`clinepipe.ccd.master_groups.nearest_master`). A group is
     rebuilt only when its set of input files, the reduction mode or the masters it had to be
     made without (a flat with ``[reduction] without_masters = "measure"``) differ from its
     latest master's.
     """
-    from clinepipe.ccd.masters import STACKERS, group_calibration_frames, input_key
+    from clinepipe.ccd.master_groups import STACKERS, group_calibration_frames, input_key
     from clinepipe.store.db import session_scope
 
     archive = cfg.paths.archive
@@ -74,7 +74,8 @@ def masters_stage(cfg: Config, engine, run_id: int) -> int:
 def _build_master(cfg, engine, run_id, group, members, key, needs: dict, jd: float) -> int:
     """Build, write and record the master of one group on the masters it ``needs``
     (``Master`` rows, None where there is none)."""
-    from clinepipe.ccd.masters import build_master, write_master
+    from clinepipe.ccd.master_files import write_master
+    from clinepipe.ccd.master_groups import build_master
     from clinepipe.store.db import session_scope
 
     kind, night, binning, filt = group.kind, group.night, group.binning, group.filter
@@ -147,7 +148,7 @@ def in_archive(archive: Path, rel: str | None) -> bool:
 
 
 class MasterChooser:
-    """The database side of :func:`clinepipe.ccd.masters.nearest_master`, for one step of a
+    """The database side of :func:`clinepipe.ccd.master_groups.nearest_master`, for one step of a
     run: the masters of each (kind, binning, filter) of ``telescope`` whose file is in
     ``archive`` are read from the database once, not three queries per light (no master of
     those kinds is built meanwhile)."""
@@ -160,7 +161,7 @@ class MasterChooser:
                ccd_temp: float | None = None, temp_tolerance: float = 0.0) -> Master | None:
         """The nearest valid master of ``kind`` for ``jd`` (days), or None; ``filt`` for
         flats, ``ccd_temp``/``temp_tolerance`` (°C) for darks."""
-        from clinepipe.ccd.masters import nearest_master
+        from clinepipe.ccd.master_groups import nearest_master
 
         key = (kind, binning, filt)
         if key not in self._rows:
