@@ -7,7 +7,6 @@ import itertools
 import os
 
 import pytest
-
 from pg_cluster import PG_NOT_INSTALLED, PgCluster, pg_admin, pg_bindir
 from run_snapshots import copy_night, pipeline_snapshot
 from small_store import populate_small_store

@@ -20,14 +20,14 @@ from astroquery.vizier import VizierClass
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from clinepipe.variability.suspects import SUSPECTED, recalibrate_frames
-from clinepipe.products.aavso import choose_check_star, sanitise_name
 from clinepipe.config import DEFAULT_CONFIG, config_from_dict, load_config
+from clinepipe.products.aavso import choose_check_star, sanitise_name
+from clinepipe.products.aavso_format import validate_file
 from clinepipe.run.pipeline import run_pipeline
 from clinepipe.store.db import open_database, session_scope
-from clinepipe.products.aavso_format import validate_file
 from clinepipe.store.export import AAVSO_FIELDS
 from clinepipe.store.models import Frame, Measurement, Star, ZeroPoint
+from clinepipe.variability.suspects import SUSPECTED, recalibrate_frames
 
 NIGHTS = ("20260314", "20260315")
 AAVSO_TOML = '\n[aavso]\nobscode = "TEST"\ntargets = ["V0001 Sim", "No Such Star"]\n'

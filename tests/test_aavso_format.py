@@ -19,11 +19,20 @@ import pytest
 
 from clinepipe.errors import BadInput
 from clinepipe.products import aavso_extended
-from clinepipe.products.aavso_format import (ExoplanetHeader, ExoplanetRow, ExtendedHeader,
-                                             ExtendedRow, aavso_filter_code, detect_type,
-                                             format_exoplanet, format_extended, run_validate,
-                                             validate_exoplanet, validate_extended,
-                                             validate_file)
+from clinepipe.products.aavso_format import (
+    ExoplanetHeader,
+    ExoplanetRow,
+    ExtendedHeader,
+    ExtendedRow,
+    aavso_filter_code,
+    detect_type,
+    format_exoplanet,
+    format_extended,
+    run_validate,
+    validate_exoplanet,
+    validate_extended,
+    validate_file,
+)
 
 DATA = Path(__file__).parent / "data" / "aavso"
 EXTENDED_GOLDEN = sorted(DATA.glob("extended_*.txt"))

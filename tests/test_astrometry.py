@@ -16,17 +16,27 @@ import numpy as np
 import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
-
-from clinepipe.astrometry import solve as astrometry
-from clinepipe.astrometry.wcs import pixel_scale_arcsec
-from clinepipe.astrometry.detect import SOURCE_DEBLENDED, SOURCE_DTYPE, SOURCE_EDGE, SOURCE_SATURATED, detect_sources, fwhm_from_half_light_radius
-from clinepipe.astrometry.src_lists import SRC_COLUMNS, read_src, src_positions
-from clinepipe.astrometry.wcs import header_wcs, match_residual_arcsec, pixel_to_sky, sky_to_pixel
-from clinepipe.astrometry.solve import solve_field, solve_field_command
-from clinepipe.errors import BadInput, ClinepipeError, UsageError
-
 from synthetic_stars import GAIN, READ_NOISE, observe, pixel_gaussians
 
+from clinepipe.astrometry import solve as astrometry
+from clinepipe.astrometry.detect import (
+    SOURCE_DEBLENDED,
+    SOURCE_DTYPE,
+    SOURCE_EDGE,
+    SOURCE_SATURATED,
+    detect_sources,
+    fwhm_from_half_light_radius,
+)
+from clinepipe.astrometry.solve import solve_field, solve_field_command
+from clinepipe.astrometry.src_lists import SRC_COLUMNS, read_src, src_positions
+from clinepipe.astrometry.wcs import (
+    header_wcs,
+    match_residual_arcsec,
+    pixel_scale_arcsec,
+    pixel_to_sky,
+    sky_to_pixel,
+)
+from clinepipe.errors import BadInput, ClinepipeError, UsageError
 
 # ---------------------------------------------------------------------------------------
 # .SRC

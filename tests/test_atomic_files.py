@@ -11,8 +11,12 @@ import threading
 
 import pytest
 
-from clinepipe.atomic_files import (atomic_open, atomic_write_bytes, atomic_write_fits,
-                                    atomic_write_text)
+from clinepipe.atomic_files import (
+    atomic_open,
+    atomic_write_bytes,
+    atomic_write_fits,
+    atomic_write_text,
+)
 
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB: more than a pipe buffer holds, so a reader must read
 

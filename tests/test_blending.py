@@ -6,7 +6,11 @@ import math
 import numpy as np
 import sep
 
-from clinepipe.photometry.aperture import FLAG_BLENDED, aperture_photometry, blend_contamination
+from clinepipe.photometry.aperture import (
+    FLAG_BLENDED,
+    aperture_photometry,
+    blend_contamination,
+)
 
 GAIN, READ_NOISE, SKY = 1.5, 8.0, 200.0
 SHAPE = (80, 80)

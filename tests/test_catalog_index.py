@@ -19,8 +19,14 @@ from astropy.io import fits
 from sqlalchemy import select
 
 from clinepipe.astrometry import catalog_index
+from clinepipe.astrometry.catalog_index import (
+    catalog_cone,
+    ensure_index,
+    index_for_image,
+    quad_presets,
+    solve_with_catalog,
+)
 from clinepipe.astrometry.wcs import header_wcs, pixel_scale_arcsec, sky_to_pixel
-from clinepipe.astrometry.catalog_index import catalog_cone, ensure_index, index_for_image, quad_presets, solve_with_catalog
 from clinepipe.config import load_config
 from clinepipe.errors import BadInput
 from clinepipe.simulate import render_light, simulate_night

@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 
 import pytest
+from run_snapshots import assert_same_snapshot, copy_night, pipeline_snapshot
 
 from clinepipe.config import load_config
 from clinepipe.run.pipeline import run_pipeline
-from run_snapshots import assert_same_snapshot, copy_night, pipeline_snapshot
 
 pytest.importorskip("dask.distributed")
 

@@ -13,9 +13,17 @@ from clinepipe import __version__
 from clinepipe.errors import BadInput, ClinepipeError, UsageError
 from clinepipe.products.aavso_format import validate_extended
 from clinepipe.store.db import open_database, session_scope
-from clinepipe.store.export import (AAVSO_FIELDS, CSV_COLUMNS, SOURCES_CSV_COLUMNS, aavso_filter,
-                                    export_aavso, export_csv, export_sources_csv, export_votable,
-                                    jd_to_iso)
+from clinepipe.store.export import (
+    AAVSO_FIELDS,
+    CSV_COLUMNS,
+    SOURCES_CSV_COLUMNS,
+    aavso_filter,
+    export_aavso,
+    export_csv,
+    export_sources_csv,
+    export_votable,
+    jd_to_iso,
+)
 from clinepipe.store.legacy import import_sources_csv
 from clinepipe.store.models import Frame
 

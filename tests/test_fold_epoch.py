@@ -68,7 +68,8 @@ from test_web_browser import chromium, server  # noqa: E402,F401 (server: the da
 
 
 def test_lc_fold_prints_phases_from_epoch_or_minimum(tmp_path, capsys):
-    from test_web import PERIOD as WEB_PERIOD, make_engine, populate
+    from test_web import PERIOD as WEB_PERIOD
+    from test_web import make_engine, populate
 
     from clinepipe.cli import main
     from clinepipe.store.db import lightcurve

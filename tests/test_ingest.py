@@ -19,10 +19,10 @@ from astropy.time import Time
 
 from clinepipe.config import CameraConfig, SiteConfig
 from clinepipe.errors import BadInput
-from clinepipe.ingest.frame_info import FrameInfo
+from clinepipe.ingest.classify import is_subframe, observing_night, read_frame_info
 from clinepipe.ingest.files import archive_copy, find_new_files, fits_stem, sha256_file
 from clinepipe.ingest.fits_reader import check_data, read_image
-from clinepipe.ingest.classify import is_subframe, observing_night, read_frame_info
+from clinepipe.ingest.frame_info import FrameInfo
 
 CAMERA = CameraConfig()
 SITE = SiteConfig()  # Greensboro, longitude -79.8089

@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import select
 
 from clinepipe.config import load_config
-from clinepipe.variability.table import variability_table
 from clinepipe.run.pipeline import run_pipeline
 from clinepipe.store.db import open_database, session_scope
 from clinepipe.store.models import Frame, Master, Measurement, Star
+from clinepipe.variability.table import variability_table
 
 
 @pytest.fixture(scope="module")

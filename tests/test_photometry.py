@@ -12,11 +12,20 @@ import math
 
 import numpy as np
 import pytest
-
-from clinepipe.photometry.aperture import APERTURE_FWHM_FACTOR, FLAG_BLENDED, FLAG_EDGE, FLAG_MASKED, FLAG_NONPOSITIVE, FLAG_SATURATED, PHOTOMETRY_DTYPE, aperture_photometry, instrumental_magnitude
-from clinepipe.photometry.background import Background, measure_background
-
 from synthetic_stars import GAIN, READ_NOISE, observe, pixel_gaussians
+
+from clinepipe.photometry.aperture import (
+    APERTURE_FWHM_FACTOR,
+    FLAG_BLENDED,
+    FLAG_EDGE,
+    FLAG_MASKED,
+    FLAG_NONPOSITIVE,
+    FLAG_SATURATED,
+    PHOTOMETRY_DTYPE,
+    aperture_photometry,
+    instrumental_magnitude,
+)
+from clinepipe.photometry.background import Background, measure_background
 
 FWHM = 3.5  # pixels
 SIGMA = FWHM / (2.0 * math.sqrt(2.0 * math.log(2.0)))

@@ -4,8 +4,8 @@ import math
 
 import numpy as np
 
-from clinepipe.photometry.quality import night_flags
 from clinepipe.photometry.psf import psf_shape
+from clinepipe.photometry.quality import night_flags
 
 
 def gaussian_field(rng, sx, sy, n=30, size=200):

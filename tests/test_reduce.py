@@ -18,16 +18,12 @@ from clinepipe.ccd.masks import (
 )
 from clinepipe.ccd.master_files import write_master
 from clinepipe.ccd.master_stacks import build_bias, build_dark, build_flat
+from clinepipe.ccd.master_use import crop_master
 from clinepipe.ccd.masters import make_masters
-from clinepipe.ccd.reduce import (
-    ReducedFrame,
-    crop_master,
-    parse_section,
-    reduce_files,
-    reduce_frame,
-    reduce_light,
-)
-from clinepipe.ccd.reduced_files import read_reduced, write_reduced
+from clinepipe.ccd.overscan import parse_section
+from clinepipe.ccd.reduce import reduce_frame
+from clinepipe.ccd.reduce_light import reduce_files, reduce_light
+from clinepipe.ccd.reduced_files import ReducedFrame, read_reduced, write_reduced
 from clinepipe.config import CameraConfig, ReductionConfig, SiteConfig
 from clinepipe.errors import BadInput, MissingCalibration
 from clinepipe.ingest.classify import read_frame_info

@@ -12,7 +12,11 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from clinepipe.calibrate.relative import RELATIVE_ZERO_POINT, catalog_offset, relative_zero_points
+from clinepipe.calibrate.relative import (
+    RELATIVE_ZERO_POINT,
+    catalog_offset,
+    relative_zero_points,
+)
 
 APERTURE_DIAMETER_CM = 40.0
 SITE_ELEVATION_M = 1200.0

@@ -22,8 +22,8 @@ from astroquery.vizier import VizierClass
 
 from clinepipe.catalogs import vizier as rc
 from clinepipe.catalogs.known_variables import known_variables_source
-from clinepipe.catalogs.types import KnownVariables
 from clinepipe.catalogs.sources import catalog_source
+from clinepipe.catalogs.types import KnownVariables
 from clinepipe.config import config_from_dict
 from clinepipe.errors import CatalogUnavailable, UsageError
 

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from astropy.io import fits
+from run_snapshots import assert_same_snapshot, copy_night, pipeline_snapshot
 from sqlalchemy import select
 
 from clinepipe.config import load_config
@@ -37,7 +38,6 @@ from clinepipe.run.pipeline import run_pipeline
 from clinepipe.simulate import write_raw_frame
 from clinepipe.store.db import open_database, session_scope
 from clinepipe.store.models import Frame, Run
-from run_snapshots import assert_same_snapshot, copy_night, pipeline_snapshot
 
 CLI = [sys.executable, "-m", "clinepipe.cli"]
 

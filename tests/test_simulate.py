@@ -17,8 +17,15 @@ import pytest
 from astropy.io import fits
 from astropy.wcs import WCS, FITSFixedWarning
 
-from clinepipe.simulate import (SRC_COLUMNS, Simulator, read_csv_table, render_light,
-                                simulate_night, true_light_curve, write_raw_frame)
+from clinepipe.simulate import (
+    SRC_COLUMNS,
+    Simulator,
+    read_csv_table,
+    render_light,
+    simulate_night,
+    true_light_curve,
+    write_raw_frame,
+)
 from clinepipe.simulate.camera import core_sigma
 
 SMALL = dict(width=256, height=256, n_stars=100, lights_per_filter=4)

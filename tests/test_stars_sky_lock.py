@@ -8,10 +8,10 @@ import time
 import numpy as np
 import pytest
 
-from clinepipe.errors import LockHeld
-from clinepipe.run.lock import RunLock
-from clinepipe.photometry.times import airmass, altitude, bjd_tdb
 from clinepipe.catalogs.star_ids import assign_stars
+from clinepipe.errors import LockHeld
+from clinepipe.photometry.times import airmass, altitude, bjd_tdb
+from clinepipe.run.lock import RunLock
 
 
 def test_assign_stars_matches_known_and_creates_new():

@@ -13,12 +13,29 @@ from sqlalchemy import delete, func, inspect, select
 from sqlalchemy.exc import IntegrityError
 
 from clinepipe.errors import ClinepipeError, ConfigError
-from clinepipe.store.db import (LIGHTCURVE_COLUMNS, BatchedTransaction, current_revision, delete_frame_results,
-                                head_revision, insert_measurements, lightcurve, mask_url,
-                                open_database, session_scope, upgrade_database)
+from clinepipe.store.db import (
+    LIGHTCURVE_COLUMNS,
+    BatchedTransaction,
+    current_revision,
+    delete_frame_results,
+    head_revision,
+    insert_measurements,
+    lightcurve,
+    mask_url,
+    open_database,
+    session_scope,
+    upgrade_database,
+)
 from clinepipe.store.legacy import LEGACY_CATALOG, import_sources_csv
-from clinepipe.store.models import (Base, CatalogMatch, Frame, Measurement, Run, Star,
-                                    ZeroPoint)
+from clinepipe.store.models import (
+    Base,
+    CatalogMatch,
+    Frame,
+    Measurement,
+    Run,
+    Star,
+    ZeroPoint,
+)
 
 TABLES = {"runs", "frames", "masters", "stars", "catalog_matches", "zero_points", "measurements"}
 

@@ -20,8 +20,13 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from clinepipe.calibrate.transform import (NightPhotometry, apply_transform, fit_transform,
-                                           implied_colour_coefficient, pair_frames)
+from clinepipe.calibrate.transform import (
+    NightPhotometry,
+    apply_transform,
+    fit_transform,
+    implied_colour_coefficient,
+    pair_frames,
+)
 from clinepipe.config import config_from_dict, load_config
 from clinepipe.errors import ConfigError
 from clinepipe.products.aavso_format import validate_extended
@@ -136,7 +141,7 @@ def test_transform_config():
 
 
 def test_simulated_colour_terms_change_the_instrumental_fluxes_as_specified():
-    from clinepipe.simulate import Simulator, SimulationSpec
+    from clinepipe.simulate import SimulationSpec, Simulator
 
     base = dict(width=64, height=64, n_stars=30, variables=False, filters=("B", "V", "R"))
     plain = Simulator(SimulationSpec(**base), seed=4)

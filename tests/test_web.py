@@ -14,8 +14,14 @@ from sqlalchemy.orm import Session
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from clinepipe.store.models import (CatalogMatch, Frame, Measurement, Run, Star,  # noqa: E402
-                                    ZeroPoint)
+from clinepipe.store.models import (  # noqa: E402
+    CatalogMatch,
+    Frame,
+    Measurement,
+    Run,
+    Star,
+    ZeroPoint,
+)
 from clinepipe.web import LIGHTCURVE_FIELDS, create_app  # noqa: E402
 
 CSV_FIELDS = ("star_id,ra,dec,filter,jd_mid,bjd_tdb,mag,mag_err,inst_mag,inst_mag_err,"

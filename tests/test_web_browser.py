@@ -34,9 +34,9 @@ def server(tmp_path_factory):
     if CHROMIUM is None:
         pytest.skip("headless Chromium is not installed (Debian: apt install chromium)")
     import uvicorn
+    from test_web import make_engine, populate
 
     from clinepipe.web import create_app
-    from test_web import make_engine, populate
 
     root = tmp_path_factory.mktemp("browser")
     (root / "archive").mkdir()

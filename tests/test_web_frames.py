@@ -12,12 +12,12 @@ from sqlalchemy.orm import Session
 
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
+from test_web import make_engine, populate  # noqa: E402
 
 from clinepipe.ccd.reduced_files import ReducedFrame, write_reduced  # noqa: E402
 from clinepipe.store.models import Frame, Measurement  # noqa: E402
 from clinepipe.web import create_app  # noqa: E402
 from clinepipe.web.frames import APERTURE_RGB, NEIGHBOUR_RGB, SCALE  # noqa: E402
-from test_web import make_engine, populate  # noqa: E402
 
 SHAPE = (100, 120)
 STAR1 = (60.3, 50.7)   # 0-based x, y of star 1 (bright) in the frame with a file

@@ -12,10 +12,10 @@ from sqlalchemy.orm import Session
 
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
+from test_web import make_engine, populate  # noqa: E402
 
 from clinepipe.store.models import Frame  # noqa: E402
 from clinepipe.web import create_app  # noqa: E402
-from test_web import make_engine, populate  # noqa: E402
 
 STYLE = Path(__file__).resolve().parents[1] / "src" / "clinepipe" / "web" / "static" / "style.css"
 KINDS = ("light", "bias", "dark", "flat", "darkflat", "unknown")

@@ -14,18 +14,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 from astropy.io import fits
+from run_snapshots import copy_night
 from sqlalchemy import select
+from test_pipeline import measurements_with_truth
 
-from clinepipe.ccd.reduce import (calstat_of, missing_masters_reason, pedestal_estimate,
-                                  reduce_frame)
+from clinepipe.ccd.reduce import (
+    calstat_of,
+    missing_masters_reason,
+    pedestal_estimate,
+    reduce_frame,
+)
 from clinepipe.config import load_config
 from clinepipe.photometry.aperture import aperture_photometry
 from clinepipe.run.pipeline import run_pipeline
 from clinepipe.simulate import render_light, simulate_night
 from clinepipe.store.db import open_database, session_scope
 from clinepipe.store.models import Frame, Master
-from run_snapshots import copy_night
-from test_pipeline import measurements_with_truth
 
 NIGHT = dict(seed=5, width=320, height=320, n_stars=150, lights_per_filter=12)
 GAIN, READ_NOISE, BIAS_LEVEL = 0.4, 9.3, 1000.0  # the simulator's defaults

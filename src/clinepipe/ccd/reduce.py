@@ -1,13 +1,10 @@
-"""Reduction of a light: bias, exposure-scaled dark and flat, with an uncertainty plane and a mask."""
+"""Reduction of a light's pixels: overscan, bias, exposure-scaled dark and flat, with an
+uncertainty plane and a mask (arrays in, arrays out).
+"""
 
 from __future__ import annotations
 
-import functools
 import math
-import os
-import re
-import weakref
-from pathlib import Path
 
 import bottleneck as bn
 import numpy as np
@@ -21,147 +18,13 @@ from clinepipe.ccd.masks import (
     MASK_NONFINITE,
     MASK_SATURATED,
 )
+from clinepipe.ccd.master_use import flat_products, hot_pixels_of
+from clinepipe.ccd.overscan import apply_overscan
 from clinepipe.ccd.reduced_files import (
     _ENCODING_CARDS,
     ReducedFrame,
-    calibrated_name,
-    write_reduced,
 )
-from clinepipe.errors import BadInput, ClinepipeError, MissingCalibration
-from clinepipe.finite import finite_or_none
-from clinepipe.ingest.fits_reader import brief
-from clinepipe.ingest.frame_info import FrameInfo
-
-#: a flat outside this range marks the pixel as bad (dead column, dust donut core, vignetting)
-FLAT_RANGE = (0.5, 2.0)
-
-#: hot pixel: master dark above its median by this many robust sigma
-HOT_SIGMA = 8.0
-
-
-_SECTION = re.compile(r"^\[\s*(\d+)\s*:\s*(\d+)\s*,\s*(\d+)\s*:\s*(\d+)\s*\]$")
-
-def parse_section(text: str) -> tuple[slice, slice]:
-    """IRAF/FITS section ``'[x1:x2,y1:y2]'`` (1-based, inclusive) -> numpy ``(rows, cols)`` slices."""
-    m = _SECTION.match(str(text).strip())
-    if not m:
-        raise ValueError(f"not a section string: {text!r}")
-    x1, x2, y1, y2 = (int(v) for v in m.groups())
-    x1, x2 = sorted((x1, x2))
-    y1, y2 = sorted((y1, y2))
-    if x1 < 1 or y1 < 1:
-        raise ValueError(f"section {text!r} starts before pixel 1")
-    return slice(y1 - 1, y2), slice(x1 - 1, x2)
-
-
-def crop_master(master: np.ndarray, xorg: int, yorg: int, shape: tuple[int, int], *,
-                has_origin: bool = True, name: str = "frame") -> np.ndarray:
-    """The part of ``master`` under a (sub)frame of ``shape`` at origin (``xorg``, ``yorg``).
-
-    The origin is XORGSUBF/YORGSUBF in binned pixels, 0-based. A frame of the master's shape at
-    (0, 0) gets the master itself. Raises :class:`BadInput`:
-
-    * ``subframe without origin`` — the frame's shape differs from the master's, its origin is
-      (0, 0) and ``has_origin`` is False (no XORGSUBF/YORGSUBF in its header): where it sits
-      on the sensor is unknown, and guessing the corner would calibrate with the wrong pixels;
-    * ``subframe outside the master`` — it does not fit inside the master at that origin
-      (or a different binning's master was given).
-    """
-    ny, nx = (int(shape[0]), int(shape[1]))
-    my, mx = master.shape
-    if (ny, nx) == (my, mx) and xorg == 0 and yorg == 0:
-        return master
-    if xorg == 0 and yorg == 0 and not has_origin:
-        raise BadInput(f"{name}: is {nx}x{ny} pixels but the master is {mx}x{my} and the header "
-                       "has no XORGSUBF/YORGSUBF to place it (subframe without origin).",
-                       reason="subframe without origin")
-    if xorg < 0 or yorg < 0 or xorg + nx > mx or yorg + ny > my:
-        raise BadInput(f"{name}: the {nx}x{ny} subframe at ({xorg}, {yorg}) does not fit in the "
-                       f"{mx}x{my} master (subframe outside the master).",
-                       reason="subframe outside the master")
-    return master[yorg:yorg + ny, xorg:xorg + nx]
-
-
-def hot_pixel_mask(dark: np.ndarray, *, sigma: float = HOT_SIGMA) -> np.ndarray:
-    """Pixels whose master dark is far above the dark's robust distribution (bool array).
-
-    ``dark > median + sigma * 1.4826 MAD`` (the MAD floored at 1 ADU so a noise-free dark
-    does not flag every pixel above the median).
-    """
-    d = np.asarray(dark, dtype=np.float32)
-    med = float(bn.nanmedian(d))
-    spread = max(1.4826 * float(bn.nanmedian(np.abs(d - np.float32(med)))), 1.0)
-    with np.errstate(invalid="ignore"):
-        return d > med + sigma * spread
-
-
-# Per-master products reused by every light: the hot pixels of a master dark, the square of a
-# master flat and its bad pixels. Only read-only arrays are remembered (the masters read from
-# files are, see _cached_master): they cannot change under the cache. The key is the memory
-# the array describes, so a crop of a master (a new view each time) hits too; a weak
-# reference to the memory's owner says when an entry is stale.
-_DERIVED: dict = {}
-
-_DERIVED_MAX = 16
-
-def _derived(kind: str, arr: np.ndarray, compute):
-    if arr.flags.writeable:
-        return compute(arr)
-    owner = arr
-    while isinstance(owner.base, np.ndarray):
-        owner = owner.base
-    key = (kind, arr.__array_interface__["data"][0], arr.shape, arr.strides, arr.dtype.str)
-    hit = _DERIVED.get(key)
-    if hit is not None and hit[0]() is owner:
-        return hit[1]
-    value = compute(arr)
-    if len(_DERIVED) >= _DERIVED_MAX:
-        for stale in [k for k, v in _DERIVED.items() if v[0]() is None] or list(_DERIVED)[:1]:
-            _DERIVED.pop(stale, None)
-    try:
-        _DERIVED[key] = (weakref.ref(owner), value)
-    except TypeError:  # an owner that cannot be weakly referenced: do not remember
-        pass
-    return value
-
-
-def _hot_pixels(dark: np.ndarray) -> np.ndarray:
-    """:func:`hot_pixel_mask` of a master dark, computed once per read-only master."""
-    def compute(d):
-        mask = hot_pixel_mask(d)
-        mask.setflags(write=False)
-        return mask
-
-    return _derived("hot", dark, compute)
-
-
-def _flat_products(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``flat * flat`` and the bad-flat pixels, computed once per read-only master flat."""
-    def compute(f):
-        sq = np.multiply(f, f)
-        with np.errstate(invalid="ignore"):
-            bad = ~np.isfinite(f) | (f < FLAT_RANGE[0]) | (f > FLAT_RANGE[1])
-        sq.setflags(write=False)
-        bad.setflags(write=False)
-        return sq, bad
-
-    return _derived("flat", flat, compute)
-
-
-def _overscan_level(image: np.ndarray, rows: slice, cols: slice) -> np.ndarray | np.float32:
-    """Median of the overscan region: per row when it spans every row, else one number."""
-    region = image[rows, cols]
-    ny = image.shape[0]
-    if region.shape[0] == ny and region.shape[1] >= 1:
-        per_row = bn.nanmedian(region, axis=1).astype(np.float32)
-        if ny >= 15:  # smooth the row-to-row noise of a few overscan columns
-            smooth = bn.move_median(per_row, 15, min_count=1)
-            centred = np.empty_like(per_row)
-            centred[:-7] = smooth[7:]
-            centred[-7:] = smooth[-1]
-            per_row = centred.astype(np.float32)
-        return per_row[:, None]
-    return np.float32(bn.nanmedian(region))
+from clinepipe.errors import BadInput
 
 
 def _as_float32(a) -> np.ndarray:
@@ -169,6 +32,7 @@ def _as_float32(a) -> np.ndarray:
 
 
 _BLOCK_PIXELS = 1 << 16
+
 
 def _calibrate_block(raw, bias, dark, k, flat, flat_sq, gain, const_var, flat_noise, data, var,
                      *, uncertainty: bool, pedestal=np.float32(0)) -> None:
@@ -323,14 +187,14 @@ def reduce_frame(raw, *, bias, dark, dark_exptime: float | None, flat, exptime: 
         hdr.remove(key, ignore_missing=True, remove_all=True)
     saturated = raw >= np.float32(saturation)
     if hot_pixels is None:
-        hot = _hot_pixels(dark) if dark is not None else None
+        hot = hot_pixels_of(dark) if dark is not None else None
     else:
         hot = np.asarray(hot_pixels, dtype=bool)
 
     if mode == "default" and overscan and "BIASSEC" in hdr and "TRIMSEC" in hdr:
         if hot is None:
             hot = np.zeros(raw.shape, bool)
-        raw, bias, dark, flat, saturated, hot = _apply_overscan(raw, bias, dark, flat, saturated,
+        raw, bias, dark, flat, saturated, hot = apply_overscan(raw, bias, dark, flat, saturated,
                                                                 hot, hdr, name)
 
     pedestal = np.float32(0.0)
@@ -345,7 +209,7 @@ def reduce_frame(raw, *, bias, dark, dark_exptime: float | None, flat, exptime: 
     gain = float(gain)
     const_var = np.float32((read_noise / gain) ** 2 + (bias_noise or 0.0) ** 2
                            + (float(k) * (dark_noise or 0.0)) ** 2)
-    flat_sq, bad_flat = _flat_products(flat) if flat is not None else (None, None)
+    flat_sq, bad_flat = flat_products(flat) if flat is not None else (None, None)
     data = np.empty(raw.shape, np.float32)
     var = np.empty(raw.shape, np.float32)
     # Row blocks of ~64k pixels: the dozen float32 steps then run on arrays that stay in the
@@ -397,38 +261,6 @@ def reduce_frame(raw, *, bias, dark, dark_exptime: float | None, flat, exptime: 
                         uncertainty=uncertainty.astype(np.float32, copy=False), mask=mask, header=hdr)
 
 
-def _apply_overscan(raw, bias, dark, flat, saturated, hot, hdr, name):
-    try:
-        b_rows, b_cols = parse_section(hdr["BIASSEC"])
-        t_rows, t_cols = parse_section(hdr["TRIMSEC"])
-    except ValueError as exc:
-        raise BadInput(f"{name}: BIASSEC/TRIMSEC cannot be read ({brief(exc)}).",
-                       reason="bad BIASSEC/TRIMSEC") from exc
-    ny, nx = raw.shape
-    for rows, cols in ((b_rows, b_cols), (t_rows, t_cols)):
-        if rows.stop > ny or cols.stop > nx:
-            raise BadInput(f"{name}: BIASSEC/TRIMSEC lie outside the {nx}x{ny} image.",
-                           reason="bad BIASSEC/TRIMSEC")
-    level = _overscan_level(raw, b_rows, b_cols)
-    raw = raw - level
-    trim = (t_rows, t_cols)
-    raw, saturated, hot = raw[trim], saturated[trim], hot[trim]
-    hdr["CLPOSCAN"] = (float(np.mean(level)), "[ADU] mean overscan level subtracted")
-    if bias is not None:
-        bias_level = _overscan_level(bias, b_rows, b_cols)
-        bias = (bias - bias_level)[trim]
-        hdr["CLPOSCB"] = (float(np.mean(bias_level)), "[ADU] mean overscan level of the master bias")
-    dark = None if dark is None else dark[trim]
-    flat = None if flat is None else flat[trim]
-    hdr["CLPTRIM"] = (str(hdr["TRIMSEC"]), "trimmed to this section of the raw frame")
-    for key in ("BIASSEC", "TRIMSEC", "DATASEC"):
-        hdr.remove(key, ignore_missing=True)
-    for axis, sl in (("1", t_cols), ("2", t_rows)):  # the WCS follows the trimmed pixels
-        if f"CRPIX{axis}" in hdr:
-            hdr[f"CRPIX{axis}"] = float(hdr[f"CRPIX{axis}"]) - sl.start
-    return raw, bias, dark, flat, saturated, hot
-
-
 def _clean_cosmic_rays(data, var, mask, bias_level, gain, read_noise, saturation) -> int:
     """Run L.A.Cosmic (astroscrappy) on the calibrated frame; cleans ``data`` in place."""
     import astroscrappy
@@ -447,224 +279,3 @@ def _clean_cosmic_rays(data, var, mask, bias_level, gain, read_noise, saturation
     data[crmask] = cleaned[crmask]
     mask[crmask] |= MASK_COSMIC_RAY
     return int(crmask.sum())
-
-
-@functools.lru_cache(maxsize=6)
-def _cached_master(path: str, mtime_ns: int, size: int):
-    from clinepipe.ccd.master_files import read_master
-
-    data, header = read_master(Path(path))
-    data.setflags(write=False)  # shared between lights: never changed in place
-    return data, header
-
-
-def _load_master(path: Path):
-    st = Path(path).stat()
-    return _cached_master(str(Path(path).resolve()), st.st_mtime_ns, st.st_size)
-
-
-def _master_parts(obj):
-    """(data, header-or-None, noise, exptime, name) of a master given in any accepted form."""
-    from clinepipe.ccd.master_result import MasterResult
-
-    if isinstance(obj, dict):
-        src = obj.get("data") if obj.get("data") is not None else obj.get("path")
-        data, header, noise, exptime, name = _master_parts(src)
-        noise = obj.get("noise", noise)
-        exptime = obj.get("exptime", exptime)
-        if obj.get("path") is not None:
-            name = Path(obj["path"]).name
-        return data, header, noise, exptime, name
-    if isinstance(obj, MasterResult):
-        return obj.data, None, obj.noise, obj.exptime, ""
-    if isinstance(obj, np.ndarray):
-        return obj, None, None, None, ""
-    data, header = _load_master(Path(obj))
-    noise = header.get("CLPNOISE")
-    exptime = header.get("EXPTIME")
-    return data, header, noise, exptime, Path(obj).name
-
-
-#: how a waiting light says it could be measured now
-MEASURE_HINT = 'set [reduction] without_masters = "measure" to measure without it'
-
-
-def _missing(name: str, what: str, binning: int) -> MissingCalibration:
-    reason = f"waiting for calibration: no {what} for binning {binning}"
-    return MissingCalibration(f"{name}: {reason} ({MEASURE_HINT}).", reason=reason)
-
-
-def reduce_light(path: Path, info: FrameInfo, masters: dict | None = None, *, bias=None,
-                 dark=None, flat=None, dark_exptime: float | None = None,
-                 mode: str | None = None, camera=None, reduction=None) -> ReducedFrame:
-    """Read a raw light once and reduce it with its masters.
-
-    Parameters
-    ----------
-    path : Path
-        The raw light (the archive copy); read only.
-    info : FrameInfo
-        Its header facts (from :func:`clinepipe.ingest.read_frame_info`).
-    masters : dict, optional
-        ``{"bias": m, "dark": m, "flat": m}``; each ``m`` a FITS path (as written by
-        :func:`clinepipe.masters.write_master`), an array, a
-        :class:`~clinepipe.masters.MasterResult`, or a dict with ``data``/``path``,
-        ``noise`` and ``exptime``. The keywords ``bias``/``dark``/``flat`` are the same.
-    dark_exptime : float, optional
-        Overrides the dark's exposure (else its ``exptime``/EXPTIME).
-    mode, camera, reduction
-        The reduction mode (default: ``reduction.mode``), :class:`CameraConfig` (gain when the
-        frame has no EGAIN, read noise, saturation, ``max_ccd_temp``) and
-        :class:`ReductionConfig` (``overscan``, ``cosmic_rays``, ``without_masters``: with
-        ``"measure"`` a master not given is left out, see :func:`reduce_frame`).
-
-    Raises
-    ------
-    BadInput
-        ``CCD too warm: -1.2 °C > -3.0 °C``; ``subframe without origin``; ``subframe outside
-        the master``; the raw file's own problems (see :mod:`clinepipe.ingest`).
-    MissingCalibration
-        ``waiting for calibration: no bias for binning 2`` (``no dark …``,
-        ``no R-band flat …``) when a master is not given or its file does not exist (and
-        ``reduction.without_masters`` is ``"wait"``).
-    """
-    from clinepipe.config import CameraConfig, ReductionConfig
-    from clinepipe.ingest.fits_reader import check_data, read_image
-
-    camera = camera or CameraConfig()
-    reduction = reduction or ReductionConfig()
-    mode = mode or reduction.mode
-    path = Path(path)
-    name = path.name
-    given = dict(masters or {})
-    for key, value in (("bias", bias), ("dark", dark), ("flat", flat)):
-        if value is not None:
-            given[key] = value
-
-    if (info.ccd_temp is not None and camera.max_ccd_temp is not None
-            and info.ccd_temp > camera.max_ccd_temp):
-        reason = f"CCD too warm: {info.ccd_temp:.1f} °C > {camera.max_ccd_temp:.1f} °C"
-        raise BadInput(f"{name}: CCD too warm ({info.ccd_temp:.1f} °C > "
-                       f"{camera.max_ccd_temp:.1f} °C allowed).", reason=reason)
-    what = {"bias": "bias", "dark": "dark", "flat": f"{info.filter}-band flat"}
-    for key in ("bias", "dark", "flat"):
-        m = given.get(key)
-        target = m.get("data") if isinstance(m, dict) and m.get("data") is not None else (
-            m.get("path") if isinstance(m, dict) else m)
-        if target is None or (isinstance(target, (str, os.PathLike)) and not Path(target).is_file()):
-            if reduction.without_masters != "measure":
-                raise _missing(name, what[key], info.binning)
-            given[key] = None
-
-    raw, header = read_image(path)
-    if not _has_information(raw):
-        check_data(raw, path)  # says why: all-NaN or constant data
-    has_origin = "XORGSUBF" in header or "YORGSUBF" in header
-    parts = {}
-    for key in ("bias", "dark", "flat"):
-        if given.get(key) is None:  # measured without it
-            parts[key] = (None, None, None, "")
-            continue
-        data, _, noise, exptime, mname = _master_parts(given[key])
-        cropped = crop_master(np.asarray(data, dtype=np.float32), info.xorg, info.yorg, raw.shape,
-                              has_origin=has_origin, name=name)
-        parts[key] = (cropped, noise, exptime, mname)
-    t_dark = dark_exptime if dark_exptime is not None else parts["dark"][2]
-    gain = info.gain or positive_or_none(header.get("EGAIN")) or camera.gain
-    frame = reduce_frame(
-        raw, bias=parts["bias"][0], dark=parts["dark"][0], dark_exptime=positive_or_none(t_dark),
-        flat=parts["flat"][0], exptime=info.exptime, mode=mode, gain=gain,
-        read_noise=camera.read_noise, saturation=_saturation(info, header, camera),
-        bias_noise=finite_or_none(parts["bias"][1]), dark_noise=finite_or_none(parts["dark"][1]),
-        flat_noise=finite_or_none(parts["flat"][1]), overscan=reduction.overscan,
-        cosmic_rays=reduction.cosmic_rays, header=header, name=name)
-    for key, card in (("bias", "BIASFILE"), ("dark", "DARKFILE"), ("flat", "FLATFILE")):
-        if parts[key][3]:
-            frame.header[card] = (parts[key][3], f"master {key}")
-    return frame
-
-
-def _saturation(info, header, camera) -> float:
-    """The raw ADU at which a pixel is saturated: the header's (SATURATE, DATAMAX, MAXLIN;
-    a FrameInfo rebuilt from the database no longer carries it), else ``[camera] saturation``."""
-    from clinepipe.headers import read_header_facts
-
-    return info.saturation or read_header_facts(header).saturation or camera.saturation
-
-
-def _has_information(raw: np.ndarray) -> bool:
-    """True when the first row already holds two different finite values, so the frame is
-    neither all-NaN nor constant (what :func:`clinepipe.ingest.check_data` checks with full
-    passes over the frame); False means "run check_data"."""
-    row = raw[0] if raw.ndim == 2 and raw.shape[0] else raw.ravel()[:0]
-    row = row[np.isfinite(row)]
-    return row.size >= 2 and bool(row.min() != row.max())
-
-
-def positive_or_none(value) -> float | None:
-    """``value`` as a float when it is a finite positive number (a header value), else None."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) and v > 0 else None
-
-
-def _find_master(masters_dir: Path, kind: str, binning: int, filt: str | None) -> Path | None:
-    from clinepipe.ccd.master_files import master_path
-
-    path = master_path(masters_dir, kind, binning, filt)
-    for candidate in (path, path.with_suffix(".fit")):  # the 2018 MasterCal used .fit
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def reduce_files(lights, masters_dir: Path, output_dir: Path, *, mode: str = "default",
-                 camera=None, site=None, reduction=None) -> list[tuple[Path, Path | str]]:
-    """The core of ``clinepipe reduce``: each light -> ``output_dir/<stem>_calibrated.fits``.
-
-    Masters are read from ``masters_dir/binning{N}/bias_master.fits``, ``dark_master.fits``,
-    ``flat_master_{FILTER}.fits`` (as :func:`clinepipe.masters.make_masters` writes them; a
-    ``.fit`` ending is accepted too). A frame that cannot be reduced is reported with its
-    reason and the others go on.
-
-    Returns
-    -------
-    list of (Path, Path or str)
-        Per input, in order: the output file, or the reason it was not written.
-    """
-    from clinepipe.config import CameraConfig, ReductionConfig, SiteConfig
-    from clinepipe.ingest.classify import read_frame_info
-
-    camera = camera or CameraConfig()
-    site = site or SiteConfig()
-    reduction = reduction or ReductionConfig()
-    output_dir = Path(output_dir)
-    results: list[tuple[Path, Path | str]] = []
-    written: dict[Path, Path] = {}
-    for light in lights:
-        light = Path(light)
-        try:
-            info = read_frame_info(light, camera, site)
-            if info.kind != "light":
-                raise BadInput(f"{light.name}: is a {info.kind} frame, not a light.",
-                               reason=f"not a light frame ({info.kind})")
-            out = output_dir / calibrated_name(light.name)
-            if out in written:
-                raise BadInput(f"{light.name}: its output {out.name} was already written for "
-                               f"{written[out]}.", reason=f"output name collides with {written[out]}")
-            masters = {key: _find_master(Path(masters_dir), key, info.binning,
-                                         info.filter if key == "flat" else None)
-                       for key in ("bias", "dark", "flat")}
-            frame = reduce_light(light, info, masters, mode=mode, camera=camera,
-                                 reduction=reduction)
-            output_dir.mkdir(parents=True, exist_ok=True)
-            write_reduced(out, frame, masters_used={k: v for k, v in masters.items()})
-            written[out] = light
-            results.append((light, out))
-        except ClinepipeError as exc:
-            results.append((light, exc.reason))
-    return results
-
-

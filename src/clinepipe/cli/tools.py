@@ -66,7 +66,7 @@ def reduce(lights: list[Path] = typer.Argument(..., help="Raw light frames."),
     mode = check_mode(mode, cfg)
     if not masters_dir.is_dir():
         raise UsageError(f"{masters_dir}: no such folder of masters.")
-    from clinepipe.ccd.reduce import reduce_files
+    from clinepipe.ccd.reduce_light import reduce_files
 
     kwargs = {} if cfg is None else {"camera": cfg.camera, "site": cfg.site,
                                      "reduction": cfg.reduction}

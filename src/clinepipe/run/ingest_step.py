@@ -9,12 +9,16 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
 from sqlalchemy import select, update
+
 from clinepipe.atomic_files import atomic_open
 from clinepipe.config import Config
-from clinepipe.errors import (BadInput, ClinepipeError)
+from clinepipe.errors import BadInput, ClinepipeError
 from clinepipe.ingest.frame_info import FrameInfo
-from clinepipe.store.models import Frame, utc_now as _now
+from clinepipe.store.models import Frame
+from clinepipe.store.models import utc_now as _now
+
 log = logging.getLogger("clinepipe")
 
 
@@ -144,8 +148,8 @@ def _ingest_file(cfg: Config, engine, path: Path, rel: str, run_id: int,
                  frame_id: int | None = None, notes: _Notes | None = None) -> tuple[dict, str]:
     """The ``frames`` row of one incoming file (archive copy made when it is good) and the
     log message of a failure (or "")."""
-    from clinepipe.ingest.files import archive_copy, sha256_file
     from clinepipe.ingest.classify import SkippedFrame, read_frame_info
+    from clinepipe.ingest.files import archive_copy, sha256_file
 
     telescope = cfg.site.telescope
     row = {"telescope": telescope, "raw_path": rel, "run_id": run_id, "updated_at": _now(),

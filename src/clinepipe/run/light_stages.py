@@ -117,7 +117,8 @@ class LightContext:
 
 
 def reduce_stage(ctx: LightContext) -> None:
-    from clinepipe.ccd.reduce import missing_masters_reason, reduce_light
+    from clinepipe.ccd.reduce import missing_masters_reason
+    from clinepipe.ccd.reduce_light import reduce_light
     from clinepipe.ccd.reduced_files import write_reduced_async
 
     t = ctx.task

@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+
 import numpy as np
 from sqlalchemy import select, update
+
 from clinepipe import __version__
 from clinepipe.config import Config
 from clinepipe.errors import BadInput, Waiting
 from clinepipe.ingest.frame_info import FrameInfo
-from clinepipe.store.models import Frame, Master, utc_now as _now
+from clinepipe.store.models import Frame, Master
+from clinepipe.store.models import utc_now as _now
+
 log = logging.getLogger("clinepipe")
 
 
@@ -35,7 +39,11 @@ def masters_stage(cfg: Config, engine, run_id: int) -> int:
     made without (a flat with ``[reduction] without_masters = "measure"``) differ from its
     latest master's.
     """
-    from clinepipe.ccd.master_groups import STACKERS, group_calibration_frames, input_key
+    from clinepipe.ccd.master_groups import (
+        STACKERS,
+        group_calibration_frames,
+        input_key,
+    )
     from clinepipe.store.db import session_scope
 
     archive = cfg.paths.archive

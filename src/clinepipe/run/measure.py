@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from clinepipe.ccd.reduce import positive_or_none as _positive
+from clinepipe.ccd.reduce_light import positive_or_none as _positive
 from clinepipe.errors import BadInput, UsageError
 
 __all__ = ["CATALOG_COLUMNS", "CSV_COLUMNS", "MeasureResult", "measure_image", "result_rows"]

@@ -37,10 +37,10 @@ from clinepipe.run.light_stages import (
 )
 from clinepipe.run.light_store import CalibrationContext, store_light_result
 from clinepipe.run.lock import RunLock
+from clinepipe.run.relative_step import relative_photometry_step
 from clinepipe.store.models import Frame, Master, Run
 from clinepipe.store.models import utc_now as _now
 
-from clinepipe.run.relative_step import relative_photometry_step
 log = logging.getLogger("clinepipe")
 from clinepipe.run.ingest_step import ingest_stage
 from clinepipe.run.masters_step import (
@@ -480,7 +480,7 @@ def lights_stage(cfg: Config, engine, run_id: int, *, reprocess: bool = False,
 def _light_task(cfg: Config, chooser: MasterChooser, frame: Frame) -> LightTask | LightResult:
     """The light's work with the nearest valid masters; a master that does not exist makes
     it wait (with ``[reduction] without_masters = "wait"``) or is left out ("measure")."""
-    from clinepipe.ccd.reduce import MEASURE_HINT
+    from clinepipe.ccd.reduce_light import MEASURE_HINT
 
     archive = cfg.paths.archive
     info = frame_info(frame, archive)

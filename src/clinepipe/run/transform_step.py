@@ -20,13 +20,24 @@ import numpy as np
 from sqlalchemy import delete, insert, select
 
 from clinepipe.calibrate.relative import RELATIVE_BAND
-from clinepipe.calibrate.transform import (Coefficient, NightPhotometry, TransformResult,
-                                           apply_transform, fit_transform)
+from clinepipe.calibrate.transform import (
+    Coefficient,
+    NightPhotometry,
+    TransformResult,
+    apply_transform,
+    fit_transform,
+)
 from clinepipe.config import Config
 from clinepipe.errors import ClinepipeError, UsageError
 from clinepipe.products.aavso_rules import FILTER_NAMES
-from clinepipe.store.models import (CatalogMatch, Frame, Measurement, Star, TransformedMag,
-                                    ZeroPoint)
+from clinepipe.store.models import (
+    CatalogMatch,
+    Frame,
+    Measurement,
+    Star,
+    TransformedMag,
+    ZeroPoint,
+)
 
 log = logging.getLogger("clinepipe")
 

@@ -266,8 +266,8 @@ def transits_stage(cfg: Config, engine, run_id: int, also_runs=()) -> list[Path]
     ``archive/transits/<night>/<planet>/``. A night without a transit, or with too little
     baseline, is one logged sentence; nothing here stops the run. Returns the folders."""
     from clinepipe.store.db import session_scope
-    from clinepipe.transits.targets import read_targets
     from clinepipe.store.queries import nights_of_runs
+    from clinepipe.transits.targets import read_targets
 
     if str(cfg.transits.path) in ("", "."):
         return []

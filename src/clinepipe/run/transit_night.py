@@ -6,8 +6,6 @@ aperture radii. Used by :mod:`clinepipe.run.transit_fits`."""
 
 from __future__ import annotations
 
-from clinepipe.ccd.reduced_files import read_calibrated_header
-
 import json
 import math
 from dataclasses import dataclass, replace
@@ -16,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import select
 
+from clinepipe.ccd.reduced_files import read_calibrated_header
 from clinepipe.config import Config
 from clinepipe.errors import BadInput
 from clinepipe.store.models import CatalogMatch, Frame, Star
