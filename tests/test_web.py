@@ -205,9 +205,9 @@ def test_stars_page_lists_and_sorts(client):
 
 
 def test_stars_pagination(client, monkeypatch):
-    import clinepipe.web.app as web_app
+    import clinepipe.web.pages as web_pages
 
-    monkeypatch.setattr(web_app, "STARS_PER_PAGE", 3)
+    monkeypatch.setattr(web_pages, "STARS_PER_PAGE", 3)
     first = client.get("/stars")
     assert "page 1 of 2" in first.text and 'href="/stars/4"' not in first.text
     second = client.get("/stars?page=2")
