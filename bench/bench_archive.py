@@ -106,7 +106,7 @@ class Archive:
     """The cached archive of one backend: ``url`` to read, ``copy_url()`` for a run to write."""
 
     def __init__(self, backend: str, spec: af.ArchiveSpec, night: Path, rebuild: bool):
-        from clinepipe.store.db import head_revision
+        from clinepipe.store.schema_version import head_revision
 
         self.backend, self.spec = backend, spec
         self.key = af.spec_key(spec, head_revision())

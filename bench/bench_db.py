@@ -5,10 +5,10 @@
 
 Inserts ``--measurements`` (default 1,000,000) measurements spread over ``--frames`` (2000)
 frames and ``--stars`` (500) stars the way ``clinepipe run`` stores its lights: each frame's
-earlier results deleted, its measurements inserted with ``store.db.insert_measurements`` and its
+earlier results deleted, its measurements inserted with ``store.measurement_rows.insert_measurements`` and its
 zero point added, all of a frame in one transaction, ``[database] commit_lights`` (10) frames per
 transaction at most (``store.db.BatchedTransaction``). Then times
-``store.db.lightcurve(star_id)`` for ``--queries`` (50) random stars. Targets: >= 100,000
+``store.measurement_rows.lightcurve(star_id)`` for ``--queries`` (50) random stars. Targets: >= 100,000
 measurements/s, median <= 50 ms. For comparison it also times the same insert with
 ``--compare-batch`` (1) frame per transaction in a second temporary SQLite database. Prints a
 table and writes ``bench/results/db.json``.
@@ -41,13 +41,12 @@ from sqlalchemy import func, insert, select  # noqa: E402
 
 from clinepipe import __version__  # noqa: E402
 from clinepipe.config import DatabaseConfig  # noqa: E402
-from clinepipe.store.db import (  # noqa: E402
+from clinepipe.store.db import open_database, session_scope
+from clinepipe.store.engines import mask_url
+from clinepipe.store.measurement_rows import (
     delete_frame_results,
     insert_measurements,
     lightcurve,
-    mask_url,
-    open_database,
-    session_scope,
 )
 from clinepipe.store.models import Frame, Measurement, Run, Star, ZeroPoint  # noqa: E402
 

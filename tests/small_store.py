@@ -10,7 +10,8 @@ def populate_small_store(engine) -> dict:
     import json
     from datetime import datetime
 
-    from clinepipe.store.db import insert_measurements, session_scope
+    from clinepipe.store.db import session_scope
+    from clinepipe.store.measurement_rows import insert_measurements
     from clinepipe.store.models import CatalogMatch, Frame, Run, Star, ZeroPoint
 
     now = datetime(2024, 3, 1, 12, 0, 0)

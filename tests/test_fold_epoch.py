@@ -72,7 +72,7 @@ def test_lc_fold_prints_phases_from_epoch_or_minimum(tmp_path, capsys):
     from test_web import make_engine, populate
 
     from clinepipe.cli import main
-    from clinepipe.store.db import lightcurve
+    from clinepipe.store.measurement_rows import lightcurve
 
     db = tmp_path / "clinepipe.db"
     engine = make_engine(db)
@@ -126,7 +126,7 @@ def test_web_fold_puts_phase_zero_at_minimum_light(server, tmp_path):
 
     from test_web import make_engine
 
-    from clinepipe.store.db import lightcurve
+    from clinepipe.store.measurement_rows import lightcurve
 
     base, _, root = server
     result = chromium(["--dump-dom", f"{base}/stars/1#fold=0.3"], tmp_path / "profile")

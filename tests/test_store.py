@@ -14,19 +14,19 @@ from sqlalchemy.exc import IntegrityError
 
 from clinepipe.errors import ClinepipeError, ConfigError
 from clinepipe.store.db import (
-    LIGHTCURVE_COLUMNS,
     BatchedTransaction,
-    current_revision,
-    delete_frame_results,
-    head_revision,
-    insert_measurements,
-    lightcurve,
-    mask_url,
     open_database,
     session_scope,
     upgrade_database,
 )
+from clinepipe.store.engines import mask_url
 from clinepipe.store.legacy import LEGACY_CATALOG, import_sources_csv
+from clinepipe.store.measurement_rows import (
+    LIGHTCURVE_COLUMNS,
+    delete_frame_results,
+    insert_measurements,
+    lightcurve,
+)
 from clinepipe.store.models import (
     Base,
     CatalogMatch,
@@ -36,6 +36,7 @@ from clinepipe.store.models import (
     Star,
     ZeroPoint,
 )
+from clinepipe.store.schema_version import current_revision, head_revision
 
 TABLES = {"runs", "frames", "masters", "stars", "catalog_matches", "zero_points", "measurements"}
 
@@ -88,7 +89,7 @@ def _fill_0001_database(url: str) -> None:
     from alembic import command
     from sqlalchemy import text
 
-    from clinepipe.store.db import alembic_config
+    from clinepipe.store.schema_version import alembic_config
 
     eng = open_database(url, upgrade=False)
     with eng.begin() as conn:
@@ -161,7 +162,7 @@ def test_0002_refuses_a_cascading_rebuild_on_sqlite(tmp_path):
     """With foreign keys on, rebuilding `frames` would delete every measurement: refused."""
     from alembic import command
 
-    from clinepipe.store.db import alembic_config
+    from clinepipe.store.schema_version import alembic_config
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
     _fill_0001_database(url)
@@ -180,7 +181,7 @@ def test_0002_refuses_a_cascading_rebuild_on_sqlite(tmp_path):
 def test_migration_downgrades_to_empty_and_upgrades_again(engine):
     from alembic import command
 
-    from clinepipe.store.db import alembic_config
+    from clinepipe.store.schema_version import alembic_config
 
     with engine.begin() as conn:
         command.downgrade(alembic_config(conn), "base")
@@ -225,7 +226,8 @@ def test_open_without_upgrade_leaves_database_empty(db_url):
 
 
 def _open_in_child(url: str, barrier, results) -> None:
-    from clinepipe.store.db import current_revision, open_database
+    from clinepipe.store.db import open_database
+    from clinepipe.store.schema_version import current_revision
 
     try:
         barrier.wait(60)  # every process imported: now open the fresh database at once
@@ -476,7 +478,7 @@ def test_lightcurve_rows(small_store):
 
 def test_lightcurve_uses_the_star_filter_jd_index(tmp_path):
     engine = open_database(f"sqlite:///{tmp_path / 'x.db'}")
-    from clinepipe.store.db import measurement_select
+    from clinepipe.store.measurement_rows import measurement_select
 
     stmt = measurement_select([1], "V", order="star")
     with engine.connect() as conn:

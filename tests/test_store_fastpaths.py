@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from clinepipe.store import db as store_db
-from clinepipe.store.db import current_revision, head_revision, open_database
+from clinepipe.store import schema_version as store_db
+from clinepipe.store.db import open_database
+from clinepipe.store.schema_version import current_revision, head_revision
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 

@@ -16,11 +16,12 @@ def run_demo(directory: Path, *, nights: int = 2, seed: int = 2026, echo=print) 
 
     from clinepipe.config import load_config
     from clinepipe.products.plots import plot_lightcurve
-    from clinepipe.variability.table import variability_table
     from clinepipe.run.pipeline import run_pipeline
     from clinepipe.simulate import simulate_night
-    from clinepipe.store.db import lightcurve, open_database, session_scope
+    from clinepipe.store.db import open_database, session_scope
+    from clinepipe.store.measurement_rows import lightcurve
     from clinepipe.store.models import Frame, Measurement, Star
+    from clinepipe.variability.table import variability_table
 
     directory = Path(directory).resolve()
     t0 = time.perf_counter()

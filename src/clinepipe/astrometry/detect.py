@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import math
+
 import numpy as np
 import sep
+
 log = logging.getLogger(__name__)
 
 

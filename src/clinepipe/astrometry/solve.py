@@ -12,17 +12,24 @@ import subprocess
 import tempfile
 import warnings
 from pathlib import Path
+
 import numpy as np
 from astropy.io import fits
 from astropy.table import Table
 from astropy.units import UnitsWarning
 from astropy.wcs import WCS, FITSFixedWarning
+
 from clinepipe.atomic_files import atomic_write_fits
 from clinepipe.errors import BadInput, ClinepipeError, UsageError
+
 log = logging.getLogger(__name__)
 from clinepipe.astrometry.detect import SOURCE_EDGE, SOURCE_SATURATED, detect_sources
-from clinepipe.astrometry.wcs import header_wcs, pixel_scale_arcsec, pixel_to_sky, sky_to_pixel
-
+from clinepipe.astrometry.wcs import (
+    header_wcs,
+    pixel_scale_arcsec,
+    pixel_to_sky,
+    sky_to_pixel,
+)
 
 #: where the Debian astrometry-data-* packages put their index files (the fallback set)
 SYSTEM_INDEX_DIR = Path("/usr/share/astrometry")

@@ -5,9 +5,12 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
+
 import numpy as np
 from astropy.table import Table
+
 from clinepipe.errors import BadInput
+
 log = logging.getLogger(__name__)
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import math
 import warnings
+
 import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS, FITSFixedWarning
+
 log = logging.getLogger(__name__)
 
 

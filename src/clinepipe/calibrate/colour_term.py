@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-import numpy as np
 
+import numpy as np
 
 #: colour index used for the colour term of each catalog band: (blue band, red band)
 COLOUR_INDEX = {"B": ("B", "V"), "V": ("B", "V"), "R": ("V", "R"), "I": ("R", "I"),

@@ -56,9 +56,9 @@ from typing import Callable
 import numpy as np
 
 from clinepipe.atomic_files import atomic_open
+from clinepipe.catalogs.match import separation_deg
 from clinepipe.catalogs.types import Catalog
 from clinepipe.config import Config
-from clinepipe.catalogs.match import separation_deg
 from clinepipe.errors import CatalogUnavailable, UsageError
 
 __all__ = ["vizier_catalog", "vsx_known_variables", "VizierCatalog", "VsxKnownVariables",

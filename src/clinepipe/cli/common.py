@@ -67,7 +67,7 @@ def open_engine(cfg):
 
 def sqlite_file(url) -> Path | None:
     """The file of a ``sqlite:///`` URL, None for another backend or an in-memory database."""
-    from clinepipe.store.db import normalize_url
+    from clinepipe.store.engines import normalize_url
 
     u = normalize_url(url)
     if u.get_backend_name() != "sqlite" or u.database in (None, "", ":memory:") \

@@ -69,7 +69,8 @@ def status(failed: bool = typer.Option(False, "--failed", help="List every file 
     than one telescope in the database, each row names its telescope."""
     from sqlalchemy import func, select
 
-    from clinepipe.store.db import last_run, session_scope, several_telescopes
+    from clinepipe.store.db import session_scope
+    from clinepipe.store.measurement_rows import last_run, several_telescopes
     from clinepipe.store.models import Frame
 
     cfg = current_config()
@@ -155,7 +156,8 @@ def frames(night: Optional[str] = typer.Option(None, "--night", help="Only this 
     the database holds more than one)."""
     from sqlalchemy import select
 
-    from clinepipe.store.db import session_scope, several_telescopes
+    from clinepipe.store.db import session_scope
+    from clinepipe.store.measurement_rows import several_telescopes
     from clinepipe.store.models import Frame, ZeroPoint
 
     cfg = current_config()

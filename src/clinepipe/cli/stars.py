@@ -74,8 +74,9 @@ def lc(star: str = typer.Argument(..., help='Star id, catalog id, known-variable
         plot_lightcurve,
         point_times,
     )
-    from clinepipe.store.db import lightcurve, session_scope
+    from clinepipe.store.db import session_scope
     from clinepipe.store.export import CSV_COLUMNS
+    from clinepipe.store.measurement_rows import lightcurve
     from clinepipe.store.queries import resolve_star
 
     cfg = current_config()

@@ -23,7 +23,12 @@ from clinepipe.headers.kinds import (
 )
 from clinepipe.headers.optics import read_pointing, read_scale, read_site, site_problem
 from clinepipe.headers.problem import Problem
-from clinepipe.headers.profiles import GAIN_IS_SETTING, PROFILES, SMART_TELESCOPES, detect_profile
+from clinepipe.headers.profiles import (
+    GAIN_IS_SETTING,
+    PROFILES,
+    SMART_TELESCOPES,
+    detect_profile,
+)
 from clinepipe.headers.times import iso_ms, read_time
 from clinepipe.headers.values import comment, first, number, raw, text
 

@@ -126,7 +126,9 @@ def _with_extension(path: Path, primary: fits.Header) -> fits.Header:
 
 
 def _fits_files(root: Path):
-    from clinepipe.ingest.files import iter_fits_files  # one definition of "a FITS file in a folder"
+    from clinepipe.ingest.files import (
+        iter_fits_files,  # one definition of "a FITS file in a folder"
+    )
 
     if root.is_file():
         return [root]
@@ -261,7 +263,9 @@ def adc_by_group(reports, sample: int = _ADC_SAMPLE) -> dict:
     """``{group key: (bits, saturation)}`` for groups of 16-bit lights whose headers give no
     saturation level and whose pixels never exceed a 12- or 14-bit ADC's ceiling (read from
     up to ``sample`` lights per group, spread over the group)."""
-    from clinepipe.ingest.fits_reader import read_image  # the one pixel reader (BZERO, gzip, fpack)
+    from clinepipe.ingest.fits_reader import (
+        read_image,  # the one pixel reader (BZERO, gzip, fpack)
+    )
 
     found = {}
     for key, members in group_reports(reports).items():

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import math
+
 import bottleneck as bn
 import numpy as np
 import sep
-from clinepipe.photometry.background import Background, _nearest_index, _sep_image, _sep_mask
 
+from clinepipe.photometry.background import (
+    Background,
+    _nearest_index,
+    _sep_image,
+    _sep_mask,
+)
 
 # -- flag bits of ``aperture_photometry``'s ``flags`` field --------------------------------
 FLAG_SATURATED = 1  #: a saturated pixel (mask bit 1, or a value >= ``saturation``) in the aperture

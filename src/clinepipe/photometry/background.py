@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from functools import cached_property
+
 import numpy as np
 import sep
-
-
 
 # Mask dtypes sep reads directly; anything else becomes a boolean "nonzero" mask.
 _SEP_MASK_DTYPES = tuple(np.dtype(t)

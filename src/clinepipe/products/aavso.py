@@ -376,7 +376,7 @@ def report_sections(engine, night: str | None, targets=()) -> list[str]:
     """HTML for the morning report: the targets' light curves (the night and the last 30 days)
     and the suspected new variables measured that night. Never raises (a failure becomes a line
     in the report)."""
-    from clinepipe.store.db import lightcurve
+    from clinepipe.store.measurement_rows import lightcurve
 
     parts: list[str] = []
     try:

@@ -42,7 +42,8 @@ def latest_night(session) -> str | None:
 def write_report(engine, night: str | None, output_dir: Path, targets=()) -> Path:
     """Write ``output_dir/index.html`` for ``night`` (default: the latest night with lights);
     ``targets`` (``[aavso] targets``) get their light curves of the night and the last 30 days."""
-    from clinepipe.store.db import session_scope, several_telescopes
+    from clinepipe.store.db import session_scope
+    from clinepipe.store.measurement_rows import several_telescopes
 
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)

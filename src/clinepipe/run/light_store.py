@@ -31,7 +31,10 @@ def store_light_result(cfg: Config, s, run_id: int, frame: Frame, result: LightR
                         context: CalibrationContext | None, task: LightTask | None = None) -> None:
     """Write one light's outcome (replacing earlier results) in the session ``s``, whose
     transaction the caller commits: all of the light's rows go in that one transaction."""
-    from clinepipe.store.db import delete_frame_results, insert_measurements
+    from clinepipe.store.measurement_rows import (
+        delete_frame_results,
+        insert_measurements,
+    )
 
     if not result.ok:
         delete_frame_results(s, frame.id)

@@ -23,7 +23,12 @@ This package never imports another clinepipe module (only ``clinepipe.__version_
 
 from .camera import CameraTruth
 from .field import EB_MODEL, PULSATOR_MODEL, true_light_curve
-from .night import camera_description, recommended_aperture, render_light, simulate_night
+from .night import (
+    camera_description,
+    recommended_aperture,
+    render_light,
+    simulate_night,
+)
 from .scene import FRAME_COLUMNS, FramePlan, LightRender, Simulator
 from .spec import SimulationResult, SimulationSpec, read_csv_table
 from .writers import SRC_COLUMNS, write_raw_frame, write_src

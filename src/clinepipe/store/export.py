@@ -24,10 +24,19 @@ from sqlalchemy import Engine, select
 
 from clinepipe import __version__
 from clinepipe.atomic_files import atomic_open
-from clinepipe.errors import UsageError
 from clinepipe.catalogs.match import separation_arcsec
-from clinepipe.store.db import LIGHTCURVE_COLUMNS, measurement_select, several_telescopes
-from clinepipe.store.export_aavso import Written, aavso_filter, describe_left_out, export_aavso
+from clinepipe.errors import UsageError
+from clinepipe.store.export_aavso import (
+    Written,
+    aavso_filter,
+    describe_left_out,
+    export_aavso,
+)
+from clinepipe.store.measurement_rows import (
+    LIGHTCURVE_COLUMNS,
+    measurement_select,
+    several_telescopes,
+)
 from clinepipe.store.models import CatalogMatch, Frame, Measurement, Star
 
 __all__ = ["CSV_COLUMNS", "AAVSO_FIELDS", "SOURCES_CSV_COLUMNS", "VOTABLE_UNITS", "Written",

@@ -47,10 +47,11 @@ from astropy.time import Time
 from sqlalchemy import Engine, func, select, update
 
 from clinepipe import __version__
+from clinepipe.catalogs.match import separation_arcsec
 from clinepipe.config import SiteConfig
 from clinepipe.ingest.classify import observing_night
-from clinepipe.catalogs.match import separation_arcsec
-from clinepipe.store.db import insert_measurements, session_scope
+from clinepipe.store.db import session_scope
+from clinepipe.store.measurement_rows import insert_measurements
 from clinepipe.store.models import CatalogMatch, Frame, Measurement, Run, Star
 
 __all__ = ["ImportSummary", "import_sources_csv", "LEGACY_CATALOG", "LEGACY_PREFIX"]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+
 import numpy as np
 from sqlalchemy import func, or_, select
+
 from clinepipe.errors import UsageError
 from clinepipe.store.models import Star
 

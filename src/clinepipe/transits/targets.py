@@ -11,8 +11,6 @@ lines; they are skipped.
 
 from __future__ import annotations
 
-from clinepipe.headers.coords import parse_dec, parse_position, parse_ra
-
 import csv
 import math
 from dataclasses import dataclass
@@ -21,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from clinepipe.errors import BadInput
+from clinepipe.headers.coords import parse_dec, parse_position, parse_ra
 
 __all__ = [
     "OPTIONAL_COLUMNS",

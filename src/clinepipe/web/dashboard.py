@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from clinepipe import __version__
 from clinepipe.finite import finite_or_none
-from clinepipe.store.db import last_run, several_telescopes
+from clinepipe.store.measurement_rows import last_run, several_telescopes
 from clinepipe.store.models import Frame, Measurement, Star
 from clinepipe.web.routing import HERE
 from clinepipe.web.values import (
@@ -180,7 +180,7 @@ class Dashboard:
                    until: float | None = None) -> list[dict]:
         """The star's points with exactly the ``export --format csv`` fields (NaN → None):
         with several telescopes in the database, ``telescope`` last, as in the export."""
-        from clinepipe.store.db import lightcurve
+        from clinepipe.store.measurement_rows import lightcurve
 
         several = several_telescopes(self.engine)
         rows = lightcurve(self.engine, star_id, filter=filter, since=since, until=until,

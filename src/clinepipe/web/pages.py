@@ -16,7 +16,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from clinepipe.finite import finite_or_none
-from clinepipe.store.db import several_telescopes
+from clinepipe.store.measurement_rows import several_telescopes
 from clinepipe.store.models import CatalogMatch, Frame, Measurement, Star
 from clinepipe.web.dashboard import Dashboard, StarRow
 from clinepipe.web.routing import get_route, not_found
