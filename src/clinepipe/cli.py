@@ -374,7 +374,8 @@ def report(night: Optional[str] = typer.Option(None, "--night", help="Night YYYY
     from clinepipe.products.report import write_report
 
     cfg = _config()
-    out = write_report(_read_engine(cfg), night, output, targets=cfg.aavso.targets)
+    out = write_report(_read_engine(cfg), night, output, targets=cfg.aavso.targets,
+                       archive=cfg.paths.archive)
     typer.echo(f"wrote {out}")
 
 
