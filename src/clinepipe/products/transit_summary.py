@@ -136,7 +136,12 @@ def oc_plot_png(series: OcSeries, highlight: str | None = None) -> bytes:
         e = [lo - 0.05 * span, hi + 0.05 * span]
         ax.plot(e, [((ref.t0 - eph.t0) + x * (ref.period - eph.period)) * 1440.0 for x in e],
                 "--", color="tab:orange", lw=1, label="linear fit to these times")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole transits
+    # epochs are whole transits: ticks at the observed ones while they are few
+    epochs = sorted({int(e) for e in series.epoch})
+    if len(epochs) <= 10:
+        ax.set_xticks(epochs)
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     ax.set_xlabel("epoch")
     ax.set_ylabel("O−C (min)")
     ax.set_title(f"{series.planet}: O−C against P = {series.ephemeris.period:.6f} d, "
