@@ -192,5 +192,6 @@ def report(night: Optional[str] = typer.Option(None, "--night", help="Night YYYY
     from clinepipe.products.report import write_report
 
     cfg = current_config()
-    out = write_report(read_engine(cfg), night, output, targets=cfg.aavso.targets)
+    out = write_report(read_engine(cfg), night, output, targets=cfg.aavso.targets,
+                       archive=cfg.paths.archive)
     typer.echo(f"wrote {out}")

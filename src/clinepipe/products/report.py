@@ -1,7 +1,8 @@
 """The morning report: one self-contained HTML page per night (plots embedded as PNG data).
 
 Zero point, FWHM and sky against time per filter with the QC-flagged frames highlighted,
-frames per state, every failure with its reason, and the night's most variable stars. When the
+frames per state, every failure with its reason, the night's most variable stars, and the
+transits fitted for the night (light curve with the model, fitted values, O−C). When the
 database holds several telescopes, the tables name each frame's telescope and the plots draw
 one series per telescope and filter.
 Nothing is fetched from outside: the page opens from a USB stick on a laptop with no network.
@@ -39,9 +40,12 @@ def latest_night(session) -> str | None:
     return session.scalar(select(func.max(Frame.night)).where(Frame.kind == "light"))
 
 
-def write_report(engine, night: str | None, output_dir: Path, targets=()) -> Path:
+def write_report(engine, night: str | None, output_dir: Path, targets=(),
+                 archive: Path | None = None) -> Path:
     """Write ``output_dir/index.html`` for ``night`` (default: the latest night with lights);
-    ``targets`` (``[aavso] targets``) get their light curves of the night and the last 30 days."""
+    ``targets`` (``[aavso] targets``) get their light curves of the night and the last 30 days;
+    with the ``archive`` folder, the transits fitted for the night get a section
+    (:func:`clinepipe.products.transit_summary.report_section`)."""
     from clinepipe.store.db import session_scope
     from clinepipe.store.measurement_rows import several_telescopes
 
@@ -147,6 +151,9 @@ def write_report(engine, night: str | None, output_dir: Path, targets=()) -> Pat
     from clinepipe.products.aavso import report_sections
 
     parts += report_sections(engine, night, targets)
+    from clinepipe.products.transit_summary import report_section
+
+    parts += report_section(archive, night)
     parts.append("</body></html>")
     out = output_dir / "index.html"
     atomic_write_text(out, "\n".join(parts))

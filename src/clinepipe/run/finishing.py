@@ -122,7 +122,7 @@ def write_night_reports(cfg: Config, engine, run_id: int, also_runs=()) -> None:
     for night in sorted(nights):
         try:
             write_report(engine, night, cfg.paths.archive / "reports" / night,
-                         targets=cfg.aavso.targets)
+                         targets=cfg.aavso.targets, archive=cfg.paths.archive)
         except Exception:  # a report must never cost the night's data
             log.exception("the report of night %s could not be written", night)
 

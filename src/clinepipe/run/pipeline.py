@@ -171,6 +171,7 @@ def _aavso_files(run: RunContext) -> None:
 
 
 def _transits(run: RunContext) -> None:
+    """Before the reports, which show the night's fits."""
     from clinepipe.run.transit_fits import transits_stage
 
     transits_stage(run.cfg, run.engine, run.run_id, also_runs=run.killed)  # never raises
@@ -180,7 +181,7 @@ def _transits(run: RunContext) -> None:
 #: unusable records the reason on the frame and goes on, so only a broken archive or database
 #: stops the list (the next run resumes where it stopped).
 RUN_STEPS = (_ingest, _masters, _lights, _relative, _suspects, _quality, _star_counts,
-             _colour_terms, _transform, _night_reports, _aavso_files, _transits)
+             _colour_terms, _transform, _aavso_files, _transits, _night_reports)
 
 
 def run_pipeline(cfg: Config, *, reprocess: bool = False, workers: int | None = None,

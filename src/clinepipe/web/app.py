@@ -1,4 +1,5 @@
-"""The read-only web dashboard: nights and failures, the star table, a star's light curve.
+"""The read-only web dashboard: nights and failures, the star table, a star's light curve,
+the transit fits (:mod:`clinepipe.web.transits`).
 
 ``create_app(cfg_or_engine)`` builds a FastAPI app that only *reads* the database: every route
 is GET/HEAD, any other method is answered 405 before it reaches a route, and the only SQL it
@@ -86,6 +87,9 @@ def create_app(cfg_or_engine, *, archive: str | Path | None = None,
     add_pages(app, dash)
     add_api(app, dash)
     add_reports(app, dash)
+    from clinepipe.web.transits import transits_router
+
+    app.include_router(transits_router(dash))
     return app
 
 
