@@ -32,8 +32,8 @@ def pipeline_snapshot(config_path) -> dict:
     from sqlalchemy import select
 
     from clinepipe.config import load_config
+    from clinepipe.products.export import export_csv
     from clinepipe.store.db import open_database, session_scope
-    from clinepipe.store.export import export_csv
     from clinepipe.store.models import Frame, Master, Measurement, Star, ZeroPoint
 
     cfg = load_config(Path(config_path))

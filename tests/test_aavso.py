@@ -23,9 +23,9 @@ from typer.testing import CliRunner
 from clinepipe.config import DEFAULT_CONFIG, config_from_dict, load_config
 from clinepipe.products.aavso import choose_check_star, sanitise_name
 from clinepipe.products.aavso_format import validate_file
+from clinepipe.products.export import AAVSO_FIELDS
 from clinepipe.run.pipeline import run_pipeline
 from clinepipe.store.db import open_database, session_scope
-from clinepipe.store.export import AAVSO_FIELDS
 from clinepipe.store.models import Frame, Measurement, Star, ZeroPoint
 from clinepipe.variability.suspects import SUSPECTED, recalibrate_frames
 

@@ -17,11 +17,7 @@ STAGES = ("ingest", "headers", "ccd", "astrometry", "photometry", "catalogs", "c
 EDGES = ("clinepipe.store", "clinepipe.web", "clinepipe.cli", "clinepipe.run",
          "clinepipe.products", "clinepipe.demo")
 #: stage modules that still take an ORM row, with why; each is a debt, not a licence
-KNOWN_DEBTS = {
-    # the per-light calibration still takes the frame's ORM row (filter, ids) and asks the
-    # suspects step for positions; issue 17 asks for plain values
-    "clinepipe.calibrate.light": ("clinepipe.store.models", "clinepipe.variability.suspects"),
-}
+KNOWN_DEBTS: dict[str, tuple[str, ...]] = {}
 
 
 def _module_name(path: Path) -> str:

@@ -12,8 +12,7 @@ from sqlalchemy import update
 from clinepipe import __version__
 from clinepipe.errors import BadInput, ClinepipeError, UsageError
 from clinepipe.products.aavso_format import validate_extended
-from clinepipe.store.db import open_database, session_scope
-from clinepipe.store.export import (
+from clinepipe.products.export import (
     AAVSO_FIELDS,
     CSV_COLUMNS,
     SOURCES_CSV_COLUMNS,
@@ -24,6 +23,7 @@ from clinepipe.store.export import (
     export_votable,
     jd_to_iso,
 )
+from clinepipe.store.db import open_database, session_scope
 from clinepipe.store.legacy import import_sources_csv
 from clinepipe.store.models import Frame
 

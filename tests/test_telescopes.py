@@ -168,7 +168,7 @@ def test_listings_name_the_telescope_when_there_are_several(scopes, tmp_path):
     page = write_report(scopes["engine"], None, tmp_path / "report").read_text(encoding="utf-8")
     assert "<th>telescope</th>" in page and f"<td>{A}</td>" in page
 
-    from clinepipe.store.export import export_csv
+    from clinepipe.products.export import export_csv
 
     out = tmp_path / "all.csv"
     export_csv(scopes["engine"], out)

@@ -9,7 +9,6 @@ import numpy as np
 
 from clinepipe.config import Config
 from clinepipe.errors import CatalogUnavailable
-from clinepipe.store.models import Frame
 
 log = logging.getLogger("clinepipe")
 
@@ -37,17 +36,21 @@ class FrameCalibration:
     known: object | None = None     # the known variables of the field
 
 
-def calibrate_measurements(cfg: Config, frame: Frame, m: np.ndarray,
+def calibrate_measurements(cfg: Config, filter_name: str | None, m: np.ndarray,
                            context: CalibrationContext | None) -> FrameCalibration:
-    """Match to the catalog and fit the frame's ensemble zero point (pure, no database): the
-    field's catalog and known variables from ``context``, then :func:`calibrate_with_catalog`."""
+    """Match to the catalog and fit the frame's ensemble zero point (pure, no database).
+
+    ``filter_name`` is the light's FILTER value (``[catalog] filters`` maps it to a catalog
+    band); ``m`` its measurements (:data:`clinepipe.run.light_stages.MEASUREMENT_DTYPE`); the
+    field's catalog and known variables come from ``context``, then
+    :func:`calibrate_with_catalog`."""
     from clinepipe.catalogs.match import match_catalog
 
     n = len(m)
     nan = np.full(n, np.nan)
     none = np.full(n, -1)
     empty = np.zeros(n, dtype=bool)
-    band = cfg.catalog.filters.get(frame.filter or "")
+    band = cfg.catalog.filters.get(filter_name or "")
     field = _field_of(m)
     if context is None or field is None:
         return FrameCalibration("measured", "calibrate", "no sky positions to match a catalog",
@@ -71,7 +74,7 @@ def calibrate_measurements(cfg: Config, frame: Frame, m: np.ndarray,
                                  cfg.catalog.match_radius)
         matched = idx >= 0
         rms = float(np.sqrt(np.mean(sep[matched] ** 2))) if matched.sum() >= 3 else None
-        reason = f"{RELATIVE_PENDING} (no catalog band for filter '{frame.filter}')"
+        reason = f"{RELATIVE_PENDING} (no catalog band for filter '{filter_name}')"
         return FrameCalibration("measured", RELATIVE_STAGE, reason, band, None, nan, nan, empty,
                                 idx, sep, rms, catalog, known)
     exclude = _known_variable_mask(cfg, m, known)

@@ -24,7 +24,7 @@ def export(format: str = typer.Option(..., "--format", help="csv, aavso, sources
 
     Says how many measurements it left out and why; writing no row at all is exit 1."""
     from clinepipe.atomic_files import is_stdout
-    from clinepipe.store import export as ex
+    from clinepipe.products import export as ex
     from clinepipe.store.db import session_scope
     from clinepipe.store.queries import resolve_star
 

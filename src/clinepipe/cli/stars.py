@@ -68,6 +68,7 @@ def lc(star: str = typer.Argument(..., help='Star id, catalog id, known-variable
     """A star's light curve: printed, or as --plot PNG / --csv file. With --fold P the printed
     points get their phase, 0 at --epoch, else at the time of minimum light (the faintest
     point), as in the plot."""
+    from clinepipe.products.export import CSV_COLUMNS
     from clinepipe.products.plots import (
         fold_phase,
         minimum_light_epoch,
@@ -75,7 +76,6 @@ def lc(star: str = typer.Argument(..., help='Star id, catalog id, known-variable
         point_times,
     )
     from clinepipe.store.db import session_scope
-    from clinepipe.store.export import CSV_COLUMNS
     from clinepipe.store.measurement_rows import lightcurve
     from clinepipe.store.queries import resolve_star
 

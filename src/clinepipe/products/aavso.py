@@ -199,12 +199,12 @@ def write_night_aavso(cfg: Config, engine, night: str, *, resolved=None,
                       check_stars: dict | None = None) -> list[Path]:
     """One AAVSO Extended Format file per target measured on ``night``:
     ``archive/aavso/<night>/<target>.txt``, validated before it is written (see
-    :func:`clinepipe.store.export.export_aavso`); returns the files written. Nothing is written
+    :func:`clinepipe.products.export.export_aavso`); returns the files written. Nothing is written
     without a usable observer code. ``resolved`` (from :func:`resolve_targets`) and
     ``check_stars`` ({star id: check star id}) save the look-ups when several nights are
     written; by default they are made here."""
     from clinepipe import __version__
-    from clinepipe.store.export import describe_left_out, export_aavso
+    from clinepipe.products.export import describe_left_out, export_aavso
 
     if obscode_problem(cfg.aavso.obscode) is not None:
         return []

@@ -46,7 +46,7 @@ def store_light_result(cfg: Config, s, run_id: int, frame: Frame, result: LightR
 
     m = result.measurements
     stats = result.stats
-    calib = calibrate_measurements(cfg, frame, m, context)
+    calib = calibrate_measurements(cfg, frame.filter, m, context)
     # a note of the per-light work (e.g. a damaged .SRC replaced by own detection) is kept
     # with the frame: the worker that made it may have been a Dask process with its own log
     note = stats.get("notes")

@@ -215,7 +215,7 @@ def recalibrate_frames(cfg: Config, engine, frame_ids, context=None,
         m["x"] -= 1.0  # stored 1-based
         m["y"] -= 1.0
         m["flags"] = [r[11] or 0 for r in rows]
-        calib = calibrate_measurements(cfg, frame, m, context)
+        calib = calibrate_measurements(cfg, frame.filter, m, context)
         if calib.state == "waiting":
             log.info("%s: not re-calibrated now (%s)", frame.raw_path, calib.reason)
             continue

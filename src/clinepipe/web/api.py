@@ -46,7 +46,7 @@ def add_api(app: FastAPI, dash: Dashboard) -> None:
     @get_route(app, "/api/stars/{star_id}/lightcurve.csv")
     def lightcurve_csv(star_id: str, filter: str | None = None):
         sid = known_star(star_id)
-        from clinepipe.store.export import export_csv
+        from clinepipe.products.export import export_csv
 
         return exported(lambda out: export_csv(dash.engine, out, star_ids=[sid],
                                                 filter=clean_filter(filter)),
@@ -55,7 +55,7 @@ def add_api(app: FastAPI, dash: Dashboard) -> None:
     @get_route(app, "/api/stars/{star_id}/aavso.txt")
     def lightcurve_aavso(star_id: str, filter: str | None = None):
         sid = known_star(star_id)
-        from clinepipe.store.export import export_aavso
+        from clinepipe.products.export import export_aavso
 
         try:  # validated before it is written: no observer code, no file (issue 21)
             return exported(lambda out: export_aavso(dash.engine, out, obscode=dash.obscode,

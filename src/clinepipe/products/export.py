@@ -26,7 +26,7 @@ from clinepipe import __version__
 from clinepipe.atomic_files import atomic_open
 from clinepipe.catalogs.match import separation_arcsec
 from clinepipe.errors import UsageError
-from clinepipe.store.export_aavso import (
+from clinepipe.products.aavso_export import (
     Written,
     aavso_filter,
     describe_left_out,
