@@ -21,7 +21,12 @@ from astroquery.utils.commons import TableList
 from astroquery.vizier import VizierClass
 
 from clinepipe.catalogs import vizier as rc
+from clinepipe.catalogs.cone_cache import CACHE_VERSION, RADIUS_STEP_DEG, cone_key
 from clinepipe.catalogs.known_variables import known_variables_source
+from clinepipe.catalogs.photometric_systems import (
+    gaia_to_johnson_cousins,
+    sloan_to_cousins_r,
+)
 from clinepipe.catalogs.sources import catalog_source
 from clinepipe.catalogs.types import KnownVariables
 from clinepipe.config import config_from_dict
@@ -187,7 +192,7 @@ def test_gaia_transformation_known_values():
     bp = np.array([12.541, 14.22])
     rp = np.array([11.721, 12.70])
     x = bp - rp
-    out = rc.gaia_to_johnson_cousins(g, bp, rp)
+    out = gaia_to_johnson_cousins(g, bp, rp)
     # x = 0.82: G-V = -0.02704 + 0.0116768 - 0.14496944 + 0.00786251 = -0.15247
     assert g_minus_v(0.82) == pytest.approx(-0.152470, abs=2e-6)
     assert out["V"][0][0] == pytest.approx(12.195 + 0.152470, abs=1e-5)
@@ -207,7 +212,7 @@ def test_gaia_transformation_reproduces_the_sun_and_vega():
     # The Sun: (BP-RP) = 0.82 (Casagrande & VandenBerg 2018, MNRAS 479, L102);
     # (B-V, V-Rc, V-Ic) = (0.653, 0.356, 0.701) (Ramirez et al. 2012, ApJ 752, 5).
     # Vega / A0V: BP-RP ~ 0 and all Johnson-Cousins colours 0 by definition.
-    out = rc.gaia_to_johnson_cousins([5.0, 5.0], [5.41, 5.0], [4.59, 5.0])
+    out = gaia_to_johnson_cousins([5.0, 5.0], [5.41, 5.0], [4.59, 5.0])
     v, r, i, b = (out[k][0] for k in ("V", "R", "I", "B"))
     assert v[0] - r[0] == pytest.approx(0.356, abs=0.02)
     assert v[0] - i[0] == pytest.approx(0.701, abs=0.04)
@@ -218,7 +223,7 @@ def test_gaia_transformation_reproduces_the_sun_and_vega():
 
 
 def test_gaia_errors_include_gaia_errors_and_scatter():
-    out = rc.gaia_to_johnson_cousins([12.0], [12.6], [11.6], [0.003], [0.004], [0.005])
+    out = gaia_to_johnson_cousins([12.0], [12.6], [11.6], [0.003], [0.004], [0.005])
     x = 1.0
     slope = 0.01424 - 2 * 0.2156 * x + 3 * 0.01426 * x ** 2
     expected = np.sqrt(0.003 ** 2 + slope ** 2 * (0.004 ** 2 + 0.005 ** 2) + 0.03017 ** 2)
@@ -227,7 +232,7 @@ def test_gaia_errors_include_gaia_errors_and_scatter():
 
 def test_gaia_outside_the_colour_ranges_is_nan():
     x = np.array([-0.6, -0.2, 4.2, 4.7, 5.2])
-    out = rc.gaia_to_johnson_cousins(np.full(5, 12.0), 12.0 + x / 2, 12.0 - x / 2)
+    out = gaia_to_johnson_cousins(np.full(5, 12.0), 12.0 + x / 2, 12.0 - x / 2)
     v, r, i = out["V"][0], out["R"][0], out["I"][0]
     assert np.isnan(v[0]) and np.isnan(r[0]) and np.isnan(i[0])          # bluer than -0.5
     assert np.isfinite(v[1]) and np.isnan(r[1]) and np.isfinite(i[1])     # G-R needs x > 0
@@ -257,7 +262,7 @@ def test_gaia_provider_bands_ids_and_magnitude_limit(tmp_path, vizier):
 
 
 def test_lupton_r_outside_its_colour_guard_is_nan():
-    mag, err = rc.sloan_to_cousins_r([12.0, 15.0, 12.0], [12.5, 12.5, np.nan])
+    mag, err = sloan_to_cousins_r([12.0, 15.0, 12.0], [12.5, 12.5, np.nan])
     assert np.isfinite(mag[0]) and np.isnan(mag[1]) and np.isnan(mag[2])
     assert np.isnan(err[1])
 
@@ -306,7 +311,7 @@ def test_cache_layout_is_one_ecsv_per_cone_written_atomically(tmp_path, vizier):
     table = Table.read(folder / files[0], format="ascii.ecsv")
     assert table.meta["table"] == "II/336/apass9"
     assert table.meta["radius"] == pytest.approx(0.20)
-    assert table.meta["clinepipe_cache"] == rc.CACHE_VERSION
+    assert table.meta["clinepipe_cache"] == CACHE_VERSION
     assert "g'mag" in table.colnames and str(table["Vmag"].unit) == "mag"
 
 
@@ -391,13 +396,13 @@ def test_cone_key_contains_the_request_and_wraps():
     rng = np.random.default_rng(5)
     for _ in range(500):
         ra, dec, radius = rng.uniform(0, 360), rng.uniform(-89.9, 89.9), rng.uniform(0.01, 1.0)
-        cone = rc.cone_key(ra, dec, radius)
+        cone = cone_key(ra, dec, radius)
         assert cone.contains(ra, dec, radius)
-        assert cone.radius <= radius + 0.0071 + rc.RADIUS_STEP_DEG + 1e-9
-        assert round(cone.radius / rc.RADIUS_STEP_DEG, 6) == int(round(cone.radius / rc.RADIUS_STEP_DEG))
-    wrap = rc.cone_key(359.998, 10.0, 0.1)
+        assert cone.radius <= radius + 0.0071 + RADIUS_STEP_DEG + 1e-9
+        assert round(cone.radius / RADIUS_STEP_DEG, 6) == int(round(cone.radius / RADIUS_STEP_DEG))
+    wrap = cone_key(359.998, 10.0, 0.1)
     assert wrap.ra == 0.0 and wrap.contains(359.998, 10.0, 0.1)
-    assert rc.cone_key(12.0, 89.999, 0.1).dec == 90.0
+    assert cone_key(12.0, 89.999, 0.1).dec == 90.0
 
 
 def test_a_cone_too_large_is_refused(tmp_path, vizier):

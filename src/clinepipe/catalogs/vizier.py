@@ -9,7 +9,7 @@ never one query per star as the 2018 code did. Answers are kept
 
       <cache>/<catalog>/ra<RA>_dec<±DEC>_r<RADIUS>.ecsv     e.g.  apass/ra283.83_dec+36.58_r0.30.ecsv
 
-  ``<catalog>`` is ``apass``, ``ucac4``, ``gaia`` or ``vsx``; the centre is the requested centre
+  ``<catalog>`` is ``apass``, ``ucac4``, ``gaia`` or ``vsx``; the centre is the requested centre (:mod:`clinepipe.catalogs.cone_cache`)
   rounded to 0.01°, the radius the requested radius plus the rounding offset, rounded *up* to a
   multiple of 0.05°, so that the cached cone always contains the requested one. The file holds
   Vizier's own columns (names and units as Vizier gives them) and, in its header, the query
@@ -32,8 +32,8 @@ Bands in the returned catalogs
 ------------------------------
 ``apass`` (Vizier ``II/336/apass9``) and ``ucac4`` (Vizier ``I/322A/out``, whose photometry is
 APASS DR6): ``B``, ``V`` (Johnson), ``g``, ``r``, ``i`` (APASS Sloan g′r′i′) as published, and
-``R`` (Cousins) from :func:`sloan_to_cousins_r`. ``gaia`` (Vizier ``I/355/gaiadr3``): ``G`` as
-published and ``V``, ``R``, ``I``, ``B`` from :func:`gaia_to_johnson_cousins`. Every band has
+``R`` (Cousins) from :func:`~clinepipe.catalogs.photometric_systems.sloan_to_cousins_r`. ``gaia`` (Vizier ``I/355/gaiadr3``): ``G`` as
+published and ``V``, ``R``, ``I``, ``B`` from :func:`~clinepipe.catalogs.photometric_systems.gaia_to_johnson_cousins`. Every band has
 1-sigma errors (NaN when the catalog gives none).
 
 Ids are strings: ``"APASS9 J283.83012+36.57702"`` (APASS has no stable identifier — Vizier's
@@ -45,137 +45,37 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import re
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from clinepipe.atomic_files import atomic_open
+from clinepipe.catalogs.cone_cache import CACHE_VERSION, Cone, ConeCache, cone_key
 from clinepipe.catalogs.match import separation_deg
+from clinepipe.catalogs.photometric_systems import (
+    gaia_to_johnson_cousins,
+    sloan_to_cousins_r,
+)
 from clinepipe.catalogs.types import Catalog
 from clinepipe.config import Config
 from clinepipe.errors import CatalogUnavailable, UsageError
 
-__all__ = ["vizier_catalog", "vsx_known_variables", "VizierCatalog", "VsxKnownVariables",
-           "gaia_to_johnson_cousins", "sloan_to_cousins_r", "cone_key", "CACHE_VERSION",
-           "RADIUS_STEP_DEG", "CENTRE_STEP_DEG"]
+__all__ = ["vizier_catalog", "vsx_known_variables", "VizierCatalog", "VsxKnownVariables"]
+
 
 log = logging.getLogger(__name__)
 
-#: Bumped whenever the cached file layout changes; files of another version are refetched.
-CACHE_VERSION = 1
-#: Cached cone centres are rounded to this (deg).
-CENTRE_STEP_DEG = 0.01
-#: Cached cone radii are rounded up to a multiple of this (deg).
-RADIUS_STEP_DEG = 0.05
+
 #: Largest cone (deg) a remote catalog is asked for; a frame of this telescope is ~0.3°.
 MAX_RADIUS_DEG = 5.0
+
+
 #: Gaia stars fainter than this are not fetched (useless as comparison stars, and a cone in
 #: the Galactic plane would otherwise hold hundreds of thousands of rows).
 GAIA_G_LIMIT = 18.0
 
-_FILE_RE = re.compile(r"^ra(\d{1,3}\.\d{2})_dec([+-]\d{1,2}\.\d{2})_r(\d+\.\d{2})\.ecsv$")
-
-
-# ----------------------------------------------------------------------------- transformations
-
-# Riello et al. 2021, A&A 649, A3, Table C.2 (= Gaia DR3 documentation, section 5.5.1,
-# Table 5.9): polynomial coefficients c0, c1, … in x = G_BP − G_RP, the relation's scatter
-# sigma (mag) and its range of validity (Table C.1 / Table 5.10).
-_GAIA_G_MINUS = {
-    # band: (coefficients, sigma, (x_min, x_max))
-    "V": ((-0.02704, 0.01424, -0.2156, 0.01426), 0.03017, (-0.5, 5.0)),
-    "R": ((-0.02275, 0.3961, -0.1243, -0.01396, 0.003775), 0.03167, (0.0, 4.0)),
-    "I": ((0.01753, 0.76, -0.0991), 0.03765, (-0.5, 4.5)),
-    "B": ((0.01448, -0.6874, -0.3604, 0.06718, -0.006061), 0.0633, (-0.5, 4.0)),
-}
-
-# Lupton (2005), "Transformations between SDSS magnitudes and other systems" (SDSS DR4 pages,
-# fitted to Stetson's standard stars): R = r − 0.1837 (g − r) − 0.0971, sigma = 0.0106.
-_LUPTON_R = (0.1837, 0.0971, 0.0106)
-#: Lupton gives no colour range; we apply it only to the colours of normal stars (our guard).
-_LUPTON_GR_RANGE = (-0.5, 2.0)
-
-
-def _poly(coeffs, x):
-    return np.polynomial.polynomial.polyval(x, coeffs)
-
-
-def _dpoly(coeffs, x):
-    return np.polynomial.polynomial.polyval(x, np.polynomial.polynomial.polyder(coeffs))
-
-
-def gaia_to_johnson_cousins(g, bp, rp, e_g=None, e_bp=None, e_rp=None):
-    """Johnson–Cousins V, R, I and B from Gaia DR3 G, G_BP, G_RP (magnitudes and errors).
-
-    Relations: Gaia DR3 documentation §5.5.1 Table 5.9 (the DR3 restatement of Riello et
-    al. 2021, A&A 649, A3, Appendix C), with x = G_BP − G_RP:
-
-    ========================================================================  =======  ==============
-    relation                                                                  sigma    valid for
-    ========================================================================  =======  ==============
-    G − V  = −0.02704 + 0.01424 x − 0.2156 x² + 0.01426 x³                    0.03017  −0.5 < x < 5.0
-    G − R  = −0.02275 + 0.3961 x − 0.1243 x² − 0.01396 x³ + 0.003775 x⁴       0.03167   0.0 < x < 4.0
-    G − I  =  0.01753 + 0.76 x − 0.0991 x²                                    0.03765  −0.5 < x < 4.5
-    G − B  =  0.01448 − 0.6874 x − 0.3604 x² + 0.06718 x³ − 0.006061 x⁴       0.0633   −0.5 < x < 4.0
-    ========================================================================  =======  ==============
-
-    (The coefficients were checked against several independent implementations of that
-    table.) Outside a relation's range the band is NaN. Errors (1 sigma) add in quadrature
-    the Gaia errors propagated through the polynomial (σ_x² = σ_BP² + σ_RP²) and the
-    relation's scatter: ``σ² = σ_G² + (dP/dx)² σ_x² + σ_rel²``. Correlations between bands
-    are ignored.
-
-    Returns ``{band: (mag, err)}`` for ``V``, ``R``, ``I``, ``B``.
-    """
-    g = np.asarray(g, dtype=float)
-    bp = np.asarray(bp, dtype=float)
-    rp = np.asarray(rp, dtype=float)
-    zeros = np.zeros(g.shape)
-    eg = zeros if e_g is None else np.nan_to_num(np.asarray(e_g, dtype=float), nan=0.0)
-    ebp = zeros if e_bp is None else np.nan_to_num(np.asarray(e_bp, dtype=float), nan=0.0)
-    erp = zeros if e_rp is None else np.nan_to_num(np.asarray(e_rp, dtype=float), nan=0.0)
-    x = bp - rp
-    var_x = ebp ** 2 + erp ** 2
-    out = {}
-    with np.errstate(invalid="ignore"):
-        for band, (coeffs, sigma, (lo, hi)) in _GAIA_G_MINUS.items():
-            ok = np.isfinite(g) & np.isfinite(x) & (x >= lo) & (x <= hi)
-            mag = np.where(ok, g - _poly(coeffs, x), np.nan)
-            err = np.where(ok, np.sqrt(eg ** 2 + _dpoly(coeffs, x) ** 2 * var_x + sigma ** 2), np.nan)
-            out[band] = (mag, err)
-    return out
-
-
-def sloan_to_cousins_r(g, r, e_g=None, e_r=None):
-    """Cousins R from Sloan g, r: ``R = r − 0.1837 (g − r) − 0.0971`` (Lupton 2005, σ = 0.0106).
-
-    The relation was fitted to SDSS ugriz photometry of Stetson's standards; APASS's g′r′i′
-    (the USNO-40 primed system) differs from it by at most a few hundredths for normal
-    colours, which the relation's scatter does not include. Lupton gives no colour range; we
-    apply it for −0.5 ≤ g − r ≤ 2.0 and return NaN outside. Error:
-    ``σ_R² = (1.1837 σ_r)² + (0.1837 σ_g)² + 0.0106²``. Returns ``(mag, err)``.
-    """
-    a, b, sigma = _LUPTON_R
-    g = np.asarray(g, dtype=float)
-    r = np.asarray(r, dtype=float)
-    zeros = np.zeros(g.shape)
-    eg = zeros if e_g is None else np.nan_to_num(np.asarray(e_g, dtype=float), nan=0.0)
-    er = zeros if e_r is None else np.nan_to_num(np.asarray(e_r, dtype=float), nan=0.0)
-    gr = g - r
-    with np.errstate(invalid="ignore"):
-        ok = np.isfinite(gr) & (gr >= _LUPTON_GR_RANGE[0]) & (gr <= _LUPTON_GR_RANGE[1])
-    mag = np.where(ok, r - a * gr - b, np.nan)
-    err = np.where(ok, np.sqrt(((1 + a) * er) ** 2 + (a * eg) ** 2 + sigma ** 2), np.nan)
-    return mag, err
-
-
-# ----------------------------------------------------------------------------- catalog specs
 
 @dataclass(frozen=True)
 class _Col:
@@ -212,15 +112,18 @@ def _mag_cols(*names: str, aliases: dict[str, tuple[str, ...]] | None = None) ->
 
 _PRIME_ALIASES = {"g'mag": ("g_mag", "gpmag"), "r'mag": ("r_mag", "rpmag"), "i'mag": ("i_mag", "ipmag")}
 
+
 APASS = _Source(
     key="apass", label="APASS", title="the APASS catalog", table="II/336/apass9",
     columns=(_Col("RAJ2000", required=True), _Col("DEJ2000", required=True))
     + _mag_cols("Vmag", "Bmag", "g'mag", "r'mag", "i'mag", aliases=_PRIME_ALIASES))
 
+
 UCAC4 = _Source(
     key="ucac4", label="UCAC4", title="the UCAC4 catalog", table="I/322A/out",
     columns=(_Col("UCAC4", kind="str", required=True), _Col("RAJ2000", required=True),
              _Col("DEJ2000", required=True)) + _mag_cols("Bmag", "Vmag", "gmag", "rmag", "imag"))
+
 
 GAIA = _Source(
     key="gaia", label="Gaia DR3", title="the Gaia DR3 catalog", table="I/355/gaiadr3",
@@ -228,105 +131,15 @@ GAIA = _Source(
              _Col("DE_ICRS", required=True)) + _mag_cols("Gmag", "BPmag", "RPmag"),
     column_filters={"Gmag": f"<{GAIA_G_LIMIT:g}"})
 
+
 VSX = _Source(
     key="vsx", label="VSX", title="the AAVSO VSX", table="B/vsx/vsx",
     columns=(_Col("Name", kind="str", required=True), _Col("RAJ2000", required=True),
              _Col("DEJ2000", required=True), _Col("Type", kind="str"), _Col("Period")))
 
+
 SOURCES = {"apass": APASS, "ucac4": UCAC4, "gaia": GAIA, "vsx": VSX}
 
-
-# ----------------------------------------------------------------------------- cones and cache
-
-@dataclass(frozen=True)
-class _Cone:
-    ra: float
-    dec: float
-    radius: float
-
-    def filename(self) -> str:
-        return f"ra{self.ra:06.2f}_dec{self.dec:+06.2f}_r{self.radius:.2f}.ecsv"
-
-    def contains(self, ra: float, dec: float, radius: float) -> bool:
-        return separation_deg(self.ra, self.dec, ra, dec) + radius <= self.radius + 1e-9
-
-
-
-def cone_key(ra_deg: float, dec_deg: float, radius_deg: float) -> _Cone:
-    """The cached cone for a request: centre rounded to 0.01°, radius rounded up to 0.05° so
-    that it contains the requested cone."""
-    ra_r = round(round(ra_deg % 360.0, 2) % 360.0, 2)
-    dec_r = round(min(90.0, max(-90.0, round(dec_deg, 2))), 2) + 0.0     # no "-0.00"
-    need = radius_deg + float(separation_deg(ra_r, dec_r, ra_deg, dec_deg))
-    steps = math.ceil(need / RADIUS_STEP_DEG - 1e-9)
-    return _Cone(ra_r, dec_r, round(max(1, steps) * RADIUS_STEP_DEG, 2))
-
-
-class _ConeCache:
-    """Raw Vizier answers per cone, in memory and as ECSV files in one folder per catalog."""
-
-    def __init__(self, folder: Path, source: _Source):
-        self.folder = Path(folder) / source.key
-        self.source = source
-        self.memory: dict[_Cone, object] = {}
-
-    def find(self, ra: float, dec: float, radius: float):
-        """The smallest cached answer whose cone contains the request, or None."""
-        for cone in sorted((c for c in self.memory if c.contains(ra, dec, radius)),
-                           key=lambda c: c.radius):
-            return self.memory[cone]
-        for cone, path in sorted(self._on_disk(), key=lambda cp: cp[0].radius):
-            if not cone.contains(ra, dec, radius):
-                continue
-            table = self._read(path, cone)
-            if table is not None:
-                self.memory[cone] = table
-                return table
-        return None
-
-    def _on_disk(self):
-        try:
-            names = os.listdir(self.folder)
-        except OSError:
-            return []
-        cones = []
-        for name in names:
-            m = _FILE_RE.match(name)
-            if m:
-                cones.append((_Cone(float(m.group(1)), float(m.group(2)), float(m.group(3))),
-                              self.folder / name))
-        return cones
-
-    def _read(self, path: Path, cone: _Cone):
-        from astropy.table import Table
-
-        try:
-            table = Table.read(path, format="ascii.ecsv")
-        except Exception as exc:  # unreadable or half-written by something else: refetch
-            log.warning("%s: cached catalog cone unreadable (%s); it will be fetched again.",
-                        path, exc)
-            return None
-        if (table.meta.get("clinepipe_cache") != CACHE_VERSION
-                or table.meta.get("table") != self.source.table
-                or table.meta.get("column_filters", {}) != dict(self.source.column_filters)):
-            log.info("%s: cached cone is from another version or query; fetching again.", path)
-            return None
-        log.debug("%s: served from the cache", path)
-        return table
-
-    def store(self, cone: _Cone, table) -> None:
-        self.memory[cone] = table
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            with atomic_open(self.folder / cone.filename(), "w", newline="") as fh:
-                table.write(fh, format="ascii.ecsv")
-        except OSError as exc:
-            # The answer is still used (and kept in memory); only the disk copy is missing.
-            log.warning("%s: cannot write the catalog cache (%s); the cone will be fetched "
-                        "again next run.", self.folder, exc.strerror or exc)
-
-
-# ----------------------------------------------------------------------------- querying
 
 def _describe_failure(exc: BaseException, timeout: float) -> tuple[str, str]:
     """(what happened, kind) for a failed query; kind is 'unreachable' or 'unreadable'."""
@@ -360,7 +173,7 @@ def _unavailable(source: _Source, what: str, kind: str) -> CatalogUnavailable:
     return CatalogUnavailable(message, reason=reason)
 
 
-def _query(source: _Source, cone: _Cone, timeout: float):
+def _query(source: _Source, cone: Cone, timeout: float):
     """One Vizier cone query; returns an astropy Table with our columns (possibly empty)."""
     import astropy.units as u
     from astropy.coordinates import SkyCoord
@@ -385,7 +198,7 @@ def _query(source: _Source, cone: _Cone, timeout: float):
     return _clean_answer(source, cone, result)
 
 
-def _clean_answer(source: _Source, cone: _Cone, result):
+def _clean_answer(source: _Source, cone: Cone, result):
     """Our columns of Vizier's answer, as a plain Table with query provenance in ``meta``."""
     from astropy.table import MaskedColumn, Table
 
@@ -436,8 +249,6 @@ def _clean_answer(source: _Source, cone: _Cone, result):
     return table
 
 
-# ----------------------------------------------------------------------------- helpers on tables
-
 _MAG_SCALE = {"mag": 1.0, "cmag": 0.01, "mmag": 0.001}
 
 
@@ -465,8 +276,6 @@ def _in_cone(table, ra_col: str, dec_col: str, ra: float, dec: float, radius: fl
     sep = separation_deg(_floats(table, ra_col), _floats(table, dec_col), ra, dec)
     return table[np.isfinite(sep) & (sep <= radius)]
 
-
-# ----------------------------------------------------------------------------- catalog builders
 
 def _build_apass(table) -> Catalog:
     ra, dec = _floats(table, "RAJ2000"), _floats(table, "DEJ2000")
@@ -509,15 +318,13 @@ _BUILDERS: dict[str, tuple[Callable, str, str]] = {
 }
 
 
-# ----------------------------------------------------------------------------- providers
-
 class _ConeProvider:
     """One cone query per field, cached in memory and on disk."""
 
     def __init__(self, cfg: Config, source: _Source):
         self.source = source
         self.timeout = float(cfg.catalog.timeout)
-        self.cache = _ConeCache(cfg.catalog.cache, source)
+        self.cache = ConeCache(cfg.catalog.cache, source)
         self.queries = 0                      # network queries made by this provider
 
     def _table(self, ra: float, dec: float, radius: float):
