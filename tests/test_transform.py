@@ -20,13 +20,12 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from clinepipe.calibrate.transform import (
-    NightPhotometry,
+from clinepipe.calibrate.transform import NightPhotometry, pair_frames
+from clinepipe.calibrate.transform_apply import (
     apply_transform,
-    fit_transform,
     implied_colour_coefficient,
-    pair_frames,
 )
+from clinepipe.calibrate.transform_fit import fit_transform
 from clinepipe.config import config_from_dict, load_config
 from clinepipe.errors import ConfigError
 from clinepipe.products.aavso_format import validate_extended

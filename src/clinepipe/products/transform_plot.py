@@ -16,8 +16,8 @@ from clinepipe.calibrate.transform import (
     MAGNITUDE_COEFFICIENTS,
     Coefficient,
     NightPhotometry,
-    fit_points,
 )
+from clinepipe.calibrate.transform_fit import fit_points
 
 __all__ = ["coefficient_table", "config_lines", "write_transform_plot"]
 

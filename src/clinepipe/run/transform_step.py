@@ -20,13 +20,9 @@ import numpy as np
 from sqlalchemy import delete, insert, select
 
 from clinepipe.calibrate.relative import RELATIVE_BAND
-from clinepipe.calibrate.transform import (
-    Coefficient,
-    NightPhotometry,
-    TransformResult,
-    apply_transform,
-    fit_transform,
-)
+from clinepipe.calibrate.transform import Coefficient, NightPhotometry
+from clinepipe.calibrate.transform_apply import TransformResult, apply_transform
+from clinepipe.calibrate.transform_fit import fit_transform
 from clinepipe.config import Config
 from clinepipe.errors import ClinepipeError, UsageError
 from clinepipe.products.aavso_rules import FILTER_NAMES
