@@ -201,6 +201,9 @@ class VariablesConfig:
 class AavsoConfig:
     obscode: str = ""
     targets: list[str] = field(default_factory=list)
+    #: ``[aavso.sequences]``: target name -> VSP comparison sequence file (JSON or CSV), see
+    #: :mod:`clinepipe.catalogs.vsp_sequence`
+    sequences: dict[str, Path] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -601,8 +604,10 @@ def _resolve_paths(cfg: Config) -> Config:
             where = cfg.source_file or "configuration"
             raise ConfigError(f"{where}: transits.path = '{cfg.transits.path}' names "
                               f"{transits.path}, which does not exist.")
+    aavso = dataclasses.replace(cfg.aavso, sequences={
+        k: absolute(v) for k, v in cfg.aavso.sequences.items()})
     return dataclasses.replace(cfg, paths=paths, catalog=catalog, known_variables=known,
-                               database=database, transits=transits)
+                               database=database, transits=transits, aavso=aavso)
 
 
 def default_config_text(*, latitude: float | None = None, longitude: float | None = None,
@@ -727,6 +732,8 @@ suspect_min_points = 10 # fewest points per night and filter for that test
 obscode = ""            # your AAVSO observer code, for `clinepipe export --format aavso`
 targets = []            # names or "RA DEC" of the stars you report: each night `run` writes
                         # archive/aavso/<night>/<target>.txt, and the morning report plots them
+# [aavso.sequences]     # a target's AAVSO comparison sequence, saved from VSP (JSON or CSV):
+# "V1234 Her" = "X12345ABC.json"   # its comparison and check stars, CNAME/KNAME and CHART
 
 [transits]
 path = ""               # e.g. "transits.csv": planets to fit after each run (columns pl_name,ra,
