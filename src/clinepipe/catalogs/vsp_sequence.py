@@ -139,17 +139,17 @@ def load_sequence(path: str | Path, key: str = "") -> Sequence:
     return Sequence(chart or "na", stars, path, key)
 
 
-def sequence_band(sequence: Sequence, filter_name: str | None) -> str:
-    """The sequence's band for one of our filter names (its AAVSO code, then VSP's names).
+def sequence_band(sequence: Sequence, code: str, filter_name: str | None = None) -> str:
+    """The sequence's band for an AAVSO filter ``code`` (``V``, ``R``, ``CV``...: see
+    :func:`clinepipe.products.aavso_rules.aavso_filter_code`), trying VSP's names of it;
+    ``filter_name`` (our name of the filter) is for the message.
 
     Raises
     ------
     UsageError
         when the sequence has no magnitudes in that band (the file, key and its bands named).
     """
-    from clinepipe.products.aavso_rules import aavso_filter_code
-
-    code = aavso_filter_code(filter_name)
+    filter_name = code if filter_name is None else filter_name
     have = sequence.bands()
     lowered = {b.lower(): b for b in have}
     for band in _VSP_BANDS.get(code, (code,)):

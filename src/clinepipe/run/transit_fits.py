@@ -26,6 +26,7 @@ from clinepipe.run.transit_night import (
     NightFrames,
     at_known_star,
     brightness,
+    NOT_KEPT,
     measure_night,
     target_nights,
 )
@@ -296,7 +297,8 @@ def transits_stage(cfg: Config, engine, run_id: int, also_runs=()) -> list[Path]
                     done.append(out)
                     log.info("transits: %s, night %s: fitted into %s", target.name, night, out)
             except BadInput as exc:
-                log.info("transits: %s, night %s: %s", target.name, night, exc.message)
+                (log.warning if exc.reason == NOT_KEPT else log.info)(
+                    "transits: %s, night %s: %s", target.name, night, exc.message)
             except Exception:
                 log.exception("transits: the fit of %s in night %s failed", target.name, night)
     return done

@@ -208,7 +208,7 @@ def export_aavso(engine: Engine, out: str | os.PathLike, *, obscode: str | None,
     if filter is not None:
         aavso_filter(filter)
         if sequence is not None:
-            sequence_band(sequence, filter)
+            sequence_band(sequence, aavso_filter_code(filter), filter)
     if sequence is not None:
         check_star_id = None
     software = " ".join((software or f"clinepipe {__version__}").replace(",", " ")

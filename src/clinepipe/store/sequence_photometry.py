@@ -23,6 +23,7 @@ from clinepipe.calibrate.zero_point import ensemble_zero_point
 from clinepipe.catalogs.match import match_catalog
 from clinepipe.catalogs.vsp_sequence import Sequence, sequence_band
 from clinepipe.errors import ClinepipeError, UsageError
+from clinepipe.products.aavso_rules import aavso_filter_code
 from clinepipe.store.models import Measurement, Star
 
 __all__ = ["FrameComparison", "SequencePhotometry", "sequence_photometry"]
@@ -119,7 +120,7 @@ def sequence_photometry(conn, sequence: Sequence, target_ids, frame_filters: dic
     frames, reasons = {}, {}
     for filt, fids in by_filter.items():
         try:
-            band = sequence_band(sequence, filt)
+            band = sequence_band(sequence, aavso_filter_code(filt), filt)
         except UsageError:
             reasons.update({fid: f"in filter {filt!r}, which the sequence of chart "
                             f"{sequence.chart_id} has no magnitudes for" for fid in fids})
