@@ -147,6 +147,18 @@ def test_a_csv_photometry_table_reads_as_the_json(night, tmp_path):
                                                             for s in b.stars]
     assert np.allclose([(s.ra, s.dec) for s in a.stars], [(s.ra, s.dec) for s in b.stars])
     assert sequence_band(a, "R") == "Rc" and sequence_band(a, "V") == "V"
+    # the VSD API's pipe-delimited form: no header row, U..SZ as magnitude|error|source
+    vsd = []
+    for s in data["photometry"]:
+        mags = {x["band"]: x for x in s["bands"]}
+        cells = [s["auid"], s["ra"], s["dec"], s["label"]] + ["", "", ""] * 2
+        cells += [str(mags["V"]["mag"]), str(mags["V"]["error"]), "APASS"]
+        cells += [str(mags["Rc"]["mag"]), str(mags["Rc"]["error"]), "APASS"] + ["", "", ""] * 9
+        vsd.append("|".join(cells + ["", CHART]))
+    (tmp_path / "vsd.txt").write_text("\n".join(vsd + [f"Count={len(vsd)}"]) + "\n")
+    c = load_sequence(tmp_path / "vsd.txt", TARGET)
+    assert c.chart_id == CHART and [(s.auid, s.mags) for s in c.stars] == [
+        (s.auid, s.mags) for s in b.stars]
 
 
 def test_one_comparison_star_is_named_with_its_instrumental_magnitude(night, tmp_path, capsys):

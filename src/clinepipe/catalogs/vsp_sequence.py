@@ -195,6 +195,16 @@ def _from_json(text: str) -> tuple[str, list[SequenceStar]]:
     return str(data.get("chartid") or "").strip(), stars
 
 
+#: an AAVSO unique identifier (AUID), e.g. ``000-BBB-123``
+_AUID = re.compile(r"\d{3}-[A-Z]{3}-\d{3}\Z")
+#: the fields of AAVSO's "GET API access to the Variable Star Database" (``delimited=yes``),
+#: which has no header row
+_VSD_COLUMNS = (("AUID", "RA", "Dec", "Label")
+                + tuple(f"{b} {kind}" for b in ("U", "B", "V", "Rc", "Ic", "J", "H", "K", "SU",
+                                                "SG", "SR", "SI", "SZ")
+                        for kind in ("magnitude", "mag error", "mag source"))
+                + ("Comments", "Chart ID"))
+
 _ID_COLUMNS = {"auid": "auid", "ra": "ra", "dec": "dec", "declination": "dec", "label": "label",
                "chart label": "label", "chart id": "chart", "chartid": "chart",
                "comments": "comments"}
@@ -220,6 +230,8 @@ def _from_table(text: str) -> tuple[str, list[SequenceStar]]:
         raise ValueError("no rows")
     delim = max(",|;\t", key=lines[0].count)
     rows = list(csv.reader(io.StringIO("\n".join(lines)), delimiter=delim))
+    if rows[0] and _AUID.match(rows[0][0].strip()):  # no header: the VSD API's column order
+        rows.insert(0, list(_VSD_COLUMNS))
     header = rows[0]
     ident, bands = {}, {}
     for i, name in enumerate(header):
