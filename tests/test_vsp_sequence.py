@@ -235,3 +235,23 @@ def test_no_sequence_star_measured_is_an_error(night, tmp_path, capsys):
     assert code == 1, output
     assert "no star of the sequence was measured" in output
     assert str(tmp_path / "seq.json") in output and "Traceback" not in output
+
+
+def test_the_run_logs_a_missing_sequence_and_writes_no_file_for_it(night, tmp_path, caplog):
+    import dataclasses
+    import logging
+
+    from clinepipe.products.aavso import write_night_aavso
+    from clinepipe.store.db import open_database
+
+    cfg = night["cfg"]
+    gone = dataclasses.replace(cfg, aavso=dataclasses.replace(
+        cfg.aavso, sequences={TARGET: tmp_path / "gone.json"}))
+    before = night["file"].read_bytes()
+    engine = open_database(cfg.database.url)
+    with caplog.at_level(logging.WARNING, logger="clinepipe"):
+        assert write_night_aavso(gone, engine, night["sim"].nights[0]) == []
+    engine.dispose()
+    assert night["file"].read_bytes() == before  # not rewritten without its comparisons
+    assert any(f"{tmp_path / 'gone.json'} ([aavso.sequences] \"{TARGET}\"): the comparison "
+               "sequence file does not exist" in r.getMessage() for r in caplog.records)
