@@ -237,6 +237,14 @@ def test_no_sequence_star_measured_is_an_error(night, tmp_path, capsys):
     assert str(tmp_path / "seq.json") in output and "Traceback" not in output
 
 
+def test_check_star_option_with_a_sequence_is_refused(night, tmp_path, capsys):
+    cfg = _config_with(night, tmp_path, json.dumps(_vsp_json(night["rows"])))
+    code, output = _cli(capsys, "--config", cfg, "export", "--format", "aavso", "--star",
+                        TARGET, "--check-star", "none", "--output", tmp_path / "k.txt")
+    assert code == 2 and "comes from its comparison sequence" in output
+    assert not (tmp_path / "k.txt").exists()
+
+
 def test_the_run_logs_a_missing_sequence_and_writes_no_file_for_it(night, tmp_path, caplog):
     import dataclasses
     import logging

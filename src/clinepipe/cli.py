@@ -577,6 +577,9 @@ def export(format: str = typer.Option(..., "--format", help="csv, aavso, sources
         from clinepipe.catalogs.vsp_sequence import sequence_for
 
         sequence = sequence_for(cfg, star)  # [aavso.sequences]: the target's AAVSO comparisons
+        if sequence is not None and check_star is not None:
+            raise UsageError(f"--check-star: the check star of {star} comes from its comparison "
+                             f"sequence {sequence.where}; leave --check-star out.")
         n = ex.export_aavso(engine, output, obscode=cfg.aavso.obscode, star_ids=star_ids,
                             filter=filter, sequence=sequence,
                             match_radius=cfg.catalog.match_radius,
