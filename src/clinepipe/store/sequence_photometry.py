@@ -44,7 +44,8 @@ class FrameComparison:
     that plus the zero point (their weighted sequence magnitude, so that AAVSO's Transform
     Applier finds ``mag = VMAGINS - CMAGINS + CREFMAG``); ``kname``/``kmagins``/``kmag``/
     ``krefmag``/``kreferr`` the check star's name, instrumental and calibrated magnitude and
-    its sequence magnitude and error (None without a check star on this frame). Magnitudes in mag."""
+    its sequence magnitude and error (None without a check star on this frame). Magnitudes in
+    mag."""
 
     zp: float
     zp_err: float
