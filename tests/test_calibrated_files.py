@@ -6,7 +6,6 @@ model; the run's measurements are the same as with "all"."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +26,10 @@ def _run(root: Path, keep: str):
 
     # the camera's full 1117x844 frame: on small frames the FITS headers weigh more
     sim = simulate_night(root, seed=11, width=1117, height=844, lights_per_filter=3)
+    with sim.config_path.open("a", encoding="utf-8") as f:
+        f.write(f'\n[archive]\nkeep_calibrated = "{keep}"\n')
     cfg = load_config(sim.config_path)
-    cfg = dataclasses.replace(cfg, archive=ArchiveConfig(keep_calibrated=keep))
+    assert cfg.archive == ArchiveConfig(keep_calibrated=keep)
     run_pipeline(cfg)
     engine = open_database(cfg.database.url)
     with session_scope(engine) as s:
@@ -44,7 +45,8 @@ def _run(root: Path, keep: str):
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    return {keep: _run(tmp_path_factory.mktemp(f"keep_{keep}"), keep) for keep in ("image", "all")}
+    return {keep: _run(tmp_path_factory.mktemp(f"keep_{keep}"), keep)
+            for keep in ("image", "all", "none")}
 
 
 def _files(run):
@@ -104,3 +106,45 @@ def test_keep_none_writes_nothing(runs, tmp_path):
     assert not (tmp_path / "x.fits").exists()
     with pytest.raises(ValueError):
         write_reduced(tmp_path / "x.fits", frame, keep="some")
+
+
+def _cli(capsys, *args):
+    from clinepipe.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main([str(a) for a in args])
+    out = capsys.readouterr()
+    return exit_.value.code or 0, out.out + out.err
+
+
+def test_keep_none_stores_no_file_and_no_path_and_measures_the_same(runs):
+    none, full = runs["none"], runs["all"]
+    assert len(none["frames"]) == len(full["frames"]) >= 6
+    assert {(state, cal) for _, cal, state in none["frames"]} == {("calibrated", None)}
+    archive = none["cfg"].paths.archive
+    assert not [p for p in archive.rglob("*.fits*") if "calibrated" in p.name]
+    assert none["rows"] == full["rows"]  # measured in memory: the same numbers
+
+
+def test_keep_none_readers_say_the_frame_was_not_kept(runs, capsys):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from clinepipe.web import create_app
+
+    cfg = runs["none"]["cfg"]
+    engine = open_database(cfg.database.url)
+    with session_scope(engine) as s:
+        star_id, frame_id = s.execute(select(Measurement.star_id, Measurement.frame_id)
+                                      .where(Measurement.mag.is_not(None)).limit(1)).one()
+    engine.dispose()
+    # the transit fit re-measures calibrated frames: one sentence, exit 1
+    code, out = _cli(capsys, "--config", cfg.source_file, "transit", str(star_id), "--period",
+                     "1.0", "--t0", "2461114.5", "--output", cfg.paths.archive.parent / "t")
+    assert code == 1 and "were not kept ([archive] keep_calibrated = \"none\")" in out
+    assert "Traceback" not in out
+    # the web's frame page says so, its cut-out is a 404 (not a 500)
+    client = TestClient(create_app(cfg))
+    page = client.get(f"/stars/{star_id}/frames/{frame_id}")
+    assert page.status_code == 200 and "was not kept" in page.text
+    assert client.get(f"/stars/{star_id}/frames/{frame_id}/cutout.png").status_code == 404

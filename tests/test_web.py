@@ -218,7 +218,11 @@ def test_stars_pagination(client, monkeypatch):
 
 @pytest.mark.parametrize("query, star", [("1", 1), (VAR_NAME, 1), (VAR_NAME.upper(), 1),
                                          (CAT_ID, 2), ("150.020 19.990", 3),
-                                         ("150.0201,19.9901", 3)])
+                                         ("150.0201,19.9901", 3),
+                                         # issue 19 item 12: sexagesimal as typed anywhere
+                                         ("10:00:04.80 +19:59:24.0", 3),
+                                         ("10 00 04.8 +19 59 24", 3),
+                                         ("10h00m04.8s +19d59m24s", 3)])
 def test_search_redirects_to_the_star(client, query, star):
     r = client.get("/stars", params={"q": query}, follow_redirects=False)
     assert r.status_code == 303

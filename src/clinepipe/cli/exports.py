@@ -51,9 +51,17 @@ def export(format: str = typer.Option(..., "--format", help="csv, aavso, sources
     if format == "csv":
         n = ex.export_csv(engine, output, star_ids=star_ids, filter=filter)
     elif format == "aavso":
+        from clinepipe.catalogs.vsp_sequence import sequence_for
+
+        sequence = sequence_for(cfg, star)  # [aavso.sequences]: the target's AAVSO comparisons
+        if sequence is not None and check_star is not None:
+            raise UsageError(f"--check-star: the check star of {star} comes from its comparison "
+                             f"sequence {sequence.where}; leave --check-star out.")
         n = ex.export_aavso(engine, output, obscode=cfg.aavso.obscode, star_ids=star_ids,
-                            filter=filter, check_star_id=_check_star_id(cfg, engine, star_ids[0],
-                                                                        check_star))
+                            filter=filter, sequence=sequence,
+                            match_radius=cfg.catalog.match_radius,
+                            check_star_id=None if sequence else _check_star_id(
+                                cfg, engine, star_ids[0], check_star))
     elif format == "sources-csv":
         n = ex.export_sources_csv(engine, output, star_ids=star_ids, filter=filter)
     else:

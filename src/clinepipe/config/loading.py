@@ -107,5 +107,7 @@ def _resolve_paths(cfg: Config) -> Config:
             where = cfg.source_file or "configuration"
             raise ConfigError(f"{where}: transits.path = '{cfg.transits.path}' names "
                               f"{transits.path}, which does not exist.")
+    aavso = dataclasses.replace(cfg.aavso, sequences={
+        k: absolute(v) for k, v in cfg.aavso.sequences.items()})
     return dataclasses.replace(cfg, paths=paths, catalog=catalog, known_variables=known,
-                               database=database, transits=transits)
+                               database=database, transits=transits, aavso=aavso)

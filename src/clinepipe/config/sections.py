@@ -193,6 +193,9 @@ class VariablesConfig:
 class AavsoConfig:
     obscode: str = ""
     targets: list[str] = field(default_factory=list)
+    #: ``[aavso.sequences]``: target name -> VSP comparison sequence file (JSON or CSV), see
+    #: :mod:`clinepipe.catalogs.vsp_sequence`
+    sequences: dict[str, Path] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -126,6 +126,8 @@ suspect_min_points = 10 # fewest points per night and filter for that test
 obscode = ""            # your AAVSO observer code, for `clinepipe export --format aavso`
 targets = []            # names or "RA DEC" of the stars you report: each night `run` writes
                         # archive/aavso/<night>/<target>.txt, and the morning report plots them
+# [aavso.sequences]     # a target's AAVSO comparison sequence, saved from VSP (JSON or CSV):
+# "V1234 Her" = "X12345ABC.json"   # its comparison and check stars, CNAME/KNAME and CHART
 
 [transits]
 path = ""               # e.g. "transits.csv": planets to fit after each run (columns pl_name,ra,

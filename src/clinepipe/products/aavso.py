@@ -15,6 +15,7 @@ import numpy as np
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import aliased
 
+from clinepipe.catalogs.vsp_sequence import sequence_for
 from clinepipe.config import Config
 from clinepipe.errors import ClinepipeError
 from clinepipe.products.aavso_rules import aavso_filter_code, obscode_problem
@@ -223,6 +224,12 @@ def write_night_aavso(cfg: Config, engine, night: str, *, resolved=None,
     check_stars = {} if check_stars is None else check_stars
     written = []
     for spec, sid in resolved:
+        try:
+            sequence = sequence_for(cfg, spec)
+        except ClinepipeError as exc:  # the file the user named is missing or unreadable
+            log.warning("AAVSO report of %s for night %s not written: %s", spec, night,
+                        exc.message)
+            continue
         with _session(engine) as s:
             n = s.scalar(select(func.count()).select_from(Measurement).join(
                 Frame, Frame.id == Measurement.frame_id).where(
@@ -231,14 +238,15 @@ def write_night_aavso(cfg: Config, engine, night: str, *, resolved=None,
         if not n:
             log.info("AAVSO target %r has no calibrated measurement on night %s", spec, night)
             continue
-        if sid not in check_stars:
+        if sequence is None and sid not in check_stars:
             check_stars[sid] = choose_check_star(
                 engine, sid, exclude_qc=tuple(cfg.qc.exclude_from_variability))
         out = cfg.paths.archive / "aavso" / night / f"{sanitise_name(spec)}.txt"
         try:
             rows = export_aavso(engine, out, obscode=cfg.aavso.obscode, star_ids=[sid],
-                                check_star_id=check_stars[sid],
-                                software=f"clinepipe {__version__}", frame_ids=frame_ids)
+                                check_star_id=check_stars.get(sid),
+                                software=f"clinepipe {__version__}", frame_ids=frame_ids,
+                                sequence=sequence, match_radius=cfg.catalog.match_radius)
         except ClinepipeError as exc:
             log.warning("AAVSO report of %s for night %s not written: %s", spec, night,
                         exc.message)
@@ -275,6 +283,7 @@ def rewrite_aavso(cfg: Config, engine, nights, targets) -> tuple[list[Path], lis
 
     resolved, unmatched = [], []
     for spec in targets:
+        sequence_for(cfg, spec)  # a missing or unreadable sequence file: ConfigError, exit 2
         try:
             with _session(engine) as s:
                 resolved.append((spec, resolve_star(s, str(spec))))

@@ -11,11 +11,14 @@ import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
+import numpy as np
 from sqlalchemy import Engine, func, select
 
 from clinepipe import __version__
 from clinepipe.atomic_files import atomic_write_text
 from clinepipe.calibrate.relative import RELATIVE_BAND
+from clinepipe.catalogs.vsp_sequence import Sequence as ComparisonSequence
+from clinepipe.catalogs.vsp_sequence import sequence_band
 from clinepipe.errors import BadInput, ClinepipeError, UsageError
 from clinepipe.finite import finite_or_none
 from clinepipe.photometry.aperture import PHOT_FLAGS
@@ -26,6 +29,7 @@ from clinepipe.products.aavso_format import (
     check_obscode,
     format_extended,
 )
+from clinepipe.products.sequence_photometry import ENSEMBLE, sequence_photometry
 from clinepipe.store.models import (
     CatalogMatch,
     Frame,
@@ -37,8 +41,6 @@ from clinepipe.store.models import (
 
 __all__ = ["Written", "aavso_filter", "export_aavso", "describe_left_out"]
 
-#: the comparison of every observation: the frame's ensemble zero point
-ENSEMBLE = "ENSEMBLE"
 
 
 class Written(int):
@@ -122,11 +124,36 @@ def _ensemble_inst(conn, frame_ids: set[int]) -> dict[int, float]:
             m.inst_mag.is_not(None)).group_by(m.frame_id)) if v is not None}
 
 
+def _median_mags(rows) -> dict[str, float]:
+    """{filter: median calibrated magnitude} of the unflagged rows (to choose a check star)."""
+    by: dict[str, list[float]] = {}
+    for r in rows:
+        if not r.flags and r.mag is not None and math.isfinite(r.mag):
+            by.setdefault(r.filter, []).append(float(r.mag))
+    return {f: float(np.median(v)) for f, v in by.items()}
+
+
+def _sequence_row(comp, *, starid, date, inst, err, filt, airmass, group, chart) -> ExtendedRow:
+    """One observation calibrated on an AAVSO sequence (see :func:`export_aavso`)."""
+    single = comp.cname != ENSEMBLE
+    notes = [f"ZPERR={comp.zp_err:.3f}"]
+    if comp.kreferr is not None:
+        notes.append(f"KREFERR={comp.kreferr:.3f}")
+    return ExtendedRow(
+        starid=starid, date=date, magnitude=inst + comp.zp, magerr=err, filter=filt,
+        trans=False, mtype="STD", cname=comp.cname, cmag=comp.cmagins if single else None,
+        kname=comp.kname, kmag=comp.kmagins if single else comp.kmag, airmass=airmass,
+        group=group, chart=chart, notes="|".join(notes), vmagins=inst,
+        cmagins=comp.cmagins, crefmag=comp.crefmag, kmagins=comp.kmagins,
+        krefmag=comp.krefmag)
+
+
 def export_aavso(engine: Engine, out: str | os.PathLike, *, obscode: str | None,
                  star_ids: Sequence[int], filter: str | None = None,
                  check_star_id: int | None = None, software: str | None = None,
                  group_gap_days: float = 1.0 / 24,
-                 frame_ids: Iterable[int] | None = None) -> Written:
+                 frame_ids: Iterable[int] | None = None,
+                 sequence: ComparisonSequence | None = None, match_radius: float = 2.0) -> Written:
     """AAVSO Extended File Format report of the calibrated measurements of ``star_ids``,
     built by :func:`~clinepipe.products.aavso_format.format_extended` (validated before it is
     written, atomically; ``out`` ``-`` is standard output).
@@ -150,6 +177,17 @@ def export_aavso(engine: Engine, out: str | os.PathLike, *, obscode: str | None,
     in a filter without an AAVSO code are left out and counted by reason in the result's
     ``left_out``. With ``frame_ids``, only measurements on these frames are considered.
 
+    With an AAVSO comparison ``sequence`` (:mod:`clinepipe.catalogs.vsp_sequence`), the
+    magnitudes come from it instead (:mod:`clinepipe.products.sequence_photometry`: its stars
+    found within ``match_radius`` arcsec, one the check star, the others the ensemble of each
+    frame): CHART the chart id; CNAME ``ENSEMBLE`` (CMAG ``na``) or, with one comparison star,
+    its AUID (label without one) and CMAG its instrumental magnitude; KNAME the check star's
+    AUID, KMAG its calibrated magnitude with an ensemble, its instrumental one with a single
+    comparison star (AAVSO: CMAG and KMAG are the instrumental magnitudes; an ensemble reports
+    the check star's standard one); NOTES ``CREFMAG``/``KREFMAG`` the sequence magnitudes,
+    ``KREFERR`` the check star's sequence error. TRANS is ``NO``; the ``check_star_id`` is not
+    used.
+
     Returns
     -------
     Written
@@ -170,6 +208,10 @@ def export_aavso(engine: Engine, out: str | os.PathLike, *, obscode: str | None,
         raise UsageError("an AAVSO report needs at least one star (--star).")
     if filter is not None:
         aavso_filter(filter)
+        if sequence is not None:
+            sequence_band(sequence, aavso_filter_code(filter), filter)
+    if sequence is not None:
+        check_star_id = None
     software = " ".join((software or f"clinepipe {__version__}").replace(",", " ")
                         .replace("#", " ").split())
     ids = sorted({int(s) for s in star_ids})
@@ -178,7 +220,7 @@ def export_aavso(engine: Engine, out: str | os.PathLike, *, obscode: str | None,
     t = TransformedMag.__table__.c
     stmt = (select(m.star_id, m.frame_id, m.jd_mid, m.mag, m.mag_err, m.filter, m.airmass,
                    f.airmass, z.error, z.value, z.catalog_band, m.inst_mag, m.flags,
-                   t.mag, t.mag_err, t.coefficients)
+                   t.mag, t.mag_err, t.coefficients, m.inst_mag_err)
             .select_from(Measurement.__table__.join(Frame.__table__, f.id == m.frame_id)
                          .outerjoin(ZeroPoint.__table__, z.frame_id == m.frame_id)
                          .outerjoin(TransformedMag.__table__, t.measurement_id == m.id))
@@ -195,16 +237,43 @@ def export_aavso(engine: Engine, out: str | os.PathLike, *, obscode: str | None,
                 if keep_frames is None or r.frame_id in keep_frames]
         check, check_mags = _check_star(conn, check_star_id)
         ensemble = _ensemble_inst(conn, {r.frame_id for r in rows})
+        seq = None if sequence is None else sequence_photometry(
+            conn, sequence, ids, {r.frame_id: r.filter for r in rows if not r.flags},
+            _median_mags(rows), radius_arcsec=match_radius)
     kname = (labels.get(int(check_star_id), f"clinepipe-{check_star_id}")
              if check_star_id is not None else None)
     left_out: Counter = Counter()
     observations = []
     group, last_jd, in_group = 0, None, set()
     for (sid, frame_id, jd, mag, mag_err, filt, m_air, f_air, zp_err, zp, band, inst,
-         flags, t_mag, t_err, t_coefficients) in rows:
+         flags, t_mag, t_err, t_coefficients, inst_err) in rows:
         trans = t_mag is not None and t_err is not None
         if flags:
             left_out[_flag_reason(flags)] += 1
+            continue
+        if seq is not None:
+            try:
+                aavso_filter_code(filt)
+            except BadInput:
+                left_out[f"in filter {filt!r}, which has no AAVSO code"] += 1
+                continue
+            comp = seq.frames.get(frame_id)
+            if comp is None or inst is None or not math.isfinite(inst):
+                left_out[seq.reasons.get(frame_id, "without an instrumental magnitude")] += 1
+                continue
+            err = math.hypot(inst_err if finite_or_none(inst_err) is not None else 0.0,
+                             comp.zp_err)
+            if round(err, 3) >= 1.0:
+                left_out["with MAGERR >= 1 mag (AAVSO takes errors below 1 mag)"] += 1
+                continue
+            if last_jd is None or jd - last_jd > group_gap_days or (sid, filt) in in_group:
+                group, in_group = group + 1, set()
+            in_group.add((sid, filt))
+            last_jd = jd
+            observations.append(_sequence_row(
+                comp, starid=labels.get(sid, f"clinepipe-{sid}"), date=jd, inst=inst, err=err,
+                filt=filt, airmass=finite_or_none(m_air if m_air is not None else f_air),
+                group=group if group <= 99999 else None, chart=seq.chart))
             continue
         if mag is None or not math.isfinite(mag):
             left_out["without a calibrated magnitude (no zero point on their frame)"] += 1

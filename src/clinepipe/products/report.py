@@ -207,7 +207,11 @@ def _plot(lights, column: str, title: str, unit: str, invert: bool, multi: bool 
     if invert:
         ax.invert_yaxis()
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, loc="best")
+    else:  # no frame has this value yet (all waiting or failed): say so; a legend would warn
+        ax.text(0.5, 0.5, "no frame has a value yet", transform=ax.transAxes, ha="center",
+                va="center", color="0.4")
     fig.autofmt_xdate()
     fig.tight_layout()
     buf = io.BytesIO()

@@ -84,7 +84,9 @@ def store_light_result(cfg: Config, s, run_id: int, frame: Frame, result: LightR
     centre_air = float(np.nanmedian(x_air)) if np.isfinite(x_air).any() else None
     s.execute(update(Frame).where(Frame.id == frame.id).values(
         state=calib.state, stage=calib.stage, reason=reason, run_id=run_id,
-        calibrated_path=result.calibrated_path.relative_to(cfg.paths.archive).as_posix(),
+        # keep_calibrated = "none": no file was written, so no path is stored
+        calibrated_path=(None if cfg.archive.keep_calibrated == "none" else
+                         result.calibrated_path.relative_to(cfg.paths.archive).as_posix()),
         bias_master_id=task.bias.id if task else None,
         dark_master_id=task.dark.id if task else None,
         flat_master_id=task.flat.id if task else None, fwhm=finite_or_none(stats.get("fwhm")),

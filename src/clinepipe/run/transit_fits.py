@@ -23,6 +23,7 @@ from clinepipe import __version__
 from clinepipe.config import Config
 from clinepipe.errors import BadInput, UsageError
 from clinepipe.run.transit_night import (
+    NOT_KEPT,
     NightFrames,
     at_known_star,
     brightness,
@@ -296,7 +297,8 @@ def transits_stage(cfg: Config, engine, run_id: int, also_runs=()) -> list[Path]
                     done.append(out)
                     log.info("transits: %s, night %s: fitted into %s", target.name, night, out)
             except BadInput as exc:
-                log.info("transits: %s, night %s: %s", target.name, night, exc.message)
+                (log.warning if exc.reason == NOT_KEPT else log.info)(
+                    "transits: %s, night %s: %s", target.name, night, exc.message)
             except Exception:
                 log.exception("transits: the fit of %s in night %s failed", target.name, night)
     return done

@@ -69,6 +69,24 @@ class NightLightCurve:
 
 # --- frames ------------------------------------------------------------------------------
 
+#: the reason of the BadInput a transit fit gets when the calibrated frames were not kept
+NOT_KEPT = "calibrated frames not kept"
+
+
+def _refuse_without_calibrated_frames(cfg: Config, session, lights) -> None:
+    """BadInput (one sentence) when lights matching the criteria ``lights`` exist but none has
+    a calibrated file (``[archive] keep_calibrated = "none"``): a transit fit re-measures the
+    calibrated frames, it cannot work from the database alone."""
+    from sqlalchemy import func
+
+    n = session.scalar(select(func.count()).select_from(Frame).where(*lights))
+    if n:
+        raise BadInput(f"the calibrated frames of the {n} light(s) were not kept ([archive] "
+                       f"keep_calibrated = \"{cfg.archive.keep_calibrated}\"), and a transit "
+                       "fit re-measures them: set keep_calibrated = \"image\" and run "
+                       "`clinepipe run --reprocess`.", reason=NOT_KEPT)
+
+
 def target_nights(cfg: Config, session, ra: float, dec: float, *, nights=None,
                   filter: str | None = None, margin_px: float = 10.0) -> list[NightFrames]:
     """Every (night, filter) whose calibrated lights hold (ra, dec) (deg) at least
@@ -77,14 +95,16 @@ def target_nights(cfg: Config, session, ra: float, dec: float, *, nights=None,
     from clinepipe.astrometry.wcs import header_wcs, sky_to_pixel
     from clinepipe.photometry.times import bjd_tdb
 
-    query = select(Frame).where(Frame.telescope == cfg.site.telescope, Frame.kind == "light",
-                                Frame.state.in_(("calibrated", "measured")),
-                                Frame.calibrated_path.is_not(None))
+    lights = [Frame.telescope == cfg.site.telescope, Frame.kind == "light",
+              Frame.state.in_(("calibrated", "measured"))]
     if nights is not None:
-        query = query.where(Frame.night.in_(list(nights)))
+        lights.append(Frame.night.in_(list(nights)))
     if filter:
-        query = query.where(Frame.filter == filter)
-    rows = session.scalars(query.order_by(Frame.jd_mid)).all()
+        lights.append(Frame.filter == filter)
+    rows = session.scalars(select(Frame).where(*lights, Frame.calibrated_path.is_not(None))
+                           .order_by(Frame.jd_mid)).all()
+    if not rows:
+        _refuse_without_calibrated_frames(cfg, session, lights)
     groups: dict[tuple[str, str], list] = {}
     for f in rows:
         if any(flag in (f.qc or "").split(";") for flag in EXCLUDED_QC):
