@@ -66,6 +66,11 @@ class NightLightCurve:
     colour: np.ndarray              #: catalog B-V (NaN: unknown)
     variable: np.ndarray            #: known or suspected variable
     aperture: float                 #: the stored aperture radius (px), a key of ``grid``
+    ra: np.ndarray | None = None    #: (n_stars,) where each star was measured (deg)
+    dec: np.ndarray | None = None
+    star_x: np.ndarray | None = None  #: (n_frames, n_stars) 0-based pixel positions
+    star_y: np.ndarray | None = None
+    star_sky: np.ndarray | None = None  #: (n_frames, n_stars) background (ADU/px)
 
 
 # --- frames ------------------------------------------------------------------------------
@@ -208,6 +213,7 @@ def measure_night(cfg: Config, session, frames: NightFrames, ra: float, dec: flo
     grid = {r: (np.full((n, m), np.nan), np.full((n, m), np.nan)) for r in radii}
     flags = np.zeros((n, m), dtype=np.int64)
     sky, hx, hy = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+    star_x, star_y, star_sky = np.full((n, m), np.nan), np.full((n, m), np.nan), np.full((n, m), np.nan)
     for i, (path, wcs) in enumerate(zip(frames.paths, frames.wcs)):
         red = read_calibrated(path, cfg.paths.archive)
         x, y = sky_to_pixel(wcs, sra, sdec)
@@ -220,10 +226,13 @@ def measure_night(cfg: Config, session, frames: NightFrames, ra: float, dec: flo
             grid[r][0][i], grid[r][1][i] = p["flux"], p["flux_err"]
             if r == stored:
                 flags[i], sky[i] = p["flags"], p["background"][0]
+                star_sky[i] = p["background"]
         hx[i], hy[i] = x[0], y[0]
+        star_x[i], star_y[i] = x, y
     return NightLightCurve(frames=frames, star_ids=ids, grid=grid, flags=flags, sky=sky,
                            x=hx, y=hy, mag=mag, colour=colour, variable=variable,
-                           aperture=stored)
+                           aperture=stored, ra=sra, dec=sdec, star_x=star_x, star_y=star_y,
+                           star_sky=star_sky)
 
 
 def brightness(lc: NightLightCurve) -> np.ndarray:
