@@ -283,6 +283,8 @@ def test_neb_verdicts_against_truth(package):
     assert all(float(r["sep_arcsec"]) <= 150.0 for r in rows.values())
     assert len(rows) >= 10
     notes = package["files"]["notes.txt"].read_text()
+    # an eclipsing comparison star is named in the notes
+    assert ("WARNING: flagged star(s) " in notes) == (eclipsing in package["fit"]["comps"])
     for text in ("TIC 123456789", "filter: V", "aperture radius: ", "comparison stars",
                  "detrending: airmass", "O-C = ", "1 flagged", "telescope: ", "camera: "):
         assert text in notes, text

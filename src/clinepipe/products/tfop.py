@@ -126,6 +126,10 @@ def _notes(cfg, target, frames, fit, lc, header, rows, *, depth, depth_source, c
         f"({depth_source}); faintest possible source dm = {max_delta_mag(depth):.2f} mag; "
         f"{len(rows)} stars: " + ", ".join(f"{n} {v}" for v, n in counts.items()),
     ]
+    in_ensemble = [r.star_id for r in rows if r.verdict == "flagged" and r.star_id in comps]
+    if in_ensemble:
+        lines.append(f"  WARNING: flagged star(s) {', '.join(map(str, in_ensemble))} are "
+                     "comparison stars: refit without them (clinepipe transit --comps)")
     lines += [f"  star {r.star_id}: sep {r.sep:.1f}\", dm {r.delta_mag:+.2f}, needs "
               f"{r.needed_depth:.3g}, rms(10 min) {r.rms_binned:.3g}, seen {r.depth_seen:.3g} "
               f"+- {r.depth_seen_err:.3g}: {r.verdict}" for r in rows]
