@@ -30,6 +30,7 @@ from clinepipe.transits.neb_check import (
     neb_check,
     needed_depth,
     trapezoid,
+    unmeasured,
 )
 from clinepipe.transits.targets import read_targets
 
@@ -109,6 +110,14 @@ def test_neb_verdicts_on_synthetic_light_curves():
     # 2e-3 per 2-min point (the four comparisons add 5e-4): 9.2e-4 per 10-min bin
     assert nebs[6].rms_binned == pytest.approx(math.hypot(2e-3, 5e-4) / math.sqrt(5), rel=0.3)
     assert [r.sep for r in rows] == sorted(r.sep for r in rows)    # comps are beyond 150"
+
+
+def test_stars_without_a_light_curve_are_not_measured_unless_too_faint():
+    rows = unmeasured([1, 2, 3, 4], [0.0] * 4, [0.0] * 4, [10.0, 20.0, 30.0, 200.0],
+                      [1.0, np.nan, 6.0, 1.0], depth=0.01)
+    assert [(r.star_id, r.verdict) for r in rows] == [
+        (1, "not measured"), (2, "not measured"), (3, "too faint")]     # 4 is beyond 2.5'
+    assert rows[0].needed_depth == pytest.approx(needed_depth(0.01, 1.0))
 
 
 # --- names ---------------------------------------------------------------------------------
@@ -281,7 +290,17 @@ def test_neb_verdicts_against_truth(package):
     # no constant star is taken for an NEB, and every star within 2.5' is listed
     assert [r["verdict"] for s, r in rows.items() if s != eclipsing].count("flagged") == 0
     assert all(float(r["sep_arcsec"]) <= 150.0 for r in rows.values())
-    assert len(rows) >= 10
+    # every star of the database within 2.5' of the host is listed, measured or not
+    stars = package["sim"].stars
+    host = stars[package["truth"]["star"]]
+    from clinepipe.catalogs.match import separation_arcsec
+
+    near = {db for truth_id, db in ids.items() if truth_id != package["truth"]["star"]
+            and separation_arcsec(host["ra"], host["dec"], stars["ra"][truth_id],
+                                  stars["dec"][truth_id]) < 149.0}
+    assert near <= set(rows) and len(rows) >= 10
+    measured = [r for r in rows.values() if r["verdict"] not in ("not measured", "too faint")]
+    assert all(np.isfinite(float(r["rms_10min"])) for r in measured) and len(measured) >= 8
     notes = package["files"]["notes.txt"].read_text()
     # an eclipsing comparison star is named in the notes
     assert ("WARNING: flagged star(s) " in notes) == (eclipsing in package["fit"]["comps"])

@@ -88,7 +88,7 @@ def _notes(cfg, target, frames, fit, lc, header, rows, *, depth, depth_source, c
     phot = cfg.photometry
     site = cfg.site
     counts = {v: sum(r.verdict == v for r in rows) for v in
-              ("cleared", "flagged", "not cleared", "too faint")}
+              ("cleared", "flagged", "not cleared", "not measured", "too faint")}
     lines = [
         f"TFOP SG1 notes: TIC {tic_number(target.tic_id)} ({target.name}), night {frames.night}",
         f"software: clinepipe {__version__}", "",
@@ -139,7 +139,7 @@ def _notes(cfg, target, frames, fit, lc, header, rows, *, depth, depth_source, c
 
 
 def write_tfop_package(cfg, out_dir, target, frames, night_lc, lc, fit, *, keep, airmass,
-                       mag, ld_source: str = "") -> dict[str, Path]:
+                       mag, neighbours=None, ld_source: str = "") -> dict[str, Path]:
     """Write the SG1 files of one fitted night into ``out_dir`` (see the module docstring).
 
     Parameters
@@ -156,6 +156,10 @@ def write_tfop_package(cfg, out_dir, target, frames, night_lc, lc, fit, *, keep,
     airmass : array (n_frames,)
     mag : array (n_stars,)
         Each star's magnitude in the night's band (catalog or instrumental on its scale).
+    neighbours : (ids, ra, dec, mag) arrays, optional
+        The database stars within the NEB radius with their catalog magnitude (NaN:
+        unknown); those ``night_lc`` did not measure are listed as not measured (or too
+        faint).
 
     Returns
     -------
@@ -166,7 +170,13 @@ def write_tfop_package(cfg, out_dir, target, frames, night_lc, lc, fit, *, keep,
     from clinepipe.ccd.reduced_files import read_calibrated
     from clinepipe.products import tfop_plots as plots
     from clinepipe.products.tfop_table import measurement_columns, write_measurements
-    from clinepipe.transits.neb_check import NEB_RADIUS_ARCSEC, max_delta_mag, neb_check
+    from clinepipe.astrometry.wcs import sky_to_pixel
+    from clinepipe.transits.neb_check import (
+        NEB_RADIUS_ARCSEC,
+        max_delta_mag,
+        neb_check,
+        unmeasured,
+    )
     from clinepipe.transits.outputs import plot_transit
     from clinepipe.astrometry.wcs import pixel_scale_arcsec
 
@@ -204,6 +214,13 @@ def write_tfop_package(cfg, out_dir, target, frames, night_lc, lc, fit, *, keep,
                      comparisons=lc.comparisons, sep=sep, delta_mag=mag - mag[0],
                      star_ids=night_lc.star_ids, ra=night_lc.ra, dec=night_lc.dec,
                      depth=depth, tmid=fit.predicted_tmid, duration=target.duration)
+    if neighbours is not None:
+        ids, nra, ndec, nmag = (np.asarray(v) for v in neighbours)
+        new = ~np.isin(ids, night_lc.star_ids)
+        rows += unmeasured(ids[new], nra[new], ndec[new],
+                           separation_arcsec(night_lc.ra[0], night_lc.dec[0], nra[new],
+                                             ndec[new]), nmag[new] - mag[0], depth)
+        rows.sort(key=lambda r: r.sep)
     _write_neb_table(path["NEB-table"], rows)
     plots.plot_neb(path["NEB-depth-plot"], rows, depth, max_delta_mag(depth), title=title)
     # the field, its WCS and the seeing profile from the sharpest frame of the light curve
@@ -211,13 +228,12 @@ def write_tfop_package(cfg, out_dir, target, frames, night_lc, lc, fit, *, keep,
     i = int(np.argmin(fwhm)) if np.isfinite(fwhm).any() else int(np.flatnonzero(keep)[0])
     image = read_calibrated(frames.paths[i], cfg.paths.archive).data
     scale = pixel_scale_arcsec(frames.wcs[i])
-    colour = {r.column: plots.VERDICT_COLOURS[r.verdict] for r in rows}
     label = {c: f"C{k}" for k, c in enumerate(comps, start=2)}
     sx, sy = night_lc.star_x[i], night_lc.star_y[i]
     stars = [(sx[0], sy[0], "T1", "tab:purple")] + [
         (sx[c], sy[c], label[c], "tab:cyan") for c in comps] + [
-        (sx[r.column], sy[r.column], f"{r.star_id}", colour[r.column]) for r in rows
-        if r.column not in label]
+        (*(float(v) for v in sky_to_pixel(frames.wcs[i], r.ra, r.dec)), f"{r.star_id}",
+         plots.VERDICT_COLOURS[r.verdict]) for r in rows if r.column not in label]
     annulus = list(cfg.photometry.annulus) or None
     plots.plot_field(path["field"], image, stars, radius=lc.aperture, annulus=annulus,
                      scale=scale, neb_radius=NEB_RADIUS_ARCSEC, title=f"{title}: field")

@@ -16,7 +16,7 @@ __all__ = ["plot_comparisons", "plot_field", "plot_neb", "plot_seeing_profile"]
 
 #: colour of each NEB verdict on the field and NEB plots
 VERDICT_COLOURS = {"cleared": "tab:green", "flagged": "tab:red", "not cleared": "tab:orange",
-                   "too faint": "0.5"}
+                   "not measured": "tab:brown", "too faint": "0.5"}
 
 
 def _pyplot():
@@ -141,7 +141,7 @@ def plot_neb(path, rows, depth: float, max_delta_mag: float, title: str = "") ->
 
     plt = _pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.8), dpi=110)
-    checked = [r for r in rows if r.verdict != "too faint"]
+    checked = [r for r in rows if r.verdict not in ("too faint", "not measured")]
     for r in rows:
         c = VERDICT_COLOURS[r.verdict]
         right.plot(r.delta_mag, r.rms_binned, "o", color=c, ms=5)
@@ -152,6 +152,9 @@ def plot_neb(path, rows, depth: float, max_delta_mag: float, title: str = "") ->
         left.plot(r.needed_depth, 3 * r.rms_binned, "v", color=c, ms=5, mfc="none")
         left.text(r.needed_depth, r.depth_seen, f" {r.star_id}", fontsize=6)
     lim = [min([depth] + [r.needed_depth for r in checked]) * 0.5, 1.2]
+    for r in rows:  # no light curve: the needed depth on the axis
+        if r.verdict == "not measured":
+            left.plot(r.needed_depth, 0.0, "x", color=VERDICT_COLOURS[r.verdict], ms=6)
     left.plot(lim, lim, "-", color="0.5", lw=0.8, label="seen = needed")
     left.axhline(0.0, color="0.7", lw=0.8)
     left.set_xscale("log")
@@ -160,7 +163,8 @@ def plot_neb(path, rows, depth: float, max_delta_mag: float, title: str = "") ->
     for verdict, c in VERDICT_COLOURS.items():
         left.plot([], [], "o", color=c, label=verdict)
     left.legend(fontsize=7)
-    dm = np.linspace(0.0, max(max_delta_mag, *[r.delta_mag for r in rows], 0.0) + 0.5, 100)
+    dm = np.linspace(0.0, np.nanmax([max_delta_mag, 0.0] + [r.delta_mag for r in rows]) + 0.5,
+                     100)
     right.plot(dm, needed_depth(depth, dm) / 3.0, "-", color="k", lw=0.8,
                label="needed depth / 3 (cleared below)")
     right.axvline(max_delta_mag, color="tab:blue", ls="--", lw=0.8,

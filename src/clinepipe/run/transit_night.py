@@ -22,7 +22,7 @@ from clinepipe.store.models import CatalogMatch, Frame, Star
 from clinepipe.transits.targets import TransitTarget
 
 __all__ = ["APERTURE_FACTORS", "NightFrames", "NightLightCurve", "at_known_star",
-           "brightness", "in_transit_points", "measure_night", "target_nights"]
+           "brightness", "in_transit_points", "measure_night", "stars_near", "target_nights"]
 
 #: aperture radii tried, in units of the stored aperture (``[photometry] aperture``)
 APERTURE_FACTORS = (0.8, 1.0, 1.2, 1.4, 1.6, 1.8, 2.0)
@@ -168,8 +168,14 @@ def _candidates(cfg: Config, session, frames: NightFrames, ra: float, dec: float
     else:
         ids, sra, sdec, var = (np.r_[-1, ids], np.r_[ra, sra], np.r_[dec, sdec],
                                np.r_[False, var])
-    band = cfg.catalog.filters.get(frames.filter, frames.filter)
-    mag, colour = np.full(ids.size, np.nan), np.full(ids.size, np.nan)
+    mag, colour = _catalog_mags(cfg, session, ids, frames.filter)
+    return ids, sra, sdec, mag, colour, var
+
+
+def _catalog_mags(cfg: Config, session, ids, filter: str):
+    """Catalog magnitude in ``filter``'s band and B-V of each star id (NaN: unknown)."""
+    band = cfg.catalog.filters.get(filter, filter)
+    mag, colour = np.full(len(ids), np.nan), np.full(len(ids), np.nan)
     known = {int(i): k for k, i in enumerate(ids) if i >= 0}
     matches = session.execute(select(CatalogMatch.star_id, CatalogMatch.mags).where(
         CatalogMatch.star_id.in_(list(known)))).all() if known else []
@@ -184,7 +190,24 @@ def _candidates(cfg: Config, session, frames: NightFrames, ra: float, dec: float
         b, v = (mags.get("B") or [None])[0], (mags.get("V") or [None])[0]
         if b is not None and v is not None:
             colour[k] = float(b) - float(v)
-    return ids, sra, sdec, mag, colour, var
+    return mag, colour
+
+
+def stars_near(cfg: Config, session, ra: float, dec: float, radius_arcsec: float,
+               filter: str):
+    """(ids, ra, dec, catalog mag in ``filter``'s band) of the database stars within
+    ``radius_arcsec`` of (ra, dec) (deg), e.g. the neighbours a night could not measure."""
+    from clinepipe.catalogs.match import separation_arcsec
+
+    r = radius_arcsec / 3600.0
+    rows = session.execute(select(Star.id, Star.ra, Star.dec).where(
+        Star.dec.between(dec - r, dec + r))).all()
+    ids = np.array([s[0] for s in rows], dtype=np.int64)
+    sra = np.array([s[1] for s in rows], dtype=np.float64)
+    sdec = np.array([s[2] for s in rows], dtype=np.float64)
+    near = (separation_arcsec(ra, dec, sra, sdec) <= radius_arcsec) if ids.size else ids > 0
+    ids, sra, sdec = ids[near], sra[near], sdec[near]
+    return ids, sra, sdec, _catalog_mags(cfg, session, ids, filter)[0]
 
 
 def measure_night(cfg: Config, session, frames: NightFrames, ra: float, dec: float,

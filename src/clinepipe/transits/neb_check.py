@@ -28,7 +28,10 @@ residuals in ``BIN_MINUTES`` bins. Verdicts, in order:
   NEB: not cleared, and worth a look);
 - ``cleared``: ``D >= 3 rms_binned`` (each bin would show the needed eclipse at 3 sigma) and
   it is not seen;
-- ``not cleared``: the light curve is too noisy to see ``D``.
+- ``not cleared``: the light curve is too noisy to see ``D``;
+- ``not measured``: a star of the database within the radius that the night could not
+  measure on every frame (near an edge), bright enough or of unknown brightness
+  (:func:`unmeasured`).
 """
 
 from __future__ import annotations
@@ -41,7 +44,8 @@ import numpy as np
 from clinepipe.transits.differential import Comparisons, differential_flux
 
 __all__ = ["BIN_MINUTES", "NEB_RADIUS_ARCSEC", "NebStar", "binned_rms", "eclipse_depth",
-           "max_delta_mag", "neb_check", "needed_depth", "trapezoid"]
+           "max_delta_mag", "neb_check", "needed_depth", "trapezoid",
+           "unmeasured"]
 
 #: TFOP's search radius around the target (arcsec)
 NEB_RADIUS_ARCSEC = 150.0
@@ -50,7 +54,7 @@ BIN_MINUTES = 10.0
 #: an eclipse counts as seen at this significance, and cleared when the needed depth is this
 #: many binned rms
 SIGMA = 3.0
-VERDICTS = ("cleared", "flagged", "not cleared", "too faint")
+VERDICTS = ("cleared", "flagged", "not cleared", "not measured", "too faint")
 
 
 @dataclass(frozen=True)
@@ -203,3 +207,16 @@ def neb_check(time, flux, flux_err, airmass, *, comparisons: Comparisons, sep, d
                             needed_depth=float(need[j]), rms_binned=rms, depth_seen=d,
                             depth_seen_err=e, verdict=verdict))
     return rows
+
+
+def unmeasured(star_ids, ra, dec, sep, delta_mag, depth: float,
+               radius: float = NEB_RADIUS_ARCSEC) -> list[NebStar]:
+    """Rows for stars within ``radius`` (arcsec) that have no light curve: ``too faint``
+    when ``delta_mag`` is beyond :func:`max_delta_mag`, else (brighter, or NaN: unknown)
+    ``not measured``. ``column`` is -1."""
+    limit, nan = max_delta_mag(depth), float("nan")
+    return [NebStar(column=-1, star_id=int(i), ra=float(a), dec=float(d), sep=float(s),
+                    delta_mag=float(m), needed_depth=float(needed_depth(depth, m)),
+                    rms_binned=nan, depth_seen=nan, depth_seen_err=nan,
+                    verdict="too faint" if m > limit else "not measured")
+            for i, a, d, s, m in zip(star_ids, ra, dec, sep, delta_mag) if s <= radius]
