@@ -203,10 +203,11 @@ def _stem(row) -> str:
 
 def _ids(package):
     """Truth star id -> database star id, by position (within 1 arcsec)."""
+    from sqlalchemy import select
+
     from clinepipe.catalogs.match import separation_arcsec
     from clinepipe.store.db import open_database, session_scope
     from clinepipe.store.models import Star
-    from sqlalchemy import select
 
     stars = package["sim"].stars
     with session_scope(open_database(package["cfg"].database.url)) as s:

@@ -30,7 +30,20 @@ from astropy.io import fits
 from astropy.time import Time
 
 from clinepipe import __version__
+from clinepipe.astrometry.wcs import pixel_scale_arcsec, sky_to_pixel
 from clinepipe.atomic_files import atomic_write_fits, atomic_write_text
+from clinepipe.catalogs.match import separation_arcsec
+from clinepipe.ccd.reduced_files import read_calibrated, read_calibrated_header
+from clinepipe.products import tfop_plots as plots
+from clinepipe.products.tfop_table import measurement_columns, write_measurements
+from clinepipe.transits.neb_check import (
+    NEB_RADIUS_ARCSEC,
+    VERDICTS,
+    max_delta_mag,
+    neb_check,
+    unmeasured,
+)
+from clinepipe.transits.outputs import plot_transit
 from clinepipe.transits.targets import TIC_PATTERN
 
 __all__ = ["FILETYPES", "ZOOM_ARCSEC", "observatory_name", "package_name", "planet_number",
@@ -83,48 +96,47 @@ def package_name(tic: str, pp: str, date: str, observatory: str, filter: str,
 
 def _notes(cfg, target, frames, fit, lc, header, rows, *, depth, depth_source, comps,
            i_field, names, ld_source) -> str:
-    from clinepipe.transits.neb_check import max_delta_mag
-
     phot = cfg.photometry
     site = cfg.site
-    counts = {v: sum(r.verdict == v for r in rows) for v in
-              ("cleared", "flagged", "not cleared", "not measured", "too faint")}
+    counts = {v: sum(r.verdict == v for r in rows) for v in VERDICTS}
+    annulus = (f"sky annulus {phot.annulus[0]:g}-{phot.annulus[1]:g} px" if phot.annulus
+               else f"sky from the background mesh ({phot.background_box} px boxes)")
+    weights = ", ".join(f"C{k} = {c}: {w:.3f}" for k, (c, w) in
+                        enumerate(zip(comps, lc.comparisons.weights), start=2))
+    coefficients = ", ".join(f"{k} {v:.4g}" for k, v in fit.detrend_coefficients.items())
     lines = [
         f"TFOP SG1 notes: TIC {tic_number(target.tic_id)} ({target.name}), night {frames.night}",
         f"software: clinepipe {__version__}", "",
-        f"observatory: {site.name}{' / ' + site.telescope if site.telescope else ''}, "
-        f"latitude {site.latitude:.4f}, longitude {site.longitude:.4f} (deg E), "
-        f"elevation {site.elevation:.0f} m",
+        (f"observatory: {site.name}{' / ' + site.telescope if site.telescope else ''}, "
+         f"latitude {site.latitude:.4f}, longitude {site.longitude:.4f} (deg E), "
+         f"elevation {site.elevation:.0f} m"),
         f"telescope: {header.get('TELESCOP', 'unknown')}",
         f"camera: {header.get('INSTRUME', 'unknown')}, binning {frames.binning}x{frames.binning}",
         f"filter: {frames.filter}",
-        f"exposure: {float(np.median(frames.exptime)):g} s, {frames.frame_ids.size} frames, "
-        f"UTC JD {frames.jd_mid[0]:.5f}-{frames.jd_mid[-1]:.5f}",
-        f"pixel scale: {names['scale']:.3f} arcsec/px; median FWHM "
-        f"{float(np.nanmedian(frames.fwhm)):.2f} px",
-        f"aperture radius: {lc.aperture:g} px ({lc.aperture * names['scale']:.1f} arcsec); "
-        + (f"sky annulus {phot.annulus[0]:g}-{phot.annulus[1]:g} px" if phot.annulus
-           else f"sky from the background mesh ({phot.background_box} px boxes)"),
-        f"comparison stars (database id: weight): "
-        + ", ".join(f"C{k} = {c}: {w:.3f}" for k, (c, w) in
-                    enumerate(zip(comps, lc.comparisons.weights), start=2)),
-        f"detrending: {', '.join(fit.detrend)} (fitted together with the transit); "
-        f"coefficients {', '.join(f'{k} {v:.4g}' for k, v in fit.detrend_coefficients.items())}",
+        (f"exposure: {float(np.median(frames.exptime)):g} s, {frames.frame_ids.size} frames, "
+         f"UTC JD {frames.jd_mid[0]:.5f}-{frames.jd_mid[-1]:.5f}"),
+        (f"pixel scale: {names['scale']:.3f} arcsec/px; median FWHM "
+         f"{float(np.nanmedian(frames.fwhm)):.2f} px"),
+        (f"aperture radius: {lc.aperture:g} px ({lc.aperture * names['scale']:.1f} arcsec); "
+         f"{annulus}"),
+        f"comparison stars (database id: weight): {weights}",
+        (f"detrending: {', '.join(fit.detrend)} (fitted together with the transit); "
+         f"coefficients {coefficients}"),
         f"limb darkening: quadratic u1 {fit.u[0]:.3f}, u2 {fit.u[1]:.3f} ({ld_source})", "",
         "fit (MCMC posterior medians, 1-sigma errors widened for red noise):",
         f"  Tmid = {fit.tmid:.5f} +- {fit.tmid_err:.5f} BJD_TDB",
-        f"  Rp/Rs = {fit.rprs:.4f} +- {fit.rprs_err:.4f}, depth = {fit.depth * 1e3:.2f} +- "
-        f"{fit.depth_err * 1e3:.2f} ppt",
-        f"  a/Rs = {fit.ars:.2f} +- {fit.ars_err:.2f}, inclination = {fit.inc:.2f} +- "
-        f"{fit.inc_err:.2f} deg, b = {fit.b:.2f}",
-        f"  duration (T14) = {fit.duration * 24:.3f} h; residual rms {fit.rms_residual * 1e3:.2f} "
-        f"ppt per {fit.exptime_s:g} s point",
-        f"  O-C = {fit.oc_minutes:+.2f} +- {fit.oc_err_minutes:.2f} min against P = "
-        f"{target.period} d, T0 = {target.t0} (predicted {fit.predicted_tmid:.5f})", "",
-        f"NEB check: stars within 2.5 arcmin, measured in a {names['neb_aperture']:g}-px "
-        f"aperture; depth to explain {depth * 1e3:.2f} ppt "
-        f"({depth_source}); faintest possible source dm = {max_delta_mag(depth):.2f} mag; "
-        f"{len(rows)} stars: " + ", ".join(f"{n} {v}" for v, n in counts.items()),
+        (f"  Rp/Rs = {fit.rprs:.4f} +- {fit.rprs_err:.4f}, depth = {fit.depth * 1e3:.2f} +- "
+         f"{fit.depth_err * 1e3:.2f} ppt"),
+        (f"  a/Rs = {fit.ars:.2f} +- {fit.ars_err:.2f}, inclination = {fit.inc:.2f} +- "
+         f"{fit.inc_err:.2f} deg, b = {fit.b:.2f}"),
+        (f"  duration (T14) = {fit.duration * 24:.3f} h; residual rms "
+         f"{fit.rms_residual * 1e3:.2f} ppt per {fit.exptime_s:g} s point"),
+        (f"  O-C = {fit.oc_minutes:+.2f} +- {fit.oc_err_minutes:.2f} min against P = "
+         f"{target.period} d, T0 = {target.t0} (predicted {fit.predicted_tmid:.5f})"), "",
+        (f"NEB check: stars within 2.5 arcmin, measured in a {names['neb_aperture']:g}-px "
+         f"aperture; depth to explain {depth * 1e3:.2f} ppt ({depth_source}); faintest "
+         f"possible source dm = {max_delta_mag(depth):.2f} mag; {len(rows)} stars: "
+         + ", ".join(f"{n} {v}" for v, n in counts.items())),
     ]
     in_ensemble = [r.star_id for r in rows if r.verdict == "flagged" and r.star_id in comps]
     if in_ensemble:
@@ -166,89 +178,35 @@ def write_tfop_package(cfg, out_dir, target, frames, night_lc, lc, fit, *, keep,
     dict
         filetype -> path.
     """
-    from clinepipe.catalogs.match import separation_arcsec
-    from clinepipe.ccd.reduced_files import read_calibrated
-    from clinepipe.products import tfop_plots as plots
-    from clinepipe.products.tfop_table import measurement_columns, write_measurements
-    from clinepipe.astrometry.wcs import sky_to_pixel
-    from clinepipe.transits.neb_check import (
-        NEB_RADIUS_ARCSEC,
-        max_delta_mag,
-        neb_check,
-        unmeasured,
-    )
-    from clinepipe.transits.outputs import plot_transit
-    from clinepipe.astrometry.wcs import pixel_scale_arcsec
-
-    out = Path(out_dir)
     date = Time(float(frames.jd_mid[0]), format="jd", scale="utc").strftime("%Y%m%d")
     parts = (tic_number(target.tic_id), planet_number(target.name), date,
              observatory_name(cfg.site), frames.filter)
-    path = {t: out / package_name(*parts, lc.aperture, t) for t in FILETYPES}
+    path = {t: Path(out_dir) / package_name(*parts, lc.aperture, t) for t in FILETYPES}
     flux, err = night_lc.grid[lc.aperture]
     comps = [int(c) for c in lc.comparisons.indices]
     rel, rel_err = np.full(keep.size, np.nan), np.full(keep.size, np.nan)
     rel[keep], rel_err[keep] = lc.flux, lc.flux_err
-    ny = frames.wcs[0].pixel_shape[1]
     columns = measurement_columns(
         labels=[p.name for p in frames.paths], jd_utc=frames.jd_mid, bjd_tdb=frames.bjd,
         airmass=airmass, exptime=frames.exptime, fwhm=frames.fwhm, rel_flux=rel,
         rel_flux_err=rel_err, flux=flux, flux_err=err, sky=night_lc.star_sky,
-        x=night_lc.star_x, y=night_lc.star_y, ra=night_lc.ra, dec=night_lc.dec, ny=ny,
-        comps=comps)
+        x=night_lc.star_x, y=night_lc.star_y, ra=night_lc.ra, dec=night_lc.dec,
+        ny=frames.wcs[0].pixel_shape[1], comps=comps)
     write_measurements(path["measurements"], columns)
     title = f"TIC {parts[0]}.{parts[1]} ({target.name})  {frames.night}  {frames.filter}"
     plot_transit(path["lightcurve"], fit, title=title)
-    hours = (frames.bjd - fit.predicted_tmid) * 24.0
-    plots.plot_comparisons(path["compstars"], hours, rel,
+    plots.plot_comparisons(path["compstars"], (frames.bjd - fit.predicted_tmid) * 24.0, rel,
                            np.column_stack([columns[f"rel_flux_C{k}"]
                                             for k in range(2, len(comps) + 2)]),
                            [int(night_lc.star_ids[c]) for c in comps], title=title)
-    # the NEB check, on the frames of the light curve
     depth, depth_source = ((target.depth, "pl_trandep of transits.csv") if target.depth else
                            (target.rprs**2, "pl_ratror^2 of transits.csv") if target.rprs else
                            (fit.depth, "this night's fitted depth"))
-    sep = separation_arcsec(night_lc.ra[0], night_lc.dec[0], night_lc.ra, night_lc.dec)
-    small, small_err = night_lc.grid[min(night_lc.grid)]  # least of the target's light
-    rows = neb_check(frames.bjd[keep], small[keep], small_err[keep], airmass[keep],
-                     comparisons=lc.comparisons, sep=sep, delta_mag=mag - mag[0],
-                     star_ids=night_lc.star_ids, ra=night_lc.ra, dec=night_lc.dec,
-                     depth=depth, tmid=fit.predicted_tmid, duration=target.duration)
-    if neighbours is not None:
-        ids, nra, ndec, nmag = (np.asarray(v) for v in neighbours)
-        new = ~np.isin(ids, night_lc.star_ids)
-        rows += unmeasured(ids[new], nra[new], ndec[new],
-                           separation_arcsec(night_lc.ra[0], night_lc.dec[0], nra[new],
-                                             ndec[new]), nmag[new] - mag[0], depth)
-        rows.sort(key=lambda r: r.sep)
+    rows = _neb_rows(night_lc, lc, frames.bjd[keep], airmass[keep], keep, mag, depth,
+                     fit.predicted_tmid, target.duration, neighbours)
     _write_neb_table(path["NEB-table"], rows)
     plots.plot_neb(path["NEB-depth-plot"], rows, depth, max_delta_mag(depth), title=title)
-    # the field, its WCS and the seeing profile from the sharpest frame of the light curve
-    fwhm = np.where(keep & np.isfinite(frames.fwhm), frames.fwhm, np.inf)
-    i = int(np.argmin(fwhm)) if np.isfinite(fwhm).any() else int(np.flatnonzero(keep)[0])
-    image = read_calibrated(frames.paths[i], cfg.paths.archive).data
-    scale = pixel_scale_arcsec(frames.wcs[i])
-    label = {c: f"C{k}" for k, c in enumerate(comps, start=2)}
-    sx, sy = night_lc.star_x[i], night_lc.star_y[i]
-    stars = [(sx[0], sy[0], "T1", "tab:purple")] + [
-        (sx[c], sy[c], label[c], "tab:cyan") for c in comps] + [
-        (*(float(v) for v in sky_to_pixel(frames.wcs[i], r.ra, r.dec)), f"{r.star_id}",
-         plots.VERDICT_COLOURS[r.verdict]) for r in rows if r.column not in label]
-    annulus = list(cfg.photometry.annulus) or None
-    plots.plot_field(path["field"], image, stars, radius=lc.aperture, annulus=annulus,
-                     scale=scale, neb_radius=NEB_RADIUS_ARCSEC, title=f"{title}: field")
-    plots.plot_field(path["field-zoom"], image, stars, radius=lc.aperture, annulus=annulus,
-                     scale=scale, zoom=ZOOM_ARCSEC, title=f"{title}: around the target")
-    header = frames.wcs[i].to_header(relax=True)
-    header["IMAGEW"], header["IMAGEH"] = frames.wcs[i].pixel_shape
-    header["FRAME"] = (frames.paths[i].name[:68], "the frame this WCS belongs to")
-    atomic_write_fits(path["field.wcs"], fits.HDUList([fits.PrimaryHDU(header=header)]))
-    plots.plot_seeing_profile(path["seeing-profile"], image, sx[0], sy[0],
-                              background=float(night_lc.star_sky[i, 0]),
-                              fwhm=float(frames.fwhm[i]), radius=lc.aperture, annulus=annulus,
-                              scale=scale, title=f"{title}: seeing profile")
-    from clinepipe.ccd.reduced_files import read_calibrated_header
-
+    i, scale = _field_files(cfg, path, frames, night_lc, lc, keep, rows, title)
     info = {"scale": scale, "files": sorted(p.name for p in path.values()),
             "neb_aperture": min(night_lc.grid)}
     atomic_write_text(path["notes"], _notes(
@@ -259,12 +217,61 @@ def write_tfop_package(cfg, out_dir, target, frames, night_lc, lc, fit, *, keep,
     return path
 
 
+def _neb_rows(night_lc, lc, bjd, airmass, keep, mag, depth, tmid, duration, neighbours):
+    """The NEB check of the measured stars (in the smallest aperture of the grid, which takes
+    in least of the target's light), plus the unmeasured ``neighbours``; nearest first."""
+    sep = separation_arcsec(night_lc.ra[0], night_lc.dec[0], night_lc.ra, night_lc.dec)
+    small, small_err = night_lc.grid[min(night_lc.grid)]
+    rows = neb_check(bjd, small[keep], small_err[keep], airmass,
+                     comparisons=lc.comparisons, sep=sep, delta_mag=mag - mag[0],
+                     star_ids=night_lc.star_ids, ra=night_lc.ra, dec=night_lc.dec,
+                     depth=depth, tmid=tmid, duration=duration)
+    if neighbours is not None:
+        ids, nra, ndec, nmag = (np.asarray(v) for v in neighbours)
+        new = ~np.isin(ids, night_lc.star_ids)
+        rows += unmeasured(ids[new], nra[new], ndec[new],
+                           separation_arcsec(night_lc.ra[0], night_lc.dec[0], nra[new],
+                                             ndec[new]), nmag[new] - mag[0], depth)
+    return sorted(rows, key=lambda r: r.sep)
+
+
+def _field_files(cfg, path, frames, night_lc, lc, keep, rows, title) -> tuple[int, float]:
+    """The field (whole and zoomed), its WCS and the seeing profile, from the sharpest frame
+    of the light curve; returns that frame's index and its pixel scale (arcsec/px)."""
+    fwhm = np.where(keep & np.isfinite(frames.fwhm), frames.fwhm, np.inf)
+    i = int(np.argmin(fwhm)) if np.isfinite(fwhm).any() else int(np.flatnonzero(keep)[0])
+    image = read_calibrated(frames.paths[i], cfg.paths.archive).data
+    wcs = frames.wcs[i]
+    scale = pixel_scale_arcsec(wcs)
+    comps = [int(c) for c in lc.comparisons.indices]
+    label = {c: f"C{k}" for k, c in enumerate(comps, start=2)}
+    sx, sy = night_lc.star_x[i], night_lc.star_y[i]
+    stars = [(sx[0], sy[0], "T1", "tab:purple")] + [
+        (sx[c], sy[c], label[c], "tab:cyan") for c in comps] + [
+        (*(float(v) for v in sky_to_pixel(wcs, r.ra, r.dec)), f"{r.star_id}",
+         plots.VERDICT_COLOURS[r.verdict]) for r in rows if r.column not in label]
+    annulus = list(cfg.photometry.annulus) or None
+    plots.plot_field(path["field"], image, stars, radius=lc.aperture, annulus=annulus,
+                     scale=scale, neb_radius=NEB_RADIUS_ARCSEC, title=f"{title}: field")
+    plots.plot_field(path["field-zoom"], image, stars, radius=lc.aperture, annulus=annulus,
+                     scale=scale, zoom=ZOOM_ARCSEC, title=f"{title}: around the target")
+    header = wcs.to_header(relax=True)
+    header["IMAGEW"], header["IMAGEH"] = wcs.pixel_shape
+    header["FRAME"] = (frames.paths[i].name[:68], "the frame this WCS belongs to")
+    atomic_write_fits(path["field.wcs"], fits.HDUList([fits.PrimaryHDU(header=header)]))
+    plots.plot_seeing_profile(path["seeing-profile"], image, sx[0], sy[0],
+                              background=float(night_lc.star_sky[i, 0]),
+                              fwhm=float(frames.fwhm[i]), radius=lc.aperture, annulus=annulus,
+                              scale=scale, title=f"{title}: seeing profile")
+    return i, scale
+
+
 def _write_neb_table(path, rows) -> Path:
     """``NEB-table.csv``: :data:`NEB_COLUMNS`, one row per star, nearest first."""
     lines = [",".join(NEB_COLUMNS)]
     for r in rows:
         values = (r.star_id, f"{r.ra:.6f}", f"{r.dec:.6f}", f"{r.sep:.1f}",
-                  f"{r.delta_mag:.3f}", f"{r.needed_depth:.5g}", _g(r.rms_binned),
+                  _g(r.delta_mag), _g(r.needed_depth), _g(r.rms_binned),
                   _g(r.depth_seen), _g(r.depth_seen_err), r.verdict)
         lines.append(",".join(str(v) for v in values))
     atomic_write_text(path, "\n".join(lines) + "\n")

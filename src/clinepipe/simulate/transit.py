@@ -91,7 +91,7 @@ def add_neighbours(st: dict, host: int, neighbours, scale: float) -> list[dict]:
                   "V": st["V"][host] + n["dmag"], "BV": st["BV"][host], "VR": st["VR"][host]}
         for key, value in values.items():
             st[key] = np.append(st[key], value)
-        out.append({**{k: float(n[k]) for k in NEIGHBOUR_KEYS}, "star": int(st["x"].size - 1)})
+        out.append({**{k: float(n[k]) for k in NEIGHBOUR_KEYS}, "star": st["x"].size - 1})
     return out
 
 
