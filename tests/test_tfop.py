@@ -155,6 +155,31 @@ def test_tic_id_and_depth_columns_of_transits_csv(tmp_path):
     assert "pl_trandep 140" in exc.value.message and "line 2" in exc.value.message
 
 
+def test_simulated_neighbours_sit_and_eclipse_as_asked():
+    from clinepipe.catalogs.match import separation_arcsec
+    from clinepipe.simulate import ephemeris
+    from clinepipe.simulate.scene import Simulator
+    from clinepipe.simulate.spec import SimulationSpec
+
+    spec = SimulationSpec(width=160, height=160, n_stars=40, filters=("V",),
+                          transit={"rprs": 0.12, "neighbours": NEIGHBOURS})
+    sim = Simulator(spec, seed=5)
+    host = sim.stars[sim.transit.star]
+    for asked, made in zip(NEIGHBOURS, sim.transit.neighbours):
+        star = sim.stars[made["star"]]
+        assert separation_arcsec(host["ra"], host["dec"], star["ra"], star["dec"]) == \
+            pytest.approx(asked["sep_arcsec"], rel=0.01)
+        assert star["V"] - host["V"] == pytest.approx(asked["dmag"])
+    # at mid-transit (BJD_TDB t0: the UTC JD found by one correction) the eclipsing
+    # neighbour is dimmed by its depth, the constant ones not at all
+    t0 = sim.transit.t0
+    jd = t0 - (float(ephemeris.bjd_tdb(t0, host["ra"], host["dec"])[0]) - t0)
+    dm = sim.delta_mag(jd, exptime=0.0)
+    assert [10 ** (-0.4 * dm[n["star"]]) for n in sim.transit.neighbours] == pytest.approx(
+        [1 - n["depth"] for n in NEIGHBOURS], abs=1e-6)
+    assert 10 ** (-0.4 * dm[sim.transit.star]) < 1 - 0.12**2        # the host transits too
+
+
 # --- a package from a simulated transit night ------------------------------------------------
 
 @pytest.fixture(scope="module")
