@@ -80,7 +80,8 @@ def plot_field(path, image, stars, *, radius: float, annulus=None, scale: float,
         if annulus:
             for r in annulus:
                 ax.add_patch(Circle((x, y), r, fill=False, color=colour, lw=0.5, ls=":"))
-        ax.text(x + radius + 1, y + radius + 1, label, color=colour, fontsize=7, clip_on=True)
+        ax.text(x + 0.75 * radius, y + 0.75 * radius, label, color=colour, fontsize=7,
+                clip_on=True)
     if neb_radius:
         ax.add_patch(Circle((tx, ty), neb_radius / scale, fill=False, color="tab:blue",
                             lw=0.8, ls="--"))
