@@ -69,6 +69,7 @@ def test_run_fits_the_transit_against_truth(transit_night):
     assert validate_exoplanet(text) == []
     assert "#DATE_TYPE=BJD_TDB" in text and "#DETREND_PARAMETERS=AIRMASS" in text
     assert (folder / "lightcurve.png").read_bytes()[:4] == b"\x89PNG"
+    assert not list(folder.glob("TIC*"))        # no tic_id: no TFOP package
     # the second planet has no transit that night: one sentence in the log, no folder
     log = (transit_night["cfg"].paths.archive / "logs" / "clinepipe.log").read_text()
     assert "Sim c, night" in log and "no transit of Sim c in the night" in log

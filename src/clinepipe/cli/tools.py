@@ -225,10 +225,13 @@ def transit(target: str = typer.Argument(..., help='Host star: id, catalog id, n
             comps: Optional[str] = typer.Option(None, "--comps", help="Comparison star ids, comma-separated (default: automatic)."),
             detrend: str = typer.Option("airmass", "--detrend",
                                         help="Detrending: airmass (or airmass_exp) and any of sky, fwhm, x, y, comma-separated."),
+            tic: Optional[str] = typer.Option(None, "--tic", help="TESS Input Catalog id (123456789 or 'TIC 123456789'): also write the TFOP SG1 package."),
+            name: Optional[str] = typer.Option(None, "--name", help="Planet name for the files, e.g. TOI-1234.01 (default: the star's name)."),
             output: Path = typer.Option(..., "--output", help="Folder for fit.json, lightcurve.csv, the plot and the AAVSO report.")):
     """Fit the transit of a planet of TARGET in a night of the database: fit.json,
     lightcurve.csv (bjd_tdb,flux,flux_err,model,detrended,airmass), lightcurve.png and, with an
-    [aavso] obscode, aavso_exoplanet.txt. Exit 1 with a sentence when no night covers a transit.
+    [aavso] obscode, aavso_exoplanet.txt; with --tic the TFOP SG1 package. Exit 1 with a
+    sentence when no night covers a transit.
     """
     cfg = current_config()
     if not (period > 0 and t0 > 2_400_000):
@@ -241,6 +244,10 @@ def transit(target: str = typer.Argument(..., help='Host star: id, catalog id, n
         raise UsageError(f"--comps {comps!r} must be star ids separated by commas.") from None
     names = tuple(d.strip() for d in detrend.split(",") if d.strip())
     from clinepipe.transits.fit import DETREND_VECTORS
+    from clinepipe.transits.targets import TIC_PATTERN
+
+    if tic is not None and not TIC_PATTERN.match(tic):
+        raise UsageError(f"--tic {tic!r} is not a TIC number (e.g. 123456789 or 'TIC 123456789').")
 
     bad = [d for d in names if d not in ("airmass", "airmass_exp") + DETREND_VECTORS]
     if bad:
@@ -257,10 +264,10 @@ def transit(target: str = typer.Argument(..., help='Host star: id, catalog id, n
     engine = open_engine(cfg)
     with session_scope(engine) as s:
         star = s.get(Star, resolve_star(s, target))
-        name = star.name or star.catalog_id or f"star {star.id}"
+        name = name or star.name or star.catalog_id or f"star {star.id}"
         days = duration / 24.0 if duration else default_duration(period, rprs)
         planet = TransitTarget(name=name, ra=star.ra, dec=star.dec, period=period, t0=t0,
-                               duration=days, rprs=rprs)
+                               duration=days, rprs=rprs, tic_id=tic)
         found = target_nights(cfg, s, star.ra, star.dec, filter=filter,
                               nights=[night] if night else None)
         covered = [(in_transit_points(f, planet), f) for f in found]

@@ -106,8 +106,9 @@ def fit_planet_night(cfg: Config, session, target: TransitTarget, frames: NightF
     frames : NightFrames
         From :func:`target_nights`.
     out_dir : path
-        Receives ``fit.json``, ``lightcurve.csv``, ``lightcurve.png`` and, with an observer
-        code, ``aavso_exoplanet.txt``.
+        Receives ``fit.json``, ``lightcurve.csv``, ``lightcurve.png``, with an observer
+        code ``aavso_exoplanet.txt``, and for a target with a ``tic_id`` the TFOP SG1
+        package (:mod:`clinepipe.products.tfop`).
     comps : sequence of int, optional
         Comparison star ids chosen by the user; default automatic.
     detrend : sequence of str
@@ -199,6 +200,17 @@ def fit_planet_night(cfg: Config, session, target: TransitTarget, frames: NightF
     aavso = _write_aavso(out_dir, fit, target, frames, exptime, obscode)
     if aavso is not None:
         files["aavso_exoplanet.txt"] = aavso
+    if target.tic_id:  # a TESS candidate: the TFOP SG1 delivery set beside the fit
+        from clinepipe.products.tfop import write_tfop_package
+        from clinepipe.run.transit_night import stars_near
+        from clinepipe.transits.neb_check import NEB_RADIUS_ARCSEC
+
+        near = stars_near(cfg, session, float(lc_data.ra[0]), float(lc_data.dec[0]),
+                          NEB_RADIUS_ARCSEC, frames.filter)
+        sg1 = write_tfop_package(cfg, out_dir, target, frames, lc_data, lc, fit, keep=keep,
+                                 airmass=_airmass(cfg, target, frames),
+                                 mag=selection["mag"], neighbours=near, ld_source=ld_source)
+        files.update({p.name: p for p in sg1.values()})
     return TransitResult(out_dir=out_dir, files=files, fit=fit, comps=tuple(comp_ids),
                          aperture=float(lc.aperture))
 

@@ -21,7 +21,7 @@ from clinepipe.store.models import CatalogMatch, Frame, Star
 from clinepipe.transits.targets import TransitTarget
 
 __all__ = ["APERTURE_FACTORS", "NightFrames", "NightLightCurve", "at_known_star",
-           "brightness", "in_transit_points", "measure_night", "target_nights"]
+           "brightness", "in_transit_points", "measure_night", "stars_near", "target_nights"]
 
 #: aperture radii tried, in units of the stored aperture (``[photometry] aperture``)
 APERTURE_FACTORS = (0.8, 1.0, 1.2, 1.4, 1.6, 1.8, 2.0)
@@ -65,6 +65,11 @@ class NightLightCurve:
     colour: np.ndarray              #: catalog B-V (NaN: unknown)
     variable: np.ndarray            #: known or suspected variable
     aperture: float                 #: the stored aperture radius (px), a key of ``grid``
+    ra: np.ndarray | None = None    #: (n_stars,) where each star was measured (deg)
+    dec: np.ndarray | None = None
+    star_x: np.ndarray | None = None  #: (n_frames, n_stars) 0-based pixel positions
+    star_y: np.ndarray | None = None
+    star_sky: np.ndarray | None = None  #: (n_frames, n_stars) background (ADU/px)
 
 
 # --- frames ------------------------------------------------------------------------------
@@ -182,8 +187,14 @@ def _candidates(cfg: Config, session, frames: NightFrames, ra: float, dec: float
     else:
         ids, sra, sdec, var = (np.r_[-1, ids], np.r_[ra, sra], np.r_[dec, sdec],
                                np.r_[False, var])
-    band = cfg.catalog.filters.get(frames.filter, frames.filter)
-    mag, colour = np.full(ids.size, np.nan), np.full(ids.size, np.nan)
+    mag, colour = _catalog_mags(cfg, session, ids, frames.filter)
+    return ids, sra, sdec, mag, colour, var
+
+
+def _catalog_mags(cfg: Config, session, ids, filter: str):
+    """Catalog magnitude in ``filter``'s band and B-V of each star id (NaN: unknown)."""
+    band = cfg.catalog.filters.get(filter, filter)
+    mag, colour = np.full(len(ids), np.nan), np.full(len(ids), np.nan)
     known = {int(i): k for k, i in enumerate(ids) if i >= 0}
     matches = session.execute(select(CatalogMatch.star_id, CatalogMatch.mags).where(
         CatalogMatch.star_id.in_(list(known)))).all() if known else []
@@ -198,7 +209,24 @@ def _candidates(cfg: Config, session, frames: NightFrames, ra: float, dec: float
         b, v = (mags.get("B") or [None])[0], (mags.get("V") or [None])[0]
         if b is not None and v is not None:
             colour[k] = float(b) - float(v)
-    return ids, sra, sdec, mag, colour, var
+    return mag, colour
+
+
+def stars_near(cfg: Config, session, ra: float, dec: float, radius_arcsec: float,
+               filter: str):
+    """(ids, ra, dec, catalog mag in ``filter``'s band) of the database stars within
+    ``radius_arcsec`` of (ra, dec) (deg), e.g. the neighbours a night could not measure."""
+    from clinepipe.catalogs.match import separation_arcsec
+
+    r = radius_arcsec / 3600.0
+    rows = session.execute(select(Star.id, Star.ra, Star.dec).where(
+        Star.dec.between(dec - r, dec + r))).all()
+    ids = np.array([s[0] for s in rows], dtype=np.int64)
+    sra = np.array([s[1] for s in rows], dtype=np.float64)
+    sdec = np.array([s[2] for s in rows], dtype=np.float64)
+    near = (separation_arcsec(ra, dec, sra, sdec) <= radius_arcsec) if ids.size else ids > 0
+    ids, sra, sdec = ids[near], sra[near], sdec[near]
+    return ids, sra, sdec, _catalog_mags(cfg, session, ids, filter)[0]
 
 
 def measure_night(cfg: Config, session, frames: NightFrames, ra: float, dec: float,
@@ -227,6 +255,7 @@ def measure_night(cfg: Config, session, frames: NightFrames, ra: float, dec: flo
     grid = {r: (np.full((n, m), np.nan), np.full((n, m), np.nan)) for r in radii}
     flags = np.zeros((n, m), dtype=np.int64)
     sky, hx, hy = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+    star_x, star_y, star_sky = np.full((n, m), np.nan), np.full((n, m), np.nan), np.full((n, m), np.nan)
     for i, (path, wcs) in enumerate(zip(frames.paths, frames.wcs)):
         red = read_calibrated(path, cfg.paths.archive)
         x, y = sky_to_pixel(wcs, sra, sdec)
@@ -239,10 +268,13 @@ def measure_night(cfg: Config, session, frames: NightFrames, ra: float, dec: flo
             grid[r][0][i], grid[r][1][i] = p["flux"], p["flux_err"]
             if r == stored:
                 flags[i], sky[i] = p["flags"], p["background"][0]
+                star_sky[i] = p["background"]
         hx[i], hy[i] = x[0], y[0]
+        star_x[i], star_y[i] = x, y
     return NightLightCurve(frames=frames, star_ids=ids, grid=grid, flags=flags, sky=sky,
                            x=hx, y=hy, mag=mag, colour=colour, variable=variable,
-                           aperture=stored)
+                           aperture=stored, ra=sra, dec=sdec, star_x=star_x, star_y=star_y,
+                           star_sky=star_sky)
 
 
 def brightness(lc: NightLightCurve) -> np.ndarray:

@@ -155,6 +155,7 @@ class Simulator:
                         depth_primary=0.0, depth_secondary=0.0, eclipse_width_phase=0.0,
                         amplitude=spec.pulsator_amplitude, model=PULSATOR_MODEL))
         self.transit = self._make_transit(st, [r["star_id"] for r in var_rows])
+        var_type = np.concatenate([var_type, np.array([""] * (st["x"].size - n), dtype=object)])
         self._set_field(st, var_rows, var_type)
         if spec.drift_px_per_hour:  # the sky the drift uncovers gets stars too
             st = widen_field(self, max(end - start for start, end, _ in self.windows) / 3.6e6)
@@ -177,9 +178,10 @@ class Simulator:
             lo = max(lo, tr.HOST_V_RANGE[0])
             st["V"][star] = rng.uniform(lo, max(tr.HOST_V_RANGE[1], lo + 0.5))
         t0 = p["t0"] if p["t0"] is not None else None
+        neighbours = tr.add_neighbours(st, int(star), p["neighbours"], spec.scale)
         return dict(star=int(star), period=float(p["period"]), t0=t0, rprs=float(p["rprs"]),
                     ars=float(p["ars"]), inc=float(p["inc"]), u1=float(p["u1"]),
-                    u2=float(p["u2"]))
+                    u2=float(p["u2"]), neighbours=tuple(neighbours))
 
     def _set_systematics(self, st: dict) -> None:
         """Per-star seeing sensitivities (mag per unit relative FWHM change) for red noise,
@@ -285,6 +287,10 @@ class Simulator:
             bjd = eph.bjd_tdb(jd, float(host["ra"]), float(host["dec"]))
             dm[self.transit.star] += -2.5 * math.log10(
                 float(tr.host_flux_factor(self.transit, bjd, exptime)[0]))
+            for n in self.transit.neighbours:
+                if n["depth"] > 0:
+                    dm[n["star"]] += -2.5 * math.log10(float(tr.neighbour_flux_factor(
+                        self.transit, n["depth"], bjd, exptime)[0]))
         return dm
 
     # --- planning ---------------------------------------------------------------------------

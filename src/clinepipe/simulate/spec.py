@@ -128,7 +128,9 @@ class SimulationSpec:
     # --- exoplanet transit night (all off by default; see simulate/transit.py) -------------
     #: a transiting planet: {"star": id or None (an isolated star of V 11-12.5 is chosen),
     #: "period": d, "t0": BJD_TDB or None (middle of night 1), "rprs", "ars", "inc": deg,
-    #: "u1", "u2"}; missing keys take simulate.transit.TRANSIT_DEFAULTS; truth/transit.json
+    #: "u1", "u2", "neighbours": blended stars near the host, some eclipsing (see
+    #: simulate.transit.NEIGHBOUR_KEYS)}; missing keys take simulate.transit.TRANSIT_DEFAULTS;
+    #: truth/transit.json
     transit: dict | None = None
     red_noise: float = 0.0                #: rms (mag per unit relative FWHM change) of each
     #: star's seeing sensitivity; > 0 also adds colour extinction -0.03 (B-V) (X - 1) mag

@@ -20,7 +20,13 @@ from . import ephemeris as eph
 
 #: spec.transit keys and defaults: a hot Jupiter around a Sun-like star
 TRANSIT_DEFAULTS = {"star": None, "period": 2.5, "t0": None, "rprs": 0.12, "ars": 8.0,
-                    "inc": 87.0, "u1": 0.45, "u2": 0.20}
+                    "inc": 87.0, "u1": 0.45, "u2": 0.20, "neighbours": ()}
+#: keys of one spec.transit["neighbours"] entry: a star ``sep_arcsec`` from the host at
+#: position angle ``pa_deg`` (from +y towards -x of the nominal image, i.e. north through
+#: east), ``dmag`` fainter in every band (same colour), eclipsed by ``depth`` (a fraction of
+#: its own flux at mid-eclipse, 0 = constant) at the planet's ephemeris and shape: a
+#: blended eclipsing binary that mimics the transit (a "nearby eclipsing binary", NEB)
+NEIGHBOUR_KEYS = ("sep_arcsec", "pa_deg", "dmag", "depth")
 #: V range of an automatically chosen host (raised if it would saturate)
 HOST_V_RANGE = (11.0, 12.5)
 #: second-order (colour) extinction, mag per airmass per mag of B-V: redder stars dim less
@@ -39,10 +45,13 @@ class TransitTruth:
     inc: float
     u1: float
     u2: float
+    #: blended neighbours: dicts of NEIGHBOUR_KEYS plus their ``star`` id
+    neighbours: tuple = ()
 
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["depth"] = self.rprs**2
+        d["neighbours"] = [dict(n) for n in self.neighbours]
         d["model"] = ("batman quadratic-limb-darkened Mandel & Agol, circular orbit, averaged "
                       "over the exposure on 1 s steps; time = BJD_TDB of the host at "
                       "mid-exposure (t0 is BJD_TDB); flux_adu of the host is multiplied by it")
@@ -57,7 +66,33 @@ def transit_params(spec_transit: dict) -> dict:
     p = {**TRANSIT_DEFAULTS, **spec_transit}
     if not (p["period"] > 0 and 0 < p["rprs"] < 0.5 and p["ars"] > 1 and 0 < p["inc"] <= 90):
         raise ValueError("transit needs period > 0, 0 < rprs < 0.5, ars > 1, 0 < inc <= 90")
+    for n in p["neighbours"]:
+        if set(n) != set(NEIGHBOUR_KEYS) or not (n["sep_arcsec"] > 0 and 0 <= n["depth"] < 1):
+            raise ValueError(f"a transit neighbour needs exactly {', '.join(NEIGHBOUR_KEYS)} "
+                             "with sep_arcsec > 0 and 0 <= depth < 1")
     return p
+
+
+def neighbour_flux_factor(truth: TransitTruth, depth: float, bjd_mid,
+                          exptime_s: float) -> np.ndarray:
+    """Relative flux of a neighbour eclipsed by ``depth`` at mid-eclipse, with the planet's
+    ephemeris and the shape of its transit (exposure-averaged), 1 out of eclipse."""
+    full = 1.0 - host_flux_factor(truth, [truth.t0], 0.0)[0]
+    return 1.0 - depth * (1.0 - host_flux_factor(truth, bjd_mid, exptime_s)) / full
+
+
+def add_neighbours(st: dict, host: int, neighbours, scale: float) -> list[dict]:
+    """Append the ``neighbours`` of star ``host`` to the star arrays ``st`` (x, y 0-based
+    nominal px; V, BV, VR), ``scale`` arcsec/px; returns them with their star ids."""
+    out = []
+    for n in neighbours:
+        pa, r = np.radians(n["pa_deg"]), n["sep_arcsec"] / scale
+        values = {"x": st["x"][host] - r * np.sin(pa), "y": st["y"][host] + r * np.cos(pa),
+                  "V": st["V"][host] + n["dmag"], "BV": st["BV"][host], "VR": st["VR"][host]}
+        for key, value in values.items():
+            st[key] = np.append(st[key], value)
+        out.append({**{k: float(n[k]) for k in NEIGHBOUR_KEYS}, "star": st["x"].size - 1})
+    return out
 
 
 def host_flux_factor(truth: TransitTruth, bjd_mid, exptime_s: float) -> np.ndarray:

@@ -5,7 +5,9 @@ Units, as the Archive's Planetary Systems tables give them: ``ra``/``dec`` degre
 ``pl_orbper`` days, ``pl_tranmid`` BJD_TDB (days), ``pl_trandur`` **hours** (the Archive's
 "Transit Duration [hours]"; converted to days here), ``pl_orbincl`` and ``pl_orblper``
 degrees, ``pl_ratror`` and ``pl_ratdor`` dimensionless, ``st_teff`` K, ``st_logg``
-log10(cm/s^2), ``st_met`` dex. A CSV downloaded from the Archive starts with ``#`` comment
+log10(cm/s^2), ``st_met`` dex, ``pl_trandep`` **percent** (the Archive's "Transit Depth
+[%]"; a fraction here), ``tic_id`` the TESS Input Catalog number (``123456789`` or
+``TIC 123456789``): a target with one also gets the TFOP SG1 package. A CSV downloaded from the Archive starts with ``#`` comment
 lines; they are skipped.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +27,7 @@ from clinepipe.headers.coords import parse_dec, parse_position, parse_ra
 __all__ = [
     "OPTIONAL_COLUMNS",
     "REQUIRED_COLUMNS",
+    "TIC_PATTERN",
     "TransitTarget",
     "parse_dec",
     "parse_position",
@@ -34,8 +38,10 @@ __all__ = [
 
 REQUIRED_COLUMNS = ("pl_name", "ra", "dec", "pl_orbper", "pl_tranmid", "pl_trandur")
 OPTIONAL_COLUMNS = ("pl_ratror", "pl_ratdor", "pl_orbincl", "pl_orbeccen", "pl_orblper",
-                    "st_teff", "st_logg", "st_met", "tic_id")
+                    "st_teff", "st_logg", "st_met", "pl_trandep", "tic_id")
 HOURS_PER_DAY = 24.0
+#: a TESS Input Catalog id as transits.csv may give it: ``123456789`` or ``TIC 123456789``
+TIC_PATTERN = re.compile(r"^\s*(?:TIC[\s_-]*)?(\d+)\s*$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -44,7 +50,8 @@ class TransitTarget:
 
     Attributes: ``name``; ``ra``, ``dec`` (deg, ICRS); ``period`` (d); ``t0`` (BJD_TDB, d);
     ``duration`` (d, first to fourth contact); ``rprs``; ``ars``; ``inc`` (deg); ``ecc``;
-    ``omega`` (deg); ``teff`` (K); ``logg`` (cgs dex); ``feh`` (dex); ``tic_id`` (text).
+    ``omega`` (deg); ``teff`` (K); ``logg`` (cgs dex); ``feh`` (dex); ``depth`` (fraction,
+    the discovery's transit depth); ``tic_id`` (text, as written).
     """
 
     name: str
@@ -62,6 +69,7 @@ class TransitTarget:
     logg: float | None = None
     feh: float | None = None
     tic_id: str | None = None
+    depth: float | None = None
 
     def mid_time(self, epoch) -> np.ndarray | float:
         """Predicted mid-transit time(s) (BJD_TDB, d) of integer ``epoch`` (0 at ``t0``)."""
@@ -140,6 +148,15 @@ def read_targets(path: str | Path) -> list[TransitTarget]:
                                  ("st_logg", "logg"), ("st_met", "feh")):
             if cell.get(name):
                 optional[field_name] = _number(cell[name], name, where)
+        if cell.get("pl_trandep"):
+            optional["depth"] = _number(cell["pl_trandep"], "pl_trandep", where,
+                                        positive=True) / 100.0
+            if optional["depth"] >= 1.0:
+                raise BadInput(f"{where}: pl_trandep {cell['pl_trandep']} is not a depth in "
+                               "percent below 100.", reason="bad pl_trandep")
+        if cell.get("tic_id") and not TIC_PATTERN.match(cell["tic_id"]):
+            raise BadInput(f"{where}: tic_id {cell['tic_id']!r} is not a TIC number (e.g. "
+                           "123456789 or TIC 123456789).", reason="bad tic_id")
         targets.append(TransitTarget(
             name=cell["pl_name"], ra=ra, dec=dec,
             period=_number(cell["pl_orbper"], "pl_orbper", where, positive=True),
