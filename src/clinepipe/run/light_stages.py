@@ -230,7 +230,7 @@ def _plate_solve(ctx: LightContext):
 
 
 def photometry_stage(ctx: LightContext) -> None:
-    from clinepipe.astrometry.wcs import pixel_to_sky
+    from clinepipe.astrometry.wcs import pixel_scale_arcsec, pixel_to_sky
     from clinepipe.photometry.aperture import (
         APERTURE_FWHM_FACTOR,
         aperture_photometry,
@@ -273,6 +273,7 @@ def photometry_stage(ctx: LightContext) -> None:
         "sky": float(bkg.global_level) - float(ctx.reduced.header.get("CLPPED", 0.0)),
         "n_stars": int(np.sum(phot["flags"] == 0)),
         "source_list": ctx.source_list, "aperture": float(radius),
+        "pixel_scale": pixel_scale_arcsec(ctx.wcs),  # arcsec/px: the star-identity radius
     }
 
 
