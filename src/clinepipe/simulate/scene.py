@@ -21,9 +21,20 @@ from .. import __version__
 from . import camera as cam
 from . import ephemeris as eph
 from . import transit as tr
-from .field import (EB_MODEL, EB_TYPE, PULSATOR_MODEL, PULSATOR_TYPE, catalog_errors,
-                    header_roundtrip, make_stars, nominal_wcs, place_isolated,
-                    true_light_curve, wcs_cards, wcs_from_header)
+from .field import (
+    EB_MODEL,
+    EB_TYPE,
+    PULSATOR_MODEL,
+    PULSATOR_TYPE,
+    catalog_errors,
+    header_roundtrip,
+    make_stars,
+    nominal_wcs,
+    place_isolated,
+    true_light_curve,
+    wcs_cards,
+    wcs_from_header,
+)
 from .spec import SimulationSpec
 from .styles import drift_vector, widen_field
 from .tycho import index_field
