@@ -134,6 +134,10 @@ def _reduced_header(hdr: fits.Header, masters_used) -> fits.Header:
             if value:
                 letters += letter
                 hdr[card] = (Path(str(value)).name, f"master {key}")
+        if hdr.get("CLPDNOTE"):  # a dark the reduction could not apply (ccd.dark_bias)
+            letters = letters.replace("D", "")
+        elif "D" in letters and hdr.get("CLPDBIAS") and "B" not in letters:
+            letters = "B" + letters  # a dark holding the bias removed it too
         hdr["CALSTAT"] = (letters, "calibration applied: B bias, D dark, F flat")
     hdr.setdefault("CLPMODE", "")
     hdr["CLPVER"] = (__version__, "clinepipe version")

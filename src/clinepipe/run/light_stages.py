@@ -136,6 +136,8 @@ def reduce_stage(ctx: LightContext) -> None:
     lacking = missing_masters_reason(frame.header["CALSTAT"])
     if lacking:  # the frame's reason: measured, but "no flat"
         ctx.notes.append(lacking)
+    if "CLPDNOTE" in frame.header:  # a bias-holding dark of another exposure: why not used
+        ctx.notes.append(str(frame.header["CLPDNOTE"]))
 
 
 def _masters_used(t: LightTask) -> dict:
@@ -273,7 +275,8 @@ def photometry_stage(ctx: LightContext) -> None:
         "sky": float(bkg.global_level) - float(ctx.reduced.header.get("CLPPED", 0.0)),
         "n_stars": int(np.sum(phot["flags"] == 0)),
         "source_list": ctx.source_list, "aperture": float(radius),
-        "pixel_scale": pixel_scale_arcsec(ctx.wcs),  # arcsec/px: the star-identity radius
+        # arcsec/px: the star-identity radius (no WCS: `clinepipe measure` of a bare image)
+        "pixel_scale": pixel_scale_arcsec(ctx.wcs) if ctx.wcs is not None else None,
     }
 
 

@@ -80,7 +80,8 @@ def effective_spec(spec: SimulationSpec) -> SimulationSpec:
     """The spec the camera is simulated with for this style.
 
     Seestar and DWARF have one filter (the first of ``spec.filters``); a Seestar S50 has a
-    12-bit sensor and takes no calibration frames. An unshifted 12/14-bit camera is simulated
+    12-bit sensor and takes no calibration frames; a DWARF takes its darks at the lights'
+    exposure. An unshifted 12/14-bit camera is simulated
     in its own ADU: every ADU quantity divided by 2**(16 - bits) (gain multiplied), so that
     every truth table stays in the units of the file.
     """
@@ -91,6 +92,8 @@ def effective_spec(spec: SimulationSpec) -> SimulationSpec:
     if spec.style == "seestar":
         changes.update(calibration_frames=False, bit_depth=12 if spec.bit_depth == 16
                        else spec.bit_depth)
+    if spec.style == "dwarf":  # its dark library is taken at the lights' exposure and gain
+        changes["dark_exptime"] = spec.exptime_for(spec.filters[0])
     bits = changes.get("bit_depth", spec.bit_depth)
     k = 2 ** (16 - bits)
     if k > 1 and spec.style in SHIFTED:
