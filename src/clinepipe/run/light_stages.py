@@ -147,6 +147,7 @@ def _masters_used(t: LightTask) -> dict:
 def sources_stage(ctx: LightContext) -> None:
     from clinepipe.astrometry.detect import detect_sources
     from clinepipe.astrometry.src_lists import read_src, src_positions
+    from clinepipe.ingest.row_order import FLIPPED, flip_y
 
     t = ctx.task
     mode = t.config.photometry.sources
@@ -159,6 +160,8 @@ def sources_stage(ctx: LightContext) -> None:
             table = read_src(t.src_path)
             x, y = src_positions(table)
             ny, nx = ctx.reduced.data.shape
+            if ctx.reduced.header.get(FLIPPED):  # the list counts the rows as stored
+                y = flip_y(y, ny)
             inside = (x >= 0) & (x <= nx - 1) & (y >= 0) & (y <= ny - 1)
             ctx.x, ctx.y = x[inside], y[inside]
             if len(table):
