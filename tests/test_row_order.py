@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
+from header_fixtures import load_header
 
 from clinepipe.astrometry.wcs import header_wcs, pixel_to_sky
 from clinepipe.catalogs.match import separation_arcsec
 from clinepipe.ingest.fits_reader import read_image
 from clinepipe.ingest.row_order import FLIPPED, flip_header_rows, flip_y
-from header_fixtures import load_header
 
 
 def _same_sky(before: fits.Header, after: fits.Header, nx: int, ny: int) -> float:
@@ -97,3 +97,30 @@ def test_read_image_turns_pixels_wcs_sections_together(tmp_path):
     # the same section of the stored and of the turned array holds the same pixels
     np.testing.assert_array_equal(np.sort(stored[0:48, 0:32], axis=None),
                                   np.sort(data[4:52, 0:32], axis=None).astype(np.uint16))
+
+
+def test_a_top_down_subframe_takes_the_masters_rows_it_was_read_from(tmp_path):
+    """MaxIm counts YORGSUBF from the sensor's top row: a TOP-DOWN subframe at YORGSUBF = 10
+    of a 60-row sensor covers, bottom-up, the master's rows 30..49 (60 - 10 - 20)."""
+    from clinepipe.ccd.reduce import reduce_light
+    from clinepipe.config import CameraConfig, ReductionConfig, SiteConfig
+    from clinepipe.ingest.classify import read_frame_info
+
+    sensor_ny, nx, ny, yorg = 60, 24, 20, 10
+    rows = np.arange(sensor_ny, dtype=np.float64)[:, None]
+    bias = np.repeat(1000.0 + 5.0 * rows, nx, axis=1).astype(np.float32)  # bottom-up master
+    top_rows = yorg + np.arange(ny)             # sensor rows counted from the top, as stored
+    stored = bias[sensor_ny - 1 - top_rows] + 100.0 + np.arange(nx)[None, :]
+    header = fits.Header({"IMAGETYP": "Light Frame", "EXPTIME": 10.0, "FILTER": "V",
+                          "DATE-OBS": "2024-03-02T03:00:00", "XBINNING": 1, "YBINNING": 1,
+                          "CCD-TEMP": -10.0, "EGAIN": 1.0, "XORGSUBF": 0, "YORGSUBF": yorg,
+                          "ROWORDER": "TOP-DOWN"})
+    path = tmp_path / "sub.fits"
+    fits.PrimaryHDU(stored.astype(np.uint16), header).writeto(path)
+    camera = CameraConfig(gain=1.0, read_noise=5.0)
+    info = read_frame_info(path, camera, SiteConfig())
+    frame = reduce_light(path, info, bias=bias, camera=camera,
+                         reduction=ReductionConfig(without_masters="measure"))
+    np.testing.assert_allclose(frame.data, 100.0 + np.arange(nx)[None, :].repeat(ny, 0),
+                               atol=1e-3)
+    assert frame.header["CLPYORG"] == sensor_ny - yorg - ny

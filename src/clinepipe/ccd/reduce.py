@@ -12,6 +12,7 @@ import bottleneck as bn
 import numpy as np
 from astropy.io import fits
 from clinepipe.ccd.dark_bias import holds_bias, use_dark
+from clinepipe.ingest.row_order import FLIPPED, bottom_up_origin
 from clinepipe import __version__
 from clinepipe.errors import BadInput, ClinepipeError, MissingCalibration
 from clinepipe.ingest.frame_info import FrameInfo
@@ -561,13 +562,16 @@ def reduce_light(path: Path, info: FrameInfo, masters: dict | None = None, *, bi
     if not _has_information(raw):
         check_data(raw, path)  # says why: all-NaN or constant data
     has_origin = "XORGSUBF" in header or "YORGSUBF" in header
+    yorg = info.yorg
     parts = {}
     for key in ("bias", "dark", "flat"):
         if given.get(key) is None:  # measured without it
             parts[key] = (None, None, None, "")
             continue
         data, _, noise, exptime, mname = _master_parts(given[key])
-        cropped = crop_master(np.asarray(data, dtype=np.float32), info.xorg, info.yorg, raw.shape,
+        if has_origin:
+            yorg = bottom_up_origin(header, info.yorg, data.shape[0], raw.shape[0])
+        cropped = crop_master(np.asarray(data, dtype=np.float32), info.xorg, yorg, raw.shape,
                               has_origin=has_origin, name=name)
         parts[key] = (cropped, noise, exptime, mname)
     t_dark = dark_exptime if dark_exptime is not None else parts["dark"][2]
@@ -580,6 +584,8 @@ def reduce_light(path: Path, info: FrameInfo, masters: dict | None = None, *, bi
         flat_noise=finite_or_none(parts["flat"][1]), overscan=reduction.overscan,
         cosmic_rays=reduction.cosmic_rays, header=header, name=name,
         dark_holds_bias=holds_bias(given.get("dark")))
+    if header.get(FLIPPED) and has_origin and yorg != info.yorg:  # for the masters' crop
+        frame.header["CLPYORG"] = (yorg, "subframe origin row in the bottom-up masters")
     for key, card in (("bias", "BIASFILE"), ("dark", "DARKFILE"), ("flat", "FLATFILE")):
         if parts[key][3]:
             frame.header[card] = (parts[key][3], f"master {key}")

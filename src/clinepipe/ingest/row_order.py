@@ -13,7 +13,10 @@ array *as stored* must turn with it, or the pixels and their sky positions disag
 * image sections (``BIASSEC``, ``TRIMSEC``, ``DATASEC``): ``[x1:x2,y1:y2]`` rows become
   ``ny + 1 - y2 : ny + 1 - y1``;
 * a source list beside the file (TheSkyX's ``.SRC``, 1-based stored pixels):
-  :func:`flip_y` of its positions.
+  :func:`flip_y` of its positions;
+* the subframe origin ``YORGSUBF``: the program counts it from the sensor's first stored
+  (top) row, so in the bottom-up sensor of the masters the subframe starts at
+  ``sensor_ny - YORGSUBF - ny`` (:func:`bottom_up_origin`).
 
 The header gets ``CLPFLIPY = T`` so later steps know the rows were reversed.
 """
@@ -79,3 +82,13 @@ def flip_header_rows(header, ny: int) -> None:
 def flip_y(y, ny: int) -> np.ndarray:
     """0-based row positions of a ``ny``-row image after its rows were reversed."""
     return (ny - 1.0) - np.asarray(y, dtype=np.float64)
+
+
+def bottom_up_origin(header, yorg: int, sensor_ny: int, ny: int) -> int:
+    """The row (0-based, bottom-up) of the full-sensor master where a subframe of ``ny`` rows
+    with origin ``yorg`` (``YORGSUBF``) starts: ``yorg`` itself for a bottom-up file, and
+    ``sensor_ny - yorg - ny`` for one turned from TOP-DOWN (:data:`FLIPPED` in ``header``),
+    whose program counts the origin from the top."""
+    if not header.get(FLIPPED):
+        return int(yorg)
+    return int(sensor_ny) - int(yorg) - int(ny)
