@@ -579,7 +579,7 @@ def reduce_light(path: Path, info: FrameInfo, masters: dict | None = None, *, bi
     frame = reduce_frame(
         raw, bias=parts["bias"][0], dark=parts["dark"][0], dark_exptime=positive_or_none(t_dark),
         flat=parts["flat"][0], exptime=info.exptime, mode=mode, gain=gain,
-        read_noise=camera.read_noise, saturation=_saturation(info, header, camera),
+        read_noise=camera.read_noise, saturation=_saturation(info, header, camera, raw),
         bias_noise=finite_or_none(parts["bias"][1]), dark_noise=finite_or_none(parts["dark"][1]),
         flat_noise=finite_or_none(parts["flat"][1]), overscan=reduction.overscan,
         cosmic_rays=reduction.cosmic_rays, header=header, name=name,
@@ -592,12 +592,21 @@ def reduce_light(path: Path, info: FrameInfo, masters: dict | None = None, *, bi
     return frame
 
 
-def _saturation(info, header, camera) -> float:
+def _saturation(info, header, camera, raw=None) -> float:
     """The raw ADU at which a pixel is saturated: the header's (SATURATE, DATAMAX, MAXLIN;
-    a FrameInfo rebuilt from the database no longer carries it), else ``[camera] saturation``."""
-    from clinepipe.headers import read_header_facts
+    a FrameInfo rebuilt from the database no longer carries it), else the ceiling of a 12- or
+    14-bit ADC in a 16-bit file when ``raw`` shows one (:func:`clinepipe.headers.adc_saturation`;
+    header ``CLPADC``), else ``[camera] saturation``."""
+    from clinepipe.headers import adc_saturation, read_header_facts
 
-    return info.saturation or read_header_facts(header).saturation or camera.saturation
+    given = info.saturation or read_header_facts(header).saturation
+    if given:
+        return given
+    adc = adc_saturation(raw) if raw is not None else None
+    if adc is not None and adc[1] < camera.saturation:
+        header["CLPADC"] = (adc[0], f"ADC bits: every pixel <= {adc[1]:g} ADU, some at it")
+        return adc[1]
+    return camera.saturation
 
 
 def _has_information(raw: np.ndarray) -> bool:
