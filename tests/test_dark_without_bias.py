@@ -138,3 +138,44 @@ def test_a_darks_only_night_is_measured_with_bias_and_dark_subtracted(darks_only
         # the stored sky is the sky: no pedestal of 1000 ADU left in (vignetting: no flat)
         sky = float(sim.frame_row(f.raw_path)["sky_adu_per_pixel"])
         assert abs(f.sky - sky) < 0.05 * sky, (f.sky, sky)
+
+
+def test_when_the_bias_arrives_the_dark_is_made_again_and_the_lights_redone(tmp_path):
+    """Darks of 120 s, lights of 60 s, the bias frames held back: the lights are measured
+    without the dark (it cannot be scaled) and say why; once the bias frames arrive, `run
+    --reprocess` makes a bias-subtracted dark and the lights get bias and scaled dark."""
+    import shutil
+
+    sim = simulate_night(tmp_path, seed=10, width=160, height=160, n_stars=80, filters=("V",),
+                         lights_per_filter=2, exptime=60.0, dark_exptime=120.0, n_bias=5,
+                         n_dark=5, n_flat=0, variables=False)
+    held = tmp_path / "held"
+    held.mkdir()
+    biases = sim.frame_paths("bias")
+    for p in biases:
+        shutil.move(p, held / p.name)
+    text = sim.config_path.read_text()
+    sim.config_path.write_text(text.replace('mode = "default"',
+                                            'mode = "default"\nwithout_masters = "measure"', 1))
+    cfg = load_config(sim.config_path)
+    run_pipeline(cfg)
+    engine = open_database(cfg.database.url)
+    with session_scope(engine) as s:
+        reasons = set(s.scalars(select(Frame.reason).where(Frame.kind == "light")))
+    assert reasons == {"no bias, dark or flat; dark not applied: the 120 s master dark holds "
+                       "the bias (no master bias) and cannot be scaled to the 60 s exposure"}
+    for p in biases:
+        shutil.move(held / p.name, p)
+    run_pipeline(cfg, reprocess=True)
+    with session_scope(engine) as s:
+        lights = s.scalars(select(Frame).where(Frame.kind == "light")).all()
+        s.expunge_all()
+    assert {(f.state, f.reason) for f in lights} == {("calibrated", "no flat")}
+    for f in lights:
+        header = fits.getheader(cfg.paths.archive / f.calibrated_path)
+        assert header["CALSTAT"] == "BD" and header["CLPDSCAL"] == pytest.approx(0.5)
+        dark = fits.getheader(cfg.paths.archive / "masters" / f.night / "binning3"
+                              / header["DARKFILE"])
+        assert "CLPDBIAS" not in dark  # the dark made again on the bias
+        sky = float(sim.frame_row(f.raw_path)["sky_adu_per_pixel"])
+        assert abs(f.sky - sky) < 0.05 * sky, (f.sky, sky)
