@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import csv
 import io
 import shutil
 import subprocess
@@ -52,8 +53,11 @@ def test_frames_command_lists_qc(qc_night):
                         "frames", "--csv"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
-    assert lines[0] == "frame,night,type,filter,state,reason,fwhm,elongation,sky,zero_point,n_stars,qc"
-    flagged = [ln for ln in lines[1:] if ln.endswith(("clouds", "trailed", "focus"))]
+    assert lines[0] == ("frame,night,type,filter,state,reason,fwhm,elongation,sky,zero_point,"
+                        "n_stars,qc,time_source,time_note")
+    rows = list(csv.DictReader(lines))
+    assert {r["time_source"] for r in rows} == {"DATE-OBS"}  # TheSkyX: UTC, no offset
+    flagged = [r for r in rows if r["qc"].endswith(("clouds", "trailed", "focus"))]
     assert len(flagged) >= 3
 
 

@@ -9,7 +9,8 @@ true kind, filter, binning and exposure, and its mid-exposure time must equal th
 truncated, not rounded). Lights with masters are calibrated, and position-matched bright stars (S/N > 50)
 (pixel positions of the bottom-up image, as the truth gives them) have their true magnitudes and
 sky positions: this checks that a TOP-DOWN file is flipped once, so pixels and WCS agree.
-Seestar and DWARF nights have no bias frames: their lights wait, the reason naming the master.
+Seestar and DWARF nights have no bias frames: their lights are measured with what there is
+(DWARF: its darks, which hold the bias), or wait with the reason naming the master.
 """
 
 from __future__ import annotations
@@ -106,7 +107,12 @@ def test_lights_calibrated_or_waiting_for_the_missing_master(styled_night):
         if t["kind"] != "light":
             continue
         f = rows[path]
-        if style in NO_BIAS and styled_night["cfg"].reduction.without_masters == "measure":
+        if style == "dwarf" and styled_night["cfg"].reduction.without_masters == "measure":
+            # darks at the lights' exposure, no bias: the dark master holds the bias and is
+            # subtracted whole (tests/test_dark_without_bias.py)
+            assert (f.state, f.reason) == ("calibrated", "no flat"), (style, path, f.reason)
+            assert f.dark_master_id and not (f.bias_master_id or f.flat_master_id)
+        elif style in NO_BIAS and styled_night["cfg"].reduction.without_masters == "measure":
             # measured with what exists, and says what was missing
             assert f.state == "calibrated", (style, path, f.state, f.reason)
             assert f.reason == "no bias, dark or flat", (style, path, f.reason)

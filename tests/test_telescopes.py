@@ -4,6 +4,7 @@ sharing one SQLite database. Checked against the simulator's truth."""
 
 from __future__ import annotations
 
+import csv
 import subprocess
 import sys
 from pathlib import Path
@@ -156,9 +157,10 @@ def test_listings_name_the_telescope_when_there_are_several(scopes, tmp_path):
         return r.stdout.splitlines()
 
     lines = cli("frames", "--csv")
-    assert lines[0].endswith(",qc,telescope")
-    rows = [ln.split(",") for ln in lines[1:]]
-    assert {r[-1] for r in rows} == {A, B} and len(rows) == len(set(map(tuple, rows)))
+    assert lines[0].endswith(",qc,telescope,time_source,time_note")
+    rows = list(csv.DictReader(lines))
+    assert {r["telescope"] for r in rows} == {A, B}
+    assert len(rows) == len({tuple(r.values()) for r in rows})
     status = cli("status", "--csv")
     assert status[0] == "telescope,night,state,frames"
     assert {ln.split(",")[0] for ln in status[1:]} == {A, B}

@@ -52,6 +52,8 @@ def site(tmp_path_factory):
         kept = lights[1]
         kept.calibrated_path = frame_file.relative_to(archive).as_posix()
         kept.qc = "high_sky"
+        kept.time_source = "UT-OBS"
+        kept.time_note = "DATE-OBS had a -07:00 offset; used UT-OBS (they differ by 3600.0 s)"
         for m in s.scalars(select(Measurement).where(Measurement.frame_id == kept.id)):
             m.x, m.y = {1: STAR1, 2: STAR2, 3: STAR3}[m.star_id]
             m.x, m.y = m.x + 1.0, m.y + 1.0  # 1-based in the database
@@ -120,6 +122,8 @@ def test_frame_page_has_qc_cutout_and_neighbouring_frames(site):
     html = client.get(f"/stars/1/frames/{ids[1]}").text
     assert f'src="/stars/1/frames/{ids[1]}/cutout.png"' in html
     assert "high_sky" in html and "light_002_V.fits" in html
+    assert ("<dt>Time from</dt><dd>UT-OBS <small>(DATE-OBS had a -07:00 offset; used UT-OBS "
+            "(they differ by 3600.0 s))</small></dd>") in html
     assert f'href="/stars/1/frames/{order[k - 1]}" rel="prev"' in html
     assert f'href="/stars/1/frames/{order[k + 1]}" rel="next"' in html
     first = client.get(f"/stars/1/frames/{order[0]}").text

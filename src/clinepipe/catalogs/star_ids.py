@@ -4,7 +4,21 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["assign_stars"]
+__all__ = ["assign_stars", "identity_radius"]
+
+
+def identity_radius(match_radius_arcsec: float, pixel_scale_arcsec: float | None) -> float:
+    """The radius (arcsec) within which a detection is a known star on a frame of this scale.
+
+    ``[stars] match_radius`` (2") suits this observatory's 1"/px frames; on a wide field
+    (10"/px) the same star's measured positions differ by a few arcsec (centroid and plate
+    solution errors of a few tenths of a pixel), and a fixed 2" splits it into several stars.
+    Two stars closer than one pixel are one blended source on any frame, so the radius is
+    never smaller than one pixel.
+    """
+    if pixel_scale_arcsec is None or not np.isfinite(pixel_scale_arcsec):
+        return float(match_radius_arcsec)
+    return max(float(match_radius_arcsec), float(pixel_scale_arcsec))
 
 
 def assign_stars(ra, dec, known_ra, known_dec, radius_arcsec: float):

@@ -14,6 +14,7 @@ from astropy.io import fits
 
 from clinepipe import __version__
 from clinepipe.atomic_files import atomic_write_fits
+from clinepipe.ccd.dark_bias import HOLDS_BIAS
 from clinepipe.ccd.master_result import MasterResult
 from clinepipe.errors import BadInput, MissingCalibration
 from clinepipe.ingest.fits_reader import brief
@@ -55,6 +56,8 @@ def write_master(path: Path, result: MasterResult, *, kind: str, mode: str, binn
         hdr["FILTER"] = (str(filter), "filter")
     if kind == "dark":
         hdr["EXPTIME"] = (float(result.exptime), "[s] exposure of the darks")
+        if result.holds_bias:
+            hdr[HOLDS_BIAS] = (True, "no master bias: this dark holds bias + dark")
     elif kind == "bias":
         hdr["EXPTIME"] = (0.0, "[s]")
     hdr["NCOMBINE"] = (int(result.n or len(result.used)), "frames median-combined")

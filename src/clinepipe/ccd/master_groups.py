@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+from clinepipe.ccd.dark_bias import holds_bias
 from clinepipe.ccd.master_result import MasterResult
 from clinepipe.ccd.master_stacks import build_bias, build_dark, build_flat
 from clinepipe.errors import MissingCalibration
@@ -186,9 +187,9 @@ def build_master(kind: str, paths: Sequence[Path], needs: dict, *, binning: int,
     ``chunk_rows``; ``mode`` is ``seed`` or ``default``.
     """
     stacker = stackers(reduction.min_frames)[kind]
-    # a flat can be made without what the lights can be measured without; a dark is
-    # bias-subtracted by definition
-    optional = kind == "flat" and reduction.without_masters == "measure"
+    # a flat or dark can be made without what the lights can be measured without; a dark
+    # without a bias holds it (clinepipe.ccd.dark_bias)
+    optional = kind in ("flat", "dark") and reduction.without_masters == "measure"
     for need in stacker.needs:
         if needs.get(need) is None and not optional:
             raise missing_master(need, binning)
@@ -198,5 +199,7 @@ def build_master(kind: str, paths: Sequence[Path], needs: dict, *, binning: int,
     if kind == "dark":
         return build_dark(paths, needs["bias"], max_ccd_temp=camera.max_ccd_temp, **common)
     dark = needs.get("dark")
+    if needs.get("bias") is None and holds_bias(dark):
+        dark = None  # bias + dark cannot be scaled to the flats' exposures: made without it
     return build_flat(paths, needs.get("bias"), dark, getattr(dark, "exptime", None), mode=mode,
                       saturation=camera.saturation, allow_missing=optional, **common)

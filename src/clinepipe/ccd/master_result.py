@@ -46,3 +46,5 @@ class MasterResult:
     ccd_temp: float | None = None
     mode: str = "default"
     stats: dict[Path, FrameStats] = field(default_factory=dict, repr=False)
+    #: a dark made without a master bias: bias + dark current (see clinepipe.ccd.dark_bias)
+    holds_bias: bool = False

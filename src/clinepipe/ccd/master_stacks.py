@@ -179,6 +179,8 @@ def build_dark(paths: Sequence[Path], bias, *, min_frames: int = 3, chunk_rows: 
                max_ccd_temp: float | None = None, leak_sigma: float = 5.0,
                hdu: int | None = None) -> MasterResult:
     """Master dark = median(dark_i - bias) (both modes), ``exptime`` the darks' exposure (s).
+    ``bias`` None (``without_masters = "measure"``): median(dark_i), bias + dark current,
+    ``holds_bias`` (:mod:`clinepipe.ccd.dark_bias`).
 
     ``bias`` is the master bias (array, :class:`MasterResult` or FITS path). Rejections, in
     order: unreadable, shape (vs the master bias), ``CCD too warm`` (when ``max_ccd_temp`` is
@@ -188,16 +190,19 @@ def build_dark(paths: Sequence[Path], bias, *, min_frames: int = 3, chunk_rows: 
     sigma, 3 ADU).
     """
     paths = [Path(p) for p in paths]
-    bias_data, _ = _as_master(bias, "bias")
+    # bias None: a master of bias + dark current (clinepipe.ccd.dark_bias), never a dark
+    # "bias-subtracted" with a bias that does not exist
+    bias_data = None if bias is None else _as_master(bias, "bias")[0]
     rejected: dict[Path, str] = {}
     with _open_sources(paths, hdu, rejected) as readers:
-        bias_central = bias_data[_central_slices(bias_data.shape)]
-        pairs = [_frame_stats(rd, bias_central if rd.shape == bias_data.shape else None)
-                 for rd in readers]
+        bias_central = None if bias_data is None else bias_data[_central_slices(bias_data.shape)]
+        pairs = [_frame_stats(rd, bias_central if bias_data is not None
+                              and rd.shape == bias_data.shape else None) for rd in readers]
         stats = [s for s, _ in pairs]
         regions = {s.path: r for s, r in pairs}
-        readers, stats = _reject_shapes(readers, stats, rejected, reference=bias_data.shape,
-                                        what="the master bias")
+        readers, stats = _reject_shapes(
+            readers, stats, rejected, reference=None if bias_data is None else bias_data.shape,
+            what="the group" if bias_data is None else "the master bias")
         keep = []
         for s in stats:
             if max_ccd_temp is not None and s.ccd_temp is not None and s.ccd_temp > max_ccd_temp:
@@ -237,14 +242,15 @@ def build_dark(paths: Sequence[Path], bias, *, min_frames: int = 3, chunk_rows: 
         def minus_bias(i, r0, r1, chunk):
             chunk -= bias_data[r0:r1]
 
-        data = _median_of(readers, chunk_rows=chunk_rows, scale=minus_bias)
+        data = _median_of(readers, chunk_rows=chunk_rows,
+                          scale=None if bias_data is None else minus_bias)
         used = [s.path for s in stats]
         noise = _master_noise([regions[p] for p in used[:4]], len(used))
     temps = [s.ccd_temp for s in stats if s.ccd_temp is not None]
     return MasterResult(data=data, used=used, rejected=_in_order(rejected, paths), kind="dark",
                         exptime=exptime, n=len(used), noise=noise, level=float(bn.nanmedian(data)),
                         ccd_temp=float(np.mean(temps)) if temps else None, mode="",
-                        stats={s.path: s for s in stats})
+                        stats={s.path: s for s in stats}, holds_bias=bias_data is None)
 
 
 def build_flat(paths: Sequence[Path], bias=None, dark=None, dark_exptime: float | None = None, *,

@@ -11,6 +11,7 @@ import numpy as np
 from astropy.io import fits
 
 from clinepipe import __version__
+from clinepipe.ccd.dark_bias import use_dark
 from clinepipe.ccd.masks import (
     MASK_BAD_FLAT,
     MASK_COSMIC_RAY,
@@ -127,7 +128,8 @@ def reduce_frame(raw, *, bias, dark, dark_exptime: float | None, flat, exptime: 
                  saturation: float = 65535.0, hot_pixels=None, bias_noise: float | None = None,
                  dark_noise: float | None = None, flat_noise: float | None = None,
                  overscan: bool | None = None, cosmic_rays: bool = False,
-                 header: fits.Header | None = None, name: str = "frame") -> ReducedFrame:
+                 header: fits.Header | None = None, name: str = "frame",
+                 dark_holds_bias: bool = False) -> ReducedFrame:
     """Calibrate one raw light (arrays already cropped to the frame by :func:`crop_master`).
 
     Parameters
@@ -166,6 +168,9 @@ def reduce_frame(raw, *, bias, dark, dark_exptime: float | None, flat, exptime: 
         The raw header; copied, never modified.
     name : str
         The file name for messages.
+    dark_holds_bias : bool
+        The dark was made without a master bias: see :mod:`clinepipe.ccd.dark_bias` for how
+        it is subtracted (header ``CLPDNOTE`` when it cannot be).
 
     Returns
     -------
@@ -182,6 +187,9 @@ def reduce_frame(raw, *, bias, dark, dark_exptime: float | None, flat, exptime: 
             raise BadInput(f"{name}: the master {what} is {arr.shape[1]}x{arr.shape[0]} but the "
                            f"frame is {raw.shape[1]}x{raw.shape[0]} (shape differs from the master).",
                            reason="shape differs from the master")
+    use = use_dark(bias, dark, holds_bias=dark_holds_bias, exptime=exptime,
+                   dark_exptime=dark_exptime, bias_noise=bias_noise, dark_noise=dark_noise)
+    bias, dark, bias_noise, dark_noise = use.bias, use.dark, use.bias_noise, use.dark_noise
     hdr = header.copy() if header is not None else fits.Header()
     for key in _ENCODING_CARDS:
         hdr.remove(key, ignore_missing=True, remove_all=True)
@@ -246,8 +254,13 @@ def reduce_frame(raw, *, bias, dark, dark_exptime: float | None, flat, exptime: 
         uncertainty[nonfinite] = np.nan
         mask[nonfinite] |= MASK_NONFINITE
 
-    hdr["CALSTAT"] = (calstat_of(bias is not None, dark is not None, flat is not None),
+    hdr["CALSTAT"] = (calstat_of(use.bias_applied, use.dark_applied, flat is not None),
                       "calibration applied: B bias, D dark, F flat")
+    if use.note:
+        hdr["CLPDNOTE"] = (use.note, "why the master dark was not applied")
+    elif use.dark_applied and dark is None:
+        hdr["CLPDSCAL"] = (1.0, "master dark subtracted whole, unscaled")
+        hdr["CLPDBIAS"] = (True, "the master dark held the bias: B and D together")
     if bias is None:
         hdr["CLPPED"] = (float(pedestal), "[ADU] bias pedestal left in (no master bias)")
     hdr["BUNIT"] = ("ADU", "calibrated, flat-fielded ADU")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from clinepipe.ccd.dark_bias import holds_bias
 from clinepipe.ccd.master_use import crop_master, find_master, master_parts
 from clinepipe.ccd.reduce import reduce_frame
 from clinepipe.ccd.reduced_files import (
@@ -21,6 +22,7 @@ from clinepipe.ccd.reduced_files import (
 from clinepipe.errors import BadInput, ClinepipeError, MissingCalibration
 from clinepipe.finite import finite_or_none
 from clinepipe.ingest.frame_info import FrameInfo
+from clinepipe.ingest.row_order import FLIPPED, bottom_up_origin
 
 #: how a waiting light says it could be measured now
 MEASURE_HINT = 'set [reduction] without_masters = "measure" to measure without it'
@@ -97,13 +99,16 @@ def reduce_light(path: Path, info: FrameInfo, masters: dict | None = None, *, bi
     if not _has_information(raw):
         check_data(raw, path)  # says why: all-NaN or constant data
     has_origin = "XORGSUBF" in header or "YORGSUBF" in header
+    yorg = info.yorg
     parts = {}
     for key in ("bias", "dark", "flat"):
         if given.get(key) is None:  # measured without it
             parts[key] = (None, None, None, "")
             continue
         data, _, noise, exptime, mname = master_parts(given[key])
-        cropped = crop_master(np.asarray(data, dtype=np.float32), info.xorg, info.yorg, raw.shape,
+        if has_origin:
+            yorg = bottom_up_origin(header, info.yorg, data.shape[0], raw.shape[0])
+        cropped = crop_master(np.asarray(data, dtype=np.float32), info.xorg, yorg, raw.shape,
                               has_origin=has_origin, name=name)
         parts[key] = (cropped, noise, exptime, mname)
     t_dark = dark_exptime if dark_exptime is not None else parts["dark"][2]
@@ -111,22 +116,34 @@ def reduce_light(path: Path, info: FrameInfo, masters: dict | None = None, *, bi
     frame = reduce_frame(
         raw, bias=parts["bias"][0], dark=parts["dark"][0], dark_exptime=positive_or_none(t_dark),
         flat=parts["flat"][0], exptime=info.exptime, mode=mode, gain=gain,
-        read_noise=camera.read_noise, saturation=_saturation(info, header, camera),
+        read_noise=camera.read_noise, saturation=_saturation(info, header, camera, raw),
         bias_noise=finite_or_none(parts["bias"][1]), dark_noise=finite_or_none(parts["dark"][1]),
         flat_noise=finite_or_none(parts["flat"][1]), overscan=reduction.overscan,
-        cosmic_rays=reduction.cosmic_rays, header=header, name=name)
+        cosmic_rays=reduction.cosmic_rays, header=header, name=name,
+        dark_holds_bias=holds_bias(given.get("dark")))
+    if header.get(FLIPPED) and has_origin and yorg != info.yorg:  # for the masters' crop
+        frame.header["CLPYORG"] = (yorg, "subframe origin row in the bottom-up masters")
     for key, card in (("bias", "BIASFILE"), ("dark", "DARKFILE"), ("flat", "FLATFILE")):
         if parts[key][3]:
             frame.header[card] = (parts[key][3], f"master {key}")
     return frame
 
 
-def _saturation(info, header, camera) -> float:
+def _saturation(info, header, camera, raw=None) -> float:
     """The raw ADU at which a pixel is saturated: the header's (SATURATE, DATAMAX, MAXLIN;
-    a FrameInfo rebuilt from the database no longer carries it), else ``[camera] saturation``."""
-    from clinepipe.headers import read_header_facts
+    a FrameInfo rebuilt from the database no longer carries it), else the ceiling of a 12- or
+    14-bit ADC in a 16-bit file when ``raw`` shows one (:func:`clinepipe.headers.adc_saturation`;
+    header ``CLPADC``), else ``[camera] saturation``."""
+    from clinepipe.headers import adc_saturation, read_header_facts
 
-    return info.saturation or read_header_facts(header).saturation or camera.saturation
+    given = info.saturation or read_header_facts(header).saturation
+    if given:
+        return given
+    adc = adc_saturation(raw) if raw is not None else None
+    if adc is not None and adc[1] < camera.saturation:
+        header["CLPADC"] = (adc[0], f"ADC bits: every pixel <= {adc[1]:g} ADU, some at it")
+        return adc[1]
+    return camera.saturation
 
 
 def _has_information(raw: np.ndarray) -> bool:

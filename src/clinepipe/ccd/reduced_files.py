@@ -134,6 +134,10 @@ def _reduced_header(hdr: fits.Header, masters_used) -> fits.Header:
             if value:
                 letters += letter
                 hdr[card] = (Path(str(value)).name, f"master {key}")
+        if hdr.get("CLPDNOTE"):  # a dark the reduction could not apply (ccd.dark_bias)
+            letters = letters.replace("D", "")
+        elif "D" in letters and hdr.get("CLPDBIAS") and "B" not in letters:
+            letters = "B" + letters  # a dark holding the bias removed it too
         hdr["CALSTAT"] = (letters, "calibration applied: B bias, D dark, F flat")
     hdr.setdefault("CLPMODE", "")
     hdr["CLPVER"] = (__version__, "clinepipe version")
@@ -377,7 +381,8 @@ def recompute_uncertainty(data: np.ndarray, header: fits.Header, masters: dict) 
             # the reduction cut the master to the raw frame at its subframe origin (binned
             # pixels), then to the overscan run's TRIMSEC (CLPTRIM): one cut does both
             xorg = int(header.get("XORGSUBF", 0) or 0)
-            yorg = int(header.get("YORGSUBF", 0) or 0)
+            # CLPYORG: the origin of a subframe turned from TOP-DOWN, counted bottom-up
+            yorg = int(header.get("CLPYORG", header.get("YORGSUBF", 0)) or 0)
             trim = re.match(r"\[\s*(\d+):\d+\s*,\s*(\d+):\d+\s*\]", str(header.get("CLPTRIM", "")))
             if trim:  # 1-based FITS section of the raw frame
                 xorg, yorg = xorg + int(trim.group(1)) - 1, yorg + int(trim.group(2)) - 1

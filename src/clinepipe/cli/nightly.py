@@ -153,7 +153,8 @@ def _print_status(rows, as_csv: bool, multi: bool) -> None:
 def frames(night: Optional[str] = typer.Option(None, "--night", help="Only this night (YYYYMMDD)."),
            as_csv: bool = typer.Option(False, "--csv", help="CSV output.")):
     """Every frame with its state, reason, quality figures and QC flags (and its telescope, when
-    the database holds more than one)."""
+    the database holds more than one), then the time keyword used and why (time_source,
+    time_note)."""
     from sqlalchemy import select
 
     from clinepipe.store.db import session_scope
@@ -165,7 +166,7 @@ def frames(night: Optional[str] = typer.Option(None, "--night", help="Only this 
         multi = several_telescopes(s)
         q = (select(Frame.raw_path, Frame.night, Frame.kind, Frame.filter, Frame.state, Frame.reason,
                     Frame.fwhm, Frame.elongation, Frame.sky, ZeroPoint.value, Frame.n_stars, Frame.qc,
-                    Frame.telescope)
+                    Frame.telescope, Frame.time_source, Frame.time_note)
              .outerjoin(ZeroPoint, ZeroPoint.frame_id == Frame.id)
              .order_by(Frame.night, Frame.jd_mid, Frame.telescope, Frame.raw_path))
         if night:
@@ -174,7 +175,8 @@ def frames(night: Optional[str] = typer.Option(None, "--night", help="Only this 
     w = csv.writer(sys.stdout, lineterminator="\n", delimiter="," if as_csv else "\t")
     # with several telescopes a last column names each frame's (frame is relative to its incoming)
     w.writerow(["frame", "night", "type", "filter", "state", "reason", "fwhm", "elongation", "sky",
-                "zero_point", "n_stars", "qc"] + (["telescope"] if multi else []))
+                "zero_point", "n_stars", "qc"] + (["telescope"] if multi else [])
+               + ["time_source", "time_note"])
 
     def num(v, fmt):
         return format(v, fmt) if v is not None else ""
@@ -182,7 +184,8 @@ def frames(night: Optional[str] = typer.Option(None, "--night", help="Only this 
     for r in rows:
         w.writerow([r[0], r[1] or "", r[2] or "", r[3] or "", r[4], r[5] or "", num(r[6], ".2f"),
                     num(r[7], ".2f"), num(r[8], ".1f"), num(r[9], ".4f"),
-                    "" if r[10] is None else r[10], r[11] or ""] + ([r[12]] if multi else []))
+                    "" if r[10] is None else r[10], r[11] or ""] + ([r[12]] if multi else [])
+                   + [r[13] or "", r[14] or ""])
 
 
 @app.command()

@@ -150,8 +150,9 @@ def _merged_header(hdul, index: int) -> fits.Header:
 
 def rows_top_down(header) -> bool:
     """True when the file stores its image top row first (``ROWORDER = 'TOP-DOWN'``: N.I.N.A.,
-    SharpCap, MaxIm DL 6), so its rows must be reversed for FITS's bottom-up pixel coordinates,
-    in which any WCS and source position are given."""
+    SharpCap, MaxIm DL 6), so its rows must be reversed for FITS's bottom-up pixel coordinates;
+    a WCS, image section or source list of the file counts the rows as stored and is turned
+    with them (:mod:`clinepipe.ingest.row_order`)."""
     value = header.get("ROWORDER")
     return isinstance(value, str) and value.strip().upper() == "TOP-DOWN"
 
@@ -166,7 +167,8 @@ def read_image(path: Path, *, hdu: int | None = None) -> tuple[np.ndarray, fits.
     """The 2-D image of ``path`` as float32 (BZERO/BSCALE applied) and its header.
 
     A ``ROWORDER = 'TOP-DOWN'`` image is returned bottom-up (rows reversed; the header then
-    says ``BOTTOM-UP``), so pixel coordinates agree with the WCS. The stacker's row reader
+    says ``BOTTOM-UP``, and its WCS and image sections are turned with the rows,
+    :mod:`clinepipe.ingest.row_order`), so pixel coordinates agree with the WCS. The stacker's row reader
     (:class:`clinepipe.ccd.stack._Rows`) does the same for calibration frames.
 
     Raises :class:`BadInput` with the same named reasons as :func:`read_frame_info`.
@@ -182,8 +184,11 @@ def read_image(path: Path, *, hdu: int | None = None) -> tuple[np.ndarray, fits.
         data = np.asarray(_image_data(path, hdul, index, offset), dtype=np.float32)
         header = _merged_header(hdul, index)  # after the data: astropy's scaling edits it
     if rows_top_down(header):
+        from clinepipe.ingest.row_order import flip_header_rows
+
         data = np.ascontiguousarray(data[::-1])
         mark_bottom_up(header)
+        flip_header_rows(header, data.shape[0])  # its WCS and sections count stored rows
     return data, header
 
 

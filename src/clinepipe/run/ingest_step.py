@@ -230,6 +230,7 @@ def _info_columns(info: FrameInfo) -> dict:
     return {"night": info.night, "kind": info.kind, "filter": info.filter,
             "binning": info.binning, "exptime": info.exptime, "ccd_temp": info.ccd_temp,
             "date_obs": info.date_obs, "jd_mid": info.jd_mid, "object": info.object,
+            "time_source": info.time_source or None, "time_note": info.time_note or None,
             "naxis1": info.shape[1], "naxis2": info.shape[0], "xorg": info.xorg,
             "yorg": info.yorg, "gain": info.gain}
 

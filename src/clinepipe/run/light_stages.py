@@ -137,6 +137,8 @@ def reduce_stage(ctx: LightContext) -> None:
     lacking = missing_masters_reason(frame.header["CALSTAT"])
     if lacking:  # the frame's reason: measured, but "no flat"
         ctx.notes.append(lacking)
+    if "CLPDNOTE" in frame.header:  # a bias-holding dark of another exposure: why not used
+        ctx.notes.append(str(frame.header["CLPDNOTE"]))
 
 
 def _masters_used(t: LightTask) -> dict:
@@ -146,6 +148,7 @@ def _masters_used(t: LightTask) -> dict:
 def sources_stage(ctx: LightContext) -> None:
     from clinepipe.astrometry.detect import detect_sources
     from clinepipe.astrometry.src_lists import read_src, src_positions
+    from clinepipe.ingest.row_order import FLIPPED, flip_y
 
     t = ctx.task
     mode = t.config.photometry.sources
@@ -158,6 +161,8 @@ def sources_stage(ctx: LightContext) -> None:
             table = read_src(t.src_path)
             x, y = src_positions(table)
             ny, nx = ctx.reduced.data.shape
+            if ctx.reduced.header.get(FLIPPED):  # the list counts the rows as stored
+                y = flip_y(y, ny)
             inside = (x >= 0) & (x <= nx - 1) & (y >= 0) & (y <= ny - 1)
             ctx.x, ctx.y = x[inside], y[inside]
             if len(table):
@@ -231,7 +236,7 @@ def _plate_solve(ctx: LightContext):
 
 
 def photometry_stage(ctx: LightContext) -> None:
-    from clinepipe.astrometry.wcs import pixel_to_sky
+    from clinepipe.astrometry.wcs import pixel_scale_arcsec, pixel_to_sky
     from clinepipe.photometry.aperture import (
         APERTURE_FWHM_FACTOR,
         aperture_photometry,
@@ -274,6 +279,8 @@ def photometry_stage(ctx: LightContext) -> None:
         "sky": float(bkg.global_level) - float(ctx.reduced.header.get("CLPPED", 0.0)),
         "n_stars": int(np.sum(phot["flags"] == 0)),
         "source_list": ctx.source_list, "aperture": float(radius),
+        # arcsec/px: the star-identity radius (no WCS: `clinepipe measure` of a bare image)
+        "pixel_scale": pixel_scale_arcsec(ctx.wcs) if ctx.wcs is not None else None,
     }
 
 

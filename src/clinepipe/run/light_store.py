@@ -68,7 +68,7 @@ def store_light_result(cfg: Config, s, run_id: int, frame: Frame, result: LightR
             bjd[finite] = bjd_tdb(jd[finite], m["ra"][finite], m["dec"][finite], site.latitude,
                                   site.longitude, site.elevation)
     delete_frame_results(s, frame.id)
-    star_ids = _identify_stars(cfg, s, m, calib)
+    star_ids = _identify_stars(cfg, s, m, calib, stats.get("pixel_scale"))
     _name_known_variables(cfg, s, m, star_ids, calib.known,
                           context.named if context is not None else None)
     keep = star_ids > 0
@@ -128,9 +128,11 @@ def _measurement_rows(frame: Frame, m: np.ndarray, star_ids, bjd, airmass, mag, 
     return [dict(zip(keys, values)) for values in zip(*columns.values())]
 
 
-def _identify_stars(cfg: Config, s, m: np.ndarray, calib: FrameCalibration) -> np.ndarray:
-    """Star ids for the frame's measurements (new stars are created); 0 = not stored."""
-    from clinepipe.catalogs.star_ids import assign_stars
+def _identify_stars(cfg: Config, s, m: np.ndarray, calib: FrameCalibration,
+                    pixel_scale: float | None = None) -> np.ndarray:
+    """Star ids for the frame's measurements (new stars are created); 0 = not stored.
+    ``pixel_scale`` (arcsec/px) widens ``[stars] match_radius`` to a pixel on wide fields."""
+    from clinepipe.catalogs.star_ids import assign_stars, identity_radius
 
     ra, dec = m["ra"], m["dec"]
     ids = np.zeros(len(m), dtype=np.int64)
@@ -142,7 +144,8 @@ def _identify_stars(cfg: Config, s, m: np.ndarray, calib: FrameCalibration) -> n
         # star list and adds its new stars (until this frame's transaction ends), so a star
         # seen by two telescopes at once still gets one id
         s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": STARS_LOCK_KEY})
-    margin = cfg.stars.match_radius / 3600.0 * 2
+    radius = identity_radius(cfg.stars.match_radius, pixel_scale)
+    margin = radius / 3600.0 * 2
     cosd = max(np.cos(np.radians(np.nanmedian(dec[ok]))), 1e-3)
     lo_ra, hi_ra = np.nanmin(ra[ok]) - margin / cosd, np.nanmax(ra[ok]) + margin / cosd
     lo_dec, hi_dec = np.nanmin(dec[ok]) - margin, np.nanmax(dec[ok]) + margin
@@ -154,7 +157,7 @@ def _identify_stars(cfg: Config, s, m: np.ndarray, calib: FrameCalibration) -> n
     k_dec = np.array([r[2] for r in known], dtype=float)
     k_uncatalogued = np.array([bool(r[3]) for r in known], dtype=bool)
     where = np.flatnonzero(ok)
-    index = assign_stars(ra[ok], dec[ok], k_ra, k_dec, cfg.stars.match_radius)
+    index = assign_stars(ra[ok], dec[ok], k_ra, k_dec, radius)
     matched = index >= 0
     ids[where[matched]] = k_id[index[matched]]
     catalog = calib.catalog

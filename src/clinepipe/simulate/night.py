@@ -126,7 +126,9 @@ def simulate_night(out_dir: str | os.PathLike, seed: int = 0, nights: int | None
     config_path = out / "clinepipe.toml"
     extra = {} if spec.style == "thesky" else headers_config(spec)
     config_path.write_text(config_text(spec, recommended_aperture(spec), headers=extra,
-                                       measure_without_masters=not spec.calibration_frames),
+                                       # a DWARF never takes bias or flat frames
+                                       measure_without_masters=(not spec.calibration_frames
+                                                                or spec.style == "dwarf")),
                            encoding="utf-8")
     return SimulationResult(
         out_dir=out, incoming=incoming, config_path=config_path, catalog_path=catalog_path,

@@ -37,6 +37,7 @@ from .field import (
 )
 from .spec import SimulationSpec
 from .styles import drift_vector, widen_field
+from .tycho import index_field
 
 # random streams
 S_FIELD, S_CAMERA, S_VAR, S_CATALOG, S_PLAN, S_NOISE, S_SRC, S_TRANSIT = 1, 2, 3, 4, 5, 6, 7, 8
@@ -125,11 +126,17 @@ class Simulator:
     # --- the field ------------------------------------------------------------------------
     def _make_field(self) -> None:
         spec = self.spec
-        st = make_stars(spec, np.random.default_rng([self.seed, S_FIELD]))
-        n = spec.n_stars
+        rng = np.random.default_rng([self.seed, S_FIELD])
+        if spec.star_index:  # the real sky (Tycho-2), over all the drift will show
+            hours = max(end - start for start, end, _ in self.windows) / 3.6e6
+            vx, vy = drift_vector(spec)
+            st = index_field(spec, self.wcs0, rng, (vx * hours, vy * hours))
+        else:
+            st = make_stars(spec, rng)
+        n = st["x"].size
         var_type = np.array([""] * n, dtype=object)
         var_rows = []
-        if spec.variables and n >= 2:
+        if spec.variables and n >= 2 and not spec.star_index:
             rng = np.random.default_rng([self.seed, S_VAR])
             t_ref = float(eph.ms_to_jd(self.windows[0][0]))
             chosen = [int(i) for i in rng.choice(n, size=2, replace=False)]
@@ -157,7 +164,7 @@ class Simulator:
         self.transit = self._make_transit(st, [r["star_id"] for r in var_rows])
         var_type = np.concatenate([var_type, np.array([""] * (st["x"].size - n), dtype=object)])
         self._set_field(st, var_rows, var_type)
-        if spec.drift_px_per_hour:  # the sky the drift uncovers gets stars too
+        if spec.drift_px_per_hour and not spec.star_index:  # the sky the drift uncovers
             st = widen_field(self, max(end - start for start, end, _ in self.windows) / 3.6e6)
         self._set_systematics(st)
 
@@ -170,7 +177,7 @@ class Simulator:
         rng = np.random.default_rng([self.seed, S_TRANSIT])
         star = p["star"]
         if star is None:
-            free = np.setdiff1d(np.arange(spec.n_stars), variables)
+            free = np.setdiff1d(np.arange(st["x"].size), variables)
             star = int(rng.choice(free))
             st["x"][star], st["y"][star] = place_isolated(rng, st["x"], st["y"],
                                                           [star] + list(variables), spec)

@@ -67,6 +67,10 @@ class SimulationSpec:
     bit_depth: int = 16                   #: ADC bits: 12 or 14 = such a camera in a 16-bit file
     drift_px_per_hour: float = 0.0        #: pointing drift through each night (binned px/h)
     wcs: bool = True                      #: False = lights with pointing and scale keywords only
+    #: an astrometry.net index file (e.g. /usr/share/astrometry/index-tycho2-07...): the
+    #: field is its real stars (Tycho-2, V = V_T within ``mag_range``), not ``n_stars``
+    #: synthetic ones, and has no simulated variables (simulate/tycho.py)
+    star_index: str = ""
     # --- bad lights for QC tests (0-based indices of the lights of each night) ---------
     cloudy_frames: tuple[int, ...] = ()   #: transparency 0.3-0.5, sky x1.3 (qc "clouds")
     trailed_frames: tuple[int, ...] = ()  #: stars trailed along x by 3 FWHM (qc "trailed")

@@ -16,8 +16,9 @@ Conventions a reader must undo (``truth/frames.csv`` keeps the true UTC start in
   10 ms, ``iraf`` UT: 0.1 s); N.I.N.A., SGP, SharpCap (7 digits) and Seestar (6 digits) carry a
   sub-millisecond part the truth (ms) does not: header - truth is in [0, 1) ms.
 * ``ROWORDER = 'TOP-DOWN'`` (``maxim``, ``nina``, ``sharpcap``): file row ``j`` is image row
-  ``ny - 1 - j``. The WCS and every truth pixel position refer to the image after that flip is
-  undone (bottom-up, as FITS intends); ``truth/frames.csv`` says ``row_order = top-down``.
+  ``ny - 1 - j``. Every truth pixel position refers to the image after that flip is undone
+  (bottom-up, as FITS intends); the WCS in the file counts the stored rows, as a solver of the
+  file writes it (:func:`stored_rows_wcs`); ``truth/frames.csv`` says ``row_order = top-down``.
 * ``bit_depth`` 12/14: ZWO/QHY-SDK programs (``nina``, ``sgp``, ``sharpcap``, ``indi``) store the
   ADC value left-shifted into 16 bits (multiples of 16 or 4, saturating at 65520 or 65532; as
   SharpCap's EGAINSAV = EGAIN / 16 shows); the others store the ADC value itself (0..4095 or
@@ -80,7 +81,8 @@ def effective_spec(spec: SimulationSpec) -> SimulationSpec:
     """The spec the camera is simulated with for this style.
 
     Seestar and DWARF have one filter (the first of ``spec.filters``); a Seestar S50 has a
-    12-bit sensor and takes no calibration frames. An unshifted 12/14-bit camera is simulated
+    12-bit sensor and takes no calibration frames; a DWARF takes its darks at the lights'
+    exposure. An unshifted 12/14-bit camera is simulated
     in its own ADU: every ADU quantity divided by 2**(16 - bits) (gain multiplied), so that
     every truth table stays in the units of the file.
     """
@@ -91,6 +93,8 @@ def effective_spec(spec: SimulationSpec) -> SimulationSpec:
     if spec.style == "seestar":
         changes.update(calibration_frames=False, bit_depth=12 if spec.bit_depth == 16
                        else spec.bit_depth)
+    if spec.style == "dwarf":  # its dark library is taken at the lights' exposure and gain
+        changes["dark_exptime"] = spec.exptime_for(spec.filters[0])
     bits = changes.get("bit_depth", spec.bit_depth)
     k = 2 ** (16 - bits)
     if k > 1 and spec.style in SHIFTED:
@@ -280,6 +284,22 @@ def light_wcs_cards(header: fits.Header) -> tuple:
     return tuple(fits.Card(k, header[k], header.comments[k]) for k in WCS_KEYS if k in header)
 
 
+def stored_rows_wcs(cards: tuple, ny: int) -> tuple:
+    """WCS cards of the bottom-up image rewritten for its rows stored top-down, as a solver
+    (ASTAP, astrometry.net) of the file writes them: FITS pixel coordinates count the
+    stored rows, so ``CRPIX2 -> ny + 1 - CRPIX2`` and the CD matrix's second column
+    changes sign."""
+    out = []
+    for c in cards:
+        value = c.value
+        if c.keyword == "CRPIX2":
+            value = ny + 1.0 - float(value)
+        elif c.keyword in ("CD1_2", "CD2_2"):
+            value = -float(value)
+        out.append(fits.Card(c.keyword, value, c.comment))
+    return tuple(out)
+
+
 def frame_file(spec: SimulationSpec, plan) -> str:
     """Path of a frame relative to ``incoming`` as this program names and files it."""
     if spec.style == "thesky":
@@ -298,6 +318,8 @@ def frame_cards(spec: SimulationSpec, plan, header: fits.Header, data: np.ndarra
                                    "focal length (mm)"))
         return cards
     wcs = light_wcs_cards(header) if plan.kind == "light" else ()
+    if spec.style in TOP_DOWN:
+        wcs = stored_rows_wcs(wcs, data.shape[0])
     cards, seen = [], set()
     for c in HEADER_MAKERS[spec.style](Frame(plan, spec, wcs, data)):
         # a solver's WCS repeats e.g. EQUINOX; the program's own card stays

@@ -95,6 +95,10 @@ class Frame(Base):
     ccd_temp: Mapped[float | None] = mapped_column(Float)
     date_obs: Mapped[str | None] = mapped_column(String(32))
     jd_mid: Mapped[float | None] = mapped_column(Float)
+    # the header keyword the time came from ("DATE-OBS (-07:00)", "UT-OBS"…) and, when time
+    # keywords disagreed, which was used and why (revision 0005_time_source)
+    time_source: Mapped[str | None] = mapped_column(String(64))
+    time_note: Mapped[str | None] = mapped_column(Text)
     object: Mapped[str | None] = mapped_column(String(128))
     naxis1: Mapped[int | None] = mapped_column(Integer)
     naxis2: Mapped[int | None] = mapped_column(Integer)

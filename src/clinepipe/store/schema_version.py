@@ -41,7 +41,7 @@ def alembic_config(connection: Connection | None = None, url: str | None = None)
     connect to. To write the next migration (then review it by hand)::
 
         from alembic import command
-        from clinepipe.store.db import alembic_config
+        from clinepipe.store.schema_version import alembic_config
         command.revision(alembic_config(url="sqlite:////tmp/dev.db"), "what changes",
                          autogenerate=True, rev_id="0002")
 

@@ -40,7 +40,8 @@ def frame_view(engine, star_id: int, frame_id: int) -> dict | None:
             return None
         frame = s.get(Frame, frame_id)
         fields = ("id", "raw_path", "night", "filter", "exptime", "jd_mid", "airmass", "fwhm",
-                  "elongation", "sky", "n_stars", "qc", "state", "calibrated_path", "telescope")
+                  "elongation", "sky", "n_stars", "qc", "state", "calibrated_path", "telescope",
+                  "time_source", "time_note")
         frame_d = {k: getattr(frame, k) for k in fields}
         point_d = {k: getattr(point, k) for k in ("x", "y", "flux", "flux_err", "background",
                                                   "mag", "mag_err", "inst_mag", "inst_mag_err",
