@@ -71,14 +71,15 @@ class DaskPool:
         """Whether the workers are up (or starting them failed: :meth:`map` raises that)."""
         return not self._thread.is_alive()
 
-    def map(self, func: Callable, items: Iterable) -> Iterator:
-        """Apply ``func`` to ``items`` on the workers, yielding results in the items' order."""
+    def map(self, func: Callable, items: Iterable, what: str = "per-frame work") -> Iterator:
+        """Apply ``func`` to ``items`` on the workers, yielding results in the items' order
+        (``what`` names the work in the log)."""
         items = list(items)
         self._thread.join()
         if self._error is not None:
             raise self._error
         n = len(self.client.scheduler_info().get("workers", {}))
-        log.info("per-frame work of %d item(s) on Dask (%s)", len(items),
+        log.info("%s of %d item(s) on Dask (%s)", what or "per-frame work", len(items),
                  f"{n} worker processes" if self.cluster is not None
                  else f"{self.address}, {n} workers")
         futures = self.client.map(func, items, pure=False)
