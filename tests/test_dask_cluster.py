@@ -104,3 +104,24 @@ def test_cluster_processes_stopped_even_when_the_block_fails(tmp_path):
     assert len(pids) == 2
     assert not [p for p in pids if Path(f"/proc/{p}").exists()]
 
+
+
+def test_no_scheduler_at_the_address_is_one_sentence(small_night, tmp_path):
+    """A cluster that is down (or a wrong address): exit 2 and one sentence naming the key."""
+    import os
+    import socket
+
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg_path = copy_night(small_night, tmp_path / "n")
+    with cfg_path.open("a", encoding="utf-8") as fh:
+        fh.write(f'\n[execution]\nscheduler = "dask"\naddress = "tcp://127.0.0.1:{port}"\n')
+    env = {**os.environ, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "3s"}
+    r = subprocess.run([*CLI, "--config", str(cfg_path), "run"], stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr
+    assert (f"{cfg_path}: no Dask scheduler answers at [execution] address = "
+            f"'tcp://127.0.0.1:{port}'") in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr

@@ -24,8 +24,9 @@ class DaskPool:
     at ``address``) that comes up in the background; ``warm`` is run once on every worker.
     :meth:`map` waits for it; errors while starting are raised there."""
 
-    def __init__(self, workers: int = 2, address: str = "", warm: Callable | None = None):
-        self.workers, self.address = workers, address
+    def __init__(self, workers: int = 2, address: str = "", warm: Callable | None = None,
+                 config_file: str = ""):
+        self.workers, self.address, self.config_file = workers, address, config_file
         self.client = self.cluster = None
         self._error: BaseException | None = None
         self._closer: threading.Thread | None = None
@@ -57,15 +58,28 @@ class DaskPool:
             return
         try:
             if self.address:
-                from dask.distributed import Client
-
-                self.client = Client(self.address)
+                self.client = self._connect()
             else:
                 self.client.wait_for_workers(self.workers)
             if warm is not None:
                 self.client.run(warm)
         except BaseException as exc:  # reported by map(), in the main thread
             self._error = exc
+
+    def _connect(self):
+        """A client of the scheduler at ``address``; one sentence naming the key when there
+        is no scheduler there."""
+        from dask.distributed import Client
+
+        from clinepipe.errors import ConfigError
+
+        try:
+            return Client(self.address)
+        except OSError as exc:
+            raise ConfigError(
+                f"{self.config_file or 'the configuration'}: no Dask scheduler answers at "
+                f"[execution] address = {self.address!r} ({exc}); start the cluster or fix "
+                "the address.", reason="no Dask scheduler") from exc
 
     def ready(self) -> bool:
         """Whether the workers are up (or starting them failed: :meth:`map` raises that)."""

@@ -288,7 +288,7 @@ def _dask_pool(cfg: Config, workers: int | None):
     from clinepipe.run.parallel import DaskPool
 
     return DaskPool(workers or cfg.execution.workers, cfg.execution.address,
-                    warm=_warm_worker)
+                    warm=_warm_worker, config_file=str(cfg.source_file or ""))
 
 
 def _warm_worker() -> None:
