@@ -11,15 +11,15 @@
    (``tests/dask_cluster.py``), each worker warmed up once as a standing cluster would be;
 3. the serial run: ``run_pipeline`` in a fresh process, the CPU of each of its steps and of
    the whole process (interpreter start and imports included; ``time.process_time``, all
-   threads); then, in the same process, ``process_light`` (the per-light work a worker does:
-   reduce, sources, WCS, photometry, times, the calibrated file) on ``--sample`` of the
-   night's lights, one after the other, each one's CPU;
+   threads); it also picks ``--sample`` of the night's lights, evenly spread;
 4. the cluster run (``[execution] scheduler = "dask"``, ``address`` = the cluster): the same
    process, its CPU per step, and the CPU the workers and the scheduler spent meanwhile
    (``/proc``); its export must equal the serial run's;
-5. the same sample of lights sent one at a time to the workers, each one's CPU measured on
-   the worker around ``process_light``: first as the workers were started (Dask's default
-   statistical profiler on), then with it stopped.
+5. each light of the sample, one at a time, through ``process_light`` (the per-light work a
+   worker does: reduce, sources, WCS, photometry, times, the calibrated file) in a plain
+   process of its own (as in a serial run) and on a worker, alternately, each one's CPU
+   measured where it ran: first as the workers were started (Dask's default statistical
+   profiler on), then with it stopped.
 
 Figures (``bench/results/cluster_<N>lights.json``):
 
@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import pickle
 import platform
@@ -56,6 +57,9 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "tests"))  # the cluster helper the tests use
+# every process started here (runs, export, scheduler, workers) runs this tree's clinepipe
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [str(ROOT / "src")] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
 
 from bench_dask import export_digest, fresh_copy  # noqa: E402
 from dask_cluster import DaskCluster, process_cpu_seconds  # noqa: E402
@@ -64,7 +68,7 @@ GOAL_SERIAL_PART = 0.15
 GOAL_WORKER_RATIO = 1.1
 PREDICT_FOR = (8, 32)
 
-#: run_pipeline in a fresh process: CPU per step and in all; then process_light on a sample
+#: run_pipeline in a fresh process: CPU per step and in all; then a sample of its lights' tasks
 CHILD = r"""
 import json, pickle, sys, time
 import clinepipe.run.pipeline as P
@@ -89,7 +93,6 @@ out = {"wall_seconds": time.perf_counter() - w0, "cpu_seconds": time.process_tim
 sample = int(sys.argv[2])
 if sample:
     from sqlalchemy import select
-    from clinepipe.run.light_stages import process_light
     from clinepipe.run.masters_step import MasterChooser
     from clinepipe.store.db import open_database, session_scope
     from clinepipe.store.models import Frame
@@ -104,13 +107,6 @@ if sample:
     tasks = [P._light_task(cfg, chooser, f) for f in lights[::step][:sample]]
     with open(sys.argv[3], "wb") as fh:
         pickle.dump(tasks, fh)
-    process_light(tasks[0])  # warm, as the run left it
-    cpu = []
-    for task in tasks:
-        c = time.process_time()
-        assert process_light(task).ok
-        cpu.append(time.process_time() - c)
-    out["light_cpu_seconds"] = cpu
 print(json.dumps(out))
 """
 
@@ -124,14 +120,19 @@ def timed_light(task):
     return time.process_time() - c, ok
 
 
-def lights_on_workers(client, tasks) -> list[float]:
-    """Each task's CPU seconds on a worker, one task at a time (as the serial ones)."""
-    out = []
+def interleaved(alone, client, tasks) -> tuple[list[float], list[float]]:
+    """Each task's CPU seconds in a plain process of its own (``alone``, a one-process
+    ``multiprocessing`` pool: as in a serial run) and on a Dask worker, one task at a time,
+    the two alternating so that the machine's other load weighs on both alike."""
+    serial, worker = [], []
     for task in tasks:
+        cpu, ok = alone.apply(timed_light, (task,))
+        assert ok
+        serial.append(cpu)
         cpu, ok = client.submit(timed_light, task, pure=False).result()
         assert ok
-        out.append(cpu)
-    return out
+        worker.append(cpu)
+    return serial, worker
 
 
 def stop_profiler(dask_worker) -> None:
@@ -145,10 +146,8 @@ def stop_profiler(dask_worker) -> None:
 
 
 def run_child(cfg_path: Path, sample: int, tasks_file: Path) -> dict:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
     r = subprocess.run([sys.executable, "-c", CHILD, str(cfg_path), str(sample), str(tasks_file)],
-                       stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env)
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True)
     if r.returncode != 0:
         raise SystemExit(f"run of {cfg_path} failed ({r.returncode}): {r.stderr[-3000:]}")
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -195,17 +194,21 @@ def measure(args, work: Path) -> dict:
             raise SystemExit("the serial and cluster runs exported different measurements")
 
         tasks = pickle.loads(tasks_file.read_bytes())
-        worker_cpu_profiled = lights_on_workers(client, tasks)
-        client.run(stop_profiler)
-        worker_cpu = lights_on_workers(client, tasks)
+        with multiprocessing.get_context("spawn").Pool(1) as alone:
+            alone.apply(timed_light, (tasks[0],))  # warm, as a run's process is
+            serial_profiled, worker_cpu_profiled = interleaved(alone, client, tasks)
+            client.run(stop_profiler)
+            serial_alone, worker_cpu = interleaved(alone, client, tasks)
 
     n_lights = serial["lights_done"]
-    serial_light = statistics.fmean(serial["light_cpu_seconds"])
+    serial_light = statistics.fmean(serial_alone + serial_profiled)
     worker_light = statistics.fmean(worker_cpu)
     profiled_light = statistics.fmean(worker_cpu_profiled)
+    ratio_off = worker_light / statistics.fmean(serial_alone)
+    ratio_on = profiled_light / statistics.fmean(serial_profiled)
     per_light_total = n_lights * serial_light
     serial_part = (serial["cpu_seconds"] - per_light_total) / serial["cpu_seconds"]
-    ratio = worker_light / serial_light
+    ratio = ratio_off
     workers_cpu = sum(v for k, v in on_cluster["cluster_cpu_seconds"].items()
                       if k.startswith("worker"))
     main_share = on_cluster["cpu_seconds"] / (on_cluster["cpu_seconds"] + workers_cpu)
@@ -219,25 +222,26 @@ def measure(args, work: Path) -> dict:
         "simulate_seconds": round(sim_s, 1), "workers": 2, "cpus": os.cpu_count(),
         "python": platform.python_version(), "machine": platform.machine(),
         "serial_run": serial, "cluster_run": on_cluster,
-        "light_cpu_seconds": {"serial": serial["light_cpu_seconds"], "worker": worker_cpu,
+        "light_cpu_seconds": {"serial": serial_alone, "worker": worker_cpu,
+                              "serial_beside_profiler_on": serial_profiled,
                               "worker_profiler_on": worker_cpu_profiled},
         "light_cpu_mean_seconds": {"serial": round(serial_light, 4),
                                    "worker": round(worker_light, 4),
                                    "worker_profiler_on": round(profiled_light, 4)},
         "light_cpu_median_seconds": {
-            "serial": round(statistics.median(serial["light_cpu_seconds"]), 4),
+            "serial": round(statistics.median(serial_alone + serial_profiled), 4),
             "worker": round(statistics.median(worker_cpu), 4),
             "worker_profiler_on": round(statistics.median(worker_cpu_profiled), 4)},
         "per_light_work_cpu_seconds": round(per_light_total, 3),
         "serial_cpu_outside_per_light_work": dict(sorted(outside.items(), key=lambda kv: -kv[1])),
         "serial_part": round(serial_part, 4), "goal_serial_part": GOAL_SERIAL_PART,
         "worker_vs_serial_light_cpu": round(ratio, 3), "goal_worker_ratio": GOAL_WORKER_RATIO,
-        "worker_vs_serial_light_cpu_profiler_on": round(profiled_light / serial_light, 3),
+        "worker_vs_serial_light_cpu_profiler_on": round(ratio_on, 3),
         "cluster_run_main_share": round(main_share, 4),
         "expected_speedup": {str(n): round(amdahl(serial_part, ratio, n), 2)
                              for n in PREDICT_FOR},
         "expected_speedup_profiler_on": {
-            str(n): round(amdahl(serial_part, profiled_light / serial_light, n), 2)
+            str(n): round(amdahl(serial_part, ratio_on, n), 2)
             for n in PREDICT_FOR},
         "speedup_limit": round(1.0 / serial_part, 2),
         "exports_identical": True,

@@ -768,6 +768,16 @@ def write_report(res: dict, path: Path) -> None:
                      f"are not counted; one-off costs inside the lights stage, such as loading the "
                      f"masters and the catalog, are). The reference's lights loop is timed the same way "
                      f"(its ccdproc masters took {nt['reference']['masters_seconds']:.1f} s, not counted).")
+    cl = res.get("cluster")
+    if isinstance(cl, dict) and "serial_part" in cl:
+        lines.append(f"* Dask on a real cluster (`bench/bench_cluster.py --lights {cl['lights']}`, "
+                     f"`cluster_{cl['lights']}lights.json`): a `dask scheduler` and two "
+                     "single-threaded `dask worker` processes on loopback, the run's export equal to "
+                     "the serial run's. The serial part is the serial run's CPU outside the per-light "
+                     "work (interpreter start and imports included) over its whole CPU; a light's CPU "
+                     "is measured where it runs, a plain process and a worker alternating; the "
+                     "speed-up on n workers is 1 / (s + r (1 − s) / n). `--cluster-lights 200` for "
+                     "the 200-light night.")
     prof = res.get("light_profile")
     if prof:
         lines += ["", f"Where a light's time goes (`bench/profile_lights.py`: {prof['lights']} lights "

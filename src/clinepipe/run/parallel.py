@@ -1,8 +1,10 @@
 """Per-frame work on a Dask cluster (``[execution] scheduler = "dask"`` or ``run --workers N``).
 
 Only the database-free part of a light (reduce, sources, photometry, BJD and airmass) runs on
-the workers; the results come back in submission order and are written by the main process,
-each frame whole in one transaction, so the database is identical to a serial run.
+the workers (on an existing cluster, ``[execution] address``, also the new files' checksums
+and one master per calibration group: :mod:`clinepipe.run.cluster_jobs`); the results come
+back in submission order and are written by the main process, each frame whole in one
+transaction, so the database is identical to a serial run.
 
 :class:`DaskPool` starts the scheduler at once and lets the worker processes come up in the
 background (forked from a fork server that has imported the per-frame modules once; each
