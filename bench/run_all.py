@@ -3,8 +3,9 @@
     make bench                     # = .venv/bin/python bench/run_all.py
     .venv/bin/python bench/run_all.py [--quick] [--size 2048] [--frames 20] [--rss-frames 40]
                                       [--lights-per-filter 20] [--repeat 3] [--night-repeat 3]
-                                      [--skip-db] [--skip-dask] [--archive]
-                                      [--only masters|night|db|dask|archive]
+                                      [--skip-db] [--skip-dask] [--skip-cluster] [--archive]
+                                      [--cluster-lights 40]
+                                      [--only masters|night|db|dask|cluster|archive]
 
 Simulates its own frames in a temporary folder (nothing outside it is read or written except
 the results) and writes ``bench/results/README.md`` (a Markdown table) and
@@ -28,6 +29,10 @@ the results) and writes ``bench/results/README.md`` (a Markdown table) and
    the simulator's truth;
 4. the database: ``bench/bench_db.py`` (bulk insert rate, light curve among 1 M measurements);
 5. Dask with 2 workers against serial: ``bench/bench_dask.py`` if it exists;
+5b. Dask on a real cluster (``bench/bench_cluster.py``: ``dask scheduler`` + two ``dask worker``
+   processes on loopback, a night of ``--cluster-lights`` lights through ``[execution]
+   address``): the serial part of the night, a light's CPU on a worker against serial and the
+   expected speed-up on 8 and 32 workers (``--cluster-lights 200``: the issue's night);
 6. ten years of archive (``bench/bench_archive.py``: ``lc``, ``stars``, ``variables``, the web and
    a new night's ``run`` on 10 M measurements, SQLite and PostgreSQL), only with ``--archive``
    or ``--only archive`` (``--archive-measurements N`` to scale it down): it builds its cached
@@ -71,6 +76,8 @@ T_NIGHT_VS_REF = 5.0        # reference per light / clinepipe per light         
 T_NIGHT_VS_IO = 4.0         # clinepipe per light / I/O floor per light               <=
 T_LC_MS = 50.0              # light curve among 1 M measurements                      <=
 T_DASK = 1.6                # serial / Dask 2 workers                                 >=
+T_SERIAL_PART = 0.15        # CPU outside the per-light work / a night's CPU          <=
+T_WORKER_LIGHT = 1.1        # a light's CPU on a Dask worker / serially               <=
 
 #: the child that reports its only child's peak RSS and wall time
 WRAPPER = r"""
@@ -499,6 +506,28 @@ def bench_dask(tmp: Path, args) -> dict | None:
             "stderr": proc.stderr[-2000:]}
 
 
+def bench_cluster(tmp: Path, args) -> dict | None:
+    """``bench/bench_cluster.py`` in its own process; its JSON (also copied to the results),
+    or the error."""
+    if args.skip_cluster:
+        return None
+    log(f"[5b] bench/bench_cluster.py --lights {args.cluster_lights} ...")
+    out = tmp / "cluster.json"
+    cmd = [sys.executable, str(HERE / "bench_cluster.py"), "--lights", str(args.cluster_lights),
+           "--output", str(out)]
+    try:
+        proc = subprocess.run(cmd, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              timeout=args.cluster_timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {args.cluster_timeout} s"}
+    log(proc.stdout[-3000:])
+    if not out.exists():
+        return {"error": proc.stdout[-1000:]}
+    args.output.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(out, args.output / f"cluster_{args.cluster_lights}lights.json")
+    return json.loads(out.read_text())
+
+
 def bench_archive(tmp: Path, args) -> dict | None:
     """``bench/bench_archive.py`` in its own process (its archives are cached under
     ``bench/.cache/``); its JSON, or the error."""
@@ -628,6 +657,12 @@ def build_table(res: dict) -> tuple[list[list[str]], dict]:
         targets["dask"] = None
         note = "not measured" if not dk else f"not measured ({dk.get('error', 'no speed-up in its JSON')})"
         rows.append(["Dask, 2 workers vs serial", note, "", "", f"≥ {T_DASK}×", "not measured"])
+    cl = res.get("cluster")
+    if isinstance(cl, dict) and "serial_part" in cl:
+        rows += cluster_rows(cl, targets)
+    elif cl:
+        rows.append(["Dask on a real cluster (bench/bench_cluster.py)",
+                     f"not measured ({cl.get('error', '')[-200:]})", "", "", "", "not measured"])
     ar = res.get("archive")
     if isinstance(ar, dict) and "table" in ar:
         for backend in ar["backends"]:
@@ -668,6 +703,34 @@ def build_table(res: dict) -> tuple[list[list[str]], dict]:
     return rows, targets
 
 
+def cluster_rows(cl: dict, targets: dict) -> list[list[str]]:
+    """The table's rows of ``bench/bench_cluster.py``'s result."""
+    sr, mean = cl["serial_run"], cl["light_cpu_mean_seconds"]
+    where = ", ".join(f"{k} {v:.1f} s" for k, v in
+                      list(cl["serial_cpu_outside_per_light_work"].items())[:4])
+    ok = cl["serial_part"] <= T_SERIAL_PART
+    targets["cluster_serial_part"] = ok
+    rows = [[f"serial part of a {cl['lights']}-light night: CPU outside the per-light work / "
+             "the run's CPU (bench/bench_cluster.py)",
+             f"{100 * cl['serial_part']:.0f} % ({sr['cpu_seconds'] - cl['per_light_work_cpu_seconds']:.1f}"
+             f" of {sr['cpu_seconds']:.1f} CPU s)",
+             f"largest: {where}; on the cluster the run's own process does "
+             f"{100 * cl['cluster_run_main_share']:.0f} % of the CPU",
+             "", f"≤ {100 * T_SERIAL_PART:.0f} %", verdict(ok)]]
+    ok = cl["worker_vs_serial_light_cpu"] <= T_WORKER_LIGHT
+    targets["cluster_worker_light_cpu"] = ok
+    rows.append(["a light's CPU on a `dask worker` vs serial (the worker's profiler off)",
+                 f"{mean['worker'] * 1e3:.0f} ms",
+                 f"serial {mean['serial'] * 1e3:.0f} ms; with Dask's default profiler on "
+                 f"{mean['worker_profiler_on'] * 1e3:.0f} ms "
+                 f"({cl['worker_vs_serial_light_cpu_profiler_on']:.2f}×)",
+                 f"{cl['worker_vs_serial_light_cpu']:.2f}×", f"≤ {T_WORKER_LIGHT}×", verdict(ok)])
+    rows.append(["expected speed-up of the night on 8 / 32 workers (Amdahl, from the two above)",
+                 " / ".join(f"{v:.2f}×" for v in cl["expected_speedup"].values()),
+                 f"at most {cl['speedup_limit']:.2f}× on any number", "", "", ""])
+    return rows
+
+
 def write_report(res: dict, path: Path) -> None:
     rows, targets = build_table(res)
     res["targets"] = targets
@@ -705,6 +768,16 @@ def write_report(res: dict, path: Path) -> None:
                      f"are not counted; one-off costs inside the lights stage, such as loading the "
                      f"masters and the catalog, are). The reference's lights loop is timed the same way "
                      f"(its ccdproc masters took {nt['reference']['masters_seconds']:.1f} s, not counted).")
+    cl = res.get("cluster")
+    if isinstance(cl, dict) and "serial_part" in cl:
+        lines.append(f"* Dask on a real cluster (`bench/bench_cluster.py --lights {cl['lights']}`, "
+                     f"`cluster_{cl['lights']}lights.json`): a `dask scheduler` and two "
+                     "single-threaded `dask worker` processes on loopback, the run's export equal to "
+                     "the serial run's. The serial part is the serial run's CPU outside the per-light "
+                     "work (interpreter start and imports included) over its whole CPU; a light's CPU "
+                     "is measured where it runs, a plain process and a worker alternating; the "
+                     "speed-up on n workers is 1 / (s + r (1 − s) / n). `--cluster-lights 200` for "
+                     "the 200-light night.")
     prof = res.get("light_profile")
     if prof:
         lines += ["", f"Where a light's time goes (`bench/profile_lights.py`: {prof['lights']} lights "
@@ -733,7 +806,11 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-db", action="store_true")
     ap.add_argument("--skip-dask", action="store_true")
     ap.add_argument("--dask-timeout", type=float, default=300.0)
-    ap.add_argument("--only", choices=("masters", "night", "db", "dask", "archive"),
+    ap.add_argument("--skip-cluster", action="store_true")
+    ap.add_argument("--cluster-lights", type=int, default=40,
+                    help="lights of bench_cluster.py's night (200: the issue's)")
+    ap.add_argument("--cluster-timeout", type=float, default=900.0)
+    ap.add_argument("--only", choices=("masters", "night", "db", "dask", "cluster", "archive"),
                     action="append")
     ap.add_argument("--archive", action="store_true",
                     help="also the ten-year archive (bench/bench_archive.py; long, see above)")
@@ -746,8 +823,8 @@ def main(argv=None) -> int:
         args.size, args.frames, args.rss_frames, args.repeat = 512, 6, 8, 1
         args.lights_per_filter, args.night_width, args.night_height = 2, 320, 320
         args.night_repeat = 1
-        args.skip_db = args.skip_dask = True
-    only = set(args.only or ("masters", "night", "db", "dask")
+        args.skip_db = args.skip_dask = args.skip_cluster = True
+    only = set(args.only or ("masters", "night", "db", "dask", "cluster")
                + (("archive",) if args.archive else ()))
 
     try:
@@ -788,6 +865,8 @@ def main(argv=None) -> int:
             res["db"] = bench_db(tmp, args)
         if "dask" in only:
             res["dask"] = bench_dask(tmp, args)
+        if "cluster" in only:
+            res["cluster"] = bench_cluster(tmp, args)
         if "archive" in only:
             args.output.mkdir(parents=True, exist_ok=True)
             res["archive"] = bench_archive(tmp, args)

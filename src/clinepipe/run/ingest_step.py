@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 import re
 import shutil
@@ -33,13 +34,16 @@ class IngestCounts:
 
 
 def ingest_stage(cfg: Config, engine, run_id: int, settle_seconds: float,
-                 progress=None) -> IngestCounts:
+                 progress=None, pool=None) -> IngestCounts:
     """Record every new file of ``incoming``: archive copy + frame row, or a failure reason.
 
     A file that failed at ingest before is tried again on every run (a fixed permission, a
     re-saved header or a configuration change may have cured it); its row changes only when
-    the outcome does. Returns how many files were new and how many still being written."""
+    the outcome does. Returns how many files were new and how many still being written.
+    ``pool``: a :class:`~clinepipe.run.parallel.DaskPool` whose workers compute the files'
+    checksums (all at once, while this process copies and records them in order)."""
     from clinepipe.ingest.files import find_new_files, iter_fits_files
+    from clinepipe.run.cluster_jobs import file_checksum, run_jobs
     from clinepipe.store.db import session_scope
 
     incoming = cfg.paths.incoming
@@ -63,8 +67,12 @@ def ingest_stage(cfg: Config, engine, run_id: int, settle_seconds: float,
     if progress:
         progress.start("ingest", len(new))
     notes = _Notes()
+    # without a pool each checksum is computed when its file's turn comes (as it always was)
+    checksums = (run_jobs(file_checksum, new + retry, pool, what="checksums")
+                 if pool is not None else itertools.repeat(None))
     for path in new:
-        row, message = _ingest_file(cfg, engine, path, rel[path], run_id, notes=notes)
+        row, message = _ingest_file(cfg, engine, path, rel[path], run_id, notes=notes,
+                                    checksum=next(checksums))
         _night_from_folders(row)
         _insert_frame(engine, row)
         _log_ingest(row, message)
@@ -74,7 +82,7 @@ def ingest_stage(cfg: Config, engine, run_id: int, settle_seconds: float,
     for path in retry:
         old = known[rel[path]]
         row, message = _ingest_file(cfg, engine, path, rel[path], run_id, frame_id=old.id,
-                                    notes=notes)
+                                    notes=notes, checksum=next(checksums))
         _night_from_folders(row)
         if (row.get("state"), row.get("reason"), row.get("sha256")) == (old.state, old.reason,
                                                                         old.sha256):
@@ -145,22 +153,24 @@ class _Notes:
 
 
 def _ingest_file(cfg: Config, engine, path: Path, rel: str, run_id: int,
-                 frame_id: int | None = None, notes: _Notes | None = None) -> tuple[dict, str]:
+                 frame_id: int | None = None, notes: _Notes | None = None,
+                 checksum=None) -> tuple[dict, str]:
     """The ``frames`` row of one incoming file (archive copy made when it is good) and the
-    log message of a failure (or "")."""
+    log message of a failure (or ""); ``checksum`` its
+    :class:`~clinepipe.run.cluster_jobs.FileChecksum` when already computed."""
     from clinepipe.ingest.classify import SkippedFrame, read_frame_info
-    from clinepipe.ingest.files import archive_copy, sha256_file
+    from clinepipe.ingest.files import archive_copy
+    from clinepipe.run.cluster_jobs import file_checksum
 
     telescope = cfg.site.telescope
     row = {"telescope": telescope, "raw_path": rel, "run_id": run_id, "updated_at": _now(),
            "sha256": None, "size": None}
-    try:
-        digest = sha256_file(path)
-        row.update(sha256=digest, size=path.stat().st_size)
-    except OSError as exc:
-        row.update(state="failed", stage="ingest",
-                   reason=f"unreadable file ({exc.strerror or exc})")
-        return row, f"{rel}: cannot be read ({exc.strerror or exc})"
+    checksum = checksum or file_checksum(path)
+    if checksum.error is not None:
+        row.update(state="failed", stage="ingest", reason=f"unreadable file ({checksum.error})")
+        return row, f"{rel}: cannot be read ({checksum.error})"
+    digest = checksum.sha256
+    row.update(sha256=digest, size=checksum.size)
     twin = _twin_of(engine, digest, telescope, exclude_id=frame_id)
     if twin is not None:
         row.update(state="duplicate", stage="ingest", reason=f"duplicate of {twin}")

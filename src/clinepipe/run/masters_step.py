@@ -11,7 +11,6 @@ from sqlalchemy import select, update
 
 from clinepipe import __version__
 from clinepipe.config import Config
-from clinepipe.errors import BadInput, Waiting
 from clinepipe.ingest.frame_info import FrameInfo
 from clinepipe.store.models import Frame, Master
 from clinepipe.store.models import utc_now as _now
@@ -29,7 +28,7 @@ def frame_info(frame: Frame, archive: Path) -> FrameInfo:
                      yorg=frame.yorg, gain=frame.gain, object=frame.object)
 
 
-def masters_stage(cfg: Config, engine, run_id: int) -> int:
+def masters_stage(cfg: Config, engine, run_id: int, pool=None) -> int:
     """Build the masters of every calibration group (night + what its stacker groups by,
     :data:`clinepipe.ccd.master_groups.STACKERS`) that changed.
 
@@ -37,13 +36,16 @@ def masters_stage(cfg: Config, engine, run_id: int) -> int:
     master of what it needs (:func:`clinepipe.ccd.master_groups.nearest_master`). A group is
     rebuilt only when its set of input files, the reduction mode or the masters it had to be
     made without (a flat with ``[reduction] without_masters = "measure"``) differ from its
-    latest master's.
+    latest master's. ``pool``: a :class:`~clinepipe.run.parallel.DaskPool` on which the
+    groups of each kind are built at once, one master per group (else here, one by one);
+    the database is written here, in the same order either way.
     """
     from clinepipe.ccd.master_groups import (
         STACKERS,
         group_calibration_frames,
         input_key,
     )
+    from clinepipe.run.cluster_jobs import make_master, run_jobs
     from clinepipe.store.db import session_scope
 
     archive = cfg.paths.archive
@@ -59,6 +61,7 @@ def masters_stage(cfg: Config, engine, run_id: int) -> int:
                                           cfg.camera.temp_tolerance, by_night=True)
         # the masters of the kinds before this one are all built by now
         chooser = MasterChooser(engine, archive, cfg.site.telescope)
+        todo = []  # (group, members, key, needs, jd)
         for group, infos in groups.items():
             members = [rows[i.path] for i in infos]
             jd = float(np.mean([f.jd_mid for f in members]))
@@ -75,62 +78,73 @@ def masters_stage(cfg: Config, engine, run_id: int) -> int:
                 exists = s.scalars(select(Master.id).where(Master.input_key == key)).first()
             if exists is not None:  # same inputs and mode as a master already built
                 continue
-            built += _build_master(cfg, engine, run_id, group, members, key, needs, jd)
+            todo.append((group, members, key, needs, jd))
+        jobs = [_master_job(cfg, group, members, key, needs) for group, members, key, needs, _
+                in todo]
+        outcomes = run_jobs(make_master, jobs, pool, what=f"{kind} masters")
+        for (_, members, key, _, jd), job, outcome in zip(todo, jobs, outcomes):
+            built += _record_master(cfg, engine, run_id, job, members, key, jd, outcome)
     return built
 
 
-def _build_master(cfg, engine, run_id, group, members, key, needs: dict, jd: float) -> int:
-    """Build, write and record the master of one group on the masters it ``needs``
-    (``Master`` rows, None where there is none)."""
-    from clinepipe.ccd.master_files import write_master
-    from clinepipe.ccd.master_groups import build_master
-    from clinepipe.store.db import session_scope
+def _master_job(cfg: Config, group, members: list[Frame], key: str, needs: dict):
+    """The :class:`~clinepipe.run.cluster_jobs.MasterJob` of one group on the masters it
+    ``needs`` (``Master`` rows, None where there is none)."""
+    from clinepipe.run.cluster_jobs import MasterJob
 
-    kind, night, binning, filt = group.kind, group.night, group.binning, group.filter
     archive = cfg.paths.archive
-    paths = [archive / f.archive_path for f in members]
-    by_path = {archive / f.archive_path: f for f in members}
-    label = f"{kind} frames for binning {binning}" + (f" ({filt})" if filt else "") + f" on {night}"
-    red = cfg.reduction
-    try:
-        result = build_master(kind, paths, {k: m and archive / m.path for k, m in needs.items()},
-                              binning=binning, camera=cfg.camera, reduction=red, mode=red.mode)
-    except Waiting as exc:
-        _set_states(engine, members, "waiting", "masters", exc.reason)
-        log.info("%s: %s", label, exc.reason)
-        return 0
-    except BadInput as exc:
-        _set_states(engine, members, "failed", "masters", exc.reason)
-        log.warning("%s: %s", label, exc.message)
-        return 0
-
+    kind, night, binning, filt = group.kind, group.night, group.binning, group.filter
     name = {"bias": "bias_master.fits", "dark": "dark_master.fits",
             "flat": f"flat_master_{filt}.fits"}[kind]
     rel = Path("masters") / night / f"binning{binning}" / f"{key[:8]}_{name}"
-    inputs = [{"raw_path": by_path[p].raw_path, "sha256": by_path[p].sha256} for p in result.used]
-    provenance = {"inputs": inputs, "night": night, "software_version": __version__,
+    provenance = {"night": night, "software_version": __version__,
                   **{k: v.path for k, v in needs.items() if v is not None}}
     if any(v is None for v in needs.values()):
         provenance["made without"] = ", ".join(k for k, v in needs.items() if v is None)
-    write_master(archive / rel, result, kind=kind, mode=red.mode, binning=binning, filter=filt,
-                 provenance=provenance)
-    shape = result.data.shape
+    return MasterJob(kind=kind, night=night, binning=binning, filter=filt,
+                     paths=tuple(archive / f.archive_path for f in members),
+                     needs={k: m and archive / m.path for k, m in needs.items()},
+                     inputs={archive / f.archive_path: (f.raw_path, f.sha256) for f in members},
+                     provenance=provenance, output=archive / rel, camera=cfg.camera,
+                     reduction=cfg.reduction)
+
+
+def _record_master(cfg, engine, run_id, job, members, key, jd: float, outcome) -> int:
+    """Record the master ``job`` made (its row; its inputs ``used`` or ``rejected``), or the
+    reason its frames wait or failed; 1 when a master was built."""
+    from clinepipe.store.db import session_scope
+
+    archive = cfg.paths.archive
+    by_path = {archive / f.archive_path: f for f in members}
+    label = (f"{job.kind} frames for binning {job.binning}"
+             + (f" ({job.filter})" if job.filter else "") + f" on {job.night}")
+    if outcome.state == "waiting":
+        _set_states(engine, members, "waiting", "masters", outcome.reason)
+        log.info("%s: %s", label, outcome.message)
+        return 0
+    if outcome.state == "failed":
+        _set_states(engine, members, "failed", "masters", outcome.reason)
+        log.warning("%s: %s", label, outcome.message)
+        return 0
+    rel = job.output.relative_to(archive)
+    inputs = [{"raw_path": by_path[p].raw_path, "sha256": by_path[p].sha256}
+              for p in outcome.used]
     with session_scope(engine) as s:
-        s.add(Master(telescope=cfg.site.telescope, kind=kind, binning=binning, filter=filt,
-                     exptime=getattr(result, "exptime", None) if kind == "dark" else None,
-                     ccd_temp=_mean([by_path[p].ccd_temp for p in result.used]),
-                     night=night, jd=jd, shape_y=shape[0], shape_x=shape[1], path=rel.as_posix(),
-                     mode=red.mode, n_frames=len(result.used), inputs=json.dumps(inputs),
-                     input_key=key, software_version=__version__, run_id=run_id,
-                     created_at=_now()))
-        for p in result.used:
+        s.add(Master(telescope=cfg.site.telescope, kind=job.kind, binning=job.binning,
+                     filter=job.filter, exptime=outcome.exptime if job.kind == "dark" else None,
+                     ccd_temp=_mean([by_path[p].ccd_temp for p in outcome.used]),
+                     night=job.night, jd=jd, shape_y=outcome.shape[0], shape_x=outcome.shape[1],
+                     path=rel.as_posix(), mode=job.reduction.mode, n_frames=len(outcome.used),
+                     inputs=json.dumps(inputs), input_key=key, software_version=__version__,
+                     run_id=run_id, created_at=_now()))
+        for p in outcome.used:
             s.execute(update(Frame).where(Frame.id == by_path[p].id).values(
                 state="used", stage=None, reason=None, updated_at=_now()))
-        for p, reason in result.rejected.items():
+        for p, reason in outcome.rejected.items():
             s.execute(update(Frame).where(Frame.id == by_path[Path(p)].id).values(
                 state="rejected", stage="masters", reason=reason, updated_at=_now()))
-    log.info("master %s built from %d frame(s) (%d rejected)", rel, len(result.used),
-             len(result.rejected))
+    log.info("master %s built from %d frame(s) (%d rejected)", rel, len(outcome.used),
+             len(outcome.rejected))
     return 1
 
 

@@ -1,8 +1,10 @@
 """Per-frame work on a Dask cluster (``[execution] scheduler = "dask"`` or ``run --workers N``).
 
 Only the database-free part of a light (reduce, sources, photometry, BJD and airmass) runs on
-the workers; the results come back in submission order and are written by the main process,
-each frame whole in one transaction, so the database is identical to a serial run.
+the workers (on an existing cluster, ``[execution] address``, also the new files' checksums
+and one master per calibration group: :mod:`clinepipe.run.cluster_jobs`); the results come
+back in submission order and are written by the main process, each frame whole in one
+transaction, so the database is identical to a serial run.
 
 :class:`DaskPool` starts the scheduler at once and lets the worker processes come up in the
 background (forked from a fork server that has imported the per-frame modules once; each
@@ -24,8 +26,9 @@ class DaskPool:
     at ``address``) that comes up in the background; ``warm`` is run once on every worker.
     :meth:`map` waits for it; errors while starting are raised there."""
 
-    def __init__(self, workers: int = 2, address: str = "", warm: Callable | None = None):
-        self.workers, self.address = workers, address
+    def __init__(self, workers: int = 2, address: str = "", warm: Callable | None = None,
+                 config_file: str = ""):
+        self.workers, self.address, self.config_file = workers, address, config_file
         self.client = self.cluster = None
         self._error: BaseException | None = None
         self._closer: threading.Thread | None = None
@@ -57,9 +60,7 @@ class DaskPool:
             return
         try:
             if self.address:
-                from dask.distributed import Client
-
-                self.client = Client(self.address)
+                self.client = self._connect()
             else:
                 self.client.wait_for_workers(self.workers)
             if warm is not None:
@@ -67,18 +68,34 @@ class DaskPool:
         except BaseException as exc:  # reported by map(), in the main thread
             self._error = exc
 
+    def _connect(self):
+        """A client of the scheduler at ``address``; one sentence naming the key when there
+        is no scheduler there."""
+        from dask.distributed import Client
+
+        from clinepipe.errors import ConfigError
+
+        try:
+            return Client(self.address)
+        except OSError as exc:
+            raise ConfigError(
+                f"{self.config_file or 'the configuration'}: no Dask scheduler answers at "
+                f"[execution] address = {self.address!r} ({exc}); start the cluster or fix "
+                "the address.", reason="no Dask scheduler") from exc
+
     def ready(self) -> bool:
         """Whether the workers are up (or starting them failed: :meth:`map` raises that)."""
         return not self._thread.is_alive()
 
-    def map(self, func: Callable, items: Iterable) -> Iterator:
-        """Apply ``func`` to ``items`` on the workers, yielding results in the items' order."""
+    def map(self, func: Callable, items: Iterable, what: str = "per-frame work") -> Iterator:
+        """Apply ``func`` to ``items`` on the workers, yielding results in the items' order
+        (``what`` names the work in the log)."""
         items = list(items)
         self._thread.join()
         if self._error is not None:
             raise self._error
         n = len(self.client.scheduler_info().get("workers", {}))
-        log.info("per-frame work of %d item(s) on Dask (%s)", len(items),
+        log.info("%s of %d item(s) on Dask (%s)", what or "per-frame work", len(items),
                  f"{n} worker processes" if self.cluster is not None
                  else f"{self.address}, {n} workers")
         futures = self.client.map(func, items, pure=False)

@@ -103,14 +103,22 @@ class RunContext:
 
 
 def _ingest(run: RunContext) -> None:
-    counts = ingest_stage(run.cfg, run.engine, run.run_id, run.settle_seconds, run.progress)
+    if _use_dask(run.cfg, run.workers) and run.cfg.execution.address:
+        # an existing cluster's workers are up already: they hash the new files and build
+        # the masters too
+        run.pool = _dask_pool(run.cfg, run.workers)
+    counts = ingest_stage(run.cfg, run.engine, run.run_id, run.settle_seconds, run.progress,
+                          pool=run.pool)
     run.summary.new_files = counts.new
     run.summary.unsettled, run.summary.settle_seconds = counts.unsettled, counts.settle_seconds
-    run.pool = _start_pool(run.cfg, run.engine, run.workers, run.reprocess)  # up while masters build
+    if run.pool is None:  # a local cluster comes up while the masters build
+        run.pool = _start_pool(run.cfg, run.engine, run.workers, run.reprocess)
 
 
 def _masters(run: RunContext) -> None:
-    run.summary.masters_built = masters_stage(run.cfg, run.engine, run.run_id)
+    # a local cluster's workers are still starting: the masters are built here
+    pool = run.pool if run.cfg.execution.address else None
+    run.summary.masters_built = masters_stage(run.cfg, run.engine, run.run_id, pool=pool)
 
 
 def _lights(run: RunContext) -> None:
@@ -272,10 +280,16 @@ def _start_pool(cfg: Config, engine, workers: int | None, reprocess: bool = Fals
                                                    Frame.state.in_(states)).limit(1)).first()
     if pending is None:
         return None
+    return _dask_pool(cfg, workers)
+
+
+def _dask_pool(cfg: Config, workers: int | None):
+    """A :class:`~clinepipe.run.parallel.DaskPool` on ``[execution] address`` (else a local
+    cluster of ``workers`` processes) whose workers are warmed up for the lights."""
     from clinepipe.run.parallel import DaskPool
 
     return DaskPool(workers or cfg.execution.workers, cfg.execution.address,
-                    warm=_warm_worker)
+                    warm=_warm_worker, config_file=str(cfg.source_file or ""))
 
 
 def _warm_worker() -> None:
