@@ -72,6 +72,7 @@ PREDICT_FOR = (8, 32)
 CHILD = r"""
 import json, pickle, sys, time
 import clinepipe.run.pipeline as P
+from clinepipe.run.lights_step import light_task
 from clinepipe.config import load_config
 import_cpu = time.process_time()
 steps = {}
@@ -104,7 +105,7 @@ if sample:
         s.expunge_all()
     step = max(1, len(lights) // sample)
     chooser = MasterChooser(engine, cfg.paths.archive, cfg.site.telescope)
-    tasks = [P._light_task(cfg, chooser, f) for f in lights[::step][:sample]]
+    tasks = [light_task(cfg, chooser, f) for f in lights[::step][:sample]]
     with open(sys.argv[3], "wb") as fh:
         pickle.dump(tasks, fh)
 print(json.dumps(out))
@@ -166,7 +167,7 @@ def amdahl(serial_part: float, ratio: float, n: int) -> float:
 def measure(args, work: Path) -> dict:
     from dask.distributed import Client
 
-    from clinepipe.run.pipeline import _warm_worker
+    from clinepipe.run.lights_step import warm_worker
     from clinepipe.simulate import simulate_night
 
     source = work / "source"
@@ -176,7 +177,7 @@ def measure(args, work: Path) -> dict:
     sim_s = time.perf_counter() - t0
     n_files = sum(1 for _ in (source / "incoming").rglob("*.fit"))
     with DaskCluster(work / "cluster", workers=2) as cluster, Client(cluster.address) as client:
-        client.run(_warm_worker)  # a standing cluster's workers have imported clinepipe
+        client.run(warm_worker)  # a standing cluster's workers have imported clinepipe
 
         serial_cfg = fresh_copy(source, work / "serial")
         tasks_file = work / "tasks.pickle"

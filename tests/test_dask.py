@@ -102,7 +102,7 @@ def _state(pid: int) -> str:
 def test_lights_measured_here_until_the_workers_are_up(monkeypatch):
     """While the Dask workers start, the run measures the first lights itself; the rest go to
     the workers, and the results come back in the lights' order."""
-    import clinepipe.run.pipeline as pipeline
+    import clinepipe.run.lights_step as lights_step
 
     here = []
 
@@ -123,8 +123,8 @@ def test_lights_measured_here_until_the_workers_are_up(monkeypatch):
             self.sent = list(items)
             return (f"worker:{t}" for t in self.sent)
 
-    monkeypatch.setattr(pipeline, "process_light", measure)
+    monkeypatch.setattr(lights_step, "process_light", measure)
     pool = StartingPool()
-    results = list(pipeline._execute(None, [1, 2, 3, 4, 5], None, pool=pool))
+    results = list(lights_step.light_results(None, [1, 2, 3, 4, 5], None, pool=pool))
     assert results == ["here:1", "here:2", "worker:3", "worker:4", "worker:5"]
     assert here == [1, 2] and pool.sent == [3, 4, 5]

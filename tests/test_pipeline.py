@@ -204,7 +204,7 @@ def test_serial_run_reports_a_light_only_once_its_file_is_written(monkeypatch):
     from concurrent.futures import Future
     from types import SimpleNamespace
 
-    import clinepipe.run.pipeline as pipeline
+    import clinepipe.run.lights_step as lights_step
     from clinepipe.run.light_stages import LightResult, PendingLight
 
     outcome = {2: ValueError("disk controller said no"),
@@ -220,12 +220,12 @@ def test_serial_run_reports_a_light_only_once_its_file_is_written(monkeypatch):
             writing.set_result(None)
         return PendingLight(task, LightResult(task.frame_id, True), writing)
 
-    monkeypatch.setattr(pipeline, "start_light", start)
+    monkeypatch.setattr(lights_step, "start_light", start)
     cfg = SimpleNamespace(execution=SimpleNamespace(scheduler="serial"))
     tasks = [SimpleNamespace(frame_id=i, raw_path=Path(f"/night/light_{i}.fit"),
                              output=Path(f"/archive/light_{i}_calibrated.fits")) for i in range(1, 7)]
     results = []
-    for result in pipeline._execute(cfg, tasks, None):
+    for result in lights_step.light_results(cfg, tasks, None):
         results.append(result)
         if result.stop:  # as lights_stage does
             break
