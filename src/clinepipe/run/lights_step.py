@@ -29,7 +29,7 @@ log = logging.getLogger("clinepipe")
 
 
 #: states a light can be picked up from on a normal run
-PENDING_LIGHT_STATES = ("ingested", "waiting", "reduced", "measured")
+PENDING_LIGHT_STATES = ("ingested", "waiting", "measured")
 
 
 def use_dask(cfg: Config, workers: int | None) -> bool:

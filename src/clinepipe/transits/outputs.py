@@ -8,12 +8,12 @@ import csv
 import io
 import json
 import math
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from clinepipe.atomic_files import atomic_write_bytes
 from clinepipe.transits.fit import TransitFit
 
 __all__ = [
@@ -34,17 +34,9 @@ BIN_MINUTES = 10.0
 
 
 def _atomic_write(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    """``data`` written to ``path`` whole or not at all (:func:`atomic_write_bytes`, which
+    makes the folder)."""
+    atomic_write_bytes(path, (data,))
     return path
 
 
