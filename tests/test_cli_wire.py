@@ -5,19 +5,14 @@ output, through a symlink, saying what it left out and refusing to write nothing
 
 from __future__ import annotations
 
-import os
-import sys
-
 import pytest
+from small_store import populate_small_store  # noqa: E402
 from sqlalchemy import update
 
 from clinepipe.cli import main
 from clinepipe.products.aavso_format import validate_extended, validate_file
 from clinepipe.store.db import open_database, session_scope
 from clinepipe.store.models import Measurement
-
-sys.path.insert(0, os.path.dirname(__file__))
-from small_store import populate_small_store  # noqa: E402
 
 
 def _cli(capsys, *args):

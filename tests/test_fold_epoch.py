@@ -3,9 +3,6 @@ faintest point relative to its own filter), not at the first point; the web's fo
 
 from __future__ import annotations
 
-import os
-import sys
-
 import numpy as np
 import pytest
 
@@ -63,13 +60,12 @@ def test_plot_writes_with_epoch(tmp_path):
     assert out.stat().st_size > 10_000
 
 
-sys.path.insert(0, os.path.dirname(__file__))
-from test_web_browser import chromium, server  # noqa: E402,F401 (server: the dashboard fixture)
+from browser import chromium  # noqa: E402
 
 
 def test_lc_fold_prints_phases_from_epoch_or_minimum(tmp_path, capsys):
-    from test_web import PERIOD as WEB_PERIOD
-    from test_web import make_engine, populate
+    from web_store import PERIOD as WEB_PERIOD
+    from web_store import make_engine, populate
 
     from clinepipe.cli import main
     from clinepipe.store.measurement_rows import lightcurve
@@ -111,7 +107,7 @@ def test_lc_epoch_without_fold_is_refused(tmp_path, capsys):
 
     config = tmp_path / "clinepipe.toml"
     db = tmp_path / "clinepipe.db"
-    from test_web import make_engine, populate
+    from web_store import make_engine, populate
 
     populate(make_engine(db), None)
     config.write_text(f'[database]\nurl = "sqlite:///{db}"\n')
@@ -124,7 +120,7 @@ def test_web_fold_puts_phase_zero_at_minimum_light(server, tmp_path):
     """The dashboard's fold (lightcurve.js) puts phase 0 where `lc --fold` does."""
     import re
 
-    from test_web import make_engine
+    from web_store import make_engine
 
     from clinepipe.store.measurement_rows import lightcurve
 

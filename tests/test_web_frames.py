@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
-from test_web import make_engine, populate  # noqa: E402
+from web_store import make_engine, populate  # noqa: E402
 
 from clinepipe.ccd.reduced_files import ReducedFrame, write_reduced  # noqa: E402
 from clinepipe.store.models import Frame, Measurement  # noqa: E402

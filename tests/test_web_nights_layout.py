@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
-from test_web import make_engine, populate  # noqa: E402
+from web_store import make_engine, populate  # noqa: E402
 
 from clinepipe.store.models import Frame  # noqa: E402
 from clinepipe.web import create_app  # noqa: E402
@@ -63,7 +63,7 @@ def test_kinds_cell_wraps_between_items_not_inside(tmp_path):
 
 @pytest.mark.chromium
 def test_nights_table_fits_at_1400px_in_chromium(tmp_path):
-    from test_web_browser import CHROMEDRIVER, CHROMIUM, WebDriver, free_port
+    from browser import CHROMEDRIVER, CHROMIUM, WebDriver, free_port
 
     if CHROMIUM is None or CHROMEDRIVER is None:
         pytest.skip("headless Chromium / chromedriver not installed")

@@ -16,7 +16,7 @@ import pytest
 from astropy.io import fits
 from run_snapshots import copy_night
 from sqlalchemy import select
-from test_pipeline import measurements_with_truth
+from truth_match import measurements_with_truth
 
 from clinepipe.ccd.reduce import (
     calstat_of,
