@@ -40,15 +40,20 @@ HEADER = """\
 # Copyright (c) 2026 Icaro Meidem; file {member}) by scripts/extract_limb_darkening.py.
 # Johnson-Cousins U B V R I and SDSS u g r i z only; teff K, logg cgs dex, feh dex.
 # Left out: the source row with teff = 0 (logg 5.0, feh -3.0).
-"""
+#
+# meidem's licence, which asks to be kept with substantial portions of it:
+{licence}"""
 
 
 def read_rows(wheel: str):
-    """Rows (band, teff, logg, feh, u1, u2) of the wheel's Magic table, sorted."""
+    """Rows (band, teff, logg, feh, u1, u2) of the wheel's Magic table, sorted; the wheel's
+    version and licence text."""
     import pyarrow.parquet as pq
 
     with zipfile.ZipFile(wheel) as zf:
         table = pq.read_table(io.BytesIO(zf.read(TABLE_MEMBER))).to_pydict()
+        licence = next((zf.read(n).decode("utf-8") for n in zf.namelist()
+                        if n.endswith(".dist-info/licenses/LICENSE")), "")
         version = next((n.split("/")[0].removesuffix(".dist-info").split("-")[1]
                         for n in zf.namelist() if n.endswith(".dist-info/WHEEL")), "?")
     rows = []
@@ -61,7 +66,7 @@ def read_rows(wheel: str):
         rows.append((BANDS[key], float(teff), float(logg), float(feh), float(a), float(b)))
     order = list(BANDS.values())
     rows.sort(key=lambda r: (order.index(r[0]), r[3], r[2], r[1]))
-    return rows, version
+    return rows, version, licence
 
 
 def main(argv=None) -> int:
@@ -69,9 +74,12 @@ def main(argv=None) -> int:
     parser.add_argument("wheel", help="meidem-*.whl")
     parser.add_argument("output", help="CSV to write")
     args = parser.parse_args(argv)
-    rows, version = read_rows(args.wheel)
+    rows, version, licence = read_rows(args.wheel)
+    if "MIT License" not in licence:
+        raise SystemExit(f"{args.wheel}: no MIT licence in the wheel; check its terms first.")
     with open(args.output, "w", newline="", encoding="utf-8") as f:
-        f.write(HEADER.format(version=version, member=TABLE_MEMBER))
+        quoted = "".join(f"#   {line}".rstrip() + "\n" for line in licence.strip().splitlines())
+        f.write(HEADER.format(version=version, member=TABLE_MEMBER, licence=quoted))
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(["band", "teff", "logg", "feh", "u1", "u2"])
         for band, teff, logg, feh, u1, u2 in rows:
