@@ -61,6 +61,8 @@ def test_run_fits_the_transit_against_truth(transit_night):
     assert abs(fit["oc_minutes"] + T0_OFFSET * 1440) < 3 * fit["tmid_err"] * 1440
     assert fit["depth"] == pytest.approx(fit["rprs"] ** 2, rel=0.05)
     assert len(fit["comps"]) >= 3 and fit["aperture"] in map(float, fit["aperture_scatter"])
+    # V, host Teff unknown (5750 K assumed): inside the Magic et al. 2015 table
+    assert fit["limb_darkening_model"] == "magic2015" and "assumed" in fit["limb_darkening_source"]
     with open(folder / "lightcurve.csv", newline="") as fh:
         rows = list(csv.reader(fh))
     assert rows[0] == ["bjd_tdb", "flux", "flux_err", "model", "detrended", "airmass"]

@@ -174,9 +174,9 @@ def fit_planet_night(cfg: Config, session, target: TransitTarget, frames: NightF
             lc = wide
     try:
         ld = quadratic_ld(frames.filter, target.teff, target.logg, target.feh)
-        u, ld_source = ld.u, ld.source
+        u, ld_source, ld_model = ld.u, ld.source, ld.model
     except ValueError as exc:
-        u, ld_source = (0.4, 0.25), f"{exc}; u1 = 0.4, u2 = 0.25 assumed"
+        u, ld_source, ld_model = (0.4, 0.25), f"{exc}; u1 = 0.4, u2 = 0.25 assumed", "assumed"
     airmass_vec = _airmass(cfg, target, frames)[keep]
     vectors = {"sky": lc_data.sky[keep], "fwhm": frames.fwhm[keep], "x": lc_data.x[keep],
                "y": lc_data.y[keep]}
@@ -192,7 +192,8 @@ def fit_planet_night(cfg: Config, session, target: TransitTarget, frames: NightF
     extra = {"epoch": epoch, "host_star_id": int(lc_data.star_ids[0]),
              "comparison_weights": [float(w) for w in lc.comparisons.weights],
              "aperture_scatter": {f"{r:g}": float(s) for r, s in lc.scatter_by_aperture.items()},
-             "limb_darkening_source": ld_source, "n_frames_dropped": int((~keep).sum()),
+             "limb_darkening_source": ld_source, "limb_darkening_model": ld_model,
+             "n_frames_dropped": int((~keep).sum()),
              "software": f"clinepipe {__version__}"}
     files = write_transit_outputs(out_dir, fit, planet=target.name, night=frames.night,
                                   filter=frames.filter, comps=comp_ids, aperture=lc.aperture,
