@@ -21,6 +21,35 @@ RELATIVE_PENDING = "to be placed by the night's relative ensemble"
 
 @dataclass
 class FrameCalibration:
+    """What the photometric calibration made of one light: its state, and per measurement the
+    calibrated magnitudes and catalog match. Arrays have one entry per measurement, in the order
+    of the frame's measurements (n,).
+
+    Attributes
+    ----------
+    state : str
+        The frame's state: ``"calibrated"``, ``"measured"`` (instrumental magnitudes only) or
+        ``"waiting"`` (the catalog is unreachable; retried next run).
+    stage, reason : str or None
+        Where and why it stopped short of ``"calibrated"`` (``frames.stage``/``frames.reason``);
+        ``stage`` is :data:`RELATIVE_STAGE` when the night's catalog-free ensemble is to place it.
+    band : str or None
+        The catalog band its filter maps to (``[catalog] filters``).
+    zero_point : ZeroPointResult or None
+        The ensemble zero point (:mod:`clinepipe.calibrate.zero_point`), None when not fitted.
+    mag, mag_err : ndarray of float (n,)
+        Calibrated magnitudes and their 1-sigma errors (mag); NaN when not calibrated.
+    in_ensemble : ndarray of bool (n,)
+        Whether the star was one of the comparison stars of the zero point.
+    cat_index : ndarray of int (n,)
+        Index of the matched catalog star, -1 when unmatched.
+    cat_sep : ndarray of float (n,)
+        Separation to that catalog star (arcsec), NaN when unmatched.
+    astrometric_rms : float or None
+        RMS of those separations (arcsec), None with fewer than 3 matches.
+    catalog, known
+        See the comments on the fields.
+    """
     state: str
     stage: str | None
     reason: str | None

@@ -107,6 +107,12 @@ class NightPhotometry:
 
 
 def group_mean(values, weights, group, n_groups):
+    """The weighted mean of ``values`` within each group, broadcast back to every element.
+
+    ``group`` (n,) holds each element's group index in ``0..n_groups-1``; ``values`` and
+    ``weights`` (n,) are arrays of any unit (the mean has the unit of ``values``). A group of
+    zero total weight gets 0. Returns an array (n,).
+    """
     sw = np.bincount(group, weights=weights, minlength=n_groups)
     s = np.bincount(group, weights=weights * values, minlength=n_groups)
     return (s / np.where(sw > 0, sw, 1.0))[group]

@@ -36,6 +36,10 @@ _FILE_RE = re.compile(r"^ra(\d{1,3}\.\d{2})_dec([+-]\d{1,2}\.\d{2})_r(\d+\.\d{2}
 
 @dataclass(frozen=True)
 class Cone:
+    """A sky cone cached as one ECSV file: centre ``ra``, ``dec`` and ``radius``, all in degrees
+    (ICRS; centre rounded to 0.01 deg, radius a multiple of 0.05 deg, see :func:`cone_key`).
+    ``contains`` tells whether a requested cone lies wholly inside it, so one query serves the
+    nearby fields too."""
     ra: float
     dec: float
     radius: float

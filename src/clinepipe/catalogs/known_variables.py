@@ -34,6 +34,9 @@ def read_known_variables_csv(path: Path) -> KnownVariables:
 
 
 class FileKnownVariables:
+    """The known variables of a local CSV (``[known_variables] source = "file"``), read once on
+    first use; ``field(ra, dec, radius_deg)`` (degrees) returns the whole list, whatever the
+    field, as the list is small and the caller matches positions itself."""
     def __init__(self, path: Path):
         self.path = Path(path)
         self._list: KnownVariables | None = None

@@ -24,6 +24,8 @@ MASTER_IMAGETYP = {"bias": "Master Bias", "dark": "Master Dark", "flat": "Master
 
 
 def sha256_or_empty(path: Path) -> str:
+    """Hex SHA-256 of ``path``'s bytes, or ``""`` when it cannot be read: a master's provenance
+    records the checksum of each input, and an input gone since must not stop the master."""
     from clinepipe.ingest.files import sha256_file
 
     try:

@@ -74,6 +74,23 @@ _DERIVED_MAX = 16
 
 
 def derived_once(kind: str, arr: np.ndarray, compute):
+    """``compute(arr)``, remembered per read-only array (hot pixels of a master dark, square of a
+    master flat), so that the lights sharing one master compute it once.
+
+    Parameters
+    ----------
+    kind : str
+        What is derived (``"hot"``, ``"flat"``): part of the cache key.
+    arr : ndarray
+        The master. A writeable array is never remembered (it could change under the cache);
+        a read-only one is keyed by the memory it describes, so a crop hits too.
+    compute : callable
+        ``arr -> value``; the value should be read-only, as it is shared.
+
+    Returns
+    -------
+    The value of ``compute(arr)``, possibly from an earlier call. At most 16 are kept.
+    """
     if arr.flags.writeable:
         return compute(arr)
     owner = arr
@@ -127,6 +144,10 @@ def _cached_master(path: str, mtime_ns: int, size: int):
 
 
 def load_master(path: Path):
+    """A master's float32 image (read-only, shared between lights) and primary header, read once
+    per file version (the cache key is the resolved path, mtime and size, so a rewritten master
+    is read again). Raises :class:`MissingCalibration` or :class:`BadInput` as
+    :func:`~clinepipe.ccd.master_files.read_master`."""
     st = Path(path).stat()
     return _cached_master(str(Path(path).resolve()), st.st_mtime_ns, st.st_size)
 
@@ -154,6 +175,10 @@ def master_parts(obj):
 
 
 def find_master(masters_dir: Path, kind: str, binning: int, filt: str | None) -> Path | None:
+    """The master of ``kind`` (``"bias"``, ``"dark"``, ``"flat"``) for ``binning`` (and filter
+    ``filt``, for a flat) in the folder ``masters_dir`` laid out by
+    :func:`~clinepipe.ccd.master_files.master_path`, also under the ``.fit`` suffix of the 2018
+    MasterCal; None when there is none."""
     from clinepipe.ccd.master_files import master_path
 
     path = master_path(masters_dir, kind, binning, filt)

@@ -44,6 +44,37 @@ def _overscan_level(image: np.ndarray, rows: slice, cols: slice) -> np.ndarray |
 
 
 def apply_overscan(raw, bias, dark, flat, saturated, hot, hdr, name):
+    """Subtract a light's overscan level and trim it and its masters to ``TRIMSEC``.
+
+    The level is the median of the ``BIASSEC`` columns (per row, smoothed over 15 rows, when
+    they span every row; else one number); the master bias gets its own overscan level removed
+    the same way, so what is left of it is the bias structure only.
+
+    Parameters
+    ----------
+    raw : ndarray, shape (ny, nx)
+        The raw light (ADU), untrimmed.
+    bias, dark, flat : ndarray or None
+        The masters (bias and dark in ADU, flat normalised), untrimmed, same shape as ``raw``.
+    saturated, hot : ndarray of bool, shape (ny, nx)
+        Pixel masks of the raw frame.
+    hdr : astropy.io.fits.Header
+        The light's header, changed in place: ``CLPOSCAN``/``CLPOSCB`` (mean levels removed, ADU)
+        and ``CLPTRIM`` added, ``BIASSEC``/``TRIMSEC``/``DATASEC`` removed, ``CRPIX1/2`` shifted
+        so the WCS follows the trimmed pixels.
+    name : str
+        The file's name, for errors.
+
+    Returns
+    -------
+    tuple
+        ``(raw, bias, dark, flat, saturated, hot)`` trimmed to ``TRIMSEC`` (None stays None).
+
+    Raises
+    ------
+    BadInput
+        When ``BIASSEC``/``TRIMSEC`` cannot be parsed or lie outside the image.
+    """
     try:
         b_rows, b_cols = parse_section(hdr["BIASSEC"])
         t_rows, t_cols = parse_section(hdr["TRIMSEC"])

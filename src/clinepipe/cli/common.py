@@ -34,6 +34,8 @@ def _main(config: Optional[Path] = typer.Option(None, "--config", "-c",
 
 
 def current_config():
+    """The configuration the command runs with (``--config``, else ``$CLINEPIPE_CONFIG``, else
+    ``./clinepipe.toml``); a missing or invalid file raises :class:`ConfigError` (exit 2)."""
     from clinepipe.config import find_config, load_config
 
     return load_config(find_config(state["config"]))
@@ -54,12 +56,16 @@ def optional_config():
 
 
 def console(stderr: bool = False):
+    """A Rich console on stdout, or on stderr with ``stderr=True`` (progress and messages that
+    must not mix with a command's output)."""
     from rich.console import Console
 
     return Console(stderr=stderr)
 
 
 def open_engine(cfg):
+    """The database engine of ``cfg`` (``[database] url``), upgraded to the newest schema; a
+    SQLite file that does not exist is created (commands that only read use :func:`read_engine`)."""
     from clinepipe.store.db import open_database
 
     return open_database(cfg.database.url)
@@ -121,6 +127,9 @@ class ProgressBars:
 
 
 def check_mode(mode: Optional[str], cfg) -> str:
+    """The reduction mode: ``mode`` (a ``--mode`` option) if given, else ``[reduction] mode``
+    (``"default"`` without a configuration); anything but ``"seed"``/``"default"`` is a
+    :class:`UsageError` (exit 2)."""
     mode = mode or (cfg.reduction.mode if cfg is not None else "default")
     if mode not in ("seed", "default"):
         raise UsageError(f"--mode {mode}: unknown reduction mode (seed or default).")
@@ -128,6 +137,8 @@ def check_mode(mode: Optional[str], cfg) -> str:
 
 
 def existing_paths(paths: list[Path]) -> list[Path]:
+    """``paths`` unchanged when every one exists, else a :class:`UsageError` (exit 2) naming the
+    first missing one, before a command starts working."""
     for p in paths:
         if not p.exists():
             raise UsageError(f"{p}: no such file or folder.")
@@ -135,6 +146,8 @@ def existing_paths(paths: list[Path]) -> list[Path]:
 
 
 def warn(text: str) -> None:
+    """Print ``clinepipe: warning: <text>`` on stderr: something skipped that the user should
+    know of, which does not fail the command."""
     print(f"clinepipe: warning: {text}", file=sys.stderr)
 
 

@@ -145,6 +145,12 @@ def check_headers(headers: HeadersConfig, where: str) -> None:
 
 
 def read_section(cls, name: str, values: dict, where: str):
+    """One ``[name]`` table as the dataclass ``cls``: each key type-checked, range-checked and
+    checked against its allowed choices; keys left out keep their defaults.
+
+    Raises :class:`ConfigError` naming ``where`` (the file) and the unknown or bad key, with the
+    nearest known key for a misspelling.
+    """
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for key, value in values.items():

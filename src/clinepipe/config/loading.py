@@ -54,6 +54,28 @@ def load_config(path: str | os.PathLike) -> Config:
 
 
 def config_from_dict(raw: dict, path: Path | None = None, text: str = "") -> Config:
+    """Validate an already-parsed TOML document and make it a :class:`Config`.
+
+    Parameters
+    ----------
+    raw : dict
+        The document as :func:`tomllib.loads` returns it: section name -> table of keys.
+    path : Path, optional
+        The file it came from: named in every error, and the folder relative paths are taken
+        against (None = the current directory; errors then say "configuration").
+    text : str, optional
+        The file's text, kept in ``Config.source_text`` for provenance.
+
+    Returns
+    -------
+    Config
+        With paths made absolute and ``site_missing`` listing the ``[site]`` keys not given.
+
+    Raises
+    ------
+    ConfigError
+        One sentence naming the file and the unknown section, key or out-of-range value.
+    """
     where = str(path) if path else "configuration"
     hints = typing.get_type_hints(Config)
     sections = {}

@@ -16,6 +16,9 @@ CONFIG_NAME = "clinepipe.toml"
 
 @dataclass(frozen=True)
 class PathsConfig:
+    """``[paths]``: where the camera drops its files (``incoming``, only read) and clinepipe's own
+    archive; relative paths are relative to the configuration file.
+    README.md, *Setting up an observatory*, has the table of its keys."""
     incoming: Path = Path("incoming")
     archive: Path = Path("archive")
     #: a file is ingested only once its size and mtime have been stable this long (s)
@@ -24,6 +27,9 @@ class PathsConfig:
 
 @dataclass(frozen=True)
 class DatabaseConfig:
+    """``[database]``: the SQLAlchemy URL of the database (SQLite or PostgreSQL) and how often a
+    run commits its lights.
+    README.md, *Setting up an observatory*, has the table of its keys."""
     url: str = "sqlite:///clinepipe.db"
     #: lights stored per write transaction, at most (each light's results are always written
     #: whole); a commit is also made when the oldest uncommitted light is this many seconds old
@@ -38,6 +44,10 @@ SITE_KEYS = ("latitude", "longitude", "elevation")
 
 @dataclass(frozen=True)
 class SiteConfig:
+    """``[site]``: the observatory's position (latitude and longitude in degrees, east positive;
+    elevation in metres), name and telescope; airmass, BJD_TDB and the observing night depend on
+    it.
+    README.md, *Setting up an observatory*, has the table of its keys."""
     # in-memory defaults for library use and tests; a configuration *file* must give the
     # SITE_KEYS itself (Config.site_missing), so no run takes these as a new site's position
     latitude: float = 36.0760
@@ -52,6 +62,9 @@ class SiteConfig:
 
 @dataclass(frozen=True)
 class CameraConfig:
+    """``[camera]``: the camera's gain (e-/ADU), read noise (e-), saturation (raw ADU) and the
+    temperatures (deg C) a frame and its dark must keep to.
+    README.md, *Setting up an observatory*, has the table of its keys."""
     gain: float = 0.4  # e-/ADU, used when EGAIN is absent
     read_noise: float = 9.3  # e-
     max_ccd_temp: float = -3.0  # deg C; lights and darks warmer are rejected
@@ -63,6 +76,9 @@ class CameraConfig:
 
 @dataclass(frozen=True)
 class ReductionConfig:
+    """``[reduction]``: how masters are built (fewest frames, oldest usable, stacking chunk) and
+    how lights are reduced (overscan, cosmic rays, lights without masters).
+    README.md, *Setting up an observatory*, has the table of its keys."""
     mode: str = "default"  # "default" or "seed"
     min_frames: int = 3  # fewest frames for a master
     max_master_age_days: float = 30.0  # a light uses the nearest master within this age
@@ -76,6 +92,9 @@ class ReductionConfig:
 
 @dataclass(frozen=True)
 class PhotometryConfig:
+    """``[photometry]``: the aperture (binned pixels), sky annulus, where sources come from and
+    how they are detected.
+    README.md, *Setting up an observatory*, has the table of its keys."""
     aperture: float = 5.0  # radius in binned pixels; <= 0 means 1.5 x the frame's FWHM
     annulus: list[float] = field(default_factory=list)  # [r_in, r_out] for a local sky; [] = global mesh
     sources: str = "auto"  # "auto" (.SRC when present, else detection), "src", "detect"
@@ -88,6 +107,8 @@ class PhotometryConfig:
 
 @dataclass(frozen=True)
 class ArchiveConfig:
+    """``[archive]``: what of each calibrated light the archive keeps; README.md, *What happens to
+    a frame*, explains the choices (the configuration table is in *Setting up an observatory*)."""
     #: what of a calibrated light is kept: "image" (image and mask, tile-compressed; the
     #: uncertainty is recomputed on reading), "all" (also the uncertainty plane), "none"
     keep_calibrated: str = "image"
@@ -95,6 +116,9 @@ class ArchiveConfig:
 
 @dataclass(frozen=True)
 class AstrometryConfig:
+    """``[astrometry]``: whether and how lights without a WCS are plate-solved with
+    astrometry.net (see README.md, *Plate solving*).
+    README.md, *Setting up an observatory*, has the table of its keys."""
     #: plate-solve lights without a WCS with astrometry.net's solve-field (off by default:
     #: TheSkyX already solves the lights, and a frame it could not solve may cost a minute or
     #: two in the Tycho-2 fallback when the pixel scale is unknown; see README, Plate solving)
@@ -141,6 +165,9 @@ class HeadersConfig:
 
 @dataclass(frozen=True)
 class CatalogConfig:
+    """``[catalog]``: the photometric catalog of comparison stars (a file or a Vizier catalog),
+    its filter columns and how stars are matched to it.
+    README.md, *Setting up an observatory*, has the table of its keys."""
     source: str = "file"  # "file", "apass", "ucac4", "gaia"
     path: Path = Path("catalog.csv")
     filters: dict[str, str] = field(default_factory=lambda: {"V": "V", "R": "R", "B": "B"})
@@ -153,12 +180,18 @@ class CatalogConfig:
 
 @dataclass(frozen=True)
 class KnownVariablesConfig:
+    """``[known_variables]``: where the names of known variable stars come from (a local CSV
+    or the AAVSO VSX); "" = none.
+    README.md, *Setting up an observatory*, has the table of its keys."""
     source: str = ""  # "", "file" or "vsx"
     path: Path = Path("vsx.csv")
 
 
 @dataclass(frozen=True)
 class ExecutionConfig:
+    """``[execution]``: whether lights are measured one after the other or as Dask tasks, on how
+    many local workers or on an existing scheduler.
+    README.md, *Setting up an observatory*, has the table of its keys."""
     scheduler: str = "serial"  # "serial" or "dask"
     workers: int = 2
     address: str = ""  # an existing Dask scheduler, e.g. tcp://10.0.0.5:8786
@@ -166,11 +199,17 @@ class ExecutionConfig:
 
 @dataclass(frozen=True)
 class StarsConfig:
+    """``[stars]``: the radius (arcsec) within which a detection is taken for a known star, for
+    stable star identities.
+    README.md, *Setting up an observatory*, has the table of its keys."""
     match_radius: float = 2.0  # arcsec: a detection this close to a known star is that star
 
 
 @dataclass(frozen=True)
 class QcConfig:
+    """``[qc]``: the thresholds of the per-frame quality flags, and which flags keep a frame out of
+    the variability statistics.
+    README.md, *Setting up an observatory*, has the table of its keys."""
     clouds_mag: float = 0.25  # zero point this far below the night's extinction line
     max_elongation: float = 1.5
     focus_factor: float = 1.6  # FWHM above this x the night's median
@@ -182,6 +221,9 @@ class QcConfig:
 
 @dataclass(frozen=True)
 class VariablesConfig:
+    """``[variables]``: the search for suspected new variables among the catalog (ensemble)
+    stars.
+    README.md, *Setting up an observatory*, has the table of its keys."""
     #: a catalog star (ensemble candidate) whose reduced chi-square within a night exceeds this
     #: (times the median of stars of similar brightness, when that is above 1) becomes a
     #: "suspected" new variable and leaves the ensemble; 0 turns the search off
@@ -191,6 +233,9 @@ class VariablesConfig:
 
 @dataclass(frozen=True)
 class AavsoConfig:
+    """``[aavso]`` and ``[aavso.sequences]``: the observer code, the targets reported each night
+    and their VSP comparison sequences.
+    README.md, *Setting up an observatory*, has the table of its keys."""
     obscode: str = ""
     targets: list[str] = field(default_factory=list)
     #: ``[aavso.sequences]``: target name -> VSP comparison sequence file (JSON or CSV), see
@@ -250,6 +295,8 @@ class TransformConfig:
 
 @dataclass(frozen=True)
 class TransitsConfig:
+    """``[transits]``: the CSV of planets whose transits each run fits; README.md, *Exoplanet
+    transits*, gives its columns (the configuration table is in *Setting up an observatory*)."""
     #: the planets whose transits each run fits (NASA Exoplanet Archive columns, see
     #: transits.targets); empty = no transit fits
     path: Path = Path("")
@@ -257,12 +304,18 @@ class TransitsConfig:
 
 @dataclass(frozen=True)
 class WebConfig:
+    """``[web]``: the address and port ``clinepipe web`` serves the dashboard on.
+    README.md, *Setting up an observatory*, has the table of its keys."""
     host: str = "127.0.0.1"
     port: int = 8765
 
 
 @dataclass(frozen=True)
 class Config:
+    """The whole of ``clinepipe.toml``: one attribute per section (each its own dataclass), the
+    file it was read from and its text; read with :func:`clinepipe.config.load_config`, passed down
+    to every stage (no stage reads the file or the environment itself). README.md, *Setting up
+    an observatory*, has the table of the sections and keys."""
     paths: PathsConfig = field(default_factory=PathsConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     site: SiteConfig = field(default_factory=SiteConfig)

@@ -9,6 +9,24 @@ import numpy as np
 
 @dataclass(frozen=True)
 class QcThresholds:
+    """The thresholds of :func:`night_flags` (``[qc]`` in the configuration, same names).
+
+    Attributes
+    ----------
+    clouds_mag : float
+        ``clouds``: zero point this far (mag) below the night's clear-sky line ``zp0 - k X``.
+    max_elongation : float
+        ``trailed``: star elongation (major/minor axis ratio) above this.
+    focus_factor : float
+        ``focus``: minor-axis FWHM above this times the night's median (a ratio; defocus widens
+        both axes, trailing only one).
+    sky_factor : float
+        ``bright-sky``: sky level above this times the night's median (a ratio).
+    few_stars_fraction : float
+        ``few-stars``: fewer stars than this fraction of the night's median number.
+    max_astrometric_rms : float
+        ``astrometry``: RMS of the catalog match separations above this (arcsec).
+    """
     clouds_mag: float = 0.25
     max_elongation: float = 1.5
     focus_factor: float = 1.6

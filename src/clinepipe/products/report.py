@@ -37,6 +37,8 @@ border-bottom:1px solid #e4e6ee;text-align:left}th{background:#eef0f6}
 
 
 def latest_night(session) -> str | None:
+    """The latest observing night (``YYYYMMDD``) with a light in the database, None when there
+    is none; ``session`` is an open SQLAlchemy session."""
     return session.scalar(select(func.max(Frame.night)).where(Frame.kind == "light"))
 
 

@@ -83,6 +83,33 @@ class LightTask:
 
 @dataclass
 class LightResult:
+    """What became of one light after the stages (:func:`process_light`), sent back from a
+    worker to the process that stores it.
+
+    Attributes
+    ----------
+    frame_id : int
+        The light's id in the ``frames`` table.
+    ok : bool
+        Whether every stage ran; else ``stage``, ``reason`` (short, stored in ``frames.reason``)
+        and ``message`` (one sentence for the log) say where and why it stopped.
+    waiting : bool
+        The light lacks something that may come later (a master): retried by the next run.
+    calibrated_path : Path or None
+        Where the calibrated frame was written.
+    measurements : ndarray of :data:`MEASUREMENT_DTYPE` (n,) or None
+        One row per star.
+    stats : dict
+        The frame's summary for QC: ``fwhm`` (binned px), ``elongation`` (a/b), ``sky`` (ADU per
+        pixel, without the pedestal), ``n_stars``, ``source_list`` (``"src"``/``"detect"``),
+        ``aperture`` (radius, binned px), ``pixel_scale`` (arcsec/px or None), ``notes``.
+    bjd_tdb : ndarray (n,) or None
+        Mid-exposure BJD_TDB (days) per measurement, NaN without a sky position.
+    airmass : ndarray (n,) or None
+        Airmass per measurement, NaN without a sky position.
+    stop : bool
+        See the comment on the field.
+    """
     frame_id: int
     ok: bool
     stage: str = ""
@@ -100,6 +127,33 @@ class LightResult:
 
 @dataclass
 class LightContext:
+    """The state of one light as it goes through :data:`LIGHT_STAGES`: each stage reads what the
+    earlier ones filled in and adds its own (pixel positions are 0-based, in binned pixels of the
+    calibrated, trimmed image).
+
+    Attributes
+    ----------
+    task : LightTask
+        The light and its configuration.
+    reduced : ReducedFrame
+        The calibrated frame (ADU), from :func:`reduce_stage`.
+    x, y : ndarray (k,)
+        Source positions (0-based px), from :func:`sources_stage`.
+    source_list : str
+        Where they came from: ``"src"`` (the .SRC list) or ``"detect"``.
+    src_fwhm, src_elongation : float
+        Median FWHM (binned px) and elongation (a/b) of those sources; NaN when unknown.
+    wcs : astropy.wcs.WCS
+        The frame's WCS, from :func:`wcs_stage`.
+    measurements, stats
+        From :func:`photometry_stage`: as in :class:`LightResult`.
+    notes : list of str
+        Sentences joined into the frame's reason (a missing master, a plate solve...).
+    bjd_tdb, airmass : ndarray (n,)
+        From :func:`times_stage`: as in :class:`LightResult`.
+    writing : Future or None
+        The background write of the calibrated frame (see the comment on the field).
+    """
     task: LightTask
     reduced: object = None          # clinepipe.reduce.ReducedFrame
     x: np.ndarray | None = None     # 0-based source positions
@@ -117,6 +171,9 @@ class LightContext:
 
 
 def reduce_stage(ctx: LightContext) -> None:
+    """Calibrate the raw light with its masters (:func:`~clinepipe.ccd.reduce_light.reduce_light`)
+    into ``ctx.reduced`` (ADU) and start writing it to ``task.output`` in the background, so the
+    disk works while the next stages measure; a missing master or an unused dark becomes a note."""
     from clinepipe.ccd.reduce import missing_masters_reason
     from clinepipe.ccd.reduce_light import reduce_light
     from clinepipe.ccd.reduced_files import write_reduced_async
@@ -146,6 +203,15 @@ def _masters_used(t: LightTask) -> dict:
 
 
 def sources_stage(ctx: LightContext) -> None:
+    """The star positions ``ctx.x``, ``ctx.y`` (0-based px): from the .SRC list beside the raw
+    file (``[photometry] sources`` ``"auto"`` or ``"src"``; the list counts rows as stored,
+    so its y is flipped when the image's rows were reversed on reading), else by own detection
+    at ``detect_threshold`` sigma above the background;
+    also the sources' median FWHM (px) and elongation.
+
+    Raises :class:`BadInput` when ``sources = "src"`` and the list is missing or unreadable
+    (``"auto"`` falls back on detection, with a note).
+    """
     from clinepipe.astrometry.detect import detect_sources
     from clinepipe.astrometry.src_lists import read_src, src_positions
     from clinepipe.ingest.row_order import FLIPPED, flip_y
@@ -186,6 +252,9 @@ def sources_stage(ctx: LightContext) -> None:
 
 
 def wcs_stage(ctx: LightContext) -> None:
+    """The frame's WCS ``ctx.wcs`` from its header, else, with ``[astrometry] solve``, from
+    astrometry.net (written into the calibrated frame); raises :class:`BadInput` ("no WCS") when
+    there is none, as the photometry needs sky positions to match stars."""
     from clinepipe.astrometry.wcs import header_wcs
 
     wcs = header_wcs(ctx.reduced.header)
@@ -236,6 +305,15 @@ def _plate_solve(ctx: LightContext):
 
 
 def photometry_stage(ctx: LightContext) -> None:
+    """Aperture photometry of every source into ``ctx.measurements`` and the frame's summary into
+    ``ctx.stats``.
+
+    The background is a ``[photometry] background_box`` mesh; the FWHM is measured on the image's
+    own brightest stars (so QC sees trailing and defocus even with a .SRC list); the aperture
+    radius is ``[photometry] aperture`` (binned px) or 1.5 x that FWHM when it is 0. Fluxes are ADU,
+    instrumental magnitudes are per second of exposure, ``ra``/``dec`` in degrees from the WCS.
+    Raises :class:`BadInput` ("no stars") when no aperture radius can be had.
+    """
     from clinepipe.astrometry.wcs import pixel_scale_arcsec, pixel_to_sky
     from clinepipe.photometry.aperture import (
         APERTURE_FWHM_FACTOR,

@@ -33,6 +33,8 @@ PENDING_LIGHT_STATES = ("ingested", "waiting", "measured")
 
 
 def use_dask(cfg: Config, workers: int | None) -> bool:
+    """Whether the lights are measured as Dask tasks: ``[execution] scheduler = "dask"``, or
+    ``run --workers N`` with N > 1 (``workers`` None = the option was not given)."""
     return cfg.execution.scheduler == "dask" or (workers is not None and workers > 1)
 
 

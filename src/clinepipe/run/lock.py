@@ -19,6 +19,12 @@ from clinepipe.errors import LockHeld
 
 
 class RunLock:
+    """The run lock of one archive, as a context manager: ``with RunLock(archive /
+    "clinepipe.lock") as lock:`` takes it or raises :class:`LockHeld` (exit 3) naming the holder.
+
+    The lock is an ``fcntl.flock``, so the kernel frees it when its holder dies; the
+    ``pid N on HOST`` note left by a holder that died is in :attr:`previous_holder`.
+    """
     def __init__(self, path: Path):
         self.path = Path(path)
         self._fd: int | None = None

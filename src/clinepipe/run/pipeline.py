@@ -47,6 +47,23 @@ log = logging.getLogger("clinepipe")
 
 @dataclass
 class RunSummary:
+    """What one ``clinepipe run`` did, for the printed summary and the ``runs`` row.
+
+    Attributes
+    ----------
+    run_id : int
+        The run's id in the ``runs`` table.
+    new_files, masters_built, lights_done : int
+        Files ingested, masters written and lights processed by this run.
+    states : dict
+        {frame state: number of frames} over the whole archive (of this telescope) at the end.
+    failures : list
+        ``(raw_path, state, stage, reason)`` of every file not fully processed.
+    elapsed : float
+        Wall-clock duration of the run (s).
+    warnings, unsettled, settle_seconds, suspects
+        See the comments on the fields.
+    """
     run_id: int
     new_files: int = 0
     masters_built: int = 0

@@ -145,6 +145,9 @@ class _LogFile(logging.FileHandler):
 
 
 def attach_log_file(path: Path) -> logging.Handler:
+    """Append the ``clinepipe`` logger's records (INFO and above, time-stamped) to ``path``,
+    creating its folder; returns the handler, for the caller to remove when the run ends. A log
+    file that cannot be written is reported once on stderr, never stops the run."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = _LogFile(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))

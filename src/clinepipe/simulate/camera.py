@@ -52,6 +52,8 @@ def fwhm_over_sigma(halo_fraction: float, halo_ratio: float) -> float:
 
 
 def core_sigma(fwhm: float, spec: SimulationSpec) -> float:
+    """The sigma (binned px) of the PSF's core Gaussian that gives the whole two-Gaussian PSF of
+    ``spec`` (halo fraction and width ratio) a FWHM of ``fwhm`` (binned px)."""
     return fwhm / fwhm_over_sigma(spec.halo_fraction, spec.halo_sigma_ratio)
 
 
@@ -149,6 +151,13 @@ def stable_int(text: str) -> int:
 
 
 def make_camera(spec: SimulationSpec, seed: int, stream: int) -> CameraTruth:
+    """The true, noise-free detector of ``spec``, binned, shape (ny, nx): bias (ADU: level, fixed
+    column structure and a gentle ramp), dark current (ADU/s, with hot pixels), and one flat
+    (median 1: vignetting, dust donuts, pixel response) per filter.
+
+    ``seed`` and ``stream`` seed its own random generators (``default_rng([seed, stream, ...])``),
+    so the camera does not change when other parts of the simulation draw more numbers.
+    """
     nx, ny, b = spec.nx, spec.ny, spec.binning
     rng = np.random.default_rng([seed, stream, 0])
     x = np.arange(nx)

@@ -39,6 +39,8 @@ def date_to_ms(date: _dt.date, hours_utc: float = 0.0) -> int:
 
 
 def parse_date(text: str) -> _dt.date:
+    """A calendar date from ``YYYY-MM-DD`` or ``YYYYMMDD`` (the night names); raises ValueError
+    for anything else."""
     text = str(text).strip()
     if len(text) == 8 and text.isdigit():
         text = f"{text[:4]}-{text[4:6]}-{text[6:]}"

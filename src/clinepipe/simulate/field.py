@@ -61,6 +61,7 @@ def header_roundtrip(cards) -> fits.Header:
 
 
 def wcs_from_header(hdr: fits.Header) -> WCS:
+    """The celestial (2-axis) WCS of ``hdr``, without astropy's warnings about cards it fixes."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FITSFixedWarning)
         return WCS(hdr, naxis=2)
@@ -76,6 +77,9 @@ def nominal_wcs(spec: SimulationSpec) -> WCS:
 # --- stars ------------------------------------------------------------------------------
 
 def margin_px(spec: SimulationSpec) -> float:
+    """How far (binned px) beyond each image edge stars are placed: 3% of the larger side (at
+    least 8 px) plus three times the pointing jitter, so that stars drift in and out of the frame
+    as the pointing jitters, as on a real night."""
     return max(8.0, 0.03 * max(spec.nx, spec.ny)) + 3.0 * spec.pointing_jitter_px
 
 

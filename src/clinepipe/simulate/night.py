@@ -42,6 +42,9 @@ LIGHT_TRUTH_COLUMNS = ["id", "x", "y", "flux_adu", "mag", "peak_adu", "snr_peak"
 
 def make_spec(spec: SimulationSpec | None = None, nights: int | None = None,
               **overrides) -> SimulationSpec:
+    """The spec a simulation actually runs with: ``spec`` (default ``SimulationSpec()``) with
+    ``nights`` and the field ``overrides`` applied, then adjusted to its acquisition style
+    (:func:`~clinepipe.simulate.styles.effective_spec`)."""
     spec = spec or SimulationSpec()
     if nights is not None:
         overrides["nights"] = int(nights)
@@ -154,6 +157,9 @@ def _write_calibration_truth(sim: Simulator, truth_dir: Path) -> None:
 
 
 def camera_description(sim: Simulator) -> dict:
+    """The simulation's camera, site and signal model as a JSON-ready dict (``truth/camera.json``):
+    what a test needs to check recovered values against, with units in the keys or the model
+    strings (ADU, e-, ADU/s, arcsec/px, deg C, mag)."""
     spec = sim.spec
     return {
         "simulator": f"clinepipe.simulate {__version__}",

@@ -92,6 +92,9 @@ class FramePlan:
 
 @dataclass(frozen=True, eq=False)
 class LightRender:
+    """One rendered light: the raw image (binned, shape (ny, nx)), its FITS header, the truth of
+    every star in or near it, its .SRC rows and the plan it was made from; see the comments on
+    the fields for units."""
     data: np.ndarray          #: uint16 raw frame, or float64 expected ADU when noise=False
     header: fits.Header
     truth: Table              #: per-star truth (see Simulator.render_light)
@@ -651,4 +654,5 @@ def _sexagesimal(value: float, decimals: int, sign: bool = False) -> str:
 
 
 def replace_plan(plan: FramePlan, **changes) -> FramePlan:
+    """``plan`` with ``changes`` (FramePlan field names), e.g. another file name or sky."""
     return dataclasses.replace(plan, **changes)

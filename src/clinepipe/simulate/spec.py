@@ -282,6 +282,9 @@ def _convert(values: list[str]):
 
 
 def replace_spec(spec: SimulationSpec, **overrides) -> SimulationSpec:
+    """``spec`` with ``overrides`` (SimulationSpec field names; lists of frames and filters
+    become tuples, as the spec is frozen and hashable); an unknown name is a TypeError rather
+    than a silently ignored parameter."""
     unknown = set(overrides) - {f.name for f in dataclasses.fields(SimulationSpec)}
     if unknown:
         raise TypeError(f"unknown simulation parameter(s): {', '.join(sorted(unknown))}")

@@ -102,6 +102,9 @@ def _maxim_digits(value: float) -> str:
 
 
 def write_float_image(path: Path, data: np.ndarray, cards=()) -> None:
+    """Write ``data`` as a float32 primary-HDU FITS image at ``path`` (folder created, file
+    overwritten), with ``cards`` as (keyword, value, comment) triples: the simulation's truth
+    images (bias in ADU, dark in ADU/s, flats)."""
     hdu = fits.PrimaryHDU(data=np.asarray(data, dtype=np.float32))
     for key, value, comment in cards:
         hdu.header[key] = (value, comment)
@@ -150,6 +153,7 @@ def write_csv(path: Path, columns: list[str], rows) -> None:
 
 
 def write_table_csv(path: Path, table, columns: list[str] | None = None) -> None:
+    """Write an astropy ``table`` (its ``columns``, default all) as CSV with :func:`write_csv`."""
     columns = columns or list(table.colnames)
     cols = {c: table[c] for c in columns}
     rows = ({c: cols[c][i] for c in columns} for i in range(len(table)))
@@ -157,6 +161,7 @@ def write_table_csv(path: Path, table, columns: list[str] | None = None) -> None
 
 
 def write_json(path: Path, obj) -> None:
+    """Write ``obj`` as indented JSON with sorted keys (a stable file for the same truth)."""
     path.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 

@@ -47,10 +47,14 @@ def mask_url(url: str | URL) -> str:
 
 
 def is_sqlite(u: URL) -> bool:
+    """Whether the URL ``u`` is a SQLite database (file or in memory)."""
     return u.get_backend_name() == "sqlite"
 
 
 def is_memory(u: URL) -> bool:
+    """Whether the URL ``u`` is an in-memory SQLite database (``sqlite://``, ``:memory:``,
+    ``file::memory:`` or ``mode=memory``), which needs one shared connection and no migration
+    engine of its own."""
     db = u.database or ""
     return is_sqlite(u) and (db in ("", ":memory:") or db.startswith("file::memory:")
                               or u.query.get("mode") == "memory")

@@ -46,6 +46,8 @@ def utc_now() -> datetime:
 
 
 class Base(DeclarativeBase):
+    """The declarative base of every table; its metadata names constraints and indexes by
+    :data:`NAMING_CONVENTION`, so migrations can address them by name on SQLite and PostgreSQL."""
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 

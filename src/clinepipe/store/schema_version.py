@@ -171,6 +171,14 @@ def at_head(engine: Engine) -> bool:
 
 
 def upgrade_schema(engine: Engine, u: URL) -> None:
+    """Bring the database of ``engine`` (URL ``u``) to the newest Alembic revision; nothing when
+    it is there already.
+
+    Concurrent runs may start together, so the upgrade holds a lock: a SQLite file is migrated in
+    a ``BEGIN IMMEDIATE`` transaction on its own engine (foreign keys off for the table rebuilds,
+    checked afterwards); PostgreSQL under a transaction-scoped advisory lock; an in-memory
+    SQLite on ``engine`` itself (its only connection holds the data).
+    """
     head = head_revision()
     if current_revision(engine) == head:
         return

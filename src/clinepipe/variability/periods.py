@@ -14,6 +14,8 @@ __all__ = ["PeriodResult", "find_period", "pdm_theta"]
 
 @dataclass(frozen=True)
 class PeriodResult:
+    """The best period of a light curve and how it was found (see :func:`find_period`); the
+    per-field comments give the units (``period`` in days)."""
     period: float        # days
     fap: float           # Lomb–Scargle false-alarm probability of its best peak
     method: str          # "lomb-scargle" or "pdm"

@@ -31,6 +31,32 @@ def _qc_bad(qc: str | None, excluded: set) -> bool:
 
 @dataclass(frozen=True)
 class Suspect:
+    """A catalog star that varies within one night more than stars of its brightness: a suspected
+    new variable, at its most variable night and filter.
+
+    Attributes
+    ----------
+    star_id : int
+        The star's id in the ``stars`` table.
+    catalog_id : str or None
+        Its identifier in the photometric catalog.
+    ra, dec : float
+        Its position (degrees, ICRS), the mean of its detections.
+    night : str
+        The observing night, ``YYYYMMDD`` (local noon to noon, see
+        :func:`clinepipe.ingest.classify.observing_night`).
+    filter : str
+        The filter of that night's series.
+    n : int
+        Calibrated points in that series once isolated outliers are left out.
+    rms : float
+        Their sample standard deviation (mag).
+    chi2_red : float
+        Their reduced chi-square about the error-weighted mean.
+    threshold : float
+        The reduced chi-square it exceeded: ``[variables] suspect_chi2`` times the median of the
+        stars of similar brightness that night (when that median is above 1).
+    """
     star_id: int
     catalog_id: str | None
     ra: float

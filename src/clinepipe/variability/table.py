@@ -71,6 +71,37 @@ def points_statistics(points: VariabilityPoints, **kwargs) -> LightcurveStatisti
 
 @dataclass(frozen=True)
 class VariabilityRow:
+    """One star and filter of :func:`variability_table`: its light curve's statistics over all
+    nights, and its period.
+
+    Attributes
+    ----------
+    star_id : int
+        The star's id in the ``stars`` table.
+    name : str or None
+        Its known-variable name, if it has one.
+    filter : str
+        The filter these statistics are for.
+    n : int
+        Calibrated points used.
+    mean_mag : float
+        Error-weighted mean magnitude (mag).
+    rms : float
+        Sample standard deviation of the magnitudes (mag).
+    chi2_red : float
+        Reduced chi-square about the weighted mean (dimensionless; ~1 for a constant star with
+        honest errors).
+    stetson_j : float
+        Stetson's J index from consecutive pairs in time.
+    period_days : float or None
+        Best period (days), one per star from all its filters; None when the star does not
+        vary enough for a search (its largest reduced chi-square is below the threshold of
+        :func:`~clinepipe.variability.statistics.lightcurve_statistics`) or none was found.
+    fap : float or None
+        Lomb-Scargle false-alarm probability of that period's peak.
+    var_type : str or None
+        The known variable's type (e.g. ``EA``), ``"suspected"`` for a suspected new variable.
+    """
     star_id: int
     name: str | None
     filter: str

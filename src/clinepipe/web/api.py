@@ -27,6 +27,10 @@ from clinepipe.web.values import (
 
 
 def add_api(app: FastAPI, dash: Dashboard) -> None:
+    """Add the JSON and download routes under ``/api/`` to ``app``: a star's light curve (JSON,
+    CSV, AAVSO extended format), the star list and the nights with their failed files. Light
+    curve times are ``jd_mid`` (UTC JD) and ``bjd_tdb`` (days), magnitudes in mag, as in
+    ``clinepipe export``."""
     def known_star(star_id: str) -> int:
         sid = parse_id(star_id)
         if sid is None or not dash.star_exists(sid):

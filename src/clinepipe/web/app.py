@@ -122,6 +122,10 @@ class _ReadOnlyHeaders:
 
 
 def add_error_handlers(app: FastAPI, dash: Dashboard) -> None:
+    """Make every error a page in the dashboard's style (JSON ``{"detail": ...}`` under
+    ``/api/``): 404 with the route's message, 405 "read-only", 503 when the database cannot be
+    read, 500 for a bug (logged by the server, never a traceback for the reader). Invalid
+    parameters are a 404, as for an address that does not exist."""
     def error_page(request: Request, status: int, title: str, message: str):
         if request.url.path.startswith("/api/"):
             return JSONResponse({"detail": message}, status_code=status)
@@ -157,6 +161,8 @@ def add_error_handlers(app: FastAPI, dash: Dashboard) -> None:
 
 
 def add_reports(app: FastAPI, dash: Dashboard) -> None:
+    """Serve the morning reports, ``archive/reports/<night>/``, at ``/reports/<night>/``; any
+    path leaving that folder (``..``, hidden files, absolute paths, symlinks out) is a 404."""
     @get_route(app, "/reports/{night}")
     def report_redirect(night: str):
         if dash.report_dir(night) is None:

@@ -38,6 +38,9 @@ from clinepipe.web.values import (
 
 @dataclass
 class FilterStats:
+    """One star's calibrated points in one filter, as the star pages show them: ``n`` points, the
+    error-weighted ``mean_mag`` (mag), ``rms`` (mag) and reduced ``chi2_red`` about the mean
+    (these two None below :data:`~clinepipe.web.values.MIN_VAR_POINTS` points)."""
     filter: str
     n: int
     mean_mag: float | None
@@ -47,6 +50,10 @@ class FilterStats:
 
 @dataclass
 class StarRow:
+    """One star of the star list: its id, known-variable name, catalog id, position ``ra``/``dec``
+    (degrees, ICRS, mean of its detections), known type and period (``var_period``, days, from
+    the known-variable catalog), number of measurements ``n`` and :class:`FilterStats` per
+    filter."""
     star_id: int
     name: str | None
     catalog_id: str | None
@@ -76,6 +83,9 @@ class StarRow:
 
 @dataclass
 class StarTable:
+    """Every star as a :class:`StarRow` (in id order and by id), with the filters that have
+    calibrated points; ``key`` (counts and largest ids of measurements and stars) tells the
+    cached table from a stale one."""
     key: tuple
     rows: list[StarRow]
     by_id: dict[int, StarRow]
@@ -254,5 +264,7 @@ class Dashboard:
 
 
 def newest_first(entries) -> list[dict]:
+    """Night entries (dicts with a ``"night"`` key, ``YYYYMMDD``) newest first, those without a
+    night (files that could not be read) at the end."""
     dated = sorted((e for e in entries if e["night"]), key=lambda e: e["night"], reverse=True)
     return dated + [e for e in entries if not e["night"]]

@@ -37,6 +37,10 @@ from clinepipe.web.values import (
 
 
 def add_pages(app: FastAPI, dash: Dashboard) -> None:
+    """Add the dashboard's HTML pages to ``app``, answered from ``dash``'s read-only queries: the
+    nights (``/``), the star list (``/stars``), a star (``/stars/{id}``) and its frames and
+    cut-outs (``/stars/{id}/frames/{frame}``). Odd query values fall back to defaults; an
+    unknown star or frame is a 404 page."""
     @get_route(app, "/", response_class=HTMLResponse)
     def nights_page(page: str | None = None):
         overview = dash.overview()
@@ -200,6 +204,9 @@ def search_star(dash: Dashboard, query: str) -> int | list[int]:
 
 
 def sorted_stars(rows: list[StarRow], sort: str, ref: str | None) -> list[StarRow]:
+    """``rows`` ordered for the star list: ``sort = "mag"`` by mean magnitude in filter ``ref``
+    (stars without it last), ``"var"`` by largest reduced chi-square first (stars with too few
+    points last), else by star id; ties by star id, so pages are stable."""
     if sort == "mag":
         def key(r):
             stats = r.filters.get(ref) if ref else None

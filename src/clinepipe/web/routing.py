@@ -18,4 +18,6 @@ def get_route(app: FastAPI, path: str, **kwargs):
 
 
 def not_found(message: str) -> HTTPException:
+    """A 404 with ``message`` (one sentence for the reader), to raise from a route; the error
+    handlers show it as a page, or as JSON under ``/api/``."""
     return HTTPException(status_code=404, detail=message)

@@ -71,6 +71,8 @@ def parse_id(text: str) -> int | None:
 
 
 def parse_int(text: str | None, default: int, lo: int, hi: int) -> int:
+    """A query parameter as an int clamped to ``[lo, hi]``; ``default`` when absent or not an
+    integer (odd input from a URL is never an error)."""
     try:
         return min(hi, max(lo, int(text)))
     except (TypeError, ValueError):
@@ -78,6 +80,7 @@ def parse_int(text: str | None, default: int, lo: int, hi: int) -> int:
 
 
 def parse_float(text: str | None) -> float | None:
+    """A query parameter as a finite float, None when absent, not a number, or inf/NaN."""
     try:
         value = float(text)
     except (TypeError, ValueError):
@@ -86,11 +89,15 @@ def parse_float(text: str | None) -> float | None:
 
 
 def finite_number(value, fmt: str = ".3f", missing: str = "—") -> str:
+    """``value`` formatted with ``fmt`` (default 3 decimals), or ``missing`` (an em dash) when it
+    is None, NaN or infinite; units are the caller's."""
     value = finite_or_none(value)
     return missing if value is None else format(value, fmt)
 
 
 def ra_hms(ra) -> str:
+    """A right ascension in degrees as ``HHh MMm SS.SSs`` (wrapped to 0-360 deg, rounded to
+    0.01 s); an em dash when not a finite number."""
     if finite_or_none(ra) is None:
         return "—"
     centi = round((float(ra) % 360.0) / 15.0 * 3600 * 100)
@@ -100,6 +107,8 @@ def ra_hms(ra) -> str:
 
 
 def dec_dms(dec) -> str:
+    """A declination in degrees as ``±DD° MM′ SS.S″`` (rounded to 0.1 arcsec); an em dash when
+    not a finite number."""
     if finite_or_none(dec) is None:
         return "—"
     sign = "−" if dec < 0 else "+"
@@ -110,6 +119,8 @@ def dec_dms(dec) -> str:
 
 
 def night_label(night: str | None) -> str:
+    """A night name ``YYYYMMDD`` shown as ``YYYY-MM-DD``; other text unchanged; a frame without
+    a night (its file could not be read) says so."""
     if not night:
         return "no night (file not read)"
     if NIGHT_RE.fullmatch(night):
@@ -118,6 +129,8 @@ def night_label(night: str | None) -> str:
 
 
 def jd_to_utc(jd) -> str:
+    """A UTC Julian date (days) as ``YYYY-MM-DD HH:MM UTC``; an em dash when not a finite number
+    or out of the datetime range."""
     jd = finite_or_none(jd)
     if jd is None:
         return "—"
