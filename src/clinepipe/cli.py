@@ -434,8 +434,7 @@ def lc(star: str = typer.Argument(..., help='Star id, catalog id, known-variable
     point), as in the plot."""
     from clinepipe.products.plots import fold_phase, minimum_light_epoch, plot_lightcurve, point_times
     from clinepipe.store.queries import resolve_star
-    from clinepipe.store.db import lightcurve, session_scope
-    from clinepipe.store.export import CSV_COLUMNS
+    from clinepipe.store.db import LIGHTCURVE_COLUMNS, lightcurve, session_scope
 
     cfg = _config()
     engine = _read_engine(cfg)
@@ -452,7 +451,7 @@ def lc(star: str = typer.Argument(..., help='Star id, catalog id, known-variable
     if fold is not None and epoch is None:
         epoch = minimum_light_epoch(rows)
     if out_csv:
-        _write_rows_csv(out_csv, rows, CSV_COLUMNS)
+        _write_rows_csv(out_csv, rows, LIGHTCURVE_COLUMNS)  # the export's CSV_COLUMNS
         typer.echo(f"wrote {len(rows)} point(s) to {out_csv}", err=str(out_csv) == "-")
     if plot:
         title = f"star {star_id}" + ("" if star.strip() == str(star_id) else f" ({star})")

@@ -200,7 +200,8 @@ def read_statistics(engine, exclude_qc=DEFAULT_EXCLUDE_QC, *, star_ids=None,
     """The statistics of every star (or of ``star_ids``) from ``star_stats``; stars marked
     pending, stored with other ``exclude_qc`` flags, or whose period depends on ``min_points``
     (a filter with a number of points between it and :data:`MIN_POINTS`) are computed from their
-    measurements, so the result is always that of a scan of the measurements."""
+    measurements, so the result is always that of a scan of the measurements. So are stars
+    without a row (never measured, or measured by a writer that did not mark them)."""
     key = exclude_key(exclude_qc)
     ids = None if star_ids is None else sorted({int(s) for s in star_ids})
     with engine.connect() as conn:
@@ -212,6 +213,10 @@ def read_statistics(engine, exclude_qc=DEFAULT_EXCLUDE_QC, *, star_ids=None,
             pending_stmt = pending_stmt.where(StarStatPending.star_id.in_(ids))
         stored = conn.execute(stmt).all()
         live = set(conn.scalars(pending_stmt).all())
+        # stars without a row: never measured, or measured by a writer that went around
+        # insert_measurements (a hand-made database): their measurements decide
+        star_stmt = select(Star.id) if ids is None else select(Star.id).where(Star.id.in_(ids))
+        live |= set(conn.scalars(star_stmt).all()) - {r[0] for r in stored}
         live |= {r[0] for r in stored if r[-1] != key}
         rows = [dict(r._mapping) for r in stored if r[0] not in live]
         for lo in range(0, len(live), CHUNK_STARS):
