@@ -71,7 +71,7 @@ def pipeline_snapshot(config_path) -> dict:
                                         .join(Frame, Frame.id == ZeroPoint.frame_id)))
             star_stats = sorted(
                 (star_key[r.star_id], r.filter, r.n_all, r.n, _r(r.mean_mag, 9), _r(r.rms, 9),
-                 _r(r.chi2_red, 7), _r(r.stetson_j, 7), _r(r.period_days, 9), r.exclude_qc)
+                 _r(r.chi2_red, 7), _r(r.stetson_j, 7), r.exclude_qc)
                 for r in s.scalars(select(StarStat)))
             pending = s.scalar(select(func.count()).select_from(StarStatPending))
         with tempfile.TemporaryDirectory() as tmp:

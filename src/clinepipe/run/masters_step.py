@@ -38,13 +38,20 @@ def masters_stage(cfg: Config, engine, run_id: int) -> int:
     from clinepipe.ccd.masters import STACKERS, group_calibration_frames, input_key
     from clinepipe.store.db import session_scope
 
+    from clinepipe.run.master_nights import candidate_nights
+
     archive = cfg.paths.archive
     built = 0
+    changed: dict = {}
     for kind in STACKERS:
         with session_scope(engine) as s:
-            frames = s.scalars(select(Frame).where(
+            nights = changed[kind] = candidate_nights(s, cfg, kind, changed)
+            query = select(Frame).where(
                 Frame.telescope == cfg.site.telescope, Frame.kind == kind,
-                Frame.state.in_(("ingested", "used", "rejected", "waiting")))).all()
+                Frame.state.in_(("ingested", "used", "rejected", "waiting")))
+            if nights is not None:  # only the groups that can have changed (issue #20)
+                query = query.where(Frame.night.in_(nights) | Frame.night.is_(None))
+            frames = s.scalars(query).all()
             s.expunge_all()
         rows = {archive / f.archive_path: f for f in frames if in_archive(archive, f.archive_path)}
         groups = group_calibration_frames([frame_info(f, archive) for f in rows.values()],

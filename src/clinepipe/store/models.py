@@ -246,8 +246,8 @@ class StarStat(Base):
     kept up to date by the run (:mod:`clinepipe.variability.star_stats`) so that ``stars``,
     ``variables``, ``lc`` and the web read one row per star and filter instead of every
     measurement. ``n`` = 0 for a filter whose points are all flagged or excluded; ``n_all``
-    counts every measurement of the star in the filter. ``period_days``/``fap``: the star's
-    period (from all its filters with at least ``MIN_POINTS`` points), on each of its rows."""
+    counts every measurement of the star in the filter. Periods are not kept: a search costs
+    seconds per star on a long light curve, so it is made when one is asked for."""
 
     __tablename__ = "star_stats"
     __table_args__ = (UniqueConstraint("star_id", "filter", name="uq_star_stats_star_filter"),)
@@ -264,8 +264,6 @@ class StarStat(Base):
     mag_max: Mapped[float | None] = mapped_column(Float)
     t_first: Mapped[float | None] = mapped_column(Float)  # days (BJD_TDB, else JD UTC)
     t_last: Mapped[float | None] = mapped_column(Float)
-    period_days: Mapped[float | None] = mapped_column(Float)
-    fap: Mapped[float | None] = mapped_column(Float)
     exclude_qc: Mapped[str] = mapped_column(String(255), default="")  # ';'-separated, sorted
 
 

@@ -65,29 +65,16 @@ def _none(v):
     return v if np.isfinite(v) else None
 
 
-def _periods(points, groups: GroupStatistics, min_points: int, stars=None) -> dict:
-    """Periods of the stars ``variables --min-points min_points`` searches (among ``stars``):
-    those whose largest reduced chi-square over filters with ``min_points`` points exceeds
-    :data:`VARIABLE_CHI2`; computed by :func:`lightcurve_statistics` on their points only
-    (a star's period depends on its own points alone)."""
-    kept = groups.n >= max(int(min_points), 1)
-    chi2 = np.where(kept & np.isfinite(groups.chi2_red), groups.chi2_red, -np.inf)
-    best: dict = {}
-    for sid, c in zip(groups.labels[0].tolist(), chi2.tolist()):
-        best[sid] = max(best.get(sid, -np.inf), c)
-    search = [s for s, c in best.items() if c > VARIABLE_CHI2 and (stars is None or s in stars)]
-    if not search:
-        return {}
-    sel = np.isin(points.star, search)
-    res = lightcurve_statistics(points.star[sel], points.filter[sel], points.t[sel],
-                                points.mag[sel], points.err[sel], min_points=min_points)
-    return {int(s): StoredPeriod(p.period, p.fap) for s, p in res.periods.items() if p}
+def _variable_stars(groups: GroupStatistics, min_points: int) -> set:
+    """Stars whose period ``variables --min-points min_points`` searches: largest reduced
+    chi-square over their filters with ``min_points`` points above :data:`VARIABLE_CHI2`."""
+    kept = (groups.n >= max(int(min_points), 1)) & np.isfinite(groups.chi2_red)
+    return {int(s) for s in np.unique(groups.labels[0][kept & (groups.chi2_red > VARIABLE_CHI2)])}
 
 
-def compute_rows(conn, star_ids, exclude_qc=DEFAULT_EXCLUDE_QC, *,
-                 min_points: int = MIN_POINTS) -> list[dict]:
+def compute_rows(conn, star_ids, exclude_qc=DEFAULT_EXCLUDE_QC) -> list[dict]:
     """``star_stats`` rows of ``star_ids`` from their measurements, read through ``conn`` (a
-    connection or session); the periods are those of ``variables --min-points min_points``."""
+    connection or session)."""
     ids = sorted({int(s) for s in star_ids})
     if not ids:
         return []
@@ -95,7 +82,6 @@ def compute_rows(conn, star_ids, exclude_qc=DEFAULT_EXCLUDE_QC, *,
     res = lightcurve_statistics(points.star, points.filter, points.t, points.mag, points.err,
                                 min_points=1, find_periods=False)
     g = res.groups
-    periods = _periods(points, g, min_points)
     idx = np.flatnonzero(res.used)
     extremes: dict = {}
     if idx.size:
@@ -121,12 +107,9 @@ def compute_rows(conn, star_ids, exclude_qc=DEFAULT_EXCLUDE_QC, *,
     for sid, filt, n_all in counts:
         filt = filt or ""
         i = stats.get((sid, filt))
-        p = periods.get(sid)
         row = {"star_id": sid, "filter": filt, "n_all": int(n_all), "n": 0, "mean_mag": None,
                "rms": None, "chi2_red": None, "stetson_j": None, "mag_min": None,
-               "mag_max": None, "t_first": None, "t_last": None,
-               "period_days": p.period if p else None, "fap": p.fap if p else None,
-               "exclude_qc": key}
+               "mag_max": None, "t_first": None, "t_last": None, "exclude_qc": key}
         if i is not None:
             row.update(n=int(g.n[i]), mean_mag=_none(g.mean_mag[i]), rms=_none(g.rms[i]),
                        chi2_red=_none(g.chi2_red[i]), stetson_j=_none(g.stetson_j[i]))
@@ -186,9 +169,9 @@ def update_star_stats(engine, exclude_qc, telescope: str, nights) -> int:
 @dataclass(frozen=True)
 class StoredStatistics:
     """Every (star, filter) with at least one usable point (``groups``, ordered by star and
-    filter, as :func:`lightcurve_statistics` with ``min_points=1`` gives them), the periods of
-    ``variables --min-points`` (``periods[star]``) and every star's measurement count
-    (``n_all[star]``, flagged points included)."""
+    filter, as :func:`lightcurve_statistics` with ``min_points=1`` gives them), the periods
+    ``variables --min-points`` finds (``periods[star]``; empty unless asked for) and every
+    star's measurement count (``n_all[star]``, flagged points included)."""
 
     groups: GroupStatistics
     periods: dict
@@ -196,32 +179,34 @@ class StoredStatistics:
 
 
 def read_statistics(engine, exclude_qc=DEFAULT_EXCLUDE_QC, *, star_ids=None,
-                    min_points: int = MIN_POINTS) -> StoredStatistics:
+                    min_points: int = MIN_POINTS, find_periods: bool = False) -> StoredStatistics:
     """The statistics of every star (or of ``star_ids``) from ``star_stats``; stars marked
-    pending, stored with other ``exclude_qc`` flags, or whose period depends on ``min_points``
-    (a filter with a number of points between it and :data:`MIN_POINTS`) are computed from their
-    measurements, so the result is always that of a scan of the measurements. So are stars
-    without a row (never measured, or measured by a writer that did not mark them)."""
+    pending, stored with other ``exclude_qc`` flags, or without a row (never measured, or
+    measured by a writer that did not mark them) are computed from their measurements, so the
+    result is always that of a scan of the measurements.
+
+    ``find_periods``: also search the period of each star whose largest reduced chi-square
+    over its filters with ``min_points`` points exceeds :data:`VARIABLE_CHI2`, from its
+    measurements (the one cost that stays per variable star)."""
     key = exclude_key(exclude_qc)
     ids = None if star_ids is None else sorted({int(s) for s in star_ids})
     with engine.connect() as conn:
         stmt = select(*(_T.c[c] for c in ("star_id", "filter", "n_all", *_STAT_COLUMNS,
-                                          "period_days", "fap", "exclude_qc")))
+                                          "exclude_qc")))
         pending_stmt = select(StarStatPending.star_id)
+        star_stmt = select(Star.id)
         if ids is not None:
             stmt = stmt.where(_T.c.star_id.in_(ids))
             pending_stmt = pending_stmt.where(StarStatPending.star_id.in_(ids))
+            star_stmt = star_stmt.where(Star.id.in_(ids))
         stored = conn.execute(stmt).all()
         live = set(conn.scalars(pending_stmt).all())
-        # stars without a row: never measured, or measured by a writer that went around
-        # insert_measurements (a hand-made database): their measurements decide
-        star_stmt = select(Star.id) if ids is None else select(Star.id).where(Star.id.in_(ids))
-        live |= set(conn.scalars(star_stmt).all()) - {r[0] for r in stored}
         live |= {r[0] for r in stored if r[-1] != key}
+        live |= set(conn.scalars(star_stmt).all()) - {r[0] for r in stored}
         rows = [dict(r._mapping) for r in stored if r[0] not in live]
+        live = sorted(live)
         for lo in range(0, len(live), CHUNK_STARS):
-            rows += compute_rows(conn, sorted(live)[lo:lo + CHUNK_STARS], exclude_qc,
-                                 min_points=min_points)
+            rows += compute_rows(conn, live[lo:lo + CHUNK_STARS], exclude_qc)
         rows.sort(key=lambda r: (r["star_id"], r["filter"]))
         n_all: dict = {}
         for r in rows:
@@ -233,19 +218,14 @@ def read_statistics(engine, exclude_qc=DEFAULT_EXCLUDE_QC, *, star_ids=None,
             np.array([r["n"] for r in used], dtype=int),
             *(np.array([np.nan if r[c] is None else r[c] for r in used], dtype=float)
               for c in _STAT_COLUMNS[1:]))
-        periods = {r["star_id"]: StoredPeriod(r["period_days"], r["fap"])
-                   for r in used if r["period_days"] is not None}
-        lo_n, hi_n = sorted((max(int(min_points), 1), MIN_POINTS))
-        moved = {int(s) for s, n in zip(groups.labels[0].tolist(), groups.n.tolist())
-                 if lo_n <= n < hi_n} - live
-        if moved:  # a filter enters or leaves the period search with this --min-points
-            for s in moved:
-                periods.pop(s, None)
-            moved = sorted(moved)
-            for lo in range(0, len(moved), CHUNK_STARS):
-                chunk = moved[lo:lo + CHUNK_STARS]
-                points = variability_points(conn, exclude_qc=exclude_qc, star_ids=chunk)
-                g = lightcurve_statistics(points.star, points.filter, points.t, points.mag,
-                                          points.err, min_points=1, find_periods=False).groups
-                periods.update(_periods(points, g, min_points))
+        periods: dict = {}
+        if find_periods:
+            search = sorted(_variable_stars(groups, min_points))
+            for lo in range(0, len(search), CHUNK_STARS):
+                points = variability_points(conn, exclude_qc=exclude_qc,
+                                            star_ids=search[lo:lo + CHUNK_STARS])
+                res = lightcurve_statistics(points.star, points.filter, points.t, points.mag,
+                                            points.err, min_points=min_points)
+                periods.update({int(k): StoredPeriod(p.period, p.fap)
+                                for k, p in res.periods.items() if p})
     return StoredStatistics(groups, periods, n_all)

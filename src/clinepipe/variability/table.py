@@ -54,15 +54,17 @@ def variability_table(engine, *, min_points: int = MIN_POINTS,
 
     Frames whose QC flags include ``exclude_qc`` are left out; the statistics and the period
     (days, searched between ``min_period`` and ``max_period``, one per star from all its
-    filters) are those of :func:`~clinepipe.variability.statistics.lightcurve_statistics`,
-    read from the ``star_stats`` table (:mod:`clinepipe.variability.star_stats`) when the
-    period range is the default one, else computed from the measurements.
+    filters) are those of :func:`~clinepipe.variability.statistics.lightcurve_statistics`:
+    the statistics read from the ``star_stats`` table (:mod:`clinepipe.variability.star_stats`)
+    and the periods of the variable stars searched in their measurements when the period range
+    is the default one, else all computed from the measurements.
     """
     from clinepipe.store.db import session_scope
     from clinepipe.variability.star_stats import read_statistics
 
     if (min_period, max_period) == (MIN_PERIOD, MAX_PERIOD):
-        stored = read_statistics(engine, exclude_qc, star_ids=star_ids, min_points=min_points)
+        stored = read_statistics(engine, exclude_qc, star_ids=star_ids, min_points=min_points,
+                                 find_periods=True)
         g, periods = stored.groups, stored.periods
         listed = sorted({int(s) for s in g.labels[0][g.n >= max(int(min_points), 1)].tolist()})
         with session_scope(engine) as s:

@@ -39,8 +39,6 @@ def upgrade() -> None:
         sa.Column("mag_max", sa.Float(), nullable=True),
         sa.Column("t_first", sa.Float(), nullable=True),
         sa.Column("t_last", sa.Float(), nullable=True),
-        sa.Column("period_days", sa.Float(), nullable=True),
-        sa.Column("fap", sa.Float(), nullable=True),
         sa.Column("exclude_qc", sa.String(length=255), nullable=False),
         sa.ForeignKeyConstraint(["star_id"], ["stars.id"],
                                 name="fk_star_stats_star_id_stars"),
