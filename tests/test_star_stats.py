@@ -5,6 +5,7 @@ import shutil
 
 import numpy as np
 import pytest
+from run_snapshots import copy_night
 from sqlalchemy import func, select, update
 
 from clinepipe.config import load_config
@@ -13,9 +14,8 @@ from clinepipe.store.db import open_database, session_scope
 from clinepipe.store.models import Frame, Measurement, StarStat, StarStatPending
 from clinepipe.variability.points import variability_points
 from clinepipe.variability.star_stats import read_statistics, rebuild_star_stats
-from clinepipe.variability.statistics import MIN_POINTS, lightcurve_statistics
+from clinepipe.variability.statistics import MIN_POINTS
 from clinepipe.variability.table import points_statistics, variability_table
-from run_snapshots import copy_night
 
 TOL = 1e-9
 
@@ -34,7 +34,7 @@ def _stored_rows(engine) -> dict:
 
 
 def assert_table_matches_scan(engine):
-    groups, periods = _scan(engine)
+    groups, _ = _scan(engine)
     rows = _stored_rows(engine)
     assert groups.n.size > 50  # the night's stars, in two filters
     for i, (sid, f) in enumerate(zip(groups.labels[0].tolist(), groups.labels[1].tolist())):
@@ -99,10 +99,10 @@ def runs(tmp_path_factory):
 
 
 def test_the_table_equals_the_statistics_of_the_measurements_after_each_run(runs):
-    cfg, engine, after = runs
+    _cfg, engine, after = runs
     assert_table_matches_scan(engine)
     rows1, _ = after["night 1"]
-    rows2, (groups2, _) = after["night 2"]
+    rows2, _ = after["night 2"]
     # the second night changed the rows of the stars it measured: n grew
     grew = [k for k in rows1 if k in rows2 and rows2[k].n > rows1[k].n]
     assert len(grew) > 50
@@ -117,7 +117,7 @@ def test_the_table_equals_the_statistics_of_the_measurements_after_each_run(runs
 
 
 def test_readers_equal_a_scan_of_the_measurements(runs):
-    cfg, engine, _ = runs
+    _cfg, engine, _ = runs
     assert_readers_match_scan(engine)
     # other --min-points and other QC flags than the stored rows': computed, still equal
     assert_readers_match_scan(engine, min_points=3)
@@ -125,7 +125,7 @@ def test_readers_equal_a_scan_of_the_measurements(runs):
 
 
 def test_a_change_without_a_run_is_seen_by_readers_until_the_run_recomputes(runs, tmp_path):
-    cfg, engine, _ = runs
+    cfg, _engine, _ = runs
     import sqlite3
 
     source = sqlite3.connect(cfg.database.url.removeprefix("sqlite:///"))
@@ -152,7 +152,7 @@ def test_a_change_without_a_run_is_seen_by_readers_until_the_run_recomputes(runs
 
 def test_the_known_variable_gets_its_period_from_the_table_readers(runs):
     """The simulated field's eclipsing binary: ``variables`` finds the period a scan finds."""
-    cfg, engine, _ = runs
+    _cfg, engine, _ = runs
     _, periods = _scan(engine)
     periods = {s: p for s, p in periods.items() if p is not None}
     assert periods

@@ -29,6 +29,7 @@ import numpy as np
 from sqlalchemy import delete, func, insert, select
 
 from clinepipe.store.models import Frame, Measurement, Star, StarStat, StarStatPending
+from clinepipe.variability.points import DEFAULT_EXCLUDE_QC, variability_points
 from clinepipe.variability.statistics import (
     MIN_POINTS,
     VARIABLE_CHI2,
@@ -36,7 +37,6 @@ from clinepipe.variability.statistics import (
     _codes,
     lightcurve_statistics,
 )
-from clinepipe.variability.points import DEFAULT_EXCLUDE_QC, variability_points
 
 __all__ = ["StoredPeriod", "StoredStatistics", "exclude_key", "read_statistics",
            "rebuild_star_stats", "refresh_star_stats", "update_star_stats"]

@@ -10,17 +10,17 @@ import numpy as np
 from sqlalchemy import select
 
 from clinepipe.store.models import Star
+from clinepipe.variability.points import (
+    DEFAULT_EXCLUDE_QC,
+    VariabilityPoints,
+    variability_points,
+)
 from clinepipe.variability.statistics import (
     MAX_PERIOD,
     MIN_PERIOD,
     MIN_POINTS,
     LightcurveStatistics,
     lightcurve_statistics,
-)
-from clinepipe.variability.points import (  # noqa: F401  (the table's public names)
-    DEFAULT_EXCLUDE_QC,
-    VariabilityPoints,
-    variability_points,
 )
 
 
