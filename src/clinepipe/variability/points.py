@@ -52,11 +52,21 @@ def variability_points(engine, *, exclude_qc=DEFAULT_EXCLUDE_QC,
     else:
         rows = engine.execute(stmt).all()
     excluded = set(exclude_qc or ())
-    keep = [r for r in rows if not (excluded & set(filter(None, (r[6] or "").split(";"))))]
+    if not rows:
+        return VariabilityPoints(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=str),
+                                 np.zeros(0), np.zeros(0), np.zeros(0), {}, {})
+    # column by column (a run reads the whole light curves of a night's stars: 10^5-10^6 rows);
+    # each distinct QC text is judged once
+    sid, filt, bjd, jd, mag, err, qc, name, var_type = zip(*rows)
+    bad = {q: bool(excluded & set(filter(None, (q or "").split(";")))) for q in set(qc)}
+    keep = np.fromiter((not bad[q] for q in qc), dtype=bool, count=len(qc))
+    star = np.array(sid, dtype=np.int64)[keep]
+    names = dict(zip(star.tolist(), np.array(name, dtype=object)[keep].tolist()))
+    types = dict(zip(star.tolist(), np.array(var_type, dtype=object)[keep].tolist()))
     return VariabilityPoints(
-        star=np.array([r[0] for r in keep], dtype=np.int64),
-        filter=np.array([r[1] or "" for r in keep], dtype=str),
-        t=np.array([r[2] if r[2] is not None else r[3] for r in keep], dtype=float),
-        mag=np.array([r[4] for r in keep], dtype=float),
-        err=np.array([np.nan if r[5] is None else r[5] for r in keep], dtype=float),
-        name={r[0]: r[7] for r in keep}, var_type={r[0]: r[8] for r in keep})
+        star=star,
+        filter=np.array([f or "" for f in filt], dtype=str)[keep],
+        t=np.array([b if b is not None else j for b, j in zip(bjd, jd)], dtype=float)[keep],
+        mag=np.array(mag, dtype=float)[keep],
+        err=np.array([np.nan if e is None else e for e in err], dtype=float)[keep],
+        name=names, var_type=types)

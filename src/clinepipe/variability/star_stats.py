@@ -94,9 +94,8 @@ def compute_rows(conn, star_ids, exclude_qc=DEFAULT_EXCLUDE_QC) -> list[dict]:
         np.maximum.at(hi, code, points.mag[idx])
         np.minimum.at(t_lo, code, points.t[idx])
         np.maximum.at(t_hi, code, points.t[idx])
-        for k, f in enumerate(first.tolist()):
-            extremes[(int(points.star[idx][f]), str(points.filter[idx][f]))] = (
-                lo[k], hi[k], t_lo[k], t_hi[k])
+        keys = zip(points.star[idx][first].tolist(), points.filter[idx][first].tolist())
+        extremes = dict(zip(keys, zip(lo.tolist(), hi.tolist(), t_lo.tolist(), t_hi.tolist())))
     stats = {(int(s), str(f)): i for i, (s, f) in enumerate(zip(g.labels[0].tolist(),
                                                                 g.labels[1].tolist()))}
     M = Measurement
