@@ -169,21 +169,30 @@ class MasterChooser:
         flats, ``ccd_temp``/``temp_tolerance`` (°C) for darks."""
         from clinepipe.ccd.masters import nearest_master
 
-        key = (kind, binning, filt)
+        # only masters within the age limit can be chosen: read those of a window of days
+        # around ``jd`` (one query per window, not every master of ten years)
+        window = int(jd // _WINDOW_DAYS)
+        key = (kind, binning, filt, window, max_age_days)
         if key not in self._rows:
+            lo = window * _WINDOW_DAYS - max_age_days - 1.0
+            hi = (window + 1) * _WINDOW_DAYS + max_age_days + 1.0
             self._rows[key] = _master_rows(self.engine, kind, binning, filt, self.telescope,
-                                           self.archive)
+                                           self.archive, (lo, hi))
         return nearest_master(self._rows[key], kind, jd, max_age_days, ccd_temp=ccd_temp,
                               temp_tolerance=temp_tolerance)
 
 
+#: days of the windows of master times :class:`MasterChooser` reads at once
+_WINDOW_DAYS = 30.0
+
+
 def _master_rows(engine, kind: str, binning: int, filt: str | None, telescope: str,
-                 archive: Path | None) -> list[Master]:
+                 archive: Path | None, jd_range: tuple[float, float]) -> list[Master]:
     from clinepipe.store.db import session_scope
 
     with session_scope(engine) as s:
         q = select(Master).where(Master.telescope == telescope, Master.kind == kind,
-                                 Master.binning == binning)
+                                 Master.binning == binning, Master.jd.between(*jd_range))
         if filt is not None:
             q = q.where(Master.filter == filt)
         rows = s.scalars(q).all()
