@@ -480,4 +480,15 @@ def build_archive(backend: str, spec: ArchiveSpec, *, target, field0, config_tex
         fill_sqlite(Path(target), spec, tables, stars, plan)
     else:
         fill_postgres(target, spec, tables, stars, plan)
+    t1 = time.perf_counter()
+    engine = open_database(url)
+    try:  # the per star and filter statistics, as revision 0005 fills them on a migration
+        from clinepipe.store.db import session_scope
+        from clinepipe.variability.star_stats import rebuild_star_stats
+
+        with session_scope(engine) as s:
+            n = rebuild_star_stats(s)
+    finally:
+        engine.dispose()
+    log(f"    {backend}: star_stats of {n:,} stars in {time.perf_counter() - t1:.0f} s")
     return time.perf_counter() - t0

@@ -29,12 +29,20 @@ def _r(value, digits):
 
 def pipeline_snapshot(config_path) -> dict:
     """Everything a run leaves in the database and archive, comparable across runs."""
-    from sqlalchemy import select
+    from sqlalchemy import func, select
 
     from clinepipe.config import load_config
     from clinepipe.products.export import export_csv
     from clinepipe.store.db import open_database, session_scope
-    from clinepipe.store.models import Frame, Master, Measurement, Star, ZeroPoint
+    from clinepipe.store.models import (
+        Frame,
+        Master,
+        Measurement,
+        Star,
+        StarStat,
+        StarStatPending,
+        ZeroPoint,
+    )
 
     cfg = load_config(Path(config_path))
     engine = open_database(cfg.database.url)
@@ -68,6 +76,11 @@ def pipeline_snapshot(config_path) -> dict:
                  z.n_candidates)
                 for raw, z in s.execute(select(Frame.raw_path, ZeroPoint)
                                         .join(Frame, Frame.id == ZeroPoint.frame_id)))
+            star_stats = sorted(
+                (star_key[r.star_id], r.filter, r.n_all, r.n, _r(r.mean_mag, 9), _r(r.rms, 9),
+                 _r(r.chi2_red, 7), _r(r.stetson_j, 7), r.exclude_qc)
+                for r in s.scalars(select(StarStat)))
+            pending = s.scalar(select(func.count()).select_from(StarStatPending))
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "export.csv"
             export_csv(engine, out)
@@ -85,7 +98,8 @@ def pipeline_snapshot(config_path) -> dict:
                    and p.relative_to(archive).parts[0] not in ("logs",)
                    and p.name != "clinepipe.lock")
     return {"frames": frames, "masters": masters, "stars": stars, "measurements": measurements,
-            "zero_points": zero_points, "export_header": header, "export": rows,
+            "zero_points": zero_points, "star_stats": star_stats, "star_stats_pending": pending,
+            "export_header": header, "export": rows,
             "archive_files": files}
 
 

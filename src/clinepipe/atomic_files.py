@@ -23,9 +23,10 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
-from astropy.io import fits
+if TYPE_CHECKING:  # astropy only when a FITS file is written: `lc`, `stars` start faster
+    from astropy.io import fits
 
 __all__ = ["STDOUT", "atomic_open", "atomic_write_bytes", "atomic_write_text",
            "atomic_write_fits", "is_stdout"]

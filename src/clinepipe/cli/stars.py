@@ -20,23 +20,20 @@ def stars(as_csv: bool = typer.Option(False, "--csv", help="CSV output.")):
     mean_<FILTER> per filter (error-weighted mean magnitude of the flag-free points, as
     `variables` computes it). `type` is the known variable's type (e.g. EA), `suspected` for a
     suspected new variable found in our own data, else empty."""
-    from sqlalchemy import func, select
+    from sqlalchemy import select
 
     from clinepipe.store.db import session_scope
-    from clinepipe.store.models import Measurement, Star
+    from clinepipe.store.models import Star
+    from clinepipe.variability.star_stats import read_statistics
     from clinepipe.variability.statistics import ordered_filters
-    from clinepipe.variability.table import points_statistics, variability_points
 
     cfg = current_config()
     engine = read_engine(cfg)
     with session_scope(engine) as s:
-        rows = s.execute(select(Star.id, Star.ra, Star.dec, func.count(Measurement.id),
-                                Star.catalog_id, Star.name, Star.var_type)
-                         .outerjoin(Measurement, Measurement.star_id == Star.id)
-                         .group_by(Star.id).order_by(Star.id)).all()
-    g = points_statistics(variability_points(engine,
-                                             exclude_qc=tuple(cfg.qc.exclude_from_variability)),
-                          min_points=1, find_periods=False).groups
+        rows = s.execute(select(Star.id, Star.ra, Star.dec, Star.catalog_id, Star.name,
+                                Star.var_type).order_by(Star.id)).all()
+    stored = read_statistics(engine, tuple(cfg.qc.exclude_from_variability))
+    g = stored.groups
     means: dict[int, dict[str, float]] = {}
     counts: dict[str, int] = {}
     for sid, f, n, mean in zip(g.labels[0].tolist(), g.labels[1].tolist(), g.n.tolist(),
@@ -47,9 +44,10 @@ def stars(as_csv: bool = typer.Option(False, "--csv", help="CSV output.")):
     header = ["star_id", "ra", "dec", "n_measurements", "catalog_id", "name", "type"]
     w = csv.writer(sys.stdout, lineterminator="\n", delimiter="," if as_csv else "\t")
     w.writerow(header + [f"mean_{f}" for f in filters])
-    for sid, ra, dec, n, cat, name, var_type in rows:
+    for sid, ra, dec, cat, name, var_type in rows:
         mine = means.get(sid, {})
-        w.writerow([sid, f"{ra:.6f}", f"{dec:.6f}", n, cat or "", name or "", var_type or ""]
+        w.writerow([sid, f"{ra:.6f}", f"{dec:.6f}", stored.n_all.get(sid, 0), cat or "",
+                    name or "", var_type or ""]
                    + [f"{mine[f]:.4f}" if f in mine else "" for f in filters])
 
 
@@ -68,7 +66,6 @@ def lc(star: str = typer.Argument(..., help='Star id, catalog id, known-variable
     """A star's light curve: printed, or as --plot PNG / --csv file. With --fold P the printed
     points get their phase, 0 at --epoch, else at the time of minimum light (the faintest
     point), as in the plot."""
-    from clinepipe.products.export import CSV_COLUMNS
     from clinepipe.products.plots import (
         fold_phase,
         minimum_light_epoch,
@@ -76,7 +73,7 @@ def lc(star: str = typer.Argument(..., help='Star id, catalog id, known-variable
         point_times,
     )
     from clinepipe.store.db import session_scope
-    from clinepipe.store.measurement_rows import lightcurve
+    from clinepipe.store.measurement_rows import LIGHTCURVE_COLUMNS, lightcurve
     from clinepipe.store.queries import resolve_star
 
     cfg = current_config()
@@ -94,7 +91,7 @@ def lc(star: str = typer.Argument(..., help='Star id, catalog id, known-variable
     if fold is not None and epoch is None:
         epoch = minimum_light_epoch(rows)
     if out_csv:
-        _write_rows_csv(out_csv, rows, CSV_COLUMNS)
+        _write_rows_csv(out_csv, rows, LIGHTCURVE_COLUMNS)  # the export's CSV_COLUMNS
         typer.echo(f"wrote {len(rows)} point(s) to {out_csv}", err=str(out_csv) == "-")
     if plot:
         title = f"star {star_id}" + ("" if star.strip() == str(star_id) else f" ({star})")

@@ -11,11 +11,20 @@ parse_position("RA DEC") -> (ra_deg, dec_deg);  parse_angle(text, hours=False) -
 adc_saturation(data) -> (bits, saturation_adu) or None
 """
 
-from clinepipe.headers.coords import parse_angle, parse_position
-from clinepipe.headers.facts import HeaderFacts, HeaderRules, read_header_facts
-from clinepipe.headers.pixels import adc_saturation
-from clinepipe.headers.problem import Problem
-from clinepipe.headers.profiles import PROFILES, detect_profile
+import importlib
+
+#: where each public name lives: loaded on first use, so that reading the configuration
+#: (``HeaderRules``) does not import astropy for commands that never open a FITS file
+_HOMES = {"parse_angle": "coords", "parse_position": "coords", "HeaderFacts": "facts",
+          "HeaderRules": "facts", "read_header_facts": "facts", "adc_saturation": "pixels",
+          "Problem": "problem", "PROFILES": "profiles", "detect_profile": "profiles"}
+
+
+def __getattr__(name: str):
+    if name in _HOMES:
+        return getattr(importlib.import_module(f"clinepipe.headers.{_HOMES[name]}"), name)
+    raise AttributeError(f"module 'clinepipe.headers' has no attribute {name!r}")
+
 
 __all__ = [
            "PROFILES",

@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from decimal import Decimal, InvalidOperation
-
-from astropy.io import fits
 
 __all__ = ["FastHeader", "comment", "decimal_step", "first", "number", "raw", "text"]
 
-_UNDEFINED = fits.card.Undefined
+
+
+def _undefined(value) -> bool:
+    """astropy's placeholder for a keyword without a value. astropy is not imported for it:
+    a header that holds one was read by astropy, which is then loaded (``clinepipe lc`` and
+    the other commands that read the configuration only never import it)."""
+    card = sys.modules.get("astropy.io.fits.card")
+    return card is not None and isinstance(value, card.Undefined)
 
 
 def _card_text(header, key: str) -> str:
@@ -37,7 +43,7 @@ def raw(header, key: str):
         value = header[key]
     except Exception:  # noqa: BLE001 - astropy's VerifyError/ValueError for an illegal card
         value = _card_text(header, key)
-    if isinstance(value, _UNDEFINED):
+    if _undefined(value):
         return None
     if isinstance(value, str):
         value = value.strip()

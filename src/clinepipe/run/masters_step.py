@@ -46,15 +46,21 @@ def masters_stage(cfg: Config, engine, run_id: int, pool=None) -> int:
         input_key,
     )
     from clinepipe.run.cluster_jobs import make_master, run_jobs
+    from clinepipe.run.master_nights import candidate_nights
     from clinepipe.store.db import session_scope
 
     archive = cfg.paths.archive
     built = 0
+    changed: dict = {}
     for kind in STACKERS:
         with session_scope(engine) as s:
-            frames = s.scalars(select(Frame).where(
+            nights = changed[kind] = candidate_nights(s, cfg, kind, changed)
+            query = select(Frame).where(
                 Frame.telescope == cfg.site.telescope, Frame.kind == kind,
-                Frame.state.in_(("ingested", "used", "rejected", "waiting")))).all()
+                Frame.state.in_(("ingested", "used", "rejected", "waiting")))
+            if nights is not None:  # only the groups that can have changed (issue #20)
+                query = query.where(Frame.night.in_(nights) | Frame.night.is_(None))
+            frames = s.scalars(query).all()
             s.expunge_all()
         rows = {archive / f.archive_path: f for f in frames if in_archive(archive, f.archive_path)}
         groups = group_calibration_frames([frame_info(f, archive) for f in rows.values()],
@@ -185,21 +191,30 @@ class MasterChooser:
         flats, ``ccd_temp``/``temp_tolerance`` (°C) for darks."""
         from clinepipe.ccd.master_groups import nearest_master
 
-        key = (kind, binning, filt)
+        # only masters within the age limit can be chosen: read those of a window of days
+        # around ``jd`` (one query per window, not every master of ten years)
+        window = int(jd // _WINDOW_DAYS)
+        key = (kind, binning, filt, window, max_age_days)
         if key not in self._rows:
+            lo = window * _WINDOW_DAYS - max_age_days - 1.0
+            hi = (window + 1) * _WINDOW_DAYS + max_age_days + 1.0
             self._rows[key] = _master_rows(self.engine, kind, binning, filt, self.telescope,
-                                           self.archive)
+                                           self.archive, (lo, hi))
         return nearest_master(self._rows[key], kind, jd, max_age_days, ccd_temp=ccd_temp,
                               temp_tolerance=temp_tolerance)
 
 
+#: days of the windows of master times :class:`MasterChooser` reads at once
+_WINDOW_DAYS = 30.0
+
+
 def _master_rows(engine, kind: str, binning: int, filt: str | None, telescope: str,
-                 archive: Path | None) -> list[Master]:
+                 archive: Path | None, jd_range: tuple[float, float]) -> list[Master]:
     from clinepipe.store.db import session_scope
 
     with session_scope(engine) as s:
         q = select(Master).where(Master.telescope == telescope, Master.kind == kind,
-                                 Master.binning == binning)
+                                 Master.binning == binning, Master.jd.between(*jd_range))
         if filt is not None:
             q = q.where(Master.filter == filt)
         rows = s.scalars(q).all()

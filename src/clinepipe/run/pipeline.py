@@ -160,6 +160,17 @@ def _quality(run: RunContext) -> None:
     update_qc(run.cfg, run.engine, sorted(nights))
 
 
+def _star_stats(run: RunContext) -> None:
+    # after the suspects and QC steps: both change magnitudes and flags of the nights touched
+    from clinepipe.store.queries import nights_of_runs
+    from clinepipe.variability.star_stats import update_star_stats
+
+    nights = set(nights_of_runs(run.engine, [run.run_id, *run.killed])) | run.touched_nights
+    n = update_star_stats(run.engine, run.cfg.qc.exclude_from_variability,
+                          run.cfg.site.telescope, nights)
+    log.info("variability statistics of %d star(s) recomputed", n)
+
+
 def _star_counts(run: RunContext) -> None:
     refresh_star_counts(run.engine, [run.run_id, *run.killed])
 
@@ -197,8 +208,8 @@ def _transits(run: RunContext) -> None:
 #: The daily run, in order. Each step takes the run's context; a step that finds a frame
 #: unusable records the reason on the frame and goes on, so only a broken archive or database
 #: stops the list (the next run resumes where it stopped).
-RUN_STEPS = (_ingest, _masters, _lights, _relative, _suspects, _quality, _star_counts,
-             _colour_terms, _transform, _aavso_files, _transits, _night_reports)
+RUN_STEPS = (_ingest, _masters, _lights, _relative, _suspects, _quality, _star_stats,
+             _star_counts, _colour_terms, _transform, _aavso_files, _transits, _night_reports)
 
 
 def run_pipeline(cfg: Config, *, reprocess: bool = False, workers: int | None = None,

@@ -32,6 +32,7 @@ from clinepipe.calibrate.light import RELATIVE_PENDING, RELATIVE_STAGE
 from clinepipe.calibrate.relative import RELATIVE_BAND
 from clinepipe.config import Config
 from clinepipe.finite import finite_or_none
+from clinepipe.store.measurement_rows import mark_stars_pending
 from clinepipe.store.models import Frame, Measurement, Star, ZeroPoint
 
 log = logging.getLogger("clinepipe")
@@ -145,6 +146,7 @@ def _place_night(cfg: Config, s, night: str, filt: str | None) -> int:
     candidates = (usable & ens.star_used[None, :]).sum(axis=1)
 
     mine = relative[f_index]
+    mark_stars_pending(s, sid[mine].tolist())  # their star_stats rows are recomputed
     s.execute(update(Measurement), [
         {"id": int(i), "mag": finite_or_none(v), "mag_err": finite_or_none(e), "in_ensemble": bool(u)}
         for i, v, e, u in zip(meas_id[mine].tolist(), mag[f_index, s_index][mine].tolist(),

@@ -104,6 +104,10 @@ def _sqlite_pragmas(dbapi_connection, memory: bool, foreign_keys: bool = True) -
             # of every 4 MiB (a page is copied back once per checkpoint however often it
             # changed, and there are fewer fsyncs); keep the WAL file at most 128 MiB.
             cur.execute("PRAGMA wal_autocheckpoint = 20000")
+            # reads through a memory map instead of a pread() per page: a night's stars'
+            # light curves (10^5 rows on as many pages of a ten-year archive) in a quarter
+            # of the time (bench_archive); SQLite caps it at its compile-time limit (2 GiB)
+            cur.execute("PRAGMA mmap_size = 2147483648")
             cur.execute("PRAGMA journal_size_limit = 134217728")
     finally:
         cur.close()

@@ -18,6 +18,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
@@ -61,6 +62,7 @@ def insert_measurements(session: Session, rows: list[dict]) -> int:
     first when redoing a frame."""
     if not rows:
         return 0
+    mark_stars_pending(session, {r["star_id"] for r in rows})
     n_keys = len(rows[0])
     if any(len(r) != n_keys for r in rows):
         defaults = _measurement_defaults()
@@ -116,9 +118,28 @@ def _pg_copy_sql(cols: tuple[str, ...]) -> str:
 def delete_frame_results(session: Session, frame_id: int) -> int:
     """Remove a frame's measurements and zero point (``run --reprocess``, or before storing a
     frame's new results); returns the number of measurements deleted."""
+    mark_frame_stars_pending(session, [frame_id])
     result = session.execute(delete(_MEASUREMENTS).where(_MEASUREMENTS.c.frame_id == frame_id))
     session.execute(delete(_ZERO_POINTS).where(_ZERO_POINTS.c.frame_id == frame_id))
     return max(result.rowcount or 0, 0)
+
+
+def mark_stars_pending(session: Session, star_ids) -> None:
+    """Mark stars whose measurements change in this transaction: their ``star_stats`` rows are
+    recomputed at the end of the run (:mod:`clinepipe.variability.star_stats`), and read from
+    the measurements until then. The mark commits or rolls back with the change itself."""
+    ids = sorted({int(i) for i in star_ids})
+    if ids:
+        session.execute(text("INSERT INTO star_stats_pending (star_id) VALUES (:s) "
+                             "ON CONFLICT DO NOTHING"), [{"s": i} for i in ids])
+
+
+def mark_frame_stars_pending(session: Session, frame_ids) -> None:
+    """:func:`mark_stars_pending` for every star measured on ``frame_ids``."""
+    for i in sorted({int(f) for f in frame_ids}):
+        session.execute(text("INSERT INTO star_stats_pending (star_id) SELECT DISTINCT star_id "
+                             "FROM measurements WHERE frame_id = :f ON CONFLICT DO NOTHING"),
+                        {"f": i})
 
 
 def last_run(session: Session) -> dict | None:

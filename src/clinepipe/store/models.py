@@ -254,3 +254,39 @@ class TransformedMag(Base):
     colour: Mapped[float] = mapped_column(Float)  # standard colour index used, e.g. B-V (mag)
     colour_err: Mapped[float] = mapped_column(Float)
     coefficients: Mapped[str] = mapped_column(String(64))
+
+
+class StarStat(Base):
+    """The variability statistics of one star in one filter (revision 0005), as
+    :func:`clinepipe.variability.statistics.lightcurve_statistics` computes them from the star's
+    flag-free points (frames with a QC flag of ``exclude_qc`` and isolated outliers left out),
+    kept up to date by the run (:mod:`clinepipe.variability.star_stats`) so that ``stars``,
+    ``variables``, ``lc`` and the web read one row per star and filter instead of every
+    measurement. ``n`` = 0 for a filter whose points are all flagged or excluded; ``n_all``
+    counts every measurement of the star in the filter. Periods are not kept: a search costs
+    seconds per star on a long light curve, so it is made when one is asked for."""
+
+    __tablename__ = "star_stats"
+    __table_args__ = (UniqueConstraint("star_id", "filter", name="uq_star_stats_star_filter"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    star_id: Mapped[int] = mapped_column(ForeignKey("stars.id"))
+    filter: Mapped[str] = mapped_column(String(32))
+    n_all: Mapped[int] = mapped_column(Integer)
+    n: Mapped[int] = mapped_column(Integer)
+    mean_mag: Mapped[float | None] = mapped_column(Float)  # error-weighted (mag)
+    rms: Mapped[float | None] = mapped_column(Float)  # mag
+    chi2_red: Mapped[float | None] = mapped_column(Float)
+    stetson_j: Mapped[float | None] = mapped_column(Float)
+    mag_min: Mapped[float | None] = mapped_column(Float)
+    mag_max: Mapped[float | None] = mapped_column(Float)
+    t_first: Mapped[float | None] = mapped_column(Float)  # days (BJD_TDB, else JD UTC)
+    t_last: Mapped[float | None] = mapped_column(Float)
+    exclude_qc: Mapped[str] = mapped_column(String(255), default="")  # ';'-separated, sorted
+
+
+class StarStatPending(Base):
+    """A star whose measurements changed since its ``star_stats`` rows were computed: marked in
+    the transaction that changes them, cleared when the rows are recomputed (revision 0005)."""
+
+    __tablename__ = "star_stats_pending"
+    star_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)

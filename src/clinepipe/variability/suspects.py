@@ -246,6 +246,9 @@ def recalibrate_frames(cfg: Config, engine, frame_ids, context=None,
             log.info("%s: not re-calibrated now (%s)", frame.raw_path, calib.reason)
             continue
         with _session(engine) as s:
+            from clinepipe.store.measurement_rows import mark_frame_stars_pending
+
+            mark_frame_stars_pending(s, [fid])  # their star_stats rows are recomputed
             s.execute(update(M), [{"id": r[0], "mag": finite_or_none(calib.mag[i]),
                                    "mag_err": finite_or_none(calib.mag_err[i]),
                                    "in_ensemble": bool(calib.in_ensemble[i])}

@@ -4,12 +4,17 @@ calibrated points (``clinepipe variables``, ``stars``, the web dashboard)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy import select
 
-from clinepipe.store.models import Frame, Measurement, Star
+from clinepipe.store.models import Star
+from clinepipe.variability.points import (
+    DEFAULT_EXCLUDE_QC,
+    VariabilityPoints,
+    variability_points,
+)
 from clinepipe.variability.statistics import (
     MAX_PERIOD,
     MIN_PERIOD,
@@ -17,50 +22,6 @@ from clinepipe.variability.statistics import (
     LightcurveStatistics,
     lightcurve_statistics,
 )
-
-#: QC flags whose frames are left out of variability statistics unless the caller says otherwise
-DEFAULT_EXCLUDE_QC = ("clouds", "trailed")
-
-
-@dataclass(frozen=True)
-class VariabilityPoints:
-    """Flag-free calibrated points (arrays of one value per point), frames with an excluded QC
-    flag left out: ``star`` id, ``filter``, ``t`` (days: BJD_TDB, else JD UTC), ``mag`` and
-    ``err`` (mag), ``name`` {star id: known-variable name or None} and ``var_type`` {star id:
-    the known variable's type, ``"suspected"`` for a suspected new variable, or None}."""
-
-    star: np.ndarray
-    filter: np.ndarray
-    t: np.ndarray
-    mag: np.ndarray
-    err: np.ndarray
-    name: dict
-    var_type: dict = field(default_factory=dict)
-
-
-def variability_points(engine, *, exclude_qc=DEFAULT_EXCLUDE_QC,
-                       star_ids=None) -> VariabilityPoints:
-    """The points every variability statistic is computed from (all stars, or ``star_ids``)."""
-    from clinepipe.store.db import session_scope
-
-    M = Measurement
-    stmt = (select(M.star_id, M.filter, M.bjd_tdb, M.jd_mid, M.mag, M.mag_err, Frame.qc, Star.name,
-                   Star.var_type)
-            .join(Frame, Frame.id == M.frame_id).join(Star, Star.id == M.star_id)
-            .where(M.mag.is_not(None), M.flags == 0))
-    if star_ids is not None:
-        stmt = stmt.where(M.star_id.in_([int(s) for s in star_ids]))
-    with session_scope(engine) as s:
-        rows = s.execute(stmt.order_by(M.star_id, M.filter, M.jd_mid)).all()
-    excluded = set(exclude_qc or ())
-    keep = [r for r in rows if not (excluded & set(filter(None, (r[6] or "").split(";"))))]
-    return VariabilityPoints(
-        star=np.array([r[0] for r in keep], dtype=np.int64),
-        filter=np.array([r[1] or "" for r in keep], dtype=str),
-        t=np.array([r[2] if r[2] is not None else r[3] for r in keep], dtype=float),
-        mag=np.array([r[4] for r in keep], dtype=float),
-        err=np.array([np.nan if r[5] is None else r[5] for r in keep], dtype=float),
-        name={r[0]: r[7] for r in keep}, var_type={r[0]: r[8] for r in keep})
 
 
 def points_statistics(points: VariabilityPoints, **kwargs) -> LightcurveStatistics:
@@ -124,19 +85,39 @@ def variability_table(engine, *, min_points: int = MIN_POINTS,
 
     Frames whose QC flags include ``exclude_qc`` are left out; the statistics and the period
     (days, searched between ``min_period`` and ``max_period``, one per star from all its
-    filters) are those of :func:`~clinepipe.variability.statistics.lightcurve_statistics`.
+    filters) are those of :func:`~clinepipe.variability.statistics.lightcurve_statistics`:
+    the statistics read from the ``star_stats`` table (:mod:`clinepipe.variability.star_stats`)
+    and the periods of the variable stars searched in their measurements when the period range
+    is the default one, else all computed from the measurements.
     """
-    points = variability_points(engine, exclude_qc=exclude_qc, star_ids=star_ids)
-    res = points_statistics(points, min_points=min_points, min_period=min_period,
-                            max_period=max_period)
-    g = res.groups
+    from clinepipe.store.db import session_scope
+    from clinepipe.variability.star_stats import read_statistics
+
+    if (min_period, max_period) == (MIN_PERIOD, MAX_PERIOD):
+        stored = read_statistics(engine, exclude_qc, star_ids=star_ids, min_points=min_points,
+                                 find_periods=True)
+        g, periods = stored.groups, stored.periods
+        listed = sorted({int(s) for s in g.labels[0][g.n >= max(int(min_points), 1)].tolist()})
+        with session_scope(engine) as s:
+            names = {}
+            for lo in range(0, len(listed), 2000):
+                names.update({r[0]: (r[1], r[2]) for r in s.execute(
+                    select(Star.id, Star.name, Star.var_type)
+                    .where(Star.id.in_(listed[lo:lo + 2000])))})
+        name = {k: v[0] for k, v in names.items()}
+        var_type = {k: v[1] for k, v in names.items()}
+    else:
+        points = variability_points(engine, exclude_qc=exclude_qc, star_ids=star_ids)
+        res = points_statistics(points, min_points=min_points, min_period=min_period,
+                                max_period=max_period)
+        g, periods, name, var_type = res.groups, res.periods, points.name, points.var_type
     out = []
-    for i in range(g.n.size):
+    for i in np.flatnonzero(g.n >= max(int(min_points), 1)).tolist():
         sid = int(g.labels[0][i])
-        p = res.periods.get(sid)
-        out.append(VariabilityRow(sid, points.name.get(sid), str(g.labels[1][i]), int(g.n[i]),
+        p = periods.get(sid)
+        out.append(VariabilityRow(sid, name.get(sid), str(g.labels[1][i]), int(g.n[i]),
                                   float(g.mean_mag[i]), float(g.rms[i]), float(g.chi2_red[i]),
                                   float(g.stetson_j[i]), p.period if p else None,
-                                  p.fap if p else None, points.var_type.get(sid)))
+                                  p.fap if p else None, var_type.get(sid)))
     out.sort(key=lambda r: -r.chi2_red)
     return out

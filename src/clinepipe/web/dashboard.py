@@ -126,24 +126,23 @@ class Dashboard:
         (:func:`~clinepipe.variability.statistics.lightcurve_statistics`: flagged points, frames
         with an excluded QC flag and isolated outliers left out) but from 5 points on and
         without the period search. Kept in memory until the measurements or stars change."""
+        from clinepipe.store.models import StarStat, StarStatPending
+        from clinepipe.variability.star_stats import read_statistics
         from clinepipe.variability.statistics import ordered_filters
-        from clinepipe.variability.table import points_statistics, variability_points
 
         with Session(self.engine) as s:
             key = tuple(s.execute(select(
-                select(func.count(Measurement.id)).scalar_subquery(),
-                select(func.max(Measurement.id)).scalar_subquery(),
+                select(func.count(StarStatPending.star_id)).scalar_subquery(),
+                select(func.max(StarStat.id)).scalar_subquery(),
                 select(func.count(Star.id)).scalar_subquery(),
                 select(func.max(Star.id)).scalar_subquery())).one())
             with self._lock:
-                if self._stars is not None and self._stars.key == key:
+                if self._stars is not None and self._stars.key == key and not key[0]:
                     return self._stars
             stars = s.execute(select(Star.id, Star.name, Star.catalog_id, Star.ra, Star.dec,
                                      Star.var_type, Star.var_period).order_by(Star.id)).all()
-            totals = dict(s.execute(select(Measurement.star_id, func.count(Measurement.id))
-                                    .group_by(Measurement.star_id)).all())
-        g = points_statistics(variability_points(self.engine, exclude_qc=self.exclude_qc),
-                              min_points=1, find_periods=False).groups
+        stored = read_statistics(self.engine, self.exclude_qc)
+        g, totals = stored.groups, stored.n_all
         rows = [StarRow(sid, name, cat, ra, dec, vtype, vper, n=int(totals.get(sid, 0)))
                 for sid, name, cat, ra, dec, vtype, vper in stars]
         by_id = {r.star_id: r for r in rows}

@@ -1,0 +1,232 @@
+"""The variability statistics of every star and filter kept in the database (``star_stats``), so
+that ``clinepipe stars``, ``variables``, ``lc`` and the web read one row per star and filter
+instead of scanning every measurement of a ten-year archive.
+
+The rows are what :func:`~clinepipe.variability.statistics.lightcurve_statistics` (the one
+implementation of each statistic) gives for the star's points: the isolated-outlier filter and
+the exclusion of frames by QC flag make them functions of a star's whole light curve, not sums
+a new point could be added to, so a star's rows are *recomputed* from its own measurements
+whenever they change, and never cost more than that star's light curve:
+
+* every change to a star's measurements (:func:`clinepipe.store.db.insert_measurements`,
+  :func:`~clinepipe.store.db.delete_frame_results`) marks the star in ``star_stats_pending``
+  in the same transaction, so a killed run leaves its marks exactly with its measurements;
+* the run's :func:`update_star_stats` step (after the suspects and QC steps, which change
+  magnitudes and flags of the nights the run touched) recomputes the marked stars and those
+  measured in the touched nights, and clears their marks, in one transaction;
+* readers (:func:`read_statistics`) take the stored rows and compute the still-marked stars
+  (a run in progress, a legacy import) from their measurements, so what they show is always
+  what a scan of the measurements would show.
+
+:func:`rebuild_star_stats` recomputes the whole table (revision 0005 fills it with it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import delete, func, insert, select
+
+from clinepipe.store.models import Frame, Measurement, Star, StarStat, StarStatPending
+from clinepipe.variability.points import DEFAULT_EXCLUDE_QC, variability_points
+from clinepipe.variability.statistics import (
+    MIN_POINTS,
+    VARIABLE_CHI2,
+    GroupStatistics,
+    _codes,
+    lightcurve_statistics,
+)
+
+__all__ = ["StoredPeriod", "StoredStatistics", "exclude_key", "read_statistics",
+           "rebuild_star_stats", "refresh_star_stats", "update_star_stats"]
+
+#: stars read and computed at once (bounds the memory of a rebuild of a large archive)
+CHUNK_STARS = 2000
+_T = StarStat.__table__
+_STAT_COLUMNS = ("n", "mean_mag", "rms", "chi2_red", "stetson_j")
+
+
+def exclude_key(exclude_qc) -> str:
+    """The QC flags left out, as stored with each row (sorted, ';'-separated)."""
+    return ";".join(sorted(set(exclude_qc or ())))
+
+
+@dataclass(frozen=True)
+class StoredPeriod:
+    """A star's period (days) and its false-alarm probability, as ``variables`` reports them."""
+
+    period: float
+    fap: float
+
+
+def _none(v):
+    v = float(v)
+    return v if np.isfinite(v) else None
+
+
+def _variable_stars(groups: GroupStatistics, min_points: int) -> set:
+    """Stars whose period ``variables --min-points min_points`` searches: largest reduced
+    chi-square over their filters with ``min_points`` points above :data:`VARIABLE_CHI2`."""
+    kept = (groups.n >= max(int(min_points), 1)) & np.isfinite(groups.chi2_red)
+    return {int(s) for s in np.unique(groups.labels[0][kept & (groups.chi2_red > VARIABLE_CHI2)])}
+
+
+def compute_rows(conn, star_ids, exclude_qc=DEFAULT_EXCLUDE_QC) -> list[dict]:
+    """``star_stats`` rows of ``star_ids`` from their measurements, read through ``conn`` (a
+    connection or session)."""
+    ids = sorted({int(s) for s in star_ids})
+    if not ids:
+        return []
+    points = variability_points(conn, exclude_qc=exclude_qc, star_ids=ids)
+    res = lightcurve_statistics(points.star, points.filter, points.t, points.mag, points.err,
+                                min_points=1, find_periods=False)
+    g = res.groups
+    idx = np.flatnonzero(res.used)
+    extremes: dict = {}
+    if idx.size:
+        code, n_groups = _codes((points.star[idx], points.filter[idx]))
+        first = np.full(n_groups, -1)
+        first[code[::-1]] = np.arange(code.size)[::-1]
+        lo, hi = np.full(n_groups, np.inf), np.full(n_groups, -np.inf)
+        t_lo, t_hi = lo.copy(), hi.copy()
+        np.minimum.at(lo, code, points.mag[idx])
+        np.maximum.at(hi, code, points.mag[idx])
+        np.minimum.at(t_lo, code, points.t[idx])
+        np.maximum.at(t_hi, code, points.t[idx])
+        keys = zip(points.star[idx][first].tolist(), points.filter[idx][first].tolist())
+        extremes = dict(zip(keys, zip(lo.tolist(), hi.tolist(), t_lo.tolist(), t_hi.tolist())))
+    stats = {(int(s), str(f)): i for i, (s, f) in enumerate(zip(g.labels[0].tolist(),
+                                                                g.labels[1].tolist()))}
+    M = Measurement
+    counts = conn.execute(select(M.star_id, M.filter, func.count()).where(M.star_id.in_(ids))
+                          .group_by(M.star_id, M.filter)).all()
+    key = exclude_key(exclude_qc)
+    rows = []
+    for sid, filt, n_all in counts:
+        filt = filt or ""
+        i = stats.get((sid, filt))
+        row = {"star_id": sid, "filter": filt, "n_all": int(n_all), "n": 0, "mean_mag": None,
+               "rms": None, "chi2_red": None, "stetson_j": None, "mag_min": None,
+               "mag_max": None, "t_first": None, "t_last": None, "exclude_qc": key}
+        if i is not None:
+            row.update(n=int(g.n[i]), mean_mag=_none(g.mean_mag[i]), rms=_none(g.rms[i]),
+                       chi2_red=_none(g.chi2_red[i]), stetson_j=_none(g.stetson_j[i]))
+            lo, hi, t_lo, t_hi = extremes[(sid, filt)]
+            row.update(mag_min=float(lo), mag_max=float(hi), t_first=float(t_lo),
+                       t_last=float(t_hi))
+        rows.append(row)
+    return rows
+
+
+def refresh_star_stats(session, star_ids, exclude_qc=DEFAULT_EXCLUDE_QC) -> int:
+    """Recompute the rows of ``star_ids`` and clear their pending marks, in the caller's
+    transaction (``session``: a session or connection); returns the number of stars."""
+    ids = sorted({int(s) for s in star_ids})
+    for lo in range(0, len(ids), CHUNK_STARS):
+        chunk = ids[lo:lo + CHUNK_STARS]
+        # the marks go first: a change another run commits meanwhile marks the star again
+        session.execute(delete(StarStatPending.__table__)
+                        .where(StarStatPending.star_id.in_(chunk)))
+        rows = compute_rows(session, chunk, exclude_qc)
+        session.execute(delete(_T).where(_T.c.star_id.in_(chunk)))
+        if rows:
+            session.execute(insert(_T), rows)
+    return len(ids)
+
+
+def rebuild_star_stats(conn, exclude_qc=DEFAULT_EXCLUDE_QC) -> int:
+    """The whole ``star_stats`` table again from every measurement (``conn``: a connection or
+    session, in its transaction); returns the number of stars."""
+    conn.execute(delete(_T))
+    conn.execute(delete(StarStatPending.__table__))
+    ids = conn.scalars(select(Star.id).order_by(Star.id)).all()
+    return refresh_star_stats(conn, ids, exclude_qc)
+
+
+def update_star_stats(engine, exclude_qc, telescope: str, nights) -> int:
+    """The run's step: recompute the stars marked pending, those measured on this telescope's
+    frames of ``nights`` (the nights the run changed: their magnitudes and QC flags moved after
+    the lights were stored) and any computed with other ``exclude_qc`` flags; one transaction.
+    Returns the number of stars recomputed."""
+    from clinepipe.store.db import session_scope
+
+    key = exclude_key(exclude_qc)
+    with session_scope(engine) as s:
+        ids = set(s.scalars(select(StarStatPending.star_id)).all())
+        ids |= set(s.scalars(select(StarStat.star_id).distinct()
+                             .where(StarStat.exclude_qc != key)).all())
+        nights = sorted(n for n in nights if n)
+        for lo in range(0, len(nights), 100):
+            ids |= set(s.scalars(
+                select(Measurement.star_id).distinct()
+                .join(Frame, Frame.id == Measurement.frame_id)
+                .where(Frame.telescope == telescope, Frame.night.in_(nights[lo:lo + 100]))).all())
+        return refresh_star_stats(s, ids, exclude_qc)
+
+
+@dataclass(frozen=True)
+class StoredStatistics:
+    """Every (star, filter) with at least one usable point (``groups``, ordered by star and
+    filter, as :func:`lightcurve_statistics` with ``min_points=1`` gives them), the periods
+    ``variables --min-points`` finds (``periods[star]``; empty unless asked for) and every
+    star's measurement count (``n_all[star]``, flagged points included)."""
+
+    groups: GroupStatistics
+    periods: dict
+    n_all: dict
+
+
+def read_statistics(engine, exclude_qc=DEFAULT_EXCLUDE_QC, *, star_ids=None,
+                    min_points: int = MIN_POINTS, find_periods: bool = False) -> StoredStatistics:
+    """The statistics of every star (or of ``star_ids``) from ``star_stats``; stars marked
+    pending, stored with other ``exclude_qc`` flags, or without a row (never measured, or
+    measured by a writer that did not mark them) are computed from their measurements, so the
+    result is always that of a scan of the measurements.
+
+    ``find_periods``: also search the period of each star whose largest reduced chi-square
+    over its filters with ``min_points`` points exceeds :data:`VARIABLE_CHI2`, from its
+    measurements (the one cost that stays per variable star)."""
+    key = exclude_key(exclude_qc)
+    ids = None if star_ids is None else sorted({int(s) for s in star_ids})
+    with engine.connect() as conn:
+        stmt = select(*(_T.c[c] for c in ("star_id", "filter", "n_all", *_STAT_COLUMNS,
+                                          "exclude_qc")))
+        pending_stmt = select(StarStatPending.star_id)
+        star_stmt = select(Star.id)
+        if ids is not None:
+            stmt = stmt.where(_T.c.star_id.in_(ids))
+            pending_stmt = pending_stmt.where(StarStatPending.star_id.in_(ids))
+            star_stmt = star_stmt.where(Star.id.in_(ids))
+        stored = conn.execute(stmt).all()
+        live = set(conn.scalars(pending_stmt).all())
+        live |= {r[0] for r in stored if r[-1] != key}
+        live |= set(conn.scalars(star_stmt).all()) - {r[0] for r in stored}
+        # plain tuples (star, filter, n_all, n, mean, rms, chi2, J): 40,000 rows in ~50 ms
+        cols = ("star_id", "filter", "n_all", *_STAT_COLUMNS)
+        rows = [tuple(r[:-1]) for r in stored if r[0] not in live]
+        live = sorted(live)
+        for lo in range(0, len(live), CHUNK_STARS):
+            rows += [tuple(r[c] for c in cols)
+                     for r in compute_rows(conn, live[lo:lo + CHUNK_STARS], exclude_qc)]
+        rows.sort(key=lambda r: (r[0], r[1]))
+        n_all: dict = {}
+        for r in rows:
+            n_all[r[0]] = n_all.get(r[0], 0) + r[2]
+        used = [r for r in rows if r[3] > 0]
+        columns = list(zip(*used)) if used else [()] * len(cols)
+        groups = GroupStatistics(
+            (np.array(columns[0], dtype=np.int64), np.array(columns[1], dtype=str)),
+            np.array(columns[3], dtype=int),
+            *(np.array(columns[k], dtype=float) for k in range(4, len(cols))))
+        periods: dict = {}
+        if find_periods:
+            search = sorted(_variable_stars(groups, min_points))
+            for lo in range(0, len(search), CHUNK_STARS):
+                points = variability_points(conn, exclude_qc=exclude_qc,
+                                            star_ids=search[lo:lo + CHUNK_STARS])
+                res = lightcurve_statistics(points.star, points.filter, points.t, points.mag,
+                                            points.err, min_points=min_points)
+                periods.update({int(k): StoredPeriod(p.period, p.fap)
+                                for k, p in res.periods.items() if p})
+    return StoredStatistics(groups, periods, n_all)

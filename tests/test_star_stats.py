@@ -1,0 +1,161 @@
+"""The stored per star and filter statistics (``star_stats``) equal those the statistics module
+computes from the measurements, after each of several runs (a new night, a reprocess), through
+every reader (``variables``, ``stars``, ``lc``), and after a rebuild (the migration's fill)."""
+import shutil
+
+import numpy as np
+import pytest
+from run_snapshots import copy_night
+from sqlalchemy import func, select, update
+
+from clinepipe.config import load_config
+from clinepipe.run.pipeline import run_pipeline
+from clinepipe.store.db import open_database, session_scope
+from clinepipe.store.models import Frame, Measurement, StarStat, StarStatPending
+from clinepipe.variability.points import variability_points
+from clinepipe.variability.star_stats import read_statistics, rebuild_star_stats
+from clinepipe.variability.statistics import MIN_POINTS
+from clinepipe.variability.table import points_statistics, variability_table
+
+TOL = 1e-9
+
+
+def _scan(engine, exclude_qc=("clouds", "trailed"), min_points=MIN_POINTS):
+    """The statistics as before the table: one scan of every measurement."""
+    points = variability_points(engine, exclude_qc=exclude_qc)
+    groups = points_statistics(points, min_points=1, find_periods=False).groups
+    periods = points_statistics(points, min_points=min_points).periods
+    return groups, periods
+
+
+def _stored_rows(engine) -> dict:
+    with session_scope(engine) as s:
+        return {(r.star_id, r.filter): r for r in s.scalars(select(StarStat))}
+
+
+def assert_table_matches_scan(engine):
+    groups, _ = _scan(engine)
+    rows = _stored_rows(engine)
+    assert groups.n.size > 50  # the night's stars, in two filters
+    for i, (sid, f) in enumerate(zip(groups.labels[0].tolist(), groups.labels[1].tolist())):
+        r = rows[(sid, f)]
+        assert r.n == groups.n[i]
+        for name in ("mean_mag", "rms", "chi2_red", "stetson_j"):
+            want = float(getattr(groups, name)[i])
+            got = np.nan if getattr(r, name) is None else getattr(r, name)
+            assert got == pytest.approx(want, abs=TOL, nan_ok=True), (sid, f, name)
+    used = {k for k, r in rows.items() if r.n > 0}
+    assert used == set(zip(groups.labels[0].tolist(), groups.labels[1].tolist()))
+    with session_scope(engine) as s:
+        n_all = dict(s.execute(select(Measurement.star_id, func.count())
+                               .group_by(Measurement.star_id)).all())
+        assert s.scalar(select(func.count()).select_from(StarStatPending)) == 0
+    stored = {}
+    for (sid, _), r in rows.items():
+        stored[sid] = stored.get(sid, 0) + r.n_all
+    assert stored == n_all
+
+
+def assert_readers_match_scan(engine, exclude_qc=("clouds", "trailed"), min_points=MIN_POINTS):
+    groups, periods = _scan(engine, exclude_qc, min_points)
+    got = read_statistics(engine, exclude_qc, min_points=min_points, find_periods=True)
+    for a, b in zip(got.groups.labels, groups.labels):
+        assert a.tolist() == b.tolist()
+    for name in ("n", "mean_mag", "rms", "chi2_red", "stetson_j"):
+        np.testing.assert_allclose(getattr(got.groups, name), getattr(groups, name),
+                                   rtol=0, atol=TOL, equal_nan=True)
+    keep = got.groups.n >= min_points
+    searched = {s: p for s, p in periods.items() if p is not None}
+    assert {s: round(p.period, 9) for s, p in got.periods.items()
+            if s in set(got.groups.labels[0][keep].tolist())} == \
+        {s: round(p.period, 9) for s, p in searched.items()}
+    table = variability_table(engine, exclude_qc=exclude_qc, min_points=min_points)
+    assert len(table) == int(keep.sum())
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Night 1 alone, then night 2 added, then ``run --reprocess``: the table after each. Six
+    lights per filter and night: after two nights a star has the points for a period search."""
+    from clinepipe.simulate import simulate_night
+
+    folder = tmp_path_factory.mktemp("star_stats")
+    two_nights = simulate_night(folder / "sim", seed=12, nights=2, width=256, height=256,
+                                n_stars=100, lights_per_filter=6)
+    cfg_path = copy_night(two_nights, folder / "n")
+    later = folder / "later"
+    shutil.move(str(cfg_path.parent / "incoming" / two_nights.nights[1]), later)
+    cfg = load_config(cfg_path)
+    engine = open_database(cfg.database.url)
+    after = {}
+    run_pipeline(cfg, settle_seconds=0)
+    after["night 1"] = (_stored_rows(engine), _scan(engine))
+    shutil.move(str(later), cfg_path.parent / "incoming" / two_nights.nights[1])
+    run_pipeline(cfg, settle_seconds=0)
+    after["night 2"] = (_stored_rows(engine), _scan(engine))
+    run_pipeline(cfg, reprocess=True, settle_seconds=0)
+    yield cfg, engine, after
+    engine.dispose()
+
+
+def test_the_table_equals_the_statistics_of_the_measurements_after_each_run(runs):
+    _cfg, engine, after = runs
+    assert_table_matches_scan(engine)
+    rows1, _ = after["night 1"]
+    rows2, _ = after["night 2"]
+    # the second night changed the rows of the stars it measured: n grew
+    grew = [k for k in rows1 if k in rows2 and rows2[k].n > rows1[k].n]
+    assert len(grew) > 50
+    # and the reprocess (same frames again) gives the same rows as before it
+    rows3 = _stored_rows(engine)
+    assert rows3.keys() == rows2.keys()
+    for k, r in rows3.items():
+        assert r.n == rows2[k].n
+        assert (r.mean_mag is None) == (rows2[k].mean_mag is None)
+        if r.mean_mag is not None:
+            assert r.mean_mag == pytest.approx(rows2[k].mean_mag, abs=TOL)
+
+
+def test_readers_equal_a_scan_of_the_measurements(runs):
+    _cfg, engine, _ = runs
+    assert_readers_match_scan(engine)
+    # other --min-points and other QC flags than the stored rows': computed, still equal
+    assert_readers_match_scan(engine, min_points=3)
+    assert_readers_match_scan(engine, exclude_qc=())
+
+
+def test_a_change_without_a_run_is_seen_by_readers_until_the_run_recomputes(runs, tmp_path):
+    cfg, _engine, _ = runs
+    import sqlite3
+
+    source = sqlite3.connect(cfg.database.url.removeprefix("sqlite:///"))
+    with sqlite3.connect(tmp_path / "copy.db") as target:
+        source.backup(target)
+    source.close()
+    copy = open_database(f"sqlite:///{tmp_path / 'copy.db'}")
+    from clinepipe.store.measurement_rows import delete_frame_results
+
+    with session_scope(copy) as s:
+        frame_id = s.scalar(select(Frame.id).where(Frame.kind == "light").order_by(Frame.id))
+        on_frame = s.scalar(select(func.count(Measurement.star_id.distinct()))
+                            .where(Measurement.frame_id == frame_id))
+        delete_frame_results(s, frame_id)  # marks the frame's stars
+        assert s.scalar(select(func.count()).select_from(StarStatPending)) == on_frame > 20
+    assert_readers_match_scan(copy)
+    with session_scope(copy) as s:  # a QC flag the statistics leave out, and a rebuild
+        s.execute(update(Frame).where(Frame.id == frame_id + 1).values(qc="clouds"))
+        rebuild_star_stats(s)
+    assert_table_matches_scan(copy)
+    assert_readers_match_scan(copy)
+    copy.dispose()
+
+
+def test_the_known_variable_gets_its_period_from_the_table_readers(runs):
+    """The simulated field's eclipsing binary: ``variables`` finds the period a scan finds."""
+    _cfg, engine, _ = runs
+    _, periods = _scan(engine)
+    periods = {s: p for s, p in periods.items() if p is not None}
+    assert periods
+    table = {r.star_id: r.period_days for r in variability_table(engine)}
+    for sid, p in periods.items():
+        assert table[sid] == pytest.approx(p.period, abs=TOL)
