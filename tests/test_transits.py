@@ -148,11 +148,11 @@ def test_fit_errors_are_honest_over_20_nights():
     Why pooled: 20 nights measure one parameter's 1-sigma coverage to +-10 % (binomial), so
     the issue's 60-80 % window would fail a quarter of the time for exact errors; these
     seeds give mid-time 80 % and Rp/Rs 55 % within 1 sigma, 100 % and 90 % within 2.
-    Measured over 60 nights (seeds 0-59, these settings, one-off): Rp/Rs 63 % within 1
-    sigma and 88 % within 2, mid-time 72 % and 98 %, as a least-squares (Laplace) fit of the
-    same nights gives (62 % and 90 %); over 600 seeds that fit gives Rp/Rs 67 % and 94.5 %:
-    seeds 0-59 are a little unlucky, the errors are not small. Before the snooker move was
-    corrected (transits/snooker.py) seeds 0-59 gave Rp/Rs 58 % and 87 %."""
+    Measured over 111 nights (seeds 0-110, these settings, one-off): Rp/Rs 63 % within 1
+    sigma and 92 % within 2 (rms of the normalised errors 1.11), mid-time 64 % and 97 %.
+    On seeds 0-59 (Rp/Rs 63 %, 88 %) a least-squares (Laplace) fit of the same nights gives
+    the same (62 %, 90 %); over 600 seeds that fit gives Rp/Rs 67 % and 94.5 %. Before the
+    snooker move was corrected (transits/snooker.py) seeds 0-59 gave Rp/Rs 58 % and 87 %."""
     z, beta, red = [], [], []
     for seed in range(20):
         t, f, e, x, fwhm, priors, predicted = synthetic_night(seed)
