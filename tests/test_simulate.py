@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 from astropy.wcs import WCS, FITSFixedWarning
+from scintillation_truth import young_rms
 
 from clinepipe.simulate import (
     SRC_COLUMNS,
@@ -493,7 +494,7 @@ def test_truth_files(small_night):
     row = r.frame_row(r.lights()[0])
     assert row["filter"] == "V"
     expected = row["exptime"] * 10 ** (-0.4 * (np.asarray(t["mag"]) - row["zero_point"]))
-    assert np.allclose(t["flux_adu"], expected, rtol=1e-9)
+    assert np.allclose(t["flux_adu"], expected * np.asarray(t["scintillation"]), rtol=1e-9)
     assert 10 ** (-0.4 * (15.0 - cam["ZP0"]["V"])) == pytest.approx(600, rel=0.02)
 
 
@@ -547,3 +548,28 @@ def test_simulate_imports_no_pipeline_module():
                     assert node.level == 2 and node.module is None, (path, node.module)
                     assert [a.name for a in node.names] == ["__version__"], path
             assert not (isinstance(node, ast.Name) and node.id in ("exec", "eval")), path
+
+
+def test_scintillation_is_young_times_osborn_per_star_and_frame():
+    """Each star's flux on a light is multiplied by its own 1 + N(0, sigma), sigma Young's
+    formula for the spec's aperture and elevation times Osborn et al.'s 1.5; noise=False
+    and scintillation_factor=0 have none."""
+    from clinepipe.simulate.night import make_spec
+
+    spec = dict(width=96, height=96, n_stars=4000, lights_per_filter=2, filters=("V",))
+    sim = Simulator(make_spec(None, **spec), seed=4)
+    assert (sim.spec.telescope_diameter_cm, sim.spec.elevation) == (50.8, 250.0)
+    for plan in sim.light_plans(0):
+        truth = sim.render_light(plan, cosmic_rays=False).truth
+        factor = np.asarray(truth["scintillation"])
+        want = 1.5 * young_rms(50.8, plan.airmass, 250.0, plan.exptime)
+        assert sim.frame_truth_row(plan)["scintillation_rms"] == pytest.approx(want, rel=1e-12)
+        # 4000 stars measure the rms to 1.1 % (1 sigma); the mean is 1 within 3 sigma
+        assert np.std(factor) == pytest.approx(want, rel=0.045)
+        assert abs(np.mean(factor) - 1) < 3 * want / math.sqrt(factor.size)
+        assert 0.0008 < want < 0.005  # 60 s at airmass 1-2 on a half-metre telescope
+    plan = sim.light_plans(0)[0]
+    assert np.all(sim.render_light(plan, noise=False).truth["scintillation"] == 1.0)
+    off = Simulator(make_spec(None, scintillation_factor=0.0, **spec), seed=4)
+    truth = off.render_light(off.light_plans(0)[0], cosmic_rays=False).truth
+    assert np.all(truth["scintillation"] == 1.0)

@@ -139,14 +139,20 @@ def test_model_depth_and_duration():
 
 @pytest.mark.slow
 def test_fit_errors_are_honest_over_20_nights():
-    """Mid-time within 1 sigma of the truth on 60-80 % of 20 nights and within 2 sigma on
-    >= 90 % (issue 18); the error scale finds the 25 % understatement.
+    """The mid-time and Rp/Rs errors are honest (issue 18): over 20 nights, the 40 values
+    (both parameters) lie within 1 sigma of the truth in 60-80 % of cases and within 2 sigma
+    in >= 90 %; each parameter alone stays inside the range 20 nights allow an honest error
+    (binomial, 99 %: 45-90 % within 1 sigma, <= 3 nights beyond 2 sigma); the error scale
+    finds the 25 % understatement.
 
-    Rp/Rs is held to a weaker bound than the issue asks, on purpose and visibly: with the
-    table's informative a/Rs and inclination priors its errors come out about 25 % small
-    (60 nights: 58 % within 1 sigma, 87 % within 2; without those priors 75 % / 95 %). The
-    cause is not found yet (not the sampler: chains 4x longer agree); until it is, this test
-    fails if the coverage gets any worse, and issue 18 stays open."""
+    Why pooled: 20 nights measure one parameter's 1-sigma coverage to +-10 % (binomial), so
+    the issue's 60-80 % window would fail a quarter of the time for exact errors; these
+    seeds give mid-time 80 % and Rp/Rs 55 % within 1 sigma, 100 % and 90 % within 2.
+    Measured over 111 nights (seeds 0-110, these settings, one-off): Rp/Rs 63 % within 1
+    sigma and 92 % within 2 (rms of the normalised errors 1.11), mid-time 64 % and 97 %.
+    On seeds 0-59 (Rp/Rs 63 %, 88 %) a least-squares (Laplace) fit of the same nights gives
+    the same (62 %, 90 %); over 600 seeds that fit gives Rp/Rs 67 % and 94.5 %. Before the
+    snooker move was corrected (transits/snooker.py) seeds 0-59 gave Rp/Rs 58 % and 87 %."""
     z, beta, red = [], [], []
     for seed in range(20):
         t, f, e, x, fwhm, priors, predicted = synthetic_night(seed)
@@ -165,8 +171,10 @@ def test_fit_errors_are_honest_over_20_nights():
           f"{np.median(red):.3f}; error scale median {np.median(beta):.3f}")
     assert np.median(beta) == pytest.approx(1.25, abs=0.08)
     assert 1.0 <= np.median(red) < 1.15         # white noise: little to widen
-    assert 0.6 <= within1[0] <= 0.8 and within2[0] >= 0.9, f"mid-time: {within1[0]}, {within2[0]}"
-    assert 0.5 <= within1[1] <= 0.8 and within2[1] >= 0.85, f"Rp/Rs: {within1[1]}, {within2[1]}"
+    pooled1, pooled2 = float((z < 1).mean()), float((z < 2).mean())
+    assert 0.6 <= pooled1 <= 0.8 and pooled2 >= 0.9, f"both: {pooled1}, {pooled2}"
+    for name, w1, w2 in zip(("mid-time", "Rp/Rs"), within1, within2):
+        assert 0.45 <= w1 <= 0.9 and w2 >= 0.85, f"{name}: {w1}, {w2}"
 
 
 def test_fit_one_night_exponential_airmass():
@@ -304,9 +312,10 @@ def test_simulator_transit_truth(tmp_path):
     host = truth["star"]
     assert truth["depth"] == pytest.approx(0.0225)
     lights = [r for r in res.frames if r["kind"] == "light"]
-    flux = np.array([res.light_truth(r["file"])["flux_adu"][host] for r in lights])
-    other = np.array([res.light_truth(r["file"])["flux_adu"][(host + 1) % 30] for r in lights])
-    ratio = flux / other
+    # the flux before scintillation (the factor each star's flux was multiplied by)
+    clean = [res.light_truth(r["file"]) for r in lights]
+    clean = [np.asarray(t["flux_adu"]) / np.asarray(t["scintillation"]) for t in clean]
+    ratio = np.array([c[host] / c[(host + 1) % 30] for c in clean])
     # BJD_TDB of each mid-exposure, by astropy (independently of the simulator's erfa sums)
     star = res.stars[host]
     site = EarthLocation.from_geodetic(res.spec.longitude * u.deg, res.spec.latitude * u.deg,
@@ -381,3 +390,22 @@ def test_simulator_transit_night_drifts_with_one_option():
     assert len(sim.stars) > 30                      # the uncovered sky has stars too
     truth = sim.render_light(plans[-1], noise=False).truth
     assert np.all(np.isfinite(np.asarray(truth["flux_adu"])))
+
+
+def test_snooker_move_samples_a_gaussian_exactly():
+    """The transit fit's snooker move keeps its target: on a 5-d unit Gaussian its chain has
+    sd 1 and a Gaussian 4th moment (emcee 3.1.6's own DESnookerMove gives sd 0.83)."""
+    import emcee
+
+    from clinepipe.transits.snooker import SnookerMove
+
+    def log_prob(theta):
+        return -0.5 * np.sum(np.atleast_2d(theta) ** 2, axis=1)
+
+    sampler = emcee.EnsembleSampler(32, 5, log_prob, vectorize=True, moves=[SnookerMove()])
+    sampler.random_state = np.random.RandomState(3).get_state()
+    sampler.run_mcmc(np.random.default_rng(3).standard_normal((32, 5)), 2500)
+    chain = sampler.get_chain(discard=250, flat=True)
+    # ~1600 independent samples x 5 dimensions: the mean sd to ~1 %, the 4th moment to ~4 %
+    assert np.mean(chain.std(axis=0)) == pytest.approx(1.0, abs=0.04)
+    assert np.mean(np.mean(chain**4, axis=0) / 3) == pytest.approx(1.0, abs=0.15)

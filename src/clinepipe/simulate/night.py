@@ -36,8 +36,8 @@ STAR_COLUMNS = ["id", "catalog_id", "ra", "dec", "B", "V", "R", "var_type", "x_n
                 "y_nominal"]
 #: truth of how each frame was stored, after the scene's FRAME_COLUMNS
 STYLE_COLUMNS = ["binning", "style", "row_order"]
-LIGHT_TRUTH_COLUMNS = ["id", "x", "y", "flux_adu", "mag", "peak_adu", "snr_peak", "saturated",
-                       "in_frame", "in_src"]
+LIGHT_TRUTH_COLUMNS = ["id", "x", "y", "flux_adu", "scintillation", "mag", "peak_adu",
+                       "snr_peak", "saturated", "in_frame", "in_src"]
 
 
 def make_spec(spec: SimulationSpec | None = None, nights: int | None = None,
@@ -183,6 +183,13 @@ def camera_description(sim: Simulator) -> dict:
         "flux_model": ("flux_ADU = exptime * 10**(-0.4*(m_band(t) - ZP0[f])) * "
                        "10**(-0.4*k[f]*airmass) * transparency; zero_point = ZP0[f] - "
                        "k[f]*airmass + 2.5*log10(transparency); no colour terms"),
+        "scintillation": {
+            "model": ("flux_ADU *= 1 + N(0, sigma) per star and light, sigma = factor * 0.09 "
+                      "D^(-2/3) X^1.75 exp(-h/8000) (2 t)^(-1/2) (Young 1967; factor from "
+                      "Osborn et al. 2015), D cm, X airmass, h m, t s; frames.csv "
+                      "scintillation_rms holds sigma"),
+            "telescope_diameter_cm": spec.telescope_diameter_cm,
+            "factor": spec.scintillation_factor},
         "signal_chain": ("raw = clip(rint((Poisson(gain*(flat*(sky+stars) + dark*t)) + "
                          "N(0, read_noise)) / gain + bias + cosmic_rays), 0, saturation)"),
         "psf": {

@@ -35,12 +35,14 @@ from .field import (
     wcs_cards,
     wcs_from_header,
 )
+from .scintillation import young_scintillation
 from .spec import SimulationSpec
 from .styles import drift_vector, widen_field
 from .tycho import index_field
 
 # random streams
 S_FIELD, S_CAMERA, S_VAR, S_CATALOG, S_PLAN, S_NOISE, S_SRC, S_TRANSIT = 1, 2, 3, 4, 5, 6, 7, 8
+S_SCINT = 9
 KIND_CODE = {"bias": 1, "dark": 2, "flat": 3, "light": 4}
 IMAGETYP = {"bias": "Bias Frame", "dark": "Dark Frame", "flat": "Flat Field",
             "light": "Light Frame"}
@@ -502,7 +504,8 @@ class Simulator:
         ``noise=False`` gives the float64 expected image bias + dark + flat * (sky + stars)
         (ADU, no Poisson/read noise, no cosmic rays, no clipping); ``flat=False`` uses a
         flat of ones. The truth Table has, per star: ``id``, ``x``, ``y`` (1-based true
-        centre), ``flux_adu`` (true total flux in the frame before the flat), ``mag`` (true
+        centre), ``flux_adu`` (true total flux in the frame before the flat, scintillation included),
+        ``scintillation`` (the factor it multiplied the flux by), ``mag`` (true
         magnitude in the filter's catalog band at mid-exposure), ``peak_adu`` (expected raw
         value of its brightest pixel), ``snr_peak``, ``saturated``, ``in_frame``, ``in_src``.
         """
@@ -528,6 +531,8 @@ class Simulator:
                                                     plan.airmass, plan.fwhm_px / fwhm_mid)
         flux = (plan.exptime * 10 ** (-0.4 * (instrumental - spec.zp0[plan.filter]))
                 * 10 ** (-0.4 * spec.extinction[plan.filter] * plan.airmass) * plan.transparency)
+        scint = self.scintillation(plan, flux.size) if noise else np.ones(flux.size)
+        flux = flux * scint
         stars_img, peak = cam.render_stars(nx, ny, x0, y0, flux, plan.fwhm_px, spec,
                                            trail=plan.trail_px)
         sky = self.sky_image(plan)
@@ -555,11 +560,28 @@ class Simulator:
         saturated = peak_adu >= spec.saturation
         in_src = inside & (snr >= spec.src_snr_min)
         truth = Table({"id": np.asarray(self.stars["id"]), "x": x0 + 1.0, "y": y0 + 1.0,
-                       "flux_adu": flux, "mag": mag, "peak_adu": peak_adu, "snr_peak": snr,
+                       "flux_adu": flux, "scintillation": scint, "mag": mag, "peak_adu": peak_adu, "snr_peak": snr,
                        "saturated": saturated.astype(int), "in_frame": in_frame.astype(int),
                        "in_src": in_src.astype(int)})
         src = self._src_table(plan, truth, fc, bkg, dk)
         return LightRender(data=data, header=header, truth=truth, src=src, plan=plan)
+
+    def scintillation_rms(self, plan: FramePlan) -> float:
+        """Relative flux rms of every star on a light from scintillation (0 when off)."""
+        spec = self.spec
+        if spec.scintillation_factor <= 0 or not plan.exptime > 0:
+            return 0.0
+        return young_scintillation(spec.telescope_diameter_cm, plan.airmass, spec.elevation,
+                                   plan.exptime, spec.scintillation_factor)
+
+    def scintillation(self, plan: FramePlan, n: int) -> np.ndarray:
+        """Each star's flux factor on a light, 1 + N(0, scintillation_rms), from its own
+        random stream (so the pixel noise of a frame is drawn as without it)."""
+        rms = self.scintillation_rms(plan)
+        if rms == 0.0:
+            return np.ones(n)
+        rng = np.random.default_rng([self.seed, S_SCINT, plan.night_index, plan.index])
+        return 1.0 + rms * rng.standard_normal(n)
 
     def _cosmic_rays(self, rng, plan: FramePlan, enabled: bool | None):
         if enabled is None:
@@ -629,6 +651,7 @@ class Simulator:
             "sky_adu_per_pixel": plan.sky_rate * plan.exptime if light else NAN,
             "transparency": plan.transparency if light else NAN,
             "zero_point": self.zero_point(plan) if light else NAN,
+            "scintillation_rms": self.scintillation_rms(plan) if light else NAN,
             "qc": plan.qc, "dx": plan.dx if light else NAN, "dy": plan.dy if light else NAN,
             "trail_px": plan.trail_px if light else NAN,
             "flat_level_adu": plan.flat_level,
@@ -636,7 +659,8 @@ class Simulator:
 
 
 FRAME_COLUMNS = ["file", "kind", "night", "filter", "exptime", "date_obs", "jd_mid", "ccd_temp",
-                 "airmass", "fwhm_px", "sky_adu_per_pixel", "transparency", "zero_point", "qc",
+                 "airmass", "fwhm_px", "sky_adu_per_pixel", "transparency", "zero_point",
+                 "scintillation_rms", "qc",
                  "dx", "dy", "trail_px", "flat_level_adu"]
 
 

@@ -101,7 +101,13 @@ class SimulationSpec:
     # --- site and sky ------------------------------------------------------------------
     latitude: float = 36.0760             #: deg north
     longitude: float = -79.8089           #: deg, east positive
-    elevation: float = 250.0              #: m
+    elevation: float = 250.0              #: m (Greensboro, NC lies at 240-270 m)
+    #: telescope aperture (cm): the seed observatory's is "half-meter class" (Smith & Akins
+    #: 2019); 0.33"/px with 5.4 micron pixels means a ~3.4 m focal length, a 20-inch f/6.8
+    telescope_diameter_cm: float = 50.8
+    #: scintillation: Young's formula times this (1.5: Osborn et al. 2015's median
+    #: correction; 1: Young's own; 0: none), see simulate/scintillation.py
+    scintillation_factor: float = 1.5
     min_altitude: float = 30.0            #: lights only while the field is this high (deg)
     sun_max_altitude: float = -18.0       #: lights only while the Sun is this low (deg)
     zp0: dict = field(default_factory=lambda: dict(ZP0))            #: mag for 1 ADU/s at X=0
@@ -181,6 +187,8 @@ class SimulationSpec:
             raise ValueError("calibration_every must be >= 1")
         if not (0.0 <= self.clouds < 1.0 and self.red_noise >= 0.0):
             raise ValueError("clouds must be in [0, 1), red_noise >= 0")
+        if not (self.telescope_diameter_cm > 0 and self.scintillation_factor >= 0):
+            raise ValueError("telescope_diameter_cm must be > 0, scintillation_factor >= 0")
         from .styles import check_style  # styles imports this module
         check_style(self)
         for f, term in self.colour_terms.items():
