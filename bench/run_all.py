@@ -4,8 +4,8 @@
     .venv/bin/python bench/run_all.py [--quick] [--size 2048] [--frames 20] [--rss-frames 40]
                                       [--lights-per-filter 20] [--repeat 3] [--night-repeat 3]
                                       [--skip-db] [--skip-dask] [--skip-cluster] [--archive]
-                                      [--cluster-lights 40]
-                                      [--only masters|night|db|dask|cluster|archive]
+                                      [--cluster-lights 40] [--e2e-size 2048] [--skip-fullres]
+                                      [--only masters|night|e2e|fullres|db|dask|cluster|archive]
 
 Simulates its own frames in a temporary folder (nothing outside it is read or written except
 the results) and writes ``bench/results/README.md`` (a Markdown table) and
@@ -27,6 +27,11 @@ the results) and writes ``bench/results/README.md`` (a Markdown table) and
    reading each raw light and writing a float32 frame); and the accuracy of both: the median
    absolute error of calibrated magnitudes of bright (S/N > 100), unsaturated stars against
    the simulator's truth;
+3b. one night end to end (``bench/bench_night.py``: ``clinepipe run`` as a process on a fresh
+   archive, 20 lights + 20 calibration frames of ``--e2e-size``², against the I/O floor and the
+   ccdproc + photutils script, with the run's own per-step times);
+3c. full-resolution frames (``bench/bench_fullres.py``, 3352 x 2532): a light against its I/O
+   floor and the peak RSS of a master of ``--rss-frames`` frames (``--skip-fullres``);
 4. the database: ``bench/bench_db.py`` (bulk insert rate, light curve among 1 M measurements);
 5. Dask with 2 workers against serial: ``bench/bench_dask.py`` if it exists;
 5b. Dask on a real cluster (``bench/bench_cluster.py``: ``dask scheduler`` + two ``dask worker``
@@ -445,6 +450,35 @@ def light_profile(tmp: Path, args) -> dict | None:
     return json.loads(out.read_text())
 
 
+# ----------------------------------------------------------------------------- 3b + 3c
+
+def _script(tmp: Path, args, name: str, extra: list[str], label: str) -> dict | None:
+    """``bench/<name>.py`` in its own process writing ``results/<stem>.json``; its JSON, or
+    the error."""
+    stem = name.removeprefix("bench_")
+    out = tmp / f"{stem}.json"
+    log(f"{label} bench/{name}.py {' '.join(extra)} ...")
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.run([sys.executable, str(HERE / f"{name}.py"), *extra, "--output", str(out)],
+                          text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    log(proc.stdout[-3000:])
+    if not out.exists():
+        return {"error": proc.stdout[-1000:]}
+    args.output.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(out, args.output / f"{stem}.json")
+    return json.loads(out.read_text())
+
+
+def bench_night_e2e(tmp: Path, args) -> dict | None:
+    """One night end to end, ``clinepipe run`` as a process (bench/bench_night.py)."""
+    return _script(tmp, args, "bench_night", ["--size", str(args.e2e_size)], "[3b]")
+
+
+def bench_fullres(tmp: Path, args) -> dict | None:
+    """Full-resolution frames: a light against its I/O floor, a master's RSS (bench_fullres)."""
+    return _script(tmp, args, "bench_fullres", ["--master-frames", str(args.rss_frames)], "[3c]")
+
+
 # ----------------------------------------------------------------------------- 4 + 5
 
 def bench_db(tmp: Path, args) -> dict | None:
@@ -621,6 +655,7 @@ def build_table(res: dict) -> tuple[list[list[str]], dict]:
                      f"{mmag(a['median_abs_error'])} (n = {a['n']}, bias {mmag(a['median_error'])})",
                      f"{mmag(b['median_abs_error'])} (n = {b['n']}, bias {mmag(b['median_error'])})",
                      "", "no worse than the reference", verdict(ok)])
+    rows += e2e_rows(res, targets)
     db = res.get("db")
     if db and "lightcurve_median_ms" in db:
         ok = db["lightcurve_median_ms"] <= T_LC_MS
@@ -701,6 +736,55 @@ def build_table(res: dict) -> tuple[list[list[str]], dict]:
         rows.append(["ten years of archive (bench/bench_archive.py)",
                      f"not measured ({ar.get('error', '')[-200:]})", "", "", "", "not measured"])
     return rows, targets
+
+
+def e2e_rows(res: dict, targets: dict) -> list[list[str]]:
+    """The table's rows of bench_night.py (one night end to end) and bench_fullres.py."""
+    rows = []
+    e = res.get("night_e2e")
+    if isinstance(e, dict) and "ratios" in e:
+        run, ref, r = e["clinepipe_run"]["wall_seconds"], e["reference"]["wall_seconds"], e["ratios"]
+        top = sorted(e["clinepipe_run"]["profile"].items(), key=lambda kv: -kv[1])[:5]
+        where = ", ".join(f"{k.split(' (')[0]} {v:.1f} s" for k, v in top)
+        size = f"{e['size']}²"
+        targets["e2e_vs_io_floor"] = e["targets"]["clinepipe_vs_io_floor"]
+        targets["e2e_vs_reference"] = e["targets"]["reference_vs_clinepipe"]
+        targets["e2e_accuracy"] = e["targets"]["accuracy"]
+        rows.append([f"one night end to end, `clinepipe run` (process, fresh archive; {e['lights']} "
+                     f"lights + {e['raw_frames'] - e['lights']} calibration frames of {size}; "
+                     "bench/bench_night.py)", fmt_s(run),
+                     f"I/O floor (read every raw frame, write every light float32) "
+                     f"{fmt_s(e['io_floor_seconds'])}; largest: {where}",
+                     f"{r['clinepipe_vs_io_floor']:.1f}×", "≤ 5×",
+                     verdict(e["targets"]["clinepipe_vs_io_floor"])])
+        rows.append([f"one night end to end vs the ccdproc + photutils + sqlite3 script ({size})",
+                     fmt_s(run), fmt_s(ref), f"{r['reference_vs_clinepipe']:.1f}× faster",
+                     "≥ 8× faster", verdict(e["targets"]["reference_vs_clinepipe"])])
+        a, b = e["accuracy"]["clinepipe"], e["accuracy"]["reference"]
+        rows.append([f"accuracy of that night: median |mag − truth|, S/N > 100 ({size})",
+                     f"{a['median_abs_error'] * 1e3:.1f} mmag (n = {a['n']})",
+                     f"{b['median_abs_error'] * 1e3:.1f} mmag (n = {b['n']})", "",
+                     "no worse than the reference", verdict(e["targets"]["accuracy"])])
+    elif e:
+        rows.append(["one night end to end (bench/bench_night.py)",
+                     f"not measured ({e.get('error', '')[-200:]})", "", "", "", "not measured"])
+    f = res.get("fullres")
+    if isinstance(f, dict) and "light" in f:
+        lt, ms = f["light"], f["master"]
+        shape = f"{f['shape'][1]}×{f['shape'][0]}"
+        targets["fullres_light_vs_io"] = lt["pass"]
+        targets["fullres_master_rss"] = ms["pass"]
+        rows.append([f"a light of {shape} (full resolution) vs its I/O floor "
+                     "(bench/bench_fullres.py)", fmt_s(lt["per_light_seconds"]),
+                     f"astropy read raw + write float32 {fmt_s(lt['io_floor_per_light_seconds'])}",
+                     f"{lt['ratio']:.1f}×", f"≤ {lt['target']:.0f}×", verdict(lt["pass"])])
+        rows.append([f"peak RSS, master of {ms['frames']}×{shape} (`clinepipe masters`)",
+                     f"{ms['maxrss_bytes'] / 2**20:.0f} MiB", f"{fmt_s(ms['wall_seconds'])}", "",
+                     "≤ 1024 MiB", verdict(ms["pass"])])
+    elif f:
+        rows.append(["full-resolution frames (bench/bench_fullres.py)",
+                     f"not measured ({f.get('error', '')[-200:]})", "", "", "", "not measured"])
+    return rows
 
 
 def cluster_rows(cl: dict, targets: dict) -> list[list[str]]:
@@ -803,6 +887,9 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--night-repeat", type=int, default=3,
                     help="runs of clinepipe and of the reference on the night (best of each)")
+    ap.add_argument("--e2e-size", type=int, default=2048,
+                    help="frame size of bench_night.py's end-to-end night")
+    ap.add_argument("--skip-fullres", action="store_true")
     ap.add_argument("--skip-db", action="store_true")
     ap.add_argument("--skip-dask", action="store_true")
     ap.add_argument("--dask-timeout", type=float, default=300.0)
@@ -810,7 +897,8 @@ def main(argv=None) -> int:
     ap.add_argument("--cluster-lights", type=int, default=40,
                     help="lights of bench_cluster.py's night (200: the issue's)")
     ap.add_argument("--cluster-timeout", type=float, default=900.0)
-    ap.add_argument("--only", choices=("masters", "night", "db", "dask", "cluster", "archive"),
+    ap.add_argument("--only", choices=("masters", "night", "e2e", "fullres", "db", "dask",
+                                       "cluster", "archive"),
                     action="append")
     ap.add_argument("--archive", action="store_true",
                     help="also the ten-year archive (bench/bench_archive.py; long, see above)")
@@ -822,9 +910,9 @@ def main(argv=None) -> int:
     if args.quick:
         args.size, args.frames, args.rss_frames, args.repeat = 512, 6, 8, 1
         args.lights_per_filter, args.night_width, args.night_height = 2, 320, 320
-        args.night_repeat = 1
-        args.skip_db = args.skip_dask = args.skip_cluster = True
-    only = set(args.only or ("masters", "night", "db", "dask", "cluster")
+        args.night_repeat, args.e2e_size = 1, 256
+        args.skip_db = args.skip_dask = args.skip_cluster = args.skip_fullres = True
+    only = set(args.only or ("masters", "night", "e2e", "fullres", "db", "dask", "cluster")
                + (("archive",) if args.archive else ()))
 
     try:
@@ -861,6 +949,10 @@ def main(argv=None) -> int:
             res["night"] = bench_night(tmp / "n", args)
             shutil.rmtree(tmp / "n", ignore_errors=True)
             res["light_profile"] = light_profile(tmp, args)
+        if "e2e" in only:
+            res["night_e2e"] = bench_night_e2e(tmp, args)
+        if "fullres" in only and not args.skip_fullres:
+            res["fullres"] = bench_fullres(tmp, args)
         if "db" in only:
             res["db"] = bench_db(tmp, args)
         if "dask" in only:

@@ -319,6 +319,24 @@ def test_nan_and_constant_data(tmp_path):
     check_data(np.array([[np.nan, 3.0], [4.0, np.nan]]), Path("x.fits"))  # fine
 
 
+def test_constant_data_decided_past_the_first_pixels():
+    """check_data looks at the first pixels first: a frame constant there but not further on is
+    fine, and one constant (or NaN) everywhere past them is still named."""
+    const = np.full((100, 100), 7.0, np.float32)
+    with pytest.raises(BadInput) as err:
+        check_data(const, Path("x.fits"))
+    assert err.value.reason == "constant data"
+    late = const.copy()
+    late[-1, -1] = 8.0
+    check_data(late, Path("x.fits"))  # fine: only the last pixel differs
+    check_data(late.astype(np.uint16), Path("x.fits"))
+    nan_head = np.full((100, 100), np.nan, np.float32)
+    nan_head[-1, :2] = 5.0
+    with pytest.raises(BadInput) as err:
+        check_data(nan_head, Path("x.fits"))
+    assert err.value.reason == "constant data"
+
+
 # ----------------------------------------------------------------------------- nights
 
 def _jd(iso):
@@ -372,6 +390,17 @@ def test_archive_copy_atomic_idempotent_and_collisions(tmp_path):
     assert archive_copy(other, archive, read_frame_info(other, CAMERA, SITE), d2) == dest2
     assert sorted(p.name for p in dest.parent.iterdir()) == sorted([dest.name, dest2.name])
     assert (sha256_file(src), src.stat().st_mtime_ns, src.stat().st_size) == before
+
+
+def test_archive_copy_of_bytes_read_once(tmp_path):
+    """Ingest reads a file once: the bytes it hashed are the copy (same bytes, same times)."""
+    src = write_frame(tmp_path / "incoming" / "flat_001.fit", IMAGETYP="Flat Field")
+    content = src.read_bytes()
+    digest = sha256_file(src)
+    dest = archive_copy(src, tmp_path / "archive", read_frame_info(src, CAMERA, SITE), digest,
+                        content=content)
+    assert dest.read_bytes() == content and sha256_file(dest) == digest
+    assert dest.stat().st_mtime_ns == src.stat().st_mtime_ns
 
 
 def test_archive_copy_detects_a_changing_file(tmp_path):

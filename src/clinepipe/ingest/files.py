@@ -97,7 +97,8 @@ def _with_suffix_tag(name: str, tag: str) -> str:
     return f"{stem}_{tag}{name[len(stem):]}"
 
 
-def archive_copy(src: Path, archive_root: Path, info: FrameInfo, sha256: str | None = None) -> Path:
+def archive_copy(src: Path, archive_root: Path, info: FrameInfo, sha256: str | None = None,
+                 content: bytes | None = None) -> Path:
     """Copy a raw frame to ``archive_root/raw/<night>/<kind>/<original name>``.
 
     ``shutil.copy2`` semantics (bytes, permission bits and times) but written atomically: a
@@ -110,7 +111,9 @@ def archive_copy(src: Path, archive_root: Path, info: FrameInfo, sha256: str | N
     is named ``<stem>_<first 8 hex of sha256><suffix>``.
 
     Raises ``BadInput("file changed while being copied")`` when the bytes copied do not hash
-    to ``sha256`` (the camera was still writing it).
+    to ``sha256`` (the camera was still writing it). ``content``: the file's bytes, already
+    read once and hashed to ``sha256`` by the caller; they are written as they are (the copy
+    is then what was hashed by construction) instead of reading and hashing the file again.
     """
     src = Path(src)
     expected = sha256 or sha256_file(src)
@@ -127,6 +130,11 @@ def archive_copy(src: Path, archive_root: Path, info: FrameInfo, sha256: str | N
     else:
         dest = folder / _with_suffix_tag(src.name, expected)
 
+    if content is not None and sha256 is not None:
+        with atomic_open(dest, "wb") as fout:
+            fout.write(content)
+        shutil.copystat(src, dest)
+        return dest
     digest = hashlib.sha256()
     with open(src, "rb") as fin, atomic_open(dest, "wb") as fout:
         while block := fin.read(1 << 20):

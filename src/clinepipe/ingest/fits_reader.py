@@ -256,6 +256,13 @@ def check_data(data: np.ndarray, path: Path) -> None:
     arr = np.asarray(data)
     if arr.size == 0:
         raise _bad(path, "no image data", "has an empty image")
+    # two different finite values among the first pixels settle it for any real frame: then it
+    # is neither all-NaN nor constant, and the three passes over the whole image are not needed
+    head = arr.reshape(-1)[:4096]
+    if head.dtype.kind == "f":
+        head = head[np.isfinite(head)]
+    if head.size > 1 and head.min() != head.max():
+        return
     if arr.dtype.kind == "f":
         if bn.allnan(arr):
             raise _bad(path, "all-NaN data", "every pixel is NaN (all-NaN data)")

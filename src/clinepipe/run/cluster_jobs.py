@@ -9,6 +9,7 @@ must see the incoming folder and the archive at the same paths as the run.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,15 +27,23 @@ class FileChecksum:
     error: str | None = None
 
 
-def file_checksum(path: Path) -> FileChecksum:
-    """The :class:`FileChecksum` of ``path``; never raises for an unreadable file."""
+def file_checksum(path: Path, keep_bytes: bool = False):
+    """The :class:`FileChecksum` of ``path``; never raises for an unreadable file.
+
+    With ``keep_bytes`` returns ``(FileChecksum, bytes or None)``: the file read whole, once,
+    so the caller copies exactly the bytes that were hashed without reading them again (a raw
+    frame is tens of MB at most)."""
     from clinepipe.ingest.files import sha256_file
 
     try:
+        if keep_bytes:
+            content = Path(path).read_bytes()
+            return FileChecksum(hashlib.sha256(content).hexdigest(), len(content)), content
         digest = sha256_file(path)
         return FileChecksum(digest, path.stat().st_size)
     except OSError as exc:
-        return FileChecksum(None, None, exc.strerror or str(exc))
+        failed = FileChecksum(None, None, exc.strerror or str(exc))
+        return (failed, None) if keep_bytes else failed
 
 
 @dataclass(frozen=True)

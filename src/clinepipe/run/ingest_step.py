@@ -165,7 +165,9 @@ def _ingest_file(cfg: Config, engine, path: Path, rel: str, run_id: int,
     telescope = cfg.site.telescope
     row = {"telescope": telescope, "raw_path": rel, "run_id": run_id, "updated_at": _now(),
            "sha256": None, "size": None}
-    checksum = checksum or file_checksum(path)
+    content = None
+    if checksum is None:  # read once: the checksum, the archive copy and the size from one read
+        checksum, content = file_checksum(path, keep_bytes=True)
     if checksum.error is not None:
         row.update(state="failed", stage="ingest", reason=f"unreadable file ({checksum.error})")
         return row, f"{rel}: cannot be read ({checksum.error})"
@@ -177,7 +179,7 @@ def _ingest_file(cfg: Config, engine, path: Path, rel: str, run_id: int,
         return row, ""
     try:
         info = read_frame_info(path, cfg.camera, cfg.site, rules=cfg.headers.rules(), relpath=rel)
-        copy = archive_copy(path, cfg.paths.archive, info, digest)
+        copy = archive_copy(path, cfg.paths.archive, info, digest, content=content)
         _copy_src_list(path, copy)
         row.update(_info_columns(info), state="ingested", stage=None, reason=None,
                    archive_path=copy.relative_to(cfg.paths.archive).as_posix())

@@ -251,7 +251,11 @@ def run_pipeline(cfg: Config, *, reprocess: bool = False, workers: int | None = 
                              else settle_seconds)
             try:
                 for step in RUN_STEPS:
+                    t_step = time.perf_counter()
                     step(run)
+                    # one line per step: where a run's time goes (bench/bench_night.py reads it)
+                    log.info("step %s took %.3f s", step.__name__.lstrip("_"),
+                             time.perf_counter() - t_step)
             finally:
                 pool = run.pool
             summary.states, summary.failures = frame_states(engine, cfg.site.telescope)
