@@ -34,6 +34,17 @@ _SECTION = re.compile(r"^\s*\[\s*(\d+)\s*:\s*(\d+)\s*,\s*(\d+)\s*:\s*(\d+)\s*\]\
 _SIP = re.compile(r"^(A|B|AP|BP)_(\d+)_(\d+)$")
 
 
+def _set_value(header, key: str, value) -> None:
+    """``header[key] = value``, keeping as much of the card's comment as still fits in its 80
+    characters: a longer value (``-0.000123`` for ``0.000123``) would otherwise make astropy
+    truncate the comment with a warning on every TOP-DOWN frame."""
+    from astropy.io import fits
+
+    comment = header.comments[key] if key in header else ""
+    room = 80 - len(fits.Card(key, value).image.rstrip()) - 3  # " / " before a comment
+    header[key] = (value, comment[:max(room, 0)])
+
+
 def flip_header_rows(header, ny: int) -> None:
     """Turn, in place, what ``header`` says about rows of a ``ny``-row image whose rows were
     just reversed (WCS with SIP, image sections); mark it :data:`FLIPPED`.
@@ -46,7 +57,7 @@ def flip_header_rows(header, ny: int) -> None:
         Rows of the image.
     """
     if "CRPIX2" in header:
-        header["CRPIX2"] = ny + 1.0 - float(header["CRPIX2"])
+        _set_value(header, "CRPIX2", ny + 1.0 - float(header["CRPIX2"]))
     # the matrix's second column changes sign: CD (ASTAP also writes CDELT/CROTA beside it,
     # turned too so the pair stays true), else PC, else CDELT2 (never two of one matrix)
     if "CD1_2" in header or "CD2_2" in header:
@@ -57,7 +68,7 @@ def flip_header_rows(header, ny: int) -> None:
         keys = ("CDELT2",)
     for key in keys:
         if key in header:
-            header[key] = -float(header[key])
+            _set_value(header, key, -float(header[key]))
     if "PC2_2" not in header and "PC1_2" in header and keys[0] == "PC1_2":
         header["PC2_2"] = -1.0  # an absent PC2_2 is 1
     for key in list(header.keys()):
@@ -69,14 +80,14 @@ def flip_header_rows(header, ny: int) -> None:
         # (B, BP) changes sign once more
         sign = (-1) ** q * (-1 if m.group(1) in ("B", "BP") else 1)
         if sign < 0:
-            header[key] = -float(header[key])
+            _set_value(header, key, -float(header[key]))
     for key in ("BIASSEC", "TRIMSEC", "DATASEC"):
         value = header.get(key)
         m = _SECTION.match(value) if isinstance(value, str) else None
         if m:
             x1, x2, y1, y2 = (int(g) for g in m.groups())
-            header[key] = f"[{x1}:{x2},{ny + 1 - y2}:{ny + 1 - y1}]"
-    header[FLIPPED] = (True, "rows reversed from TOP-DOWN: WCS, sections turned too")
+            _set_value(header, key, f"[{x1}:{x2},{ny + 1 - y2}:{ny + 1 - y1}]")
+    header[FLIPPED] = (True, "TOP-DOWN rows reversed; WCS, sections too")
 
 
 def flip_y(y, ny: int) -> np.ndarray:

@@ -173,7 +173,7 @@ def plot_neb(path, rows, depth: float, max_delta_mag: float, title: str = "") ->
     right.set_yscale("log")
     right.set_xlabel("delta mag (star - target)")
     right.set_ylabel("10-min binned rms")
-    right.legend(fontsize=7)
+    right.legend(fontsize=7, loc="upper right")  # "best" is slow on many points
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return _save(fig, path)
