@@ -7,7 +7,9 @@ import re
 import shutil
 import socket
 import subprocess
+import threading
 import time
+from contextlib import contextmanager
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -122,3 +124,28 @@ class WebDriver:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+
+
+@contextmanager
+def serve_dashboard(engine, archive: Path):
+    """The dashboard of ``engine`` served by uvicorn on a free loopback port for as long as the
+    block runs; yields its base URL."""
+    import uvicorn
+
+    from clinepipe.web import create_app
+
+    port = free_port()
+    srv = uvicorn.Server(uvicorn.Config(create_app(engine, archive=archive), host="127.0.0.1",
+                                        port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not srv.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start within 15 s")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)

@@ -5,11 +5,9 @@ server), ``small_store`` (a hand-made database), ``run_snapshots`` (compare whol
 """
 import itertools
 import os
-import threading
-import time
 
 import pytest
-from browser import CHROMIUM, free_port
+from browser import CHROMIUM, serve_dashboard
 from pg_cluster import PG_NOT_INSTALLED, PgCluster, pg_admin, pg_bindir
 from run_snapshots import copy_night, pipeline_snapshot
 from small_store import populate_small_store
@@ -123,26 +121,12 @@ def server(tmp_path_factory):
     for the browser tests: (base URL, facts, root folder)."""
     if CHROMIUM is None:
         pytest.skip("headless Chromium is not installed (Debian: apt install chromium)")
-    import uvicorn
     from web_store import make_engine, populate
-
-    from clinepipe.web import create_app
 
     root = tmp_path_factory.mktemp("browser")
     (root / "archive").mkdir()
     engine = make_engine(root / "clinepipe.db")
     facts = populate(engine, root / "archive")
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(engine, archive=root / "archive"),
-                                        host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not srv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("uvicorn did not start within 15 s")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", facts, root
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with serve_dashboard(engine, root / "archive") as url:
+        yield url, facts, root
     engine.dispose()

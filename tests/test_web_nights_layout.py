@@ -3,8 +3,6 @@ and the table fits the page, nothing hidden behind a horizontal scroll. Checked 
 stylesheet and template, and in headless Chromium on the laid-out page."""
 
 import re
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -63,39 +61,28 @@ def test_kinds_cell_wraps_between_items_not_inside(tmp_path):
 
 @pytest.mark.chromium
 def test_nights_table_fits_at_1400px_in_chromium(tmp_path):
-    from browser import CHROMEDRIVER, CHROMIUM, WebDriver, free_port
+    from browser import CHROMEDRIVER, CHROMIUM, WebDriver, serve_dashboard
 
     if CHROMIUM is None or CHROMEDRIVER is None:
         pytest.skip("headless Chromium / chromedriver not installed")
     pytest.importorskip("httpx")
-    import uvicorn
 
     engine = busy_site(tmp_path)
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(engine, archive=tmp_path / "archive"),
-                                        host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not srv.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.05)
-    driver = WebDriver(tmp_path / "profile")
-    try:
-        driver.cmd("POST", "/window/rect", {"width": 1400, "height": 900})
-        driver.cmd("POST", "/url", {"url": f"http://127.0.0.1:{port}/"})
-        layout = driver.script("""
-            const box = document.querySelector('table.nights').parentElement;
-            const right = box.getBoundingClientRect().right;
-            const cells = [...document.querySelectorAll('table.nights td.kinds')];
-            return {overflow: box.scrollWidth - box.clientWidth,
-                    hidden: cells.filter(c => c.getBoundingClientRect().right > right + 1).length,
-                    cells: cells.length, viewport: window.innerWidth};""")
-    finally:
-        driver.close()
-        srv.should_exit = True
-        thread.join(timeout=10)
-        engine.dispose()
+    with serve_dashboard(engine, tmp_path / "archive") as url:
+        driver = WebDriver(tmp_path / "profile")
+        try:
+            driver.cmd("POST", "/window/rect", {"width": 1400, "height": 900})
+            driver.cmd("POST", "/url", {"url": f"{url}/"})
+            layout = driver.script("""
+                const box = document.querySelector('table.nights').parentElement;
+                const right = box.getBoundingClientRect().right;
+                const cells = [...document.querySelectorAll('table.nights td.kinds')];
+                return {overflow: box.scrollWidth - box.clientWidth,
+                        hidden: cells.filter(c => c.getBoundingClientRect().right > right + 1).length,
+                        cells: cells.length, viewport: window.innerWidth};""")
+        finally:
+            driver.close()
+    engine.dispose()
     assert layout["cells"] >= 4 and layout["viewport"] <= 1400
     assert layout["overflow"] <= 1, layout  # no horizontal scroll: every column is in view
     assert layout["hidden"] == 0, layout

@@ -8,10 +8,11 @@ a plain Python value, and never raise: an unreadable card gives its raw text.
 
 from __future__ import annotations
 
-import math
 import re
 import sys
 from decimal import Decimal, InvalidOperation
+
+from clinepipe.finite import finite_or_none
 
 __all__ = ["FastHeader", "comment", "decimal_step", "first", "number", "raw", "text"]
 
@@ -62,13 +63,7 @@ def text(header, key: str) -> str | None:
 def number(header, key: str) -> float | None:
     """``key`` as a finite float (quoted numbers accepted), None when absent or not a number."""
     value = raw(header, key)
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return None
-    return out if math.isfinite(out) else None
+    return None if isinstance(value, bool) else finite_or_none(value)
 
 
 def comment(header, key: str) -> str:
