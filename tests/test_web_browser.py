@@ -27,6 +27,8 @@ def test_light_curve_draws_every_point(server, tmp_path):
     assert parser.found is not None, result.stdout[:2000]
     assert parser.found.get("data-drawn") == "true", parser.found
     assert int(parser.found["data-points"]) == len(facts["points"][1]) == 48
+    with_error = sum(1 for p in facts["points"][1] if p["mag_err"] > 0)
+    assert with_error > 0 and int(parser.found["data-error-bars"]) == with_error  # issue 19 #20
     assert "48 points" in result.stdout  # the status line under the plot
     assert 'class="lc-toggle"' in result.stdout  # filter toggles were built
     assert page_problems(result.stderr) == []

@@ -5,7 +5,8 @@
  * filter, 1-sigma error bars. Drag a rectangle or turn the wheel to zoom, double-click or
  * "Reset zoom" to see everything, hover for a point's values, tick filters on and off, fold
  * on a period. When a drawing is done the container gets data-drawn="true" and
- * data-points="<points drawn>" (the browser test reads them).
+ * data-points="<points drawn>", data-error-bars="<error bars drawn>" (the browser test reads
+ * them).
  */
 (function () {
   "use strict";
@@ -298,6 +299,7 @@
     this.fromPy = function (py) { return lim.y0 + (py - box.top) / sy; };
 
     this.drawAxes(ctx, box, lim);
+    this.errorBars = 0;  // counted by drawPoints, for the browser test
     var drawn = this.drawPoints(ctx, box, pts);
 
     if (this.drag) {
@@ -315,6 +317,7 @@
       ctx.fillText("No calibrated magnitudes for this star yet.", (box.left + box.right) / 2, (box.top + box.bottom) / 2);
     }
     this.root.setAttribute("data-points", String(drawn));
+    this.root.setAttribute("data-error-bars", String(this.errorBars));
     this.root.setAttribute("data-drawn", "true");
     this.canvas.setAttribute("data-points", String(drawn));
     this.updateStatus(drawn, pts.length);
@@ -395,6 +398,7 @@
           var px = self.toPx(x);
           ctx.moveTo(px, self.toPy(p.mag - p.err));
           ctx.lineTo(px, self.toPy(p.mag + p.err));
+          self.errorBars += 1;
         });
       });
       ctx.stroke();
