@@ -256,7 +256,8 @@ class _Posterior:
         """(transit, systematics, coefficients, chi2, log-likelihood) for each row of theta;
         the linear algebra is batched over the rows, batman runs once per row."""
         tmid, rprs, ars, b, ln_beta, a_exp = self.unpack(theta)
-        inc = np.degrees(np.arccos(b / ars))
+        with np.errstate(invalid="ignore", divide="ignore"):  # walkers outside the prior (b > a/Rs):
+            inc = np.degrees(np.arccos(b / ars))                # NaN, rejected by its -inf log prior
         transit = np.array([self.curve(*p) for p in zip(tmid, rprs, ars, inc)])
         envelope = transit * np.exp(a_exp[:, None] * self.x_air[None, :])
         design = envelope[:, :, None] * self.basis[None, :, :]          # (m, n, k)

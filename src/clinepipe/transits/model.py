@@ -86,5 +86,6 @@ def total_duration(period, rprs, ars, inc_deg):
     b = impact_parameter(ars, inc_deg)
     sin_i = np.sin(np.radians(inc_deg))
     chord = np.sqrt(np.clip((1.0 + np.asarray(rprs)) ** 2 - b**2, 0.0, None))
-    arg = np.clip(chord / (np.asarray(ars) * sin_i), 0.0, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):  # i = 0 or a/Rs = 0: no transit
+        arg = np.clip(chord / (np.asarray(ars) * sin_i), 0.0, 1.0)
     return np.asarray(period) / np.pi * np.arcsin(arg)
