@@ -13,7 +13,7 @@ from fastapi.responses import (
     HTMLResponse,
 )
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -210,15 +210,35 @@ class Dashboard:
         folder = self.archive / "reports" / night
         return folder if (folder / "index.html").is_file() else None
 
-    def nights(self) -> list[dict]:
-        """Every night, newest first (frames without a night last): counts per state and kind."""
+    def night_keys(self) -> list[str | None]:
+        """Every night that has frames, newest first (None, frames without a night, last):
+        read from the index on ``frames.night`` without touching the frames themselves."""
+        with Session(self.engine) as s:
+            keys = s.scalars(select(Frame.night).distinct()).all()
+        return [e["night"] for e in newest_first([{"night": k} for k in keys])]
+
+    def frame_states(self) -> set[str]:
+        """Every state some frame is in."""
+        with Session(self.engine) as s:
+            return set(s.scalars(select(Frame.state).distinct()).all())
+
+    def nights(self, only: list[str | None] | None = None) -> list[dict]:
+        """Every night (or those in ``only``, the nights of one page), newest first (frames
+        without a night last): counts per state and kind. Only the nights asked for are
+        aggregated, through the index on ``frames.night``: a page of a ten-year archive
+        reads a page of its frames."""
+        where = []
+        if only is not None:
+            dated = [n for n in only if n is not None]
+            where = [or_(Frame.night.in_(dated), *([Frame.night.is_(None)]
+                                                   if None in only else []))]
         with Session(self.engine) as s:
             states = s.execute(select(Frame.night, Frame.state, func.count(Frame.id))
-                               .group_by(Frame.night, Frame.state)).all()
+                               .where(*where).group_by(Frame.night, Frame.state)).all()
             kinds = s.execute(select(Frame.night, Frame.kind, func.count(Frame.id))
-                              .group_by(Frame.night, Frame.kind)).all()
+                              .where(*where).group_by(Frame.night, Frame.kind)).all()
             scopes = s.execute(select(Frame.night, Frame.telescope, func.count(Frame.id))
-                               .group_by(Frame.night, Frame.telescope)).all()
+                               .where(*where).group_by(Frame.night, Frame.telescope)).all()
         nights: dict = {}
         for night, state, n in states:
             entry = nights.setdefault(night, {"night": night, "states": {}, "kinds": {},
@@ -255,7 +275,9 @@ class Dashboard:
                 select(func.count(Frame.id)).scalar_subquery(),
                 select(func.count(func.distinct(Frame.night))).scalar_subquery(),
                 select(func.count(Star.id)).scalar_subquery(),
-                select(func.count(Measurement.id)).scalar_subquery())).one()
+                # count(*), not count(id): SQLite then counts the narrowest index (0.14 s
+                # rather than 0.85 s over 10 M measurements)
+                select(func.count()).select_from(Measurement).scalar_subquery())).one()
             run = last_run(s)  # with why it stopped, as `clinepipe status` shows it
         frames, nights, stars, measurements = counts
         return {"frames": frames, "nights": nights, "stars": stars,

@@ -44,11 +44,11 @@ def add_pages(app: FastAPI, dash: Dashboard) -> None:
     @get_route(app, "/", response_class=HTMLResponse)
     def nights_page(page: str | None = None):
         overview = dash.overview()
-        nights = dash.nights()
-        pages = max(1, math.ceil(len(nights) / NIGHTS_PER_PAGE))
+        keys = dash.night_keys()  # only the page's nights are aggregated
+        pages = max(1, math.ceil(len(keys) / NIGHTS_PER_PAGE))
         number = parse_int(page, 1, 1, pages)
-        shown = nights[(number - 1) * NIGHTS_PER_PAGE: number * NIGHTS_PER_PAGE]
-        present = {st for n in nights for st in n["states"]}
+        shown = dash.nights(only=keys[(number - 1) * NIGHTS_PER_PAGE: number * NIGHTS_PER_PAGE])
+        present = dash.frame_states()
         states = [st for st in FRAME_STATES] + sorted(present - set(FRAME_STATES))
         attention, n_attention = dash.files_with_reasons(ATTENTION_STATES)
         notes, n_notes = dash.files_with_reasons(NOTE_STATES)
