@@ -39,6 +39,7 @@ def pipeline_snapshot(config_path) -> dict:
         Master,
         Measurement,
         Star,
+        StarPeriod,
         StarStat,
         StarStatPending,
         ZeroPoint,
@@ -80,6 +81,8 @@ def pipeline_snapshot(config_path) -> dict:
                 (star_key[r.star_id], r.filter, r.n_all, r.n, _r(r.mean_mag, 9), _r(r.rms, 9),
                  _r(r.chi2_red, 7), _r(r.stetson_j, 7), r.exclude_qc)
                 for r in s.scalars(select(StarStat)))
+            star_periods = sorted((star_key[r.star_id], _r(r.period, 7), _r(r.fap, 9))
+                                  for r in s.scalars(select(StarPeriod)))
             pending = s.scalar(select(func.count()).select_from(StarStatPending))
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "export.csv"
@@ -98,7 +101,8 @@ def pipeline_snapshot(config_path) -> dict:
                    and p.relative_to(archive).parts[0] not in ("logs",)
                    and p.name != "clinepipe.lock")
     return {"frames": frames, "masters": masters, "stars": stars, "measurements": measurements,
-            "zero_points": zero_points, "star_stats": star_stats, "star_stats_pending": pending,
+            "zero_points": zero_points, "star_stats": star_stats, "star_periods": star_periods,
+            "star_stats_pending": pending,
             "export_header": header, "export": rows,
             "archive_files": files}
 

@@ -78,7 +78,7 @@ def _schema_diff(engine) -> list:
 
 
 def test_migrations_create_exactly_the_models_schema(engine):
-    assert current_revision(engine) == head_revision() == "0006_star_stats"
+    assert current_revision(engine) == head_revision() == "0007_star_periods"
     assert TABLES <= set(inspect(engine).get_table_names())
     assert _schema_diff(engine) == []
 

@@ -263,8 +263,7 @@ class StarStat(Base):
     kept up to date by the run (:mod:`clinepipe.variability.star_stats`) so that ``stars``,
     ``variables``, ``lc`` and the web read one row per star and filter instead of every
     measurement. ``n`` = 0 for a filter whose points are all flagged or excluded; ``n_all``
-    counts every measurement of the star in the filter. Periods are not kept: a search costs
-    seconds per star on a long light curve, so it is made when one is asked for."""
+    counts every measurement of the star in the filter. Periods are in :class:`StarPeriod`."""
 
     __tablename__ = "star_stats"
     __table_args__ = (UniqueConstraint("star_id", "filter", name="uq_star_stats_star_filter"),)
@@ -290,3 +289,19 @@ class StarStatPending(Base):
 
     __tablename__ = "star_stats_pending"
     star_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+
+
+class StarPeriod(Base):
+    """The period ``clinepipe variables`` gives a variable star (revision 0007), kept because a
+    search costs seconds per star on a long light curve. ``points_key`` is a digest of the
+    star's ``star_stats`` rows the search was made from (and of ``exclude_qc`` and
+    ``min_points``, :mod:`clinepipe.variability.star_periods`): a row whose digest no longer
+    matches the star's statistics is stale and not used. ``period`` is NULL when the search
+    found none."""
+
+    __tablename__ = "star_periods"
+    star_id: Mapped[int] = mapped_column(ForeignKey("stars.id"), primary_key=True,
+                                         autoincrement=False)
+    points_key: Mapped[str] = mapped_column(String(64))
+    period: Mapped[float | None] = mapped_column(Float)  # days
+    fap: Mapped[float | None] = mapped_column(Float)  # Lomb-Scargle false-alarm probability

@@ -70,3 +70,8 @@ def variability_points(engine, *, exclude_qc=DEFAULT_EXCLUDE_QC,
         mag=np.array(mag, dtype=float)[keep],
         err=np.array([np.nan if e is None else e for e in err], dtype=float)[keep],
         name=names, var_type=types)
+
+
+def exclude_key(exclude_qc) -> str:
+    """The QC flags left out, as stored with each row (sorted, ';'-separated)."""
+    return ";".join(sorted(set(exclude_qc or ())))

@@ -18,18 +18,25 @@ whenever they change, and never cost more than that star's light curve:
   (a run in progress, a legacy import) from their measurements, so what they show is always
   what a scan of the measurements would show.
 
-:func:`rebuild_star_stats` recomputes the whole table (revision 0005 fills it with it).
+:func:`rebuild_star_stats` recomputes the whole table (revision 0006 fills it with it). The
+variable stars' periods are kept beside the rows (:mod:`clinepipe.variability.star_periods`):
+the run's step forgets those of the stars it recomputes and searches them again.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 
 import numpy as np
 from sqlalchemy import delete, func, insert, select
 
 from clinepipe.store.models import Frame, Measurement, Star, StarStat, StarStatPending
-from clinepipe.variability.points import DEFAULT_EXCLUDE_QC, variability_points
+from clinepipe.variability.points import (
+    DEFAULT_EXCLUDE_QC,
+    exclude_key,
+    variability_points,
+)
 from clinepipe.variability.statistics import (
     MIN_POINTS,
     VARIABLE_CHI2,
@@ -38,26 +45,16 @@ from clinepipe.variability.statistics import (
     lightcurve_statistics,
 )
 
-__all__ = ["StoredPeriod", "StoredStatistics", "exclude_key", "read_statistics",
+__all__ = ["StoredStatistics", "read_statistics", "update_star_periods",
            "rebuild_star_stats", "refresh_star_stats", "update_star_stats"]
 
 #: stars read and computed at once (bounds the memory of a rebuild of a large archive)
 CHUNK_STARS = 2000
 _T = StarStat.__table__
 _STAT_COLUMNS = ("n", "mean_mag", "rms", "chi2_red", "stetson_j")
-
-
-def exclude_key(exclude_qc) -> str:
-    """The QC flags left out, as stored with each row (sorted, ';'-separated)."""
-    return ";".join(sorted(set(exclude_qc or ())))
-
-
-@dataclass(frozen=True)
-class StoredPeriod:
-    """A star's period (days) and its false-alarm probability, as ``variables`` reports them."""
-
-    period: float
-    fap: float
+#: read too for the digest a stored period must match (star_periods)
+_EXTRA_COLUMNS = ("mag_min", "mag_max", "t_first", "t_last")
+log = logging.getLogger(__name__)
 
 
 def _none(v):
@@ -147,9 +144,12 @@ def rebuild_star_stats(conn, exclude_qc=DEFAULT_EXCLUDE_QC) -> int:
 def update_star_stats(engine, exclude_qc, telescope: str, nights) -> int:
     """The run's step: recompute the stars marked pending, those measured on this telescope's
     frames of ``nights`` (the nights the run changed: their magnitudes and QC flags moved after
-    the lights were stored) and any computed with other ``exclude_qc`` flags; one transaction.
-    Returns the number of stars recomputed."""
+    the lights were stored) and any computed with other ``exclude_qc`` flags, and forget their
+    stored periods; one transaction. Then the period of each variable star without one
+    (:func:`~clinepipe.variability.star_periods.update_star_periods`). Returns the number of
+    stars recomputed."""
     from clinepipe.store.db import session_scope
+    from clinepipe.variability.star_periods import forget_periods
 
     key = exclude_key(exclude_qc)
     with session_scope(engine) as s:
@@ -162,7 +162,12 @@ def update_star_stats(engine, exclude_qc, telescope: str, nights) -> int:
                 select(Measurement.star_id).distinct()
                 .join(Frame, Frame.id == Measurement.frame_id)
                 .where(Frame.telescope == telescope, Frame.night.in_(nights[lo:lo + 100]))).all())
-        return refresh_star_stats(s, ids, exclude_qc)
+        # their periods go with their old rows, in the same transaction
+        forget_periods(s, ids)
+        n = refresh_star_stats(s, ids, exclude_qc)
+    searched = update_star_periods(engine, exclude_qc)
+    log.info("periods of %d variable star(s) searched", searched)
+    return n
 
 
 @dataclass(frozen=True)
@@ -170,28 +175,42 @@ class StoredStatistics:
     """Every (star, filter) with at least one usable point (``groups``, ordered by star and
     filter, as :func:`lightcurve_statistics` with ``min_points=1`` gives them), the periods
     ``variables --min-points`` finds (``periods[star]``; empty unless asked for) and every
-    star's measurement count (``n_all[star]``, flagged points included)."""
+    star's measurement count (``n_all[star]``, flagged points included); with periods, those
+    searched here rather than read from ``star_periods`` (``searched[star]``: a
+    :class:`StoredPeriod` or None) and the digests a stored period must match (``keys[star]``,
+    :func:`~clinepipe.variability.star_periods.points_keys`)."""
 
     groups: GroupStatistics
     periods: dict
     n_all: dict
+    searched: dict = field(default_factory=dict)
+    keys: dict = field(default_factory=dict)
 
 
 def read_statistics(engine, exclude_qc=DEFAULT_EXCLUDE_QC, *, star_ids=None,
-                    min_points: int = MIN_POINTS, find_periods: bool = False) -> StoredStatistics:
+                    min_points: int = MIN_POINTS, find_periods: bool = False,
+                    quiet: bool = False) -> StoredStatistics:
     """The statistics of every star (or of ``star_ids``) from ``star_stats``; stars marked
     pending, stored with other ``exclude_qc`` flags, or without a row (never measured, or
     measured by a writer that did not mark them) are computed from their measurements, so the
     result is always that of a scan of the measurements.
 
-    ``find_periods``: also search the period of each star whose largest reduced chi-square
-    over its filters with ``min_points`` points exceeds :data:`VARIABLE_CHI2`, from its
-    measurements (the one cost that stays per variable star)."""
+    ``find_periods``: also the period of each star whose largest reduced chi-square over its
+    filters with ``min_points`` points exceeds :data:`VARIABLE_CHI2`: read from
+    ``star_periods`` when stored for exactly these statistics
+    (:mod:`clinepipe.variability.star_periods`), else searched in its measurements (seconds per
+    star on a long light curve; logged unless ``quiet``, the run's own search)."""
+    from clinepipe.variability.star_periods import (
+        points_keys,
+        search_periods,
+        stored_periods,
+    )
+
     key = exclude_key(exclude_qc)
     ids = None if star_ids is None else sorted({int(s) for s in star_ids})
     with engine.connect() as conn:
         stmt = select(*(_T.c[c] for c in ("star_id", "filter", "n_all", *_STAT_COLUMNS,
-                                          "exclude_qc")))
+                                          *_EXTRA_COLUMNS, "exclude_qc")))
         pending_stmt = select(StarStatPending.star_id)
         star_stmt = select(Star.id)
         if ids is not None:
@@ -202,8 +221,9 @@ def read_statistics(engine, exclude_qc=DEFAULT_EXCLUDE_QC, *, star_ids=None,
         live = set(conn.scalars(pending_stmt).all())
         live |= {r[0] for r in stored if r[-1] != key}
         live |= set(conn.scalars(star_stmt).all()) - {r[0] for r in stored}
-        # plain tuples (star, filter, n_all, n, mean, rms, chi2, J): 40,000 rows in ~50 ms
-        cols = ("star_id", "filter", "n_all", *_STAT_COLUMNS)
+        # plain tuples (star, filter, n_all, n, mean, rms, chi2, J, extremes): 40,000 rows in
+        # ~50 ms
+        cols = ("star_id", "filter", "n_all", *_STAT_COLUMNS, *_EXTRA_COLUMNS)
         rows = [tuple(r[:-1]) for r in stored if r[0] not in live]
         live = sorted(live)
         for lo in range(0, len(live), CHUNK_STARS):
@@ -214,19 +234,53 @@ def read_statistics(engine, exclude_qc=DEFAULT_EXCLUDE_QC, *, star_ids=None,
         for r in rows:
             n_all[r[0]] = n_all.get(r[0], 0) + r[2]
         used = [r for r in rows if r[3] > 0]
+        n_stat = 3 + len(_STAT_COLUMNS)
         columns = list(zip(*used)) if used else [()] * len(cols)
         groups = GroupStatistics(
             (np.array(columns[0], dtype=np.int64), np.array(columns[1], dtype=str)),
             np.array(columns[3], dtype=int),
-            *(np.array(columns[k], dtype=float) for k in range(4, len(cols))))
-        periods: dict = {}
+            *(np.array(columns[k], dtype=float) for k in range(4, n_stat)))
+        periods, searched, keys = {}, {}, {}
         if find_periods:
-            search = sorted(_variable_stars(groups, min_points))
-            for lo in range(0, len(search), CHUNK_STARS):
-                points = variability_points(conn, exclude_qc=exclude_qc,
-                                            star_ids=search[lo:lo + CHUNK_STARS])
-                res = lightcurve_statistics(points.star, points.filter, points.t, points.mag,
-                                            points.err, min_points=min_points)
-                periods.update({int(k): StoredPeriod(p.period, p.fap)
-                                for k, p in res.periods.items() if p})
-    return StoredStatistics(groups, periods, n_all)
+            search = _variable_stars(groups, min_points)
+            keys = points_keys(rows, search, key, min_points)
+            live_set = set(live)
+            periods = stored_periods(conn, {s: k for s, k in keys.items()
+                                            if s not in live_set})
+            missing = sorted(search - set(periods))
+            if missing and not quiet:
+                log.warning("%d variable star(s) without a period stored for their current "
+                            "points: searching them now (seconds each; `clinepipe run` "
+                            "stores them)", len(missing))
+            searched = search_periods(conn, missing, exclude_qc, min_points)
+            periods.update(searched)
+            periods = {s: p for s, p in periods.items() if p is not None}
+    return StoredStatistics(groups, periods, n_all, searched, keys)
+
+
+def update_star_periods(engine, exclude_qc) -> int:
+    """The run's step after ``star_stats``: search and store the period of every star
+    ``variables`` calls variable that has none stored: those whose points changed (the
+    ``star_stats`` step forgot their periods), and after the upgrade to revision 0007 (or a
+    change of ``[qc] exclude_from_variability``) each variable star once. The candidates come
+    from ``star_stats`` alone (one row per star and filter, no measurement read), so a night's
+    run searches only its changed variable stars. Returns the number of stars searched."""
+    from clinepipe.store.db import session_scope
+    from clinepipe.variability.star_periods import write_periods
+
+    key = exclude_key(exclude_qc)
+    with session_scope(engine) as s:
+        # the stars the stored statistics call variable: one pass over star_stats (a row per
+        # star and filter, no measurement read); read_statistics reads their stored periods
+        # and searches those missing or stored for other statistics
+        variable = s.scalars(select(StarStat.star_id).distinct().where(
+            StarStat.exclude_qc == key, StarStat.n >= MIN_POINTS,
+            StarStat.chi2_red > VARIABLE_CHI2)).all()
+    if not variable:
+        return 0
+    stored = read_statistics(engine, exclude_qc, star_ids=variable, min_points=MIN_POINTS,
+                             find_periods=True, quiet=True)
+    if stored.searched:
+        with session_scope(engine) as s:
+            write_periods(s, stored.searched, stored.keys)
+    return len(stored.searched)

@@ -87,8 +87,10 @@ def variability_table(engine, *, min_points: int = MIN_POINTS,
     (days, searched between ``min_period`` and ``max_period``, one per star from all its
     filters) are those of :func:`~clinepipe.variability.statistics.lightcurve_statistics`:
     the statistics read from the ``star_stats`` table (:mod:`clinepipe.variability.star_stats`)
-    and the periods of the variable stars searched in their measurements when the period range
-    is the default one, else all computed from the measurements.
+    and the periods of the variable stars from ``star_periods``
+    (:mod:`clinepipe.variability.star_periods`; searched in their measurements when not stored
+    for their current statistics) when the period range is the default one, else all computed
+    from the measurements.
     """
     from clinepipe.store.db import session_scope
     from clinepipe.variability.star_stats import read_statistics
