@@ -6,14 +6,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from starlette.exceptions import HTTPException
 
 HERE = Path(__file__).resolve().parent
 
 
-def get_route(app: FastAPI, path: str, **kwargs):
-    """``@app.get`` that also answers HEAD (FastAPI routes do not add HEAD by themselves)."""
+def get_route(app: FastAPI | APIRouter, path: str, **kwargs):
+    """``@app.get`` (or a router's) that also answers HEAD (FastAPI routes do not add HEAD by
+    themselves)."""
     return app.api_route(path, methods=["GET", "HEAD"], **kwargs)
 
 

@@ -16,7 +16,6 @@ from pathlib import Path
 
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
-from starlette.exceptions import HTTPException
 
 from clinepipe.products.transit_summary import (
     aperture_scatter,
@@ -26,23 +25,16 @@ from clinepipe.products.transit_summary import (
 )
 from clinepipe.transits.outputs import read_transit_fits
 from clinepipe.transits.timing import oc_series
+from clinepipe.web.routing import get_route, not_found
+from clinepipe.web.values import NIGHT_RE, night_label
 
 __all__ = ["DOWNLOADS", "transits_router"]
 
-NIGHT_RE = re.compile(r"\d{8}")
 #: a planet's folder name as the run makes it (``run.transit_fits.planet_folder``)
 FOLDER_RE = re.compile(r"[A-Za-z0-9+-][A-Za-z0-9.+_-]{0,99}")
 #: the files of a transit folder the dashboard hands out, with their media types
 DOWNLOADS = {"fit.json": "application/json", "lightcurve.csv": "text/csv; charset=utf-8",
              "aavso_exoplanet.txt": "text/plain; charset=utf-8"}
-
-
-def _not_found(message: str) -> HTTPException:
-    return HTTPException(status_code=404, detail=message)
-
-
-def _night_label(night: str) -> str:
-    return f"{night[:4]}-{night[4:6]}-{night[6:]}" if NIGHT_RE.fullmatch(night) else night
 
 
 class _TransitArchive:
@@ -63,14 +55,14 @@ class _TransitArchive:
     def folder(self, night: str, planet: str) -> Path:
         """The folder of one fit; 404 (with a sentence) for anything that is not one."""
         if not NIGHT_RE.fullmatch(night or ""):
-            raise _not_found(f"“{night[:20]}” is not a night (nights are written YYYYMMDD).")
+            raise not_found(f"“{night[:20]}” is not a night (nights are written YYYYMMDD).")
         if self.root is None:
-            raise _not_found("This dashboard has no archive folder, so no transit fits.")
+            raise not_found("This dashboard has no archive folder, so no transit fits.")
         folder = self.root / night / planet
         if not FOLDER_RE.fullmatch(planet or "") or not (folder / "fit.json").is_file() \
                 or not folder.resolve().is_relative_to(self.root.resolve()):
-            raise _not_found(f"No transit of “{planet[:60]}” was fitted in night "
-                             f"{_night_label(night)}.")
+            raise not_found(f"No transit of “{planet[:60]}” was fitted in night "
+                             f"{night_label(night)}.")
         return folder
 
     def one(self, night: str, planet: str) -> tuple[dict, list[dict]]:
@@ -79,7 +71,7 @@ class _TransitArchive:
         try:
             record = json.loads((folder / "fit.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            raise _not_found(f"The fit of “{planet[:60]}” in night {_night_label(night)} "
+            raise not_found(f"The fit of “{planet[:60]}” in night {night_label(night)} "
                              "cannot be read (fit.json is damaged).") from None
         record.update(folder=folder, url=f"/transits/{night}/{planet}")
         history = [r for r in self.all() if r.get("planet") == record.get("planet")]
@@ -117,7 +109,7 @@ def transits_router(dash) -> APIRouter:
     fits = _TransitArchive(dash.archive)
 
     def get(path: str, **kwargs):
-        return router.api_route(path, methods=["GET", "HEAD"], **kwargs)
+        return get_route(router, path, **kwargs)
 
     def by_night() -> dict[str, list[tuple[str, str]]]:
         index: dict[str, list[tuple[str, str]]] = {}
@@ -149,7 +141,7 @@ def transits_router(dash) -> APIRouter:
     def transit_plot(night: str, planet: str):
         png = fits.folder(night, planet) / "lightcurve.png"
         if not png.is_file():
-            raise _not_found("This fit has no plot (lightcurve.png is missing).")
+            raise not_found("This fit has no plot (lightcurve.png is missing).")
         return FileResponse(png, media_type="image/png")
 
     @get("/transits/{night}/{planet}/oc.png")
@@ -157,14 +149,14 @@ def transits_router(dash) -> APIRouter:
         record, history = fits.one(night, planet)
         series = oc_series(history, planet=record.get("planet"))
         if series is None:
-            raise _not_found("This fit has no mid-time, so no O−C.")
+            raise not_found("This fit has no mid-time, so no O−C.")
         return Response(oc_plot_png(series, highlight=night), media_type="image/png")
 
     @get("/transits/{night}/{planet}/{name}")
     def transit_file(night: str, planet: str, name: str):
         folder = fits.folder(night, planet)
         if name not in DOWNLOADS or not (folder / name).is_file():
-            raise _not_found(f"No file “{name[:60]}” in this transit's folder.")
+            raise not_found(f"No file “{name[:60]}” in this transit's folder.")
         return FileResponse(folder / name, media_type=DOWNLOADS[name],
                             filename=f"{night}_{planet}_{name}")
 
