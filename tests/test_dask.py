@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from processes import alive, descendants
 from run_snapshots import assert_same_snapshot, copy_night, pipeline_snapshot
 
 from clinepipe.config import load_config
@@ -44,24 +45,6 @@ def test_dask_run_equals_serial_run(small_night, serial_reference, tmp_path):
     assert_same_snapshot(pipeline_snapshot(cfg_path), serial_reference)
 
 
-def _descendants(pid: int) -> set[int]:
-    """Every process below ``pid`` (from /proc)."""
-    parent = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parent[int(stat.parent.name)] = int(fields[1])
-    found, todo = set(), [pid]
-    while todo:
-        p = todo.pop()
-        kids = [c for c, pp in parent.items() if pp == p]
-        found.update(kids)
-        todo += kids
-    return found
-
-
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to list processes")
 def test_killed_dask_run_leaves_no_workers_and_restarts(small_night, serial_reference, tmp_path):
     cfg_path = dask_night(small_night, tmp_path / "n")
@@ -71,7 +54,7 @@ def test_killed_dask_run_leaves_no_workers_and_restarts(small_night, serial_refe
     try:
         t0, workers = time.perf_counter(), set()
         while proc.poll() is None and time.perf_counter() - t0 < 120:
-            workers |= _descendants(proc.pid)
+            workers |= descendants(proc.pid)
             if calibrated.is_dir() and sum(1 for _ in calibrated.rglob("*.fits")) >= 2:
                 proc.send_signal(signal.SIGKILL)
                 break
@@ -83,20 +66,11 @@ def test_killed_dask_run_leaves_no_workers_and_restarts(small_night, serial_refe
     assert rc == -signal.SIGKILL, "the run ended before it was killed"
     assert len(workers) >= 2  # the worker processes were seen
     deadline = time.perf_counter() + 20
-    while (alive := {p for p in workers if Path(f"/proc/{p}").exists()
-                     and "zombie" not in _state(p)}) and time.perf_counter() < deadline:
+    while (left := alive(workers)) and time.perf_counter() < deadline:
         time.sleep(0.1)
-    assert not alive, f"worker processes left behind: {sorted(alive)}"
+    assert not left, f"worker processes left behind: {sorted(left)}"
     run_pipeline(load_config(cfg_path))  # the next run (on Dask, in this process) finishes the job
     assert_same_snapshot(pipeline_snapshot(cfg_path), serial_reference)
-
-
-def _state(pid: int) -> str:
-    try:
-        text = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return "zombie"
-    return next((line for line in text.splitlines() if line.startswith("State:")), "").lower()
 
 
 def test_lights_measured_here_until_the_workers_are_up(monkeypatch):

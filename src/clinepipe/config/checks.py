@@ -21,7 +21,7 @@ _CHOICES = {
     ("photometry", "sources"): ("auto", "src", "detect"),
     ("catalog", "source"): ("file", "apass", "ucac4", "gaia", "none"),
     ("known_variables", "source"): ("", "file", "vsx"),
-    ("execution", "scheduler"): ("serial", "dask"),
+    ("execution", "scheduler"): ("local", "serial", "dask"),
     ("archive", "keep_calibrated"): ("image", "all", "none"),
 }
 
@@ -95,7 +95,7 @@ _RANGES = {
     ("catalog", "match_radius"): _positive("arcsec"),
     ("catalog", "timeout"): _positive("s"),
     ("catalog", "min_stars"): _at_least(1),
-    ("execution", "workers"): _at_least(1),
+    ("execution", "workers"): _at_least(0),
     ("stars", "match_radius"): _positive("arcsec"),
     ("qc", "clouds_mag"): _positive("mag"),
     ("qc", "max_elongation"): _at_least(1),

@@ -189,11 +189,12 @@ class KnownVariablesConfig:
 
 @dataclass(frozen=True)
 class ExecutionConfig:
-    """``[execution]``: whether lights are measured one after the other or as Dask tasks, on how
+    """``[execution]``: whether masters and lights are made by worker processes of the run
+    ("local"), one after the other in the run's own process ("serial") or as Dask tasks, on how
     many local workers or on an existing scheduler.
     README.md, *Setting up an observatory*, has the table of its keys."""
-    scheduler: str = "serial"  # "serial" or "dask"
-    workers: int = 2
+    scheduler: str = "local"  # "local" (processes forked by the run), "serial" or "dask"
+    workers: int = 0  # 0: one per CPU this process may use
     address: str = ""  # an existing Dask scheduler, e.g. tcp://10.0.0.5:8786
 
 

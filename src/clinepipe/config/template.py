@@ -104,8 +104,8 @@ default_filter = "C"    # the filter of lights and flats with no filter keyword
 match_radius = 2.0      # arcsec: a detection this close to a known star is the same star
 
 [execution]
-scheduler = "serial"    # or "dask" (per-frame work on a Dask cluster)
-workers = 2
+scheduler = "local"     # worker processes of the run; "serial" (one process) or "dask"
+workers = 0             # 0 = one per CPU
 address = ""            # an existing Dask scheduler address; empty = a local cluster
 
 [qc]                    # flags relative to the night; flagged frames are still measured

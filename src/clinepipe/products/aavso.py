@@ -381,10 +381,11 @@ def _target_plot(rows: list[dict], jd0: float, jd1: float, title: str) -> str:
     return _png(fig)
 
 
-def report_sections(engine, night: str | None, targets=()) -> list[str]:
+def report_sections(engine, night: str | None, targets=(), plots=None) -> list[str]:
     """HTML for the morning report: the targets' light curves (the night and the last 30 days)
     and the suspected new variables measured that night. Never raises (a failure becomes a line
-    in the report)."""
+    in the report). ``plots``: the page's :class:`~clinepipe.products.plot_batch.PlotBatch`
+    (the light curves are placeholders it fills), else they are drawn here."""
     from clinepipe.store.measurement_rows import lightcurve
 
     parts: list[str] = []
@@ -408,9 +409,10 @@ def report_sections(engine, night: str | None, targets=()) -> list[str]:
                 parts.append(f"<h3>{html.escape(title)}: {n_night} point(s) tonight, "
                              f"{sum(1 for r in rows if r['mag'] is not None)} in 30 days</h3>")
                 if rows:
+                    png = (_target_plot(rows, jd0, jd1, str(spec)) if plots is None
+                           else plots.add(_target_plot, rows, jd0, jd1, str(spec)))
                     parts.append(f"<img alt='light curve of {html.escape(str(spec))}' "
-                                 f"data-plot='target' src='data:image/png;base64,"
-                                 f"{_target_plot(rows, jd0, jd1, str(spec))}'>")
+                                 f"data-plot='target' src='data:image/png;base64,{png}'>")
             parts.append("</div>")
         with _session(engine) as s:
             rows = s.execute(

@@ -43,11 +43,15 @@ def latest_night(session) -> str | None:
 
 
 def write_report(engine, night: str | None, output_dir: Path, targets=(),
-                 archive: Path | None = None) -> Path:
+                 archive: Path | None = None, mapper=None) -> Path:
     """Write ``output_dir/index.html`` for ``night`` (default: the latest night with lights);
     ``targets`` (``[aavso] targets``) get their light curves of the night and the last 30 days;
     with the ``archive`` folder, the transits fitted for the night get a section
-    (:func:`clinepipe.products.transit_summary.report_section`)."""
+    (:func:`clinepipe.products.transit_summary.report_section`). ``mapper``: draws the plots
+    (see :class:`~clinepipe.products.plot_batch.PlotBatch`)."""
+    from types import SimpleNamespace
+
+    from clinepipe.products.plot_batch import PlotBatch
     from clinepipe.store.db import session_scope
     from clinepipe.store.measurement_rows import several_telescopes
 
@@ -93,11 +97,13 @@ def write_report(engine, night: str | None, output_dir: Path, targets=(),
               for k, v in sorted(states.items())]
     parts.append("</table>")
     parts.append("<h2>Observing conditions</h2><div class='plots'>")
+    plots = PlotBatch(mapper)
     if lights:
+        points = [SimpleNamespace(**f._asdict()) for f in lights]  # to a worker process
         for title, column, unit, invert in (("Zero point", "value", "mag", False),
                                             ("FWHM", "fwhm", "pixels", False),
                                             ("Sky", "sky", "ADU / pixel", False)):
-            png = _plot(lights, column, title, unit, invert, multi)
+            png = plots.add(_plot, points, column, title, unit, invert, multi)
             parts.append(f"<img alt='{title} against time' data-plot='{column}' "
                          f"src='data:image/png;base64,{png}'>")
     else:
@@ -152,13 +158,13 @@ def write_report(engine, night: str | None, output_dir: Path, targets=(),
         parts.append("<p>Not enough calibrated measurements for a variability ranking.</p>")
     from clinepipe.products.aavso import report_sections
 
-    parts += report_sections(engine, night, targets)
+    parts += report_sections(engine, night, targets, plots=plots)
     from clinepipe.products.transit_summary import report_section
 
     parts += report_section(archive, night)
     parts.append("</body></html>")
     out = output_dir / "index.html"
-    atomic_write_text(out, "\n".join(parts))
+    atomic_write_text(out, plots.fill("\n".join(parts)))
     return out
 
 

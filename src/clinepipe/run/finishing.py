@@ -109,9 +109,10 @@ def fit_colour_terms(cfg: Config, engine, run_id: int, also_runs=()) -> None:
                          night, filt, term.value, term.error, term.colour, term.n_used)
 
 
-def write_night_reports(cfg: Config, engine, run_id: int, also_runs=()) -> None:
+def write_night_reports(cfg: Config, engine, run_id: int, also_runs=(), mapper=None) -> None:
     """The morning report of every night this run (or a killed run in ``also_runs``, whose
-    reports may be missing) touched, into ``archive/reports/<night>/``."""
+    reports may be missing) touched, into ``archive/reports/<night>/``; ``mapper`` draws the
+    plots (the run's local pool)."""
     from clinepipe.products.report import write_report
     from clinepipe.store.db import session_scope
 
@@ -122,7 +123,7 @@ def write_night_reports(cfg: Config, engine, run_id: int, also_runs=()) -> None:
     for night in sorted(nights):
         try:
             write_report(engine, night, cfg.paths.archive / "reports" / night,
-                         targets=cfg.aavso.targets, archive=cfg.paths.archive)
+                         targets=cfg.aavso.targets, archive=cfg.paths.archive, mapper=mapper)
         except Exception:  # a report must never cost the night's data
             log.exception("the report of night %s could not be written", night)
 

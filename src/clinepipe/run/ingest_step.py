@@ -8,6 +8,8 @@ import logging
 import re
 import shutil
 import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +23,12 @@ from clinepipe.store.models import Frame
 from clinepipe.store.models import utc_now as _now
 
 log = logging.getLogger("clinepipe")
+
+#: one thread writes the archive copies (two would race for a name two files share: the copy
+#: of the second is renamed only when the first is there), and so many files may be read
+#: ahead of the last one recorded (each held whole in memory until copied: tens of MB at most)
+COPY_THREADS = 1
+COPY_AHEAD = 3
 
 
 @dataclass(frozen=True)
@@ -70,19 +78,43 @@ def ingest_stage(cfg: Config, engine, run_id: int, settle_seconds: float,
     # without a pool each checksum is computed when its file's turn comes (as it always was)
     checksums = (run_jobs(file_checksum, new + retry, pool, what="checksums")
                  if pool is not None else itertools.repeat(None))
-    for path in new:
-        row, message = _ingest_file(cfg, engine, path, rel[path], run_id, notes=notes,
-                                    checksum=next(checksums))
+    # the archive copies are written and fsync-ed by threads (waiting for the disk holds no
+    # Python lock) while this thread hashes and reads the next files; each frame's row is
+    # inserted, in order, once its copy is on disk
+    waiting: deque = deque()  # (row, message, copying), in the files' order
+    in_flight: dict[str, str] = {}  # sha256 -> raw path of the files being copied
+
+    def record(row, message, copying) -> None:
+        _finish_copy(cfg, row, copying)
+        in_flight.pop(row.get("sha256"), None)
         _night_from_folders(row)
         _insert_frame(engine, row)
         _log_ingest(row, message)
         if progress:
             progress.advance()
+
+    with ThreadPoolExecutor(COPY_THREADS, thread_name_prefix="clinepipe-copy") as copier:
+        try:
+            for path in new:
+                row, message, copying = _ingest_file(
+                    cfg, engine, path, rel[path], run_id, notes=notes, checksum=next(checksums),
+                    copier=copier, in_flight=in_flight)
+                if copying is not None:
+                    in_flight[row["sha256"]] = row["raw_path"]
+                waiting.append((row, message, copying))
+                while len(waiting) > COPY_AHEAD:
+                    record(*waiting.popleft())
+            while waiting:
+                record(*waiting.popleft())
+        finally:
+            for _, _, copying in waiting:  # stopped (a full disk): no new copies
+                if copying is not None:
+                    copying.cancel()
     cured = 0
     for path in retry:
         old = known[rel[path]]
-        row, message = _ingest_file(cfg, engine, path, rel[path], run_id, frame_id=old.id,
-                                    notes=notes, checksum=next(checksums))
+        row, message, _ = _ingest_file(cfg, engine, path, rel[path], run_id, frame_id=old.id,
+                                       notes=notes, checksum=next(checksums))
         _night_from_folders(row)
         if (row.get("state"), row.get("reason"), row.get("sha256")) == (old.state, old.reason,
                                                                         old.sha256):
@@ -154,12 +186,14 @@ class _Notes:
 
 def _ingest_file(cfg: Config, engine, path: Path, rel: str, run_id: int,
                  frame_id: int | None = None, notes: _Notes | None = None,
-                 checksum=None) -> tuple[dict, str]:
-    """The ``frames`` row of one incoming file (archive copy made when it is good) and the
-    log message of a failure (or ""); ``checksum`` its
-    :class:`~clinepipe.run.cluster_jobs.FileChecksum` when already computed."""
+                 checksum=None, copier=None, in_flight: dict | None = None) -> tuple:
+    """The ``frames`` row of one incoming file (archive copy made when it is good), the log
+    message of a failure (or "") and the Future of the archive copy when ``copier`` (an
+    executor) makes it, else None (made here). ``checksum`` is the file's
+    :class:`~clinepipe.run.cluster_jobs.FileChecksum` when already computed; ``in_flight``
+    maps the SHA-256 of files still being copied to their raw paths (their rows are not in
+    the database yet, and a file with the same bytes is their duplicate)."""
     from clinepipe.ingest.classify import SkippedFrame, read_frame_info
-    from clinepipe.ingest.files import archive_copy
     from clinepipe.run.cluster_jobs import file_checksum
 
     telescope = cfg.site.telescope
@@ -170,29 +204,55 @@ def _ingest_file(cfg: Config, engine, path: Path, rel: str, run_id: int,
         checksum, content = file_checksum(path, keep_bytes=True)
     if checksum.error is not None:
         row.update(state="failed", stage="ingest", reason=f"unreadable file ({checksum.error})")
-        return row, f"{rel}: cannot be read ({checksum.error})"
+        return row, f"{rel}: cannot be read ({checksum.error})", None
     digest = checksum.sha256
     row.update(sha256=digest, size=checksum.size)
-    twin = _twin_of(engine, digest, telescope, exclude_id=frame_id)
+    twin = (in_flight or {}).get(digest) or _twin_of(engine, digest, telescope,
+                                                     exclude_id=frame_id)
     if twin is not None:
         row.update(state="duplicate", stage="ingest", reason=f"duplicate of {twin}")
-        return row, ""
+        return row, "", None
     try:
         info = read_frame_info(path, cfg.camera, cfg.site, rules=cfg.headers.rules(), relpath=rel)
-        copy = archive_copy(path, cfg.paths.archive, info, digest, content=content)
-        _copy_src_list(path, copy)
-        row.update(_info_columns(info), state="ingested", stage=None, reason=None,
-                   archive_path=copy.relative_to(cfg.paths.archive).as_posix())
-        if notes is not None:
-            notes.add(rel, info)
-        log.debug("%s: %s, time from %s", rel, info.kind, info.time_source)
     except SkippedFrame as exc:  # not a frame clinepipe uses: said, never a failure
         row.update(state="skipped", stage="ingest", reason=exc.reason)
-        return row, ""
+        return row, "", None
     except BadInput as exc:
         row.update(state="failed", stage="ingest", reason=exc.reason)
-        return row, exc.message
-    return row, ""
+        return row, exc.message, None
+    row.update(_info_columns(info), state="ingested", stage=None, reason=None)
+    if notes is not None:
+        notes.add(rel, info)
+    log.debug("%s: %s, time from %s", rel, info.kind, info.time_source)
+    if copier is not None:
+        return row, "", copier.submit(_copy_to_archive, cfg.paths.archive, path, info, digest,
+                                      content)
+    _finish_copy(cfg, row, _copy_to_archive(cfg.paths.archive, path, info, digest, content))
+    return row, "", None
+
+
+def _copy_to_archive(archive: Path, path: Path, info: FrameInfo, digest: str, content) -> Path:
+    """The archive copy of a raw file (and of its .SRC list); its path."""
+    from clinepipe.ingest.files import archive_copy
+
+    copy = archive_copy(path, archive, info, digest, content=content)
+    _copy_src_list(path, copy)
+    return copy
+
+
+def _finish_copy(cfg: Config, row: dict, copying) -> None:
+    """Put the archive copy's path into ``row`` (``copying``: the path, or the Future of
+    :func:`_copy_to_archive`, waited for here); a copy that failed with a named reason fails
+    the frame (a full disk raises: the run stops)."""
+    if copying is None:
+        return
+    try:
+        copy = copying.result() if isinstance(copying, Future) else copying
+    except BadInput as exc:
+        row.update(state="failed", stage="ingest", reason=exc.reason, archive_path=None)
+        log.warning("%s", exc.message)
+        return
+    row["archive_path"] = copy.relative_to(cfg.paths.archive).as_posix()
 
 
 def _log_ingest(row: dict, message: str) -> None:

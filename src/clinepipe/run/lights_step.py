@@ -38,6 +38,20 @@ def use_dask(cfg: Config, workers: int | None) -> bool:
     return cfg.execution.scheduler == "dask" or (workers is not None and workers > 1)
 
 
+def local_pool(cfg: Config, workers: int | None, lock_fd: int | None = None):
+    """The run's :class:`~clinepipe.run.local_pool.LocalPool` with ``[execution] scheduler =
+    "local"`` (the default) and more than one CPU to use, else None (one process: "serial").
+    ``lock_fd``: the run lock's descriptor, which the workers close."""
+    from clinepipe.run.local_pool import LocalPool, local_workers
+
+    if cfg.execution.scheduler != "local" or use_dask(cfg, workers) or workers == 1:
+        return None  # `run --workers 1`: one process
+    n = local_workers(cfg.execution.workers)
+    if n < 2:
+        return None
+    return LocalPool(n, close_fds=() if lock_fd is None else (lock_fd,), warm=warm_worker)
+
+
 def start_pool(cfg: Config, engine, workers: int | None, reprocess: bool = False):
     """The Dask pool of a run that uses Dask and has lights to do (its workers come up in the
     background), else None.
@@ -61,9 +75,10 @@ def start_pool(cfg: Config, engine, workers: int | None, reprocess: bool = False
 def dask_pool(cfg: Config, workers: int | None):
     """A :class:`~clinepipe.run.parallel.DaskPool` on ``[execution] address`` (else a local
     cluster of ``workers`` processes) whose workers are warmed up for the lights."""
+    from clinepipe.run.local_pool import local_workers
     from clinepipe.run.parallel import DaskPool
 
-    return DaskPool(workers or cfg.execution.workers, cfg.execution.address,
+    return DaskPool(workers or local_workers(cfg.execution.workers), cfg.execution.address,
                     warm=warm_worker, config_file=str(cfg.source_file or ""))
 
 
@@ -190,7 +205,8 @@ def light_results(cfg: Config, tasks: list[LightTask], workers: int | None, pool
         if pending is not None:
             yield finish_light(pending)
         return
+    from clinepipe.run.local_pool import local_workers
     from clinepipe.run.parallel import dask_map
 
-    yield from dask_map(process_light, tasks, workers=workers or cfg.execution.workers,
+    yield from dask_map(process_light, tasks, workers=workers or local_workers(cfg.execution.workers),
                         address=cfg.execution.address)

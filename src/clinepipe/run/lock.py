@@ -47,6 +47,12 @@ class RunLock:
         self._fd = fd
         return self
 
+    @property
+    def fd(self) -> int | None:
+        """The lock file's descriptor while the lock is held (processes forked by the run
+        close their copy: the kernel keeps the lock while any copy is open)."""
+        return self._fd
+
     def __exit__(self, *exc) -> None:
         if self._fd is not None:
             os.ftruncate(self._fd, 0)  # a clean exit: no stale note for the next run

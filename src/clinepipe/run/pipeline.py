@@ -27,7 +27,14 @@ from clinepipe.run.finishing import (
     write_night_reports,
 )
 from clinepipe.run.ingest_step import ingest_stage
-from clinepipe.run.lights_step import dask_pool, lights_stage, start_pool, use_dask
+from clinepipe.run.lights_step import (
+    dask_pool,
+    lights_stage,
+    local_pool,
+    start_pool,
+    use_dask,
+)
+from clinepipe.run.local_pool import LocalPool
 from clinepipe.run.lock import RunLock
 from clinepipe.run.masters_step import masters_stage
 from clinepipe.run.relative_step import relative_photometry_step
@@ -105,19 +112,23 @@ class RunContext:
     workers: int | None = None
     progress: object = None
     settle_seconds: float = 2.0
-    pool: object = None            #: the Dask pool, when the run uses one
+    pool: object = None            #: the local or Dask pool, when the run uses one
     #: nights whose frames this run changed beyond its own (the suspects' recalibration):
     #: the steps after it work on these and the run's own nights, never the whole archive
     touched_nights: set = field(default_factory=set)
 
 
 def _ingest(run: RunContext) -> None:
+    if isinstance(run.pool, LocalPool):  # the workers import while the files are copied
+        run.pool.start()
     if use_dask(run.cfg, run.workers) and run.cfg.execution.address:
         # an existing cluster's workers are up already: they hash the new files and build
         # the masters too
         run.pool = dask_pool(run.cfg, run.workers)
+    # a local pool would read each file twice (the copy is hashed again where it is made)
+    remote = run.pool if run.cfg.execution.address else None
     counts = ingest_stage(run.cfg, run.engine, run.run_id, run.settle_seconds, run.progress,
-                          pool=run.pool)
+                          pool=remote)
     run.summary.new_files = counts.new
     run.summary.unsettled, run.summary.settle_seconds = counts.unsettled, counts.settle_seconds
     if run.pool is None:  # a local cluster comes up while the masters build
@@ -125,8 +136,8 @@ def _ingest(run: RunContext) -> None:
 
 
 def _masters(run: RunContext) -> None:
-    # a local cluster's workers are still starting: the masters are built here
-    pool = run.pool if run.cfg.execution.address else None
+    # a local Dask cluster's workers are still starting: the masters are built here
+    pool = run.pool if run.cfg.execution.address or isinstance(run.pool, LocalPool) else None
     run.summary.masters_built = masters_stage(run.cfg, run.engine, run.run_id, pool=pool)
 
 
@@ -134,7 +145,11 @@ def _lights(run: RunContext) -> None:
     run.summary.lights_done = lights_stage(run.cfg, run.engine, run.run_id,
                                            reprocess=run.reprocess, workers=run.workers,
                                            progress=run.progress, pool=run.pool)
-    if run.pool is not None:  # shuts down while the run finishes
+    if isinstance(run.pool, LocalPool):  # kept to draw the report's plots
+        from clinepipe.products.plot_batch import warm_plotting
+
+        run.pool.prepare(warm_plotting)
+    elif run.pool is not None:  # shuts down while the run finishes
         run.pool.close(wait=False)
 
 
@@ -188,7 +203,11 @@ def _transform(run: RunContext) -> None:
 
 
 def _night_reports(run: RunContext) -> None:
-    write_night_reports(run.cfg, run.engine, run.run_id, also_runs=run.killed)
+    mapper = None
+    if isinstance(run.pool, LocalPool):
+        def mapper(func, items):
+            return run.pool.map(func, items, what="report plots")
+    write_night_reports(run.cfg, run.engine, run.run_id, also_runs=run.killed, mapper=mapper)
 
 
 def _aavso_files(run: RunContext) -> None:
@@ -248,7 +267,7 @@ def run_pipeline(cfg: Config, *, reprocess: bool = False, workers: int | None = 
             summary = RunSummary(run_id)
             run = RunContext(cfg, engine, run_id, tuple(killed), summary, reprocess, workers,
                              progress, cfg.paths.settle_seconds if settle_seconds is None
-                             else settle_seconds)
+                             else settle_seconds, pool=local_pool(cfg, workers, lock.fd))
             try:
                 for step in RUN_STEPS:
                     t_step = time.perf_counter()
