@@ -117,3 +117,41 @@ def test_fits_through_a_symlink(tmp_path):
 def test_a_folder_is_refused(tmp_path):
     with pytest.raises(IsADirectoryError):
         atomic_write_text(tmp_path, "x")
+
+
+def test_large_chunks_written_in_pieces_whole_or_not_at_all(tmp_path):
+    """Chunks of several pieces (numpy planes of any dtype and shape, handed to the disk as
+    they are written) give the same bytes; a failure after them leaves the old file."""
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    image = rng.normal(300.0, 20.0, (2111, 2203)).astype(">f4")  # 18.6 MB: three pieces
+    mask = rng.integers(0, 4, (4500, 4100), dtype=np.uint8)  # 18.5 MB, 1-byte items
+    chunks = [b"HEAD" * 720, memoryview(image), mask, b"\0" * 17]
+    out = tmp_path / "big.fits"
+    atomic_write_bytes(out, chunks)
+    got = out.read_bytes()
+    assert got == b"".join([chunks[0], image.tobytes(), mask.tobytes(), chunks[3]])
+
+    def failing():
+        yield memoryview(image)
+        raise RuntimeError("killed mid-write")
+
+    with pytest.raises(RuntimeError, match="mid-write"):
+        atomic_write_bytes(out, failing())
+    assert out.read_bytes() == got
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.fits"]
+
+
+def test_large_chunks_through_a_fifo(tmp_path):
+    """A FIFO is written in place: no writeback hints, the same bytes in order."""
+    payload = bytes(range(256)) * (70_000)  # 17.9 MB
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    atomic_write_bytes(fifo, [b"x", payload])
+    reader.join(timeout=60)
+    assert got == [b"x" + payload]
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)

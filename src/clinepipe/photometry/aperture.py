@@ -191,9 +191,9 @@ def aperture_photometry(data, x, y, radius: float, *, background, gain: float,
         flags[no_sky] |= FLAG_MASKED
     elif isinstance(background, Background):
         iy, ix = _nearest_index(x, y, shape)
-        rms = background.rms[iy, ix].astype(np.float64)
+        rms = background.rms_at(ix, iy).astype(np.float64)
         sky_var = rms * rms
-        level = background.level[iy, ix] + _mode_bias(sky_var, gain, read_noise)
+        level = background.level_at(ix, iy) + _mode_bias(sky_var, gain, read_noise)
         level_var = (rms * background.level_error_scale(x, y)) ** 2
     else:
         level_map = np.asarray(background, dtype=np.float64)

@@ -1,4 +1,5 @@
-"""The sky background of a frame: sep's mesh level and rms maps, and their global values (ADU)."""
+"""The sky background of a frame: sep's mesh level and rms, at given pixels or as full maps,
+and their global values (ADU)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from functools import cached_property
 import numpy as np
 import sep
 
+from clinepipe.photometry.mesh_spline import SepMesh, read_sep_mesh
+
 # Mask dtypes sep reads directly; anything else becomes a boolean "nonzero" mask.
 _SEP_MASK_DTYPES = tuple(np.dtype(t)
                          for t in (np.uint8, np.bool_, np.int32, np.float32, np.float64))
@@ -14,9 +17,11 @@ _SEP_MASK_DTYPES = tuple(np.dtype(t)
 class Background:
     """A smooth background model of one image.
 
-    The full-frame maps are interpolated from sep's mesh on first use and then kept: each
-    costs as much as a fifth of the mesh estimate on a 2048² frame, and a caller that only
-    needs the global values (or none of the maps) should not pay for them.
+    :meth:`level_at` and :meth:`rms_at` evaluate sep's spline at given pixels only, exactly
+    as ``back()``/``rms()`` would (see :mod:`clinepipe.photometry.mesh_spline`): the
+    photometry reads a few thousand pixels, and each full-frame map costs ~20 ms on a 2048²
+    frame (~70 ms at 3352×2532). The full maps :attr:`level` and :attr:`rms`, for callers
+    that need every pixel (source detection), are interpolated on first use and then kept.
 
     Parameters
     ----------
@@ -30,6 +35,11 @@ class Background:
         Mesh box size, pixels.
     filter_size : int
         Median filter size over the mesh, boxes.
+    mesh : SepMesh, optional
+        sep's mesh of ``maps``, for evaluating it at given pixels; without it those values
+        are read from the full maps.
+    shape : tuple of int, optional
+        ``(rows, columns)`` of the image; default from ``mesh`` or the maps.
 
     Attributes
     ----------
@@ -40,17 +50,21 @@ class Background:
     """
 
     def __init__(self, maps, global_level: float, global_rms: float, box: int = 64,
-                 filter_size: int = 3):
+                 filter_size: int = 3, *, mesh: SepMesh | None = None, shape=None):
         if isinstance(maps, tuple):
             level, rms = maps
             self.__dict__["level"] = np.asarray(level, dtype=np.float32)
             self.__dict__["rms"] = np.asarray(rms, dtype=np.float32)
             maps = None
         self._maps = maps
+        self._mesh = mesh
         self.global_level = float(global_level)
         self.global_rms = float(global_rms)
         self.box = int(box)
         self.filter_size = int(filter_size)
+        if shape is None:
+            shape = (mesh.height, mesh.width) if mesh is not None else self.level.shape
+        self.shape = tuple(int(n) for n in shape)
 
     @cached_property
     def level(self) -> np.ndarray:
@@ -59,6 +73,30 @@ class Background:
     @cached_property
     def rms(self) -> np.ndarray:
         return self._maps.rms(dtype=np.float32)
+
+    def level_at(self, x, y) -> np.ndarray:
+        """:attr:`level` at integer pixels without the full map.
+
+        Parameters
+        ----------
+        x, y : array_like of int
+            Columns and rows, 0-based, inside the image (broadcast together).
+
+        Returns
+        -------
+        numpy.ndarray
+            float32, ADU/pixel, equal to ``level[y, x]``.
+        """
+        if self._mesh is None or "level" in self.__dict__:
+            return self.level[y, x]
+        return self._mesh.level_at(x, y)
+
+    def rms_at(self, x, y) -> np.ndarray:
+        """:attr:`rms` at integer pixels without the full map (as :meth:`level_at`), float32,
+        ADU/pixel."""
+        if self._mesh is None or "rms" in self.__dict__:
+            return self.rms[y, x]
+        return self._mesh.rms_at(x, y)
 
     def level_error_scale(self, x, y) -> np.ndarray:
         """``sigma_level / rms`` at pixel positions (x, y) (0-based): the level's error per
@@ -85,7 +123,7 @@ class Background:
         """
         x = np.asarray(x, dtype=np.float64)
         y = np.asarray(y, dtype=np.float64)
-        ny, nx = self.level.shape
+        ny, nx = self.shape
         box = float(self.box)
         interior = _MODE_ERROR / box * min(1.0, 1.25 / max(1, int(self.filter_size)))
 
@@ -102,8 +140,8 @@ class Background:
         ``rms * level_error_scale(x, y)``, see :meth:`level_error_scale`.
         """
         iy, ix = _nearest_index(np.asarray(x, dtype=np.float64),
-                                np.asarray(y, dtype=np.float64), self.rms.shape)
-        return self.rms[iy, ix].astype(np.float64) * self.level_error_scale(x, y)
+                                np.asarray(y, dtype=np.float64), self.shape)
+        return self.rms_at(ix, iy).astype(np.float64) * self.level_error_scale(x, y)
 
 
 def _sep_image(data) -> np.ndarray:
@@ -152,8 +190,9 @@ def measure_background(data, mask=None, box: int = 64, filter_size: int = 3) -> 
     Returns
     -------
     Background
-        ``level`` and ``rms`` (2-D float32, ADU/pixel, interpolated from the mesh on first
-        use), ``global_level``, ``global_rms``.
+        ``level_at``/``rms_at`` (float32, ADU/pixel, at given pixels), ``level`` and ``rms``
+        (2-D float32, ADU/pixel, interpolated from the mesh on first use), ``global_level``,
+        ``global_rms``.
     """
     arr = _sep_image(data)
     sep_mask = _sep_mask(mask, arr.shape)
@@ -165,7 +204,8 @@ def measure_background(data, mask=None, box: int = 64, filter_size: int = 3) -> 
     bkg = sep.Background(arr, mask=sep_mask, bw=int(box), bh=int(box),
                          fw=int(filter_size), fh=int(filter_size))
     return Background(bkg, global_level=float(bkg.globalback), global_rms=float(bkg.globalrms),
-                      box=int(box), filter_size=int(filter_size))
+                      box=int(box), filter_size=int(filter_size),
+                      mesh=read_sep_mesh(bkg, arr.shape, int(box)), shape=arr.shape)
 
 
 # Error of sep's mode estimate of one mesh box, in units of rms/sqrt(pixels per box), and

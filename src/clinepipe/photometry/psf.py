@@ -13,9 +13,12 @@ def psf_shape(data, x, y, *, background=0.0, box: int = 7, max_stars: int = 60, 
     ----------
     data : 2-D array, background-subtracted or with ``background`` given (ADU).
     x, y : 0-based star centres.
+    background : the level to subtract (ADU): a scalar, a 2-D map, or a function
+        ``f(columns, rows)`` giving it at integer pixels (e.g. ``Background.level_at``, which
+        spares the full-frame map).
     order : indices of the stars brightest first (default: the given order).
-    rms : background noise (scalar or 2-D, ADU); stars with a peak below ``min_peak_snr``
-        times it are left out.
+    rms : background noise (scalar, 2-D or such a function, ADU); stars with a peak below
+        ``min_peak_snr`` times it are left out.
 
     Stamps of ``(2·box+1)²`` pixels around up to ``max_stars`` isolated stars (no other source
     within ``2·box``) are stacked into one
@@ -41,8 +44,7 @@ def psf_shape(data, x, y, *, background=0.0, box: int = 7, max_stars: int = 60, 
     offs = np.arange(-box, box + 1)
     rows = (yi[:, None, None] + offs[None, :, None])
     cols = (xi[:, None, None] + offs[None, None, :])
-    bkg = background if np.isscalar(background) else np.asarray(background)[rows, cols]
-    stamps = data[rows, cols] - bkg
+    stamps = data[rows, cols] - _at(background, rows, cols)
     dx = cols - x[idx][:, None, None]
     dy = rows - y[idx][:, None, None]
     # a Gaussian window of about the box keeps the sky noise in the wings from dominating
@@ -53,7 +55,7 @@ def psf_shape(data, x, y, *, background=0.0, box: int = 7, max_stars: int = 60, 
     peak = stamps[:, box, box]
     good = (tot > 0) & (peak > 0)
     if rms is not None:  # only stars well above the noise
-        noise = rms if np.isscalar(rms) else np.asarray(rms)[yi, xi]
+        noise = _at(rms, yi, xi)
         good &= peak > min_peak_snr * noise
     if not good.any():
         return np.nan, np.nan
@@ -79,3 +81,8 @@ def psf_shape(data, x, y, *, background=0.0, box: int = 7, max_stars: int = 60, 
     return float(np.median(fwhm)), float(np.median(elong))
 
 
+def _at(values, rows, cols):
+    """A scalar, a 2-D map or a function ``f(columns, rows)`` at integer pixels."""
+    if callable(values):
+        return values(cols, rows)
+    return values if np.isscalar(values) else np.asarray(values)[rows, cols]

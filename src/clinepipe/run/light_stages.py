@@ -330,9 +330,10 @@ def photometry_stage(ctx: LightContext) -> None:
     # the image's own PSF shape (not the .SRC's) so QC sees trailing and defocus
     guess = ctx.src_fwhm if np.isfinite(ctx.src_fwhm) else 3.0
     box = int(np.clip(np.ceil(2.0 * guess), 5, 15))
-    fwhm, elongation = psf_shape(data, ctx.x, ctx.y, background=bkg.level, box=box,
-                                 order=_brightest_first(data, ctx.x, ctx.y, bkg.level, mask),
-                                 rms=bkg.rms)
+    # the background at the stamps' and stars' pixels only: no full-frame maps
+    fwhm, elongation = psf_shape(data, ctx.x, ctx.y, background=bkg.level_at, box=box,
+                                 order=_brightest_first(data, ctx.x, ctx.y, bkg.level_at, mask),
+                                 rms=bkg.rms_at)
     if not np.isfinite(fwhm):
         fwhm, elongation = ctx.src_fwhm, ctx.src_elongation
     radius = phot_cfg.aperture if phot_cfg.aperture > 0 else APERTURE_FWHM_FACTOR * fwhm
@@ -369,11 +370,18 @@ def _photometry_mask(mask):
 
 
 def _brightest_first(data, x, y, background, mask) -> np.ndarray:
-    """Indices of unsaturated, unmasked sources ordered by peak height (brightest first)."""
+    """Indices of unsaturated, unmasked sources ordered by peak height (brightest first).
+
+    ``background``: a level (ADU), a 2-D map, or a function ``f(columns, rows)`` giving it at
+    integer pixels (``Background.level_at``)."""
     ny, nx = data.shape
     xi = np.clip(np.rint(x).astype(int), 0, nx - 1)
     yi = np.clip(np.rint(y).astype(int), 0, ny - 1)
-    peak = data[yi, xi] - (background[yi, xi] if np.ndim(background) else background)
+    if callable(background):
+        level = background(xi, yi)
+    else:
+        level = background[yi, xi] if np.ndim(background) else background
+    peak = data[yi, xi] - level
     bad = (mask[yi, xi] != 0) if mask is not None else np.zeros(x.size, bool)
     order = np.argsort(-peak, kind="stable")
     return order[~bad[order]]
