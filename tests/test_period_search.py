@@ -67,7 +67,8 @@ def test_ten_years_of_points_give_the_true_period_of_every_kind_of_variable():
                          [("season", 35, True), ("short", 33, False)])
 def test_a_season_and_two_nights_give_the_true_period(sampling, at_least, every_smooth_one):
     """60 nights over 120 days, and 2-3 nights of 60 points: at least ``at_least`` of 40 stars
-    (10 of each kind; found: 36 and 34, the full search of before also 34 on two nights).
+    (10 of each kind; found: 36 and 34; the search before this one found 37 and 34 of the
+    same stars: on two nights it is the same search, on a season one binary differs).
     Eclipsing binaries are most misses: with few points in eclipse, unequal minima are seen
     where there are none or missed (2P, P/2); on two nights a period near 1/3 d aliases."""
     found = [(kind, lc[3], _recovered(lc[0], find_period(*lc[:3]), lc[3]))
