@@ -9,7 +9,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["PeriodResult", "find_period", "pdm_theta"]
+__all__ = ["SEARCH_VERSION", "PeriodResult", "find_period", "pdm_theta"]
+
+#: the search's version, in the digest a stored period is kept under
+#: (:mod:`clinepipe.variability.star_periods`): a change of what the search finds re-searches
+#: the stored periods once ("2": PDM around the Lomb-Scargle peaks on long light curves)
+SEARCH_VERSION = "2"
+#: phases binned at once by the PDM kernel (points x frequencies): a few MB per array
+_PDM_BLOCK = 500_000
+#: points x frequencies up to which PDM tries every frequency of the grid (~0.2 s)
+FULL_GRID_COST = 20_000_000
+#: beyond: the Lomb-Scargle peaks, and their sub-multiples, around which PDM searches
+N_PEAKS = 8
+N_SUBMULTIPLES = 6
+#: trial frequencies per width of a PDM minimum (1 / (bins x span)) in those windows
+WINDOW_SAMPLING = 2.0
 
 
 @dataclass(frozen=True)
@@ -33,31 +47,42 @@ def pdm_theta(t, y, freqs, n_bins: int | None = None) -> np.ndarray:
     t = np.asarray(t, float)
     if n_bins is None:
         n_bins = int(np.clip(t.size // 8, 10, 25))
-    return 0.5 * (_pdm(t, y, freqs, n_bins, 0.0) + _pdm(t, y, freqs, n_bins, 0.5 / n_bins))
+    return _pdm(t, y, np.atleast_1d(np.asarray(freqs, float)), n_bins)
 
 
-def _pdm(t, y, freqs, n_bins: int, shift: float) -> np.ndarray:
-    t = np.asarray(t, float)
+def _pdm(t, y, freqs, n_bins: int) -> np.ndarray:
+    """:func:`pdm_theta` with ``n_bins``: one binning into ``2 n_bins`` half bins gives both
+    grids (bins ``(2i, 2i+1)`` and ``(2i+1, 2i+2)`` of the half bins), and the within-bin sum
+    of squares is the total less each bin's ``sum**2 / count``: two ``bincount`` calls per
+    block of frequencies instead of six."""
     y = np.asarray(y, float) - np.mean(y)
-    freqs = np.asarray(freqs, float)
-    total = np.sum(y ** 2)
+    dt = t - t[0]
+    total = float(y @ y)
     n = y.size
+    half = 2 * n_bins
     out = np.empty(freqs.size)
-    block = max(1, int(4_000_000 // max(n, 1)))
+    block = max(1, _PDM_BLOCK // max(n, 1))
     for start in range(0, freqs.size, block):
         f = freqs[start:start + block]
-        phase = np.mod(np.outer(f, t - t[0]) + shift, 1.0)
-        bins = np.minimum((phase * n_bins).astype(np.int64), n_bins - 1)
-        idx = (np.arange(f.size)[:, None] * n_bins + bins).ravel()
-        yy = np.broadcast_to(y, phase.shape).ravel()
-        size = f.size * n_bins
-        cnt = np.bincount(idx, minlength=size).reshape(f.size, n_bins)
-        s1 = np.bincount(idx, weights=yy, minlength=size).reshape(f.size, n_bins)
-        s2 = np.bincount(idx, weights=yy * yy, minlength=size).reshape(f.size, n_bins)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            within = np.sum(s2 - np.where(cnt > 0, s1 ** 2 / np.maximum(cnt, 1), 0.0), axis=1)
-            used = np.sum(cnt > 0, axis=1)
-            out[start:start + f.size] = (within / np.maximum(n - used, 1)) / (total / max(n - 1, 1))
+        phase = np.multiply.outer(f, dt)
+        phase -= np.floor(phase)
+        phase *= half
+        idx = phase.astype(np.intp)
+        np.minimum(idx, half - 1, out=idx)  # a phase a rounding below 1
+        idx += (np.arange(f.size) * half)[:, None]
+        idx = idx.ravel()
+        cnt = np.bincount(idx, minlength=f.size * half).reshape(f.size, half)
+        s1 = np.bincount(idx, weights=np.tile(y, f.size),
+                         minlength=f.size * half).reshape(f.size, half)
+        theta = np.zeros(f.size)
+        for c, s in ((cnt[:, 0::2] + cnt[:, 1::2], s1[:, 0::2] + s1[:, 1::2]),
+                     (cnt[:, 1::2] + np.roll(cnt, -1, axis=1)[:, 1::2],
+                      s1[:, 1::2] + np.roll(s1, -1, axis=1)[:, 1::2])):
+            with np.errstate(invalid="ignore", divide="ignore"):
+                within = total - np.sum(np.where(c > 0, s ** 2 / np.maximum(c, 1), 0.0), axis=1)
+                used = np.sum(c > 0, axis=1)
+                theta += (within / np.maximum(n - used, 1)) / (total / max(n - 1, 1))
+        out[start:start + f.size] = 0.5 * theta
     return out
 
 
@@ -70,6 +95,10 @@ def find_period(t, y, err=None, *, min_period: float = 0.02, max_period: float =
     one for any periodic shape. The Lomb–Scargle period is kept when PDM folds it about as
     well as its own best (within 15 %); otherwise the PDM period, after preferring a shorter
     sub-multiple that folds as well (PDM also folds well at 2P, 3P…).
+
+    On a long light curve (thousands of points over years) PDM is searched around the
+    Lomb–Scargle peaks only (:func:`_pdm_minimum`): ~0.3 s of CPU for 3,000 points over
+    3,650 days instead of 8-35 s. Same input, same result.
     """
     from astropy.timeseries import LombScargle
 
@@ -85,14 +114,11 @@ def find_period(t, y, err=None, *, min_period: float = 0.02, max_period: float =
     if fmax <= fmin:
         return None
     n_freq = int(min(200_000, max(2_000, oversample * span * (fmax - fmin))))
-    freqs = np.linspace(fmin, fmax, n_freq)
     ls = LombScargle(t, y, err)
-    power = ls.power(freqs)
+    freqs, power = _grid_power(ls, t.size, fmin, fmax, n_freq)
     k = int(np.argmax(power))
     fap = float(ls.false_alarm_probability(power[k], minimum_frequency=fmin, maximum_frequency=fmax))
-    theta = pdm_theta(t, y, freqs)
-    j = int(np.nanargmin(theta))
-    f_pdm = _refine(t, y, freqs, j)
+    f_pdm = _pdm_minimum(t, y, freqs, power)
     theta_best = float(pdm_theta(t, y, [f_pdm])[0])
     for m in (4, 3, 2):  # prefer the fundamental over its multiples
         cand = f_pdm * m
@@ -144,6 +170,70 @@ def _odd_even_differ(t, y, f, err=None, widths=(0.015, 0.025, 0.04)) -> bool:
         if abs(np.median(a) - np.median(b)) > max(0.05, 3 * noise):
             return True
     return False
+
+
+def _pdm_minimum(t, y, freqs, power) -> float:
+    """The frequency (1/d) of the deepest PDM minimum over ``freqs``, refined between its grid
+    neighbours.
+
+    When the whole grid costs at most :data:`FULL_GRID_COST` points x frequencies, every
+    frequency is tried. Beyond (a long light curve: 200,000 frequencies x thousands of points,
+    seconds), only where a period can be: a periodic signal of any shape has power at its
+    fundamental or at low harmonics, so PDM is run at full resolution only between the grid
+    neighbours of each of the :data:`N_PEAKS` highest Lomb-Scargle peaks (``power``) and of
+    their sub-multiples ``1/2 ... 1/``:data:`N_SUBMULTIPLES` (an eclipsing binary's strongest
+    peak is often at twice, four times... its frequency). Each window is sampled at
+    :data:`WINDOW_SAMPLING` points per width of a PDM minimum (a drift of one bin over the
+    span), so the grid, coarser than that on a long span, does not decide the answer.
+    """
+    n_bins = int(np.clip(t.size // 8, 10, 25))
+    if t.size * freqs.size <= FULL_GRID_COST:
+        return _refine(t, y, freqs, int(np.nanargmin(pdm_theta(t, y, freqs, n_bins))))
+    span = float(t.max() - t.min())
+    inner = (power[1:-1] >= power[:-2]) & (power[1:-1] >= power[2:])
+    peaks = np.concatenate([[0], 1 + np.flatnonzero(inner), [freqs.size - 1]])
+    peaks = peaks[np.argsort(-power[peaks], kind="stable")[:N_PEAKS]]
+    windows = []
+    for i in peaks.tolist():
+        lo, hi = freqs[max(i - 1, 0)], freqs[min(i + 1, freqs.size - 1)]
+        for m in range(1, N_SUBMULTIPLES + 1):
+            a, b = max(lo / m, freqs[0]), hi / m
+            if b <= a:
+                continue
+            size = int(np.clip(np.ceil((b - a) * span * n_bins * WINDOW_SAMPLING), 3, 401))
+            windows.append(np.linspace(a, b, size))
+    theta = pdm_theta(t, y, np.concatenate(windows), n_bins)
+    j = int(np.nanargmin(theta))
+    ends = np.cumsum([w.size for w in windows])
+    w = int(np.searchsorted(ends, j, side="right"))
+    return _refine(t, y, windows[w], j - (ends[w] - windows[w].size))
+
+
+def _grid_power(ls, n_points: int, fmin: float, fmax: float, n_freq: int):
+    """The search grid (1/d, ``n_freq`` steps over ``fmin``-``fmax``) and the Lomb-Scargle
+    power over it.
+
+    A grid that costs PDM at most :data:`FULL_GRID_COST` (``n_points`` x ``n_freq``) is
+    ``linspace(fmin, fmax, n_freq)`` with astropy's default method. A larger one (a long
+    light curve) is the multiples of the same step from the first at or above ``fmin``, its
+    power computed from zero frequency up and cut: on a grid starting at 0 astropy's fast
+    method transforms a real array (``rfft``), half the work of the complex transform a grid
+    starting elsewhere needs; and with Press & Rybicki's extirpolation (astropy's default
+    before 8.0), as astropy 8's low-rank transform is four times slower here for powers that
+    differ by < 1e-3 on thousands of points (0.4 s -> 0.1 s for 3,000 points).
+    """
+    from astropy.utils import minversion
+
+    if n_points * n_freq <= FULL_GRID_COST:
+        freqs = np.linspace(fmin, fmax, n_freq)
+        return freqs, ls.power(freqs)
+    step = (fmax - fmin) / (n_freq - 1)
+    first = int(np.ceil(fmin / step - 1e-9))
+    grid = step * np.arange(int(np.floor(fmax / step + 1e-9)) + 1)
+    kwds = {"algorithm": "fasper"} if minversion("astropy", "8.0") else {}
+    with np.errstate(invalid="ignore", divide="ignore"):  # the power at 0 is 0 / 0
+        power = ls.power(grid, method="fast", method_kwds=kwds)
+    return grid[first:], power[first:]
 
 
 def _refine(t, y, freqs, j) -> float:

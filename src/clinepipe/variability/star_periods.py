@@ -8,7 +8,9 @@ A period is searched once, by the run, for each star whose points changed and th
 :data:`~clinepipe.variability.statistics.VARIABLE_CHI2`: :func:`update_star_periods`, after
 the ``star_stats`` rows are recomputed). Each row carries ``points_key``: a digest of the
 star's ``star_stats`` rows (every filter's counts, statistics, extreme magnitudes and times),
-of the excluded QC flags and of ``min_points``. A reader uses a stored period only when the
+of the excluded QC flags, of ``min_points`` and of the search's version
+(:data:`~clinepipe.variability.periods.SEARCH_VERSION`: a period found by an older search is
+searched again, once, by the next run). A reader uses a stored period only when the
 star is not pending and the digest of the statistics it reads is the stored one; otherwise it
 searches the star from its measurements as before (and logs that it did), so what
 ``variables`` shows never depends on whether the period was stored.
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, insert, select
 
 from clinepipe.store.models import StarPeriod
+from clinepipe.variability.periods import SEARCH_VERSION
 from clinepipe.variability.points import variability_points
 from clinepipe.variability.statistics import (
     lightcurve_statistics,
@@ -56,14 +59,15 @@ def _exact(v) -> str:
 def points_keys(rows, stars, exclude_key: str, min_points: int) -> dict:
     """``{star: digest}`` of each of ``stars`` from its ``star_stats`` rows ``rows`` (tuples
     starting with star id and filter, in any order; the same columns for every reader), the
-    excluded QC flags ``exclude_key`` and ``min_points``: equal digests mean equal statistics
-    in every filter, so (bar a change that moves no statistic, extreme or count) equal points."""
+    excluded QC flags ``exclude_key``, ``min_points`` and the period search's version: equal
+    digests mean equal statistics in every filter, so (bar a change that moves no statistic,
+    extreme or count) equal points, searched the same way."""
     wanted = {int(s) for s in stars}
     by_star: dict = {}
     for r in rows:
         if r[0] in wanted:
             by_star.setdefault(int(r[0]), []).append(";".join(_exact(v) for v in r))
-    return {s: hashlib.sha256("|".join([exclude_key, str(int(min_points)),
+    return {s: hashlib.sha256("|".join([exclude_key, str(int(min_points)), SEARCH_VERSION,
                                         *sorted(by_star.get(s, []))]).encode()).hexdigest()
             for s in wanted}
 
