@@ -209,9 +209,12 @@ def read_statistics(engine, exclude_qc=DEFAULT_EXCLUDE_QC, *, star_ids=None,
 
     key = exclude_key(exclude_qc)
     ids = None if star_ids is None else sorted({int(s) for s in star_ids})
+    # the extremes only make the digests of the stored periods: not read without periods
+    # (a third fewer values to fetch for `clinepipe stars`, 20,000 stars x 2 filters)
+    cols = ("star_id", "filter", "n_all", *_STAT_COLUMNS,
+            *(_EXTRA_COLUMNS if find_periods else ()))
     with engine.connect() as conn:
-        stmt = select(*(_T.c[c] for c in ("star_id", "filter", "n_all", *_STAT_COLUMNS,
-                                          *_EXTRA_COLUMNS, "exclude_qc")))
+        stmt = select(*(_T.c[c] for c in (*cols, "exclude_qc")))
         pending_stmt = select(_PENDING.star_id)
         star_stmt = select(stars.c.id)
         if ids is not None:
@@ -222,15 +225,14 @@ def read_statistics(engine, exclude_qc=DEFAULT_EXCLUDE_QC, *, star_ids=None,
         live = set(conn.scalars(pending_stmt).all())
         live |= {r[0] for r in stored if r[-1] != key}
         live |= set(conn.scalars(star_stmt).all()) - {r[0] for r in stored}
-        # plain tuples (star, filter, n_all, n, mean, rms, chi2, J, extremes): 40,000 rows in
-        # ~50 ms
-        cols = ("star_id", "filter", "n_all", *_STAT_COLUMNS, *_EXTRA_COLUMNS)
+        # plain tuples (star, filter, n_all, n, mean, rms, chi2, J[, extremes]): 40,000 rows
+        # in ~50 ms
         rows = [tuple(r[:-1]) for r in stored if r[0] not in live]
         live = sorted(live)
         for lo in range(0, len(live), CHUNK_STARS):
             rows += [tuple(r[c] for c in cols)
                      for r in compute_rows(conn, live[lo:lo + CHUNK_STARS], exclude_qc)]
-        rows.sort(key=lambda r: (r[0], r[1]))
+        rows.sort()  # by (star, filter): unique, so the other values are never compared
         n_all: dict = {}
         for r in rows:
             n_all[r[0]] = n_all.get(r[0], 0) + r[2]
