@@ -99,3 +99,21 @@ def test_help_imports_no_database_layer(store):
     assert res["code"] == 0 and "lc" in res["out"]
     assert [m for m in res["modules"] if m == "sqlalchemy" or m.startswith("sqlalchemy.")] == []
     assert _heavy(res["modules"]) == []
+
+
+def test_the_runs_transit_step_loads_no_fitting_library_until_a_transit_is_fitted():
+    """Every run imports its transit step; one without a transit to fit (most nights, and
+    every observatory without ``[transits] path``) must not pay for the limb-darkening
+    triangulation (scipy.spatial) or the MCMC, which ``clinepipe.transits`` used to load."""
+    probe = ("import json, sys; import clinepipe.run.transit_fits, clinepipe.transits as t; "
+             "before = sorted(sys.modules); t.quadratic_ld; "
+             "print(json.dumps([before, sorted(sys.modules)]))")
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    before, after = json.loads(done.stdout.splitlines()[-1])
+    heavy = ("scipy.spatial", "emcee", "batman", "matplotlib")
+    assert [m for m in before if m.split(".")[0] in heavy or m.startswith("scipy.spatial")] == []
+    # the public names still resolve, loading their module on first use
+    assert "clinepipe.transits.limbdark" in after and "scipy.spatial" in after
