@@ -46,8 +46,10 @@ from clinepipe.store.schema_version import (
     upgrade_schema,
 )
 
-if TYPE_CHECKING:  # sqlalchemy.orm is imported by the commands that write, not by those that
-    from sqlalchemy.orm import Session  # only read (`clinepipe lc`): see store.tables
+# sqlalchemy.orm is imported where a session is opened: the commands that only read
+# (`clinepipe lc`, `stars`) use Core connections on store.tables and never load it
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
 

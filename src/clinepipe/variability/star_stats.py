@@ -31,7 +31,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from sqlalchemy import delete, func, insert, select
 
-from clinepipe.store.tables import frames, measurements, star_stats, star_stats_pending, stars
+from clinepipe.store.tables import (
+    frames,
+    measurements,
+    star_stats,
+    star_stats_pending,
+    stars,
+)
 from clinepipe.variability.points import (
     DEFAULT_EXCLUDE_QC,
     exclude_key,
