@@ -104,12 +104,13 @@ def lc(star: str = typer.Argument(..., help='Star id, catalog id, known-variable
         typer.echo(f"wrote {plot}", err=str(plot) == "-")
     if not plot and not out_csv:
         phases = fold_phase(point_times(rows), fold, epoch) if fold else None
-        typer.echo("jd_mid\tfilter\tmag\tmag_err\tflags" + ("\tphase" if fold else ""))
+        lines = ["jd_mid\tfilter\tmag\tmag_err\tflags" + ("\tphase" if fold else "")]
         for i, r in enumerate(rows):
             mag = f"{r['mag']:.4f}" if r["mag"] is not None else "nan"
             err = f"{r['mag_err']:.4f}" if r["mag_err"] is not None else "nan"
             phase = f"\t{phases[i]:.4f}" if fold else ""
-            typer.echo(f"{r['jd_mid']:.6f}\t{r['filter']}\t{mag}\t{err}\t{r['flags']}{phase}")
+            lines.append(f"{r['jd_mid']:.6f}\t{r['filter']}\t{mag}\t{err}\t{r['flags']}{phase}")
+        typer.echo("\n".join(lines))  # one write and flush, not one per point
     _print_lc_statistics(engine, cfg, star_id, filter)
 
 
