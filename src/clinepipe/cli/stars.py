@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import sys
 from pathlib import Path
 from typing import Optional
@@ -22,16 +23,16 @@ def stars(as_csv: bool = typer.Option(False, "--csv", help="CSV output.")):
     suspected new variable found in our own data, else empty."""
     from sqlalchemy import select
 
-    from clinepipe.store.db import session_scope
-    from clinepipe.store.models import Star
+    from clinepipe.store.tables import stars as star_table
     from clinepipe.variability.star_stats import read_statistics
     from clinepipe.variability.statistics import ordered_filters
 
     cfg = current_config()
     engine = read_engine(cfg)
-    with session_scope(engine) as s:
-        rows = s.execute(select(Star.id, Star.ra, Star.dec, Star.catalog_id, Star.name,
-                                Star.var_type).order_by(Star.id)).all()
+    c = star_table.c
+    with engine.connect() as conn:
+        rows = conn.execute(select(c.id, c.ra, c.dec, c.catalog_id, c.name, c.var_type)
+                            .order_by(c.id)).all()
     stored = read_statistics(engine, tuple(cfg.qc.exclude_from_variability))
     g = stored.groups
     means: dict[int, dict[str, float]] = {}
@@ -42,13 +43,18 @@ def stars(as_csv: bool = typer.Option(False, "--csv", help="CSV output.")):
         counts[f] = counts.get(f, 0) + n
     filters = ordered_filters(counts)
     header = ["star_id", "ra", "dec", "n_measurements", "catalog_id", "name", "type"]
-    w = csv.writer(sys.stdout, lineterminator="\n", delimiter="," if as_csv else "\t")
+    # the whole table is formatted in memory and written at once: one write instead of one per
+    # star (an unbuffered or line-buffered stdout made it a system call per line)
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n", delimiter="," if as_csv else "\t")
     w.writerow(header + [f"mean_{f}" for f in filters])
-    for sid, ra, dec, cat, name, var_type in rows:
-        mine = means.get(sid, {})
-        w.writerow([sid, f"{ra:.6f}", f"{dec:.6f}", stored.n_all.get(sid, 0), cat or "",
-                    name or "", var_type or ""]
-                   + [f"{mine[f]:.4f}" if f in mine else "" for f in filters])
+    n_all, none = stored.n_all, {}
+    w.writerows([sid, f"{ra:.6f}", f"{dec:.6f}", n_all.get(sid, 0), cat or "", name or "",
+                 var_type or ""]
+                + [f"{mine[f]:.4f}" if f in mine else "" for f in filters]
+                for sid, ra, dec, cat, name, var_type in rows
+                for mine in (means.get(sid, none),))
+    sys.stdout.write(out.getvalue())
 
 
 @app.command()
@@ -72,14 +78,13 @@ def lc(star: str = typer.Argument(..., help='Star id, catalog id, known-variable
         plot_lightcurve,
         point_times,
     )
-    from clinepipe.store.db import session_scope
     from clinepipe.store.measurement_rows import LIGHTCURVE_COLUMNS, lightcurve
     from clinepipe.store.queries import resolve_star
 
     cfg = current_config()
     engine = read_engine(cfg)
-    with session_scope(engine) as s:
-        star_id = resolve_star(s, star)
+    with engine.connect() as conn:
+        star_id = resolve_star(conn, star)
     rows = lightcurve(engine, star_id, filter=filter, since=since, until=until)
     if not rows:
         raise ClinepipeError(_no_points(engine, star, star_id, filter, since, until),
@@ -99,12 +104,13 @@ def lc(star: str = typer.Argument(..., help='Star id, catalog id, known-variable
         typer.echo(f"wrote {plot}", err=str(plot) == "-")
     if not plot and not out_csv:
         phases = fold_phase(point_times(rows), fold, epoch) if fold else None
-        typer.echo("jd_mid\tfilter\tmag\tmag_err\tflags" + ("\tphase" if fold else ""))
+        lines = ["jd_mid\tfilter\tmag\tmag_err\tflags" + ("\tphase" if fold else "")]
         for i, r in enumerate(rows):
             mag = f"{r['mag']:.4f}" if r["mag"] is not None else "nan"
             err = f"{r['mag_err']:.4f}" if r["mag_err"] is not None else "nan"
             phase = f"\t{phases[i]:.4f}" if fold else ""
-            typer.echo(f"{r['jd_mid']:.6f}\t{r['filter']}\t{mag}\t{err}\t{r['flags']}{phase}")
+            lines.append(f"{r['jd_mid']:.6f}\t{r['filter']}\t{mag}\t{err}\t{r['flags']}{phase}")
+        typer.echo("\n".join(lines))  # one write and flush, not one per point
     _print_lc_statistics(engine, cfg, star_id, filter)
 
 
@@ -128,12 +134,12 @@ def _no_points(engine, star: str, star_id: int, filter, since, until) -> str:
     """Why ``lc`` has nothing to show: the star's filters, or that it has no measurement."""
     from sqlalchemy import select
 
-    from clinepipe.store.db import session_scope
-    from clinepipe.store.models import Measurement
+    from clinepipe.store.tables import measurements
 
-    with session_scope(engine) as s:
-        filters = sorted(s.scalars(select(Measurement.filter).distinct()
-                                   .where(Measurement.star_id == star_id)).all())
+    m = measurements.c
+    with engine.connect() as conn:
+        filters = sorted(conn.scalars(select(m.filter).distinct()
+                                      .where(m.star_id == star_id)).all())
     name = f"star {star_id}" + ("" if star.strip() == str(star_id) else f" ({star})")
     if not filters:
         return f"{name} has no measurements; nothing written."

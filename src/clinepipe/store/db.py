@@ -28,13 +28,13 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from sqlalchemy import (
     Engine,
 )
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
-from sqlalchemy.orm import Session
 
 from clinepipe.errors import ClinepipeError, ConfigError
 from clinepipe.store.engines import create_engine_for, mask_url, normalize_url
@@ -45,6 +45,11 @@ from clinepipe.store.schema_version import (
     head_revision,
     upgrade_schema,
 )
+
+# sqlalchemy.orm is imported where a session is opened: the commands that only read
+# (`clinepipe lc`, `stars`) use Core connections on store.tables and never load it
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +128,8 @@ def upgrade_database(url: str | URL) -> str | None:
 def session_scope(engine: Engine) -> Iterator[Session]:
     """One transaction: commits when the block ends normally, rolls back on any exception.
     Loaded objects stay readable after the block (``expire_on_commit=False``)."""
+    from sqlalchemy.orm import Session
+
     session = Session(engine, expire_on_commit=False)
     try:
         yield session
@@ -174,6 +181,8 @@ class BatchedTransaction:
     def unit(self) -> Iterator[Session]:
         """The session to write one unit in; commits afterwards when the batch is due."""
         if self._session is None:
+            from sqlalchemy.orm import Session
+
             self._session = Session(self.engine, expire_on_commit=False)
             self._opened = time.monotonic()
         try:

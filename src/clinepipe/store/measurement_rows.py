@@ -9,7 +9,7 @@ import functools
 import json
 import operator
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     Engine,
@@ -22,9 +22,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
 
-from clinepipe.store.models import Frame, Measurement, Run, ZeroPoint
+from clinepipe.store.tables import frames, measurements, runs, zero_points
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 #: the fields of ``clinepipe export --format csv``, of :func:`lightcurve` rows and of the web's
 #: ``/api/stars/{id}/lightcurve`` objects, in this order
@@ -33,13 +35,13 @@ LIGHTCURVE_COLUMNS = ("star_id", "ra", "dec", "filter", "jd_mid", "bjd_tdb", "ma
                       "flags")
 
 
-_MEASUREMENTS = Measurement.__table__
+_MEASUREMENTS = measurements
 
 
-_FRAMES = Frame.__table__
+_FRAMES = frames
 
 
-_ZERO_POINTS = ZeroPoint.__table__
+_ZERO_POINTS = zero_points
 
 
 @functools.lru_cache(maxsize=1)
@@ -145,9 +147,9 @@ def mark_frame_stars_pending(session: Session, frame_ids) -> None:
 def last_run(session: Session) -> dict | None:
     """The newest run: ``id``, ``telescope``, ``started_at``, ``finished_at``, ``status`` and
     ``error`` (why it stopped, from ``summary``; "" when it did not), or None before any."""
-    row = session.execute(select(Run.id, Run.telescope, Run.started_at, Run.finished_at,
-                                 Run.status, Run.summary)
-                          .order_by(Run.id.desc()).limit(1)).first()
+    r = runs.c
+    row = session.execute(select(r.id, r.telescope, r.started_at, r.finished_at, r.status,
+                                 r.summary).order_by(r.id.desc()).limit(1)).first()
     if row is None:
         return None
     run = dict(row._mapping)

@@ -8,19 +8,21 @@ import numpy as np
 from sqlalchemy import func, or_, select
 
 from clinepipe.errors import UsageError
-from clinepipe.store.models import Star
+from clinepipe.store.tables import stars
 
 
 def resolve_star(session, spec: str, radius_arcsec: float = 5.0) -> int:
     """A star id from an id, a catalog id, a known-variable name or ``"RA DEC"`` in degrees or
-    sexagesimal (``"10 47 59 +30 03 58"``, ``"10:47:59 +30:03:58"``, ``"10h47m59s +30d03m58s"``)."""
+    sexagesimal (``"10 47 59 +30 03 58"``, ``"10:47:59 +30:03:58"``, ``"10h47m59s +30d03m58s"``).
+    ``session``: a session or a connection (Core statements only)."""
     text = spec.strip()
     if re.fullmatch(r"\d+", text):
-        star = session.get(Star, int(text))
+        star = session.execute(select(stars.c.id).where(stars.c.id == int(text))).scalar()
         if star is not None:
-            return star.id
-    hit = session.scalars(select(Star.id).where(
-        or_(Star.catalog_id == text, func.lower(Star.name) == text.lower())).order_by(Star.id)).first()
+            return star
+    c = stars.c
+    hit = session.execute(select(c.id).where(
+        or_(c.catalog_id == text, func.lower(c.name) == text.lower())).order_by(c.id)).scalar()
     if hit is not None:
         return hit
     # imported here: the headers package loads astropy (seconds on a busy machine), which an id,
@@ -34,9 +36,9 @@ def resolve_star(session, spec: str, radius_arcsec: float = 5.0) -> int:
     if ra is not None:
         r = radius_arcsec / 3600.0
         cosd = max(np.cos(np.radians(dec)), 1e-3)
-        rows = session.execute(select(Star.id, Star.ra, Star.dec).where(
-            Star.dec.between(dec - r, dec + r),
-            Star.ra.between(ra - r / cosd, ra + r / cosd))).all()
+        rows = session.execute(select(c.id, c.ra, c.dec).where(
+            c.dec.between(dec - r, dec + r),
+            c.ra.between(ra - r / cosd, ra + r / cosd))).all()
         if rows:
             d = [np.hypot((rr - ra) * cosd, dd - dec) for _, rr, dd in rows]
             if min(d) <= r:

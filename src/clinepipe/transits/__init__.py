@@ -1,30 +1,34 @@
 """Exoplanet transits: targets from transits.csv, the differential light curve, the transit
 model and its MCMC fit with detrending, and the files a fit leaves (fit.json, lightcurve.csv,
-a plot). Pure functions over numpy arrays; the database edge and the CLI live elsewhere."""
+a plot). Pure functions over numpy arrays; the database edge and the CLI live elsewhere.
 
-from clinepipe.transits.differential import (
-                           Comparisons,
-                           DifferentialLightCurve,
-                           choose_aperture,
-                           differential_flux,
-                           select_comparisons,
-)
-from clinepipe.transits.fit import (
-                           TransitFit,
-                           TransitRefused,
-                           check_coverage,
-                           fit_transit,
-                           table_priors,
-)
-from clinepipe.transits.limbdark import LimbDarkening, quadratic_ld
-from clinepipe.transits.model import TransitCurve, total_duration, transit_flux
-from clinepipe.transits.outputs import aavso_columns, fit_record, write_transit_outputs
-from clinepipe.transits.targets import (
-                           TransitTarget,
-                           parse_position,
-                           read_targets,
-                           transits_in_window,
-)
+The public names are loaded on first use: every run imports the transit step, and a run
+without a transit to fit (or ``clinepipe lc``) need not load the limb-darkening table's
+triangulation (scipy.spatial) or the fit's MCMC.
+"""
+
+import importlib
+
+#: where each public name lives
+_HOMES = {
+    "Comparisons": "differential", "DifferentialLightCurve": "differential",
+    "choose_aperture": "differential", "differential_flux": "differential",
+    "select_comparisons": "differential",
+    "TransitFit": "fit", "TransitRefused": "fit", "check_coverage": "fit",
+    "fit_transit": "fit", "table_priors": "fit",
+    "LimbDarkening": "limbdark", "quadratic_ld": "limbdark",
+    "TransitCurve": "model", "total_duration": "model", "transit_flux": "model",
+    "aavso_columns": "outputs", "fit_record": "outputs", "write_transit_outputs": "outputs",
+    "TransitTarget": "targets", "parse_position": "targets", "read_targets": "targets",
+    "transits_in_window": "targets",
+}
+
+
+def __getattr__(name: str):
+    if name in _HOMES:
+        return getattr(importlib.import_module(f"clinepipe.transits.{_HOMES[name]}"), name)
+    raise AttributeError(f"module 'clinepipe.transits' has no attribute {name!r}")
+
 
 __all__ = [
     "TransitTarget", "read_targets", "transits_in_window", "parse_position", "quadratic_ld",

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from sqlalchemy import select
 
-from clinepipe.store.models import Frame, Measurement, Star
+from clinepipe.store.tables import frames, measurements, stars
 
 #: QC flags whose frames are left out of variability statistics unless the caller says otherwise
 DEFAULT_EXCLUDE_QC = ("clouds", "trailed")
@@ -36,19 +36,18 @@ def variability_points(engine, *, exclude_qc=DEFAULT_EXCLUDE_QC,
     ``engine`` may also be an open connection or session (read inside its transaction)."""
     from sqlalchemy.engine import Engine
 
-    from clinepipe.store.db import session_scope
-
-    M = Measurement
-    stmt = (select(M.star_id, M.filter, M.bjd_tdb, M.jd_mid, M.mag, M.mag_err, Frame.qc, Star.name,
-                   Star.var_type)
-            .join(Frame, Frame.id == M.frame_id).join(Star, Star.id == M.star_id)
+    M, F, S = measurements.c, frames.c, stars.c
+    stmt = (select(M.star_id, M.filter, M.bjd_tdb, M.jd_mid, M.mag, M.mag_err, F.qc, S.name,
+                   S.var_type)
+            .select_from(measurements).join(frames, F.id == M.frame_id)
+            .join(stars, S.id == M.star_id)
             .where(M.mag.is_not(None), M.flags == 0))
     if star_ids is not None:
         stmt = stmt.where(M.star_id.in_([int(s) for s in star_ids]))
     stmt = stmt.order_by(M.star_id, M.filter, M.jd_mid)
     if isinstance(engine, Engine):
-        with session_scope(engine) as s:
-            rows = s.execute(stmt).all()
+        with engine.connect() as conn:
+            rows = conn.execute(stmt).all()
     else:
         rows = engine.execute(stmt).all()
     excluded = set(exclude_qc or ())

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import delete, insert, select
 
-from clinepipe.store.models import StarPeriod
+from clinepipe.store.tables import star_periods
 from clinepipe.variability.periods import SEARCH_VERSION
 from clinepipe.variability.points import variability_points
 from clinepipe.variability.statistics import (
@@ -36,7 +36,7 @@ __all__ = ["StoredPeriod", "forget_periods", "points_keys", "search_periods", "s
 
 log = logging.getLogger(__name__)
 
-_T = StarPeriod.__table__
+_T = star_periods
 #: stars read at once (bounds the SQL ``IN`` lists and the memory of the points read)
 CHUNK_STARS = 2000
 

@@ -31,7 +31,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from sqlalchemy import delete, func, insert, select
 
-from clinepipe.store.models import Frame, Measurement, Star, StarStat, StarStatPending
+from clinepipe.store.tables import (
+    frames,
+    measurements,
+    star_stats,
+    star_stats_pending,
+    stars,
+)
 from clinepipe.variability.points import (
     DEFAULT_EXCLUDE_QC,
     exclude_key,
@@ -50,7 +56,8 @@ __all__ = ["StoredStatistics", "read_statistics", "update_star_periods",
 
 #: stars read and computed at once (bounds the memory of a rebuild of a large archive)
 CHUNK_STARS = 2000
-_T = StarStat.__table__
+_T = star_stats
+_PENDING = star_stats_pending.c
 _STAT_COLUMNS = ("n", "mean_mag", "rms", "chi2_red", "stetson_j")
 #: read too for the digest a stored period must match (star_periods)
 _EXTRA_COLUMNS = ("mag_min", "mag_max", "t_first", "t_last")
@@ -95,7 +102,7 @@ def compute_rows(conn, star_ids, exclude_qc=DEFAULT_EXCLUDE_QC) -> list[dict]:
         extremes = dict(zip(keys, zip(lo.tolist(), hi.tolist(), t_lo.tolist(), t_hi.tolist())))
     stats = {(int(s), str(f)): i for i, (s, f) in enumerate(zip(g.labels[0].tolist(),
                                                                 g.labels[1].tolist()))}
-    M = Measurement
+    M = measurements.c
     counts = conn.execute(select(M.star_id, M.filter, func.count()).where(M.star_id.in_(ids))
                           .group_by(M.star_id, M.filter)).all()
     key = exclude_key(exclude_qc)
@@ -123,8 +130,7 @@ def refresh_star_stats(session, star_ids, exclude_qc=DEFAULT_EXCLUDE_QC) -> int:
     for lo in range(0, len(ids), CHUNK_STARS):
         chunk = ids[lo:lo + CHUNK_STARS]
         # the marks go first: a change another run commits meanwhile marks the star again
-        session.execute(delete(StarStatPending.__table__)
-                        .where(StarStatPending.star_id.in_(chunk)))
+        session.execute(delete(star_stats_pending).where(_PENDING.star_id.in_(chunk)))
         rows = compute_rows(session, chunk, exclude_qc)
         session.execute(delete(_T).where(_T.c.star_id.in_(chunk)))
         if rows:
@@ -136,8 +142,8 @@ def rebuild_star_stats(conn, exclude_qc=DEFAULT_EXCLUDE_QC) -> int:
     """The whole ``star_stats`` table again from every measurement (``conn``: a connection or
     session, in its transaction); returns the number of stars."""
     conn.execute(delete(_T))
-    conn.execute(delete(StarStatPending.__table__))
-    ids = conn.scalars(select(Star.id).order_by(Star.id)).all()
+    conn.execute(delete(star_stats_pending))
+    ids = conn.scalars(select(stars.c.id).order_by(stars.c.id)).all()
     return refresh_star_stats(conn, ids, exclude_qc)
 
 
@@ -153,15 +159,16 @@ def update_star_stats(engine, exclude_qc, telescope: str, nights) -> int:
 
     key = exclude_key(exclude_qc)
     with session_scope(engine) as s:
-        ids = set(s.scalars(select(StarStatPending.star_id)).all())
-        ids |= set(s.scalars(select(StarStat.star_id).distinct()
-                             .where(StarStat.exclude_qc != key)).all())
+        ids = set(s.scalars(select(_PENDING.star_id)).all())
+        ids |= set(s.scalars(select(_T.c.star_id).distinct()
+                             .where(_T.c.exclude_qc != key)).all())
         nights = sorted(n for n in nights if n)
         for lo in range(0, len(nights), 100):
             ids |= set(s.scalars(
-                select(Measurement.star_id).distinct()
-                .join(Frame, Frame.id == Measurement.frame_id)
-                .where(Frame.telescope == telescope, Frame.night.in_(nights[lo:lo + 100]))).all())
+                select(measurements.c.star_id).distinct()
+                .join(frames, frames.c.id == measurements.c.frame_id)
+                .where(frames.c.telescope == telescope,
+                       frames.c.night.in_(nights[lo:lo + 100]))).all())
         # their periods go with their old rows, in the same transaction
         forget_periods(s, ids)
         n = refresh_star_stats(s, ids, exclude_qc)
@@ -208,28 +215,30 @@ def read_statistics(engine, exclude_qc=DEFAULT_EXCLUDE_QC, *, star_ids=None,
 
     key = exclude_key(exclude_qc)
     ids = None if star_ids is None else sorted({int(s) for s in star_ids})
+    # the extremes only make the digests of the stored periods: not read without periods
+    # (a third fewer values to fetch for `clinepipe stars`, 20,000 stars x 2 filters)
+    cols = ("star_id", "filter", "n_all", *_STAT_COLUMNS,
+            *(_EXTRA_COLUMNS if find_periods else ()))
     with engine.connect() as conn:
-        stmt = select(*(_T.c[c] for c in ("star_id", "filter", "n_all", *_STAT_COLUMNS,
-                                          *_EXTRA_COLUMNS, "exclude_qc")))
-        pending_stmt = select(StarStatPending.star_id)
-        star_stmt = select(Star.id)
+        stmt = select(*(_T.c[c] for c in (*cols, "exclude_qc")))
+        pending_stmt = select(_PENDING.star_id)
+        star_stmt = select(stars.c.id)
         if ids is not None:
             stmt = stmt.where(_T.c.star_id.in_(ids))
-            pending_stmt = pending_stmt.where(StarStatPending.star_id.in_(ids))
-            star_stmt = star_stmt.where(Star.id.in_(ids))
+            pending_stmt = pending_stmt.where(_PENDING.star_id.in_(ids))
+            star_stmt = star_stmt.where(stars.c.id.in_(ids))
         stored = conn.execute(stmt).all()
         live = set(conn.scalars(pending_stmt).all())
         live |= {r[0] for r in stored if r[-1] != key}
         live |= set(conn.scalars(star_stmt).all()) - {r[0] for r in stored}
-        # plain tuples (star, filter, n_all, n, mean, rms, chi2, J, extremes): 40,000 rows in
-        # ~50 ms
-        cols = ("star_id", "filter", "n_all", *_STAT_COLUMNS, *_EXTRA_COLUMNS)
+        # plain tuples (star, filter, n_all, n, mean, rms, chi2, J[, extremes]): 40,000 rows
+        # in ~50 ms
         rows = [tuple(r[:-1]) for r in stored if r[0] not in live]
         live = sorted(live)
         for lo in range(0, len(live), CHUNK_STARS):
             rows += [tuple(r[c] for c in cols)
                      for r in compute_rows(conn, live[lo:lo + CHUNK_STARS], exclude_qc)]
-        rows.sort(key=lambda r: (r[0], r[1]))
+        rows.sort()  # by (star, filter): unique, so the other values are never compared
         n_all: dict = {}
         for r in rows:
             n_all[r[0]] = n_all.get(r[0], 0) + r[2]
@@ -273,9 +282,9 @@ def update_star_periods(engine, exclude_qc) -> int:
         # the stars the stored statistics call variable: one pass over star_stats (a row per
         # star and filter, no measurement read); read_statistics reads their stored periods
         # and searches those missing or stored for other statistics
-        variable = s.scalars(select(StarStat.star_id).distinct().where(
-            StarStat.exclude_qc == key, StarStat.n >= MIN_POINTS,
-            StarStat.chi2_red > VARIABLE_CHI2)).all()
+        variable = s.scalars(select(_T.c.star_id).distinct().where(
+            _T.c.exclude_qc == key, _T.c.n >= MIN_POINTS,
+            _T.c.chi2_red > VARIABLE_CHI2)).all()
     if not variable:
         return 0
     stored = read_statistics(engine, exclude_qc, star_ids=variable, min_points=MIN_POINTS,

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy import select
 
-from clinepipe.store.models import Star
+from clinepipe.store.tables import stars
 from clinepipe.variability.points import (
     DEFAULT_EXCLUDE_QC,
     VariabilityPoints,
@@ -92,7 +92,6 @@ def variability_table(engine, *, min_points: int = MIN_POINTS,
     for their current statistics) when the period range is the default one, else all computed
     from the measurements.
     """
-    from clinepipe.store.db import session_scope
     from clinepipe.variability.star_stats import read_statistics
 
     if (min_period, max_period) == (MIN_PERIOD, MAX_PERIOD):
@@ -100,12 +99,12 @@ def variability_table(engine, *, min_points: int = MIN_POINTS,
                                  find_periods=True)
         g, periods = stored.groups, stored.periods
         listed = sorted({int(s) for s in g.labels[0][g.n >= max(int(min_points), 1)].tolist()})
-        with session_scope(engine) as s:
+        with engine.connect() as conn:
             names = {}
             for lo in range(0, len(listed), 2000):
-                names.update({r[0]: (r[1], r[2]) for r in s.execute(
-                    select(Star.id, Star.name, Star.var_type)
-                    .where(Star.id.in_(listed[lo:lo + 2000])))})
+                names.update({r[0]: (r[1], r[2]) for r in conn.execute(
+                    select(stars.c.id, stars.c.name, stars.c.var_type)
+                    .where(stars.c.id.in_(listed[lo:lo + 2000])))})
         name = {k: v[0] for k, v in names.items()}
         var_type = {k: v[1] for k, v in names.items()}
     else:
