@@ -8,14 +8,12 @@ process behind and the next run finishes the job as if nothing happened.
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from processes import alive, descendants
+from processes import assert_all_gone, kill_when_calibrated
 from run_snapshots import assert_same_snapshot, copy_night, pipeline_snapshot
 
 from clinepipe.config import load_config
@@ -48,27 +46,10 @@ def test_dask_run_equals_serial_run(small_night, serial_reference, tmp_path):
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to list processes")
 def test_killed_dask_run_leaves_no_workers_and_restarts(small_night, serial_reference, tmp_path):
     cfg_path = dask_night(small_night, tmp_path / "n")
-    calibrated = tmp_path / "n" / "archive" / "calibrated"
-    proc = subprocess.Popen([*CLI, "--config", str(cfg_path), "run"], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        t0, workers = time.perf_counter(), set()
-        while proc.poll() is None and time.perf_counter() - t0 < 120:
-            workers |= descendants(proc.pid)
-            if calibrated.is_dir() and sum(1 for _ in calibrated.rglob("*.fits")) >= 2:
-                proc.send_signal(signal.SIGKILL)
-                break
-            time.sleep(0.01)
-    finally:
-        if proc.poll() is None and time.perf_counter() - t0 >= 120:
-            proc.kill()
-        rc = proc.wait(timeout=30)
-    assert rc == -signal.SIGKILL, "the run ended before it was killed"
+    workers = kill_when_calibrated([*CLI, "--config", str(cfg_path), "run"],
+                                   tmp_path / "n" / "archive" / "calibrated")
     assert len(workers) >= 2  # the worker processes were seen
-    deadline = time.perf_counter() + 20
-    while (left := alive(workers)) and time.perf_counter() < deadline:
-        time.sleep(0.1)
-    assert not left, f"worker processes left behind: {sorted(left)}"
+    assert_all_gone(workers)
     run_pipeline(load_config(cfg_path))  # the next run (on Dask, in this process) finishes the job
     assert_same_snapshot(pipeline_snapshot(cfg_path), serial_reference)
 

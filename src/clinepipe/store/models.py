@@ -1,15 +1,8 @@
 """SQLAlchemy 2 ORM models, mapped onto the Core tables of :mod:`clinepipe.store.tables` (the
 one description of the schema; the commands that only read use those tables without this
 module). The schema is created and changed only through the Alembic migrations in
-``clinepipe/migrations`` (``clinepipe db upgrade``); keep both in step.
-
-Provenance chain: measurement → frame (raw path + sha256, masters used) → run (config text +
-software version).
-
-Several telescopes may share one database: ``runs``, ``frames`` and ``masters`` carry the
-``telescope`` of ``[site] telescope`` ("" for a lone telescope and for rows from before
-revision 0002). A frame is known by (telescope, path relative to that telescope's incoming);
-stars, catalog matches and measurements are shared.
+``clinepipe/migrations`` (``clinepipe db upgrade``); keep both in step. The provenance chain
+and how several telescopes share a database are described in :mod:`clinepipe.store.tables`.
 """
 
 from __future__ import annotations
