@@ -1,6 +1,6 @@
 """Compare whole runs: copy a simulated night's inputs, and snapshot what a run left behind.
 
-``copy_night(sim, dest)`` copies a simulated night (incoming, catalog, vsx, config; never an
+``copy_database(cfg, path)`` copies a run's SQLite database. ``copy_night(sim, dest)`` copies a simulated night (incoming, catalog, vsx, config; never an
 archive or database) and returns the copy's clinepipe.toml. ``pipeline_snapshot(config_path)``
 is the content of a run's database and export free of surrogate ids and timestamps (stars are
 named by their rounded position): killed-and-restarted, Dask and catalog-free runs are compared
@@ -21,6 +21,25 @@ def copy_night(sim, dest) -> Path:
         if (src / name).exists():
             shutil.copy2(src / name, dest / name)
     return dest / "clinepipe.toml"
+
+
+def copy_database(cfg, path):
+    """A copy of a run's SQLite database at ``path`` (with what its write-ahead log holds):
+    the configuration using it, and its engine."""
+    import dataclasses
+    import sqlite3
+
+    from clinepipe.store.db import open_database
+
+    src, dest = sqlite3.connect(cfg.database.url.removeprefix("sqlite:///")), sqlite3.connect(path)
+    try:
+        src.backup(dest)
+    finally:
+        src.close()
+        dest.close()
+    cfg = dataclasses.replace(cfg, database=dataclasses.replace(cfg.database,
+                                                                url=f"sqlite:///{path}"))
+    return cfg, open_database(cfg.database.url)
 
 
 def _r(value, digits):

@@ -20,7 +20,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from run_snapshots import assert_same_snapshot, copy_night, pipeline_snapshot
+from run_snapshots import (
+    assert_same_snapshot,
+    copy_database,
+    copy_night,
+    pipeline_snapshot,
+)
 from scintillation_truth import young_rms
 from sqlalchemy import func, select
 
@@ -46,19 +51,6 @@ def set_catalog_source(config_path: Path, source: str) -> None:
 def run(config_path: Path, **kwargs):
     cfg = load_config(config_path)
     run_pipeline(cfg, **kwargs)
-    return cfg, open_database(cfg.database.url)
-
-
-def copy_database(cfg, path: Path):
-    """A copy of a run's SQLite database at ``path``: the configuration using it, its engine."""
-    import dataclasses
-    import sqlite3
-
-    with sqlite3.connect(cfg.database.url.removeprefix("sqlite:///")) as src, \
-            sqlite3.connect(path) as dest:
-        src.backup(dest)  # the database and its write-ahead log
-    cfg = dataclasses.replace(cfg, database=dataclasses.replace(cfg.database,
-                                                                url=f"sqlite:///{path}"))
     return cfg, open_database(cfg.database.url)
 
 

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 import numpy as np
 import pytest
-from run_snapshots import copy_night
+from run_snapshots import copy_database, copy_night
 from sqlalchemy import func, select, update
 
 from clinepipe.config import load_config
@@ -194,13 +194,7 @@ def test_readers_equal_a_scan_of_the_measurements(runs):
 
 def test_a_change_without_a_run_is_seen_by_readers_until_the_run_recomputes(runs, tmp_path):
     cfg, _engine, _, _ = runs
-    import sqlite3
-
-    source = sqlite3.connect(cfg.database.url.removeprefix("sqlite:///"))
-    with sqlite3.connect(tmp_path / "copy.db") as target:
-        source.backup(target)
-    source.close()
-    copy = open_database(f"sqlite:///{tmp_path / 'copy.db'}")
+    _, copy = copy_database(cfg, tmp_path / "copy.db")
     from clinepipe.store.measurement_rows import delete_frame_results
 
     with session_scope(copy) as s:
@@ -255,17 +249,11 @@ def test_a_star_whose_points_change_gets_a_new_period(runs, tmp_path):
     """A light's results deleted: readers search the changed variable stars (not the stored
     periods) until the run's step recomputes them; then the stored periods are those of the
     search on the new points, and ``variables`` searches nothing again."""
-    import sqlite3
-
     from clinepipe.store.measurement_rows import delete_frame_results
     from clinepipe.variability.star_stats import update_star_stats
 
     cfg, _engine, _, _ = runs
-    source = sqlite3.connect(cfg.database.url.removeprefix("sqlite:///"))
-    with sqlite3.connect(tmp_path / "copy.db") as target:
-        source.backup(target)
-    source.close()
-    copy = open_database(f"sqlite:///{tmp_path / 'copy.db'}")
+    _, copy = copy_database(cfg, tmp_path / "copy.db")
     before = _stored_periods(copy)
     variable = sorted(s for s, r in before.items() if r[1] is not None)
     assert variable
@@ -299,18 +287,13 @@ def test_without_stored_periods_readers_search_and_say_so_and_the_run_stores_the
     (and logs that it does) with the same result; the next run's step stores every variable
     star's period once, and nothing the night after."""
     import logging
-    import sqlite3
 
     from sqlalchemy import delete
 
     from clinepipe.variability.star_stats import update_star_periods
 
     cfg, engine, _, variables = runs
-    source = sqlite3.connect(cfg.database.url.removeprefix("sqlite:///"))
-    with sqlite3.connect(tmp_path / "copy.db") as target:
-        source.backup(target)
-    source.close()
-    copy = open_database(f"sqlite:///{tmp_path / 'copy.db'}")
+    _, copy = copy_database(cfg, tmp_path / "copy.db")
     with session_scope(copy) as s:
         s.execute(delete(StarPeriod))
     exclude = tuple(cfg.qc.exclude_from_variability)
