@@ -9,7 +9,8 @@ import re
 import shutil
 import time
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,7 +86,8 @@ def ingest_stage(cfg: Config, engine, run_id: int, settle_seconds: float,
     in_flight: dict[str, str] = {}  # sha256 -> raw path of the files being copied
 
     def record(row, message, copying) -> None:
-        _finish_copy(cfg, row, copying)
+        if copying is not None:
+            _finish_copy(cfg, row, copying.result)
         in_flight.pop(row.get("sha256"), None)
         _night_from_folders(row)
         _insert_frame(engine, row)
@@ -227,7 +229,8 @@ def _ingest_file(cfg: Config, engine, path: Path, rel: str, run_id: int,
     if copier is not None:
         return row, "", copier.submit(_copy_to_archive, cfg.paths.archive, path, info, digest,
                                       content)
-    _finish_copy(cfg, row, _copy_to_archive(cfg.paths.archive, path, info, digest, content))
+    _finish_copy(cfg, row, lambda: _copy_to_archive(cfg.paths.archive, path, info, digest,
+                                                    content))
     return row, "", None
 
 
@@ -240,14 +243,12 @@ def _copy_to_archive(archive: Path, path: Path, info: FrameInfo, digest: str, co
     return copy
 
 
-def _finish_copy(cfg: Config, row: dict, copying) -> None:
-    """Put the archive copy's path into ``row`` (``copying``: the path, or the Future of
-    :func:`_copy_to_archive`, waited for here); a copy that failed with a named reason fails
-    the frame (a full disk raises: the run stops)."""
-    if copying is None:
-        return
+def _finish_copy(cfg: Config, row: dict, copied: Callable[[], Path]) -> None:
+    """Put the archive copy's path into ``row``: ``copied()`` makes it (:func:`_copy_to_archive`)
+    or waits for the thread making it (its Future's ``result``); a copy that failed with a
+    named reason fails the frame (a full disk raises: the run stops)."""
     try:
-        copy = copying.result() if isinstance(copying, Future) else copying
+        copy = copied()
     except BadInput as exc:
         row.update(state="failed", stage="ingest", reason=exc.reason, archive_path=None)
         log.warning("%s", exc.message)

@@ -75,10 +75,9 @@ def start_pool(cfg: Config, engine, workers: int | None, reprocess: bool = False
 def dask_pool(cfg: Config, workers: int | None):
     """A :class:`~clinepipe.run.parallel.DaskPool` on ``[execution] address`` (else a local
     cluster of ``workers`` processes) whose workers are warmed up for the lights."""
-    from clinepipe.run.local_pool import local_workers
     from clinepipe.run.parallel import DaskPool
 
-    return DaskPool(workers or local_workers(cfg.execution.workers), cfg.execution.address,
+    return DaskPool(_dask_workers(cfg, workers), cfg.execution.address,
                     warm=warm_worker, config_file=str(cfg.source_file or ""))
 
 
@@ -205,8 +204,15 @@ def light_results(cfg: Config, tasks: list[LightTask], workers: int | None, pool
         if pending is not None:
             yield finish_light(pending)
         return
-    from clinepipe.run.local_pool import local_workers
     from clinepipe.run.parallel import dask_map
 
-    yield from dask_map(process_light, tasks, workers=workers or local_workers(cfg.execution.workers),
+    yield from dask_map(process_light, tasks, workers=_dask_workers(cfg, workers),
                         address=cfg.execution.address)
+
+
+def _dask_workers(cfg: Config, workers: int | None) -> int:
+    """A local Dask cluster's size: ``run --workers N``, else ``[execution] workers`` (0: one
+    per CPU)."""
+    from clinepipe.run.local_pool import local_workers
+
+    return workers or local_workers(cfg.execution.workers)

@@ -203,10 +203,13 @@ def _transform(run: RunContext) -> None:
 
 
 def _night_reports(run: RunContext) -> None:
-    mapper = None
-    if isinstance(run.pool, LocalPool):
-        def mapper(func, items):
-            return run.pool.map(func, items, what="report plots")
+    from functools import partial
+
+    from clinepipe.run.cluster_jobs import run_jobs
+
+    # the local workers imported matplotlib after the lights (a Dask pool is closed by then)
+    mapper = (partial(run_jobs, pool=run.pool, what="report plots")
+              if isinstance(run.pool, LocalPool) else None)
     write_night_reports(run.cfg, run.engine, run.run_id, also_runs=run.killed, mapper=mapper)
 
 
