@@ -116,7 +116,7 @@ def main(argv=None) -> int:
 
         read_s, stack = best_of(args.repeat, lambda: read_all(paths, args.size))
         bn_s, reference = best_of(args.repeat, lambda: bn.median(stack, axis=0))
-        del stack
+        stack = None  # frees the stack before the next measurement
         rows = []
         for chunk in args.chunk_rows:
             secs, got = best_of(args.repeat, lambda c=chunk: median_stack(paths, chunk_rows=c))

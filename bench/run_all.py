@@ -210,7 +210,7 @@ def bench_masters(tmp: Path, args) -> dict:
 
     read_s, stack = best_of(repeat, read_all)           # also warms the page cache
     bn_s, reference = best_of(repeat, lambda: bn.median(stack, axis=0))
-    del stack
+    stack = None  # frees the stack before the next measurement
     log(f"    read (astropy) {read_s:.2f} s, bottleneck.median in memory {bn_s:.2f} s")
     stack_s, got = best_of(repeat, lambda: median_stack(paths))
     identical = bool(np.array_equal(got, reference))
