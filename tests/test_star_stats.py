@@ -21,7 +21,11 @@ from clinepipe.store.models import (
     StarStatPending,
 )
 from clinepipe.variability.points import variability_points
-from clinepipe.variability.star_stats import read_statistics, rebuild_star_stats
+from clinepipe.variability.star_stats import (
+    count_measurements,
+    read_statistics,
+    rebuild_star_stats,
+)
 from clinepipe.variability.statistics import MIN_POINTS
 from clinepipe.variability.table import points_statistics, variability_table
 
@@ -209,6 +213,29 @@ def test_a_change_without_a_run_is_seen_by_readers_until_the_run_recomputes(runs
         rebuild_star_stats(s)
     assert_table_matches_scan(copy)
     assert_readers_match_scan(copy)
+    copy.dispose()
+
+
+def test_the_measurement_count_from_the_table_equals_a_count_of_the_measurements(
+        runs, tmp_path):
+    cfg, engine, _, _ = runs
+
+    def counted(db):
+        with session_scope(db) as s:
+            return count_measurements(s), s.scalar(select(func.count()).select_from(Measurement))
+
+    got, truth = counted(engine)
+    assert got == truth > 1000
+    _, copy = copy_database(cfg, tmp_path / "copy.db")
+    from clinepipe.store.measurement_rows import delete_frame_results
+
+    with session_scope(copy) as s:  # stale rows (pending stars) and stars without rows
+        frame_id = s.scalar(select(Frame.id).where(Frame.kind == "light").order_by(Frame.id))
+        delete_frame_results(s, frame_id)
+        assert s.scalar(select(func.count()).select_from(StarStatPending)) > 20
+        s.execute(StarStat.__table__.delete().where(StarStat.star_id <= 10))
+    got, truth = counted(copy)
+    assert got == truth < counted(engine)[1]
     copy.dispose()
 
 

@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session
 from clinepipe import __version__
 from clinepipe.finite import finite_or_none
 from clinepipe.store.measurement_rows import last_run, several_telescopes
-from clinepipe.store.models import Frame, Measurement, Star
+from clinepipe.store.models import Frame, Star
+from clinepipe.variability.star_stats import count_measurements
 from clinepipe.web.routing import HERE
 from clinepipe.web.values import (
     ATTENTION_STATES,
@@ -274,12 +275,12 @@ class Dashboard:
             counts = s.execute(select(
                 select(func.count(Frame.id)).scalar_subquery(),
                 select(func.count(func.distinct(Frame.night))).scalar_subquery(),
-                select(func.count(Star.id)).scalar_subquery(),
-                # count(*), not count(id): SQLite then counts the narrowest index (0.14 s
-                # rather than 0.85 s over 10 M measurements)
-                select(func.count()).select_from(Measurement).scalar_subquery())).one()
+                select(func.count(Star.id)).scalar_subquery())).one()
+            # from the per star and filter statistics: a count of 10 M measurements takes
+            # PostgreSQL ~2 s (SQLite 0.14 s over its narrowest index)
+            measurements = count_measurements(s)
             run = last_run(s)  # with why it stopped, as `clinepipe status` shows it
-        frames, nights, stars, measurements = counts
+        frames, nights, stars = counts
         return {"frames": frames, "nights": nights, "stars": stars,
                 "measurements": measurements, "last_run": run}
 
