@@ -83,9 +83,39 @@ class DaskPool:
                 f"[execution] address = {self.address!r} ({exc}); start the cluster or fix "
                 "the address.", reason="no Dask scheduler") from exc
 
+    @property
+    def builds_masters(self) -> bool:
+        """On an existing cluster (``address``): its workers are up as the run begins. A local
+        cluster is started after ingest; its workers come up while the masters are built in
+        the run's own process."""
+        return bool(self.address)
+
+    @property
+    def draws_plots(self) -> bool:
+        """On an existing cluster: kept after the lights, its workers warmed for plotting
+        (:meth:`prepare`) while the run finishes. A local cluster is closed after the lights:
+        its workers share the run's CPUs, and each would import matplotlib for a few plots."""
+        return bool(self.address)
+
+    def start(self) -> None:
+        """Nothing: the pool starts as it is made."""
+
     def ready(self) -> bool:
         """Whether the workers are up (or starting them failed: :meth:`map` raises that)."""
         return not self._thread.is_alive()
+
+    def prepare(self, func: Callable) -> None:
+        """Run ``func`` (no arguments) once on every worker, in the background, when they are
+        up (else nothing: a pool still starting, or failed to): a task pinned to each worker,
+        ahead of the work that follows (``client.run`` would block the workers' event loops,
+        and waits for them)."""
+        if not self.ready() or self._error is not None or self.client is None:
+            return
+        from dask.distributed import fire_and_forget
+
+        for worker in self.client.scheduler_info(n_workers=-1).get("workers", {}):
+            fire_and_forget(self.client.submit(func, pure=False, workers=[worker],
+                                               allow_other_workers=False))
 
     def map(self, func: Callable, items: Iterable, what: str = "per-frame work") -> Iterator:
         """Apply ``func`` to ``items`` on the workers, yielding results in the items' order
