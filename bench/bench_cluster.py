@@ -9,9 +9,10 @@
    (the simulator's 1117 x 844 binned frames unless ``--width``/``--height``);
 2. start ``dask scheduler`` and two ``dask worker`` processes on loopback
    (``tests/dask_cluster.py``), each worker warmed up once as a standing cluster would be;
-3. the serial run: ``run_pipeline`` in a fresh process, the CPU of each of its steps and of
-   the whole process (interpreter start and imports included; ``time.process_time``, all
-   threads); it also picks ``--sample`` of the night's lights, evenly spread;
+3. the serial run (``[execution] scheduler = "serial"``): ``run_pipeline`` in a fresh
+   process, the CPU of each of its steps and of the whole process (interpreter start and
+   imports included; ``time.process_time``, all threads); it also picks ``--sample`` of the
+   night's lights, evenly spread;
 4. the cluster run (``[execution] scheduler = "dask"``, ``address`` = the cluster): the same
    process, its CPU per step, and the CPU the workers and the scheduler spent meanwhile
    (``/proc``); its export must equal the serial run's;
@@ -180,6 +181,9 @@ def measure(args, work: Path) -> dict:
         client.run(warm_worker)  # a standing cluster's workers have imported clinepipe
 
         serial_cfg = fresh_copy(source, work / "serial")
+        with serial_cfg.open("a", encoding="utf-8") as fh:
+            # not the default local pool: its workers' CPU is not this process's
+            fh.write('\n[execution]\nscheduler = "serial"\n')
         tasks_file = work / "tasks.pickle"
         serial = run_child(serial_cfg, args.sample, tasks_file)
 

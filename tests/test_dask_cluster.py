@@ -1,13 +1,16 @@
 """A night through ``[execution] address``: a real ``dask scheduler`` and two ``dask worker``
 processes started on their own (loopback), as an observatory's cluster would be.
 
-The run's database, export, archive and masters are those of the serial run of the same
-night; the scheduler's own counts show that the new files' checksums, the masters (one task per
-calibration group) and the lights were computed on the workers, not in the run's process.
+The run's database, export, archive, masters and morning report (its page and plots, byte for
+byte) are those of the serial run of the same night; the scheduler's own counts show that the
+new files' checksums, the masters (one task per calibration group), the lights and the report's
+plots were computed on the workers, not in the run's process.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -48,6 +51,13 @@ def _run(cfg_path: Path) -> subprocess.CompletedProcess:
     return r
 
 
+def _report_files(archive: Path) -> dict[str, str]:
+    """SHA-256 of every file of the morning reports (``index.html`` with its plots inline)."""
+    root = archive / "reports"
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
 def _master_content(archive: Path) -> dict:
     """Each master's pixels, header (but the time it was written) and inputs table."""
     from astropy.io import fits
@@ -84,6 +94,14 @@ def test_night_on_a_dask_cluster_equals_serial_run(small_night, cluster, tmp_pat
     assert done.get("process_light") == 8
     log = (tmp_path / "cluster" / "archive" / "logs" / "clinepipe.log").read_text("utf-8")
     assert f"checksums of {frames} item(s) on Dask ({cluster.address}, 2 workers)" in log
+    # the report's plots too (drawn by PlotBatch's `draw`), after the lights, on the same client
+    plots = re.search(r"report plots of (\d+) item\(s\) on Dask \(" + re.escape(cluster.address),
+                      log)
+    assert plots, log[-3000:]
+    assert int(plots.group(1)) >= 3 and done.get("draw") == int(plots.group(1))
+    reports = _report_files(tmp_path / "cluster" / "archive")
+    assert any(name.endswith("index.html") for name in reports)
+    assert reports == _report_files(tmp_path / "serial" / "archive")
 
     assert_same_snapshot(snapshot, pipeline_snapshot(serial_cfg))
     got, want = (_master_content(tmp_path / run / "archive") for run in ("cluster", "serial"))

@@ -98,3 +98,21 @@ def test_a_dead_worker_is_a_named_reason():
 def test_workers_zero_means_one_per_cpu():
     assert local_workers(0) == len(os.sched_getaffinity(0))
     assert local_workers(3) == 3
+
+
+def test_the_run_asks_its_pool_what_it_does_never_its_class():
+    """Both kinds of pool have every member of the interface the run's steps use (RunPool),
+    and the run's steps name neither class: a third kind of pool needs no change there."""
+    import clinepipe.run.pipeline as pipeline
+    from clinepipe.run.parallel import DaskPool
+    from clinepipe.run.run_pool import RunPool
+
+    members = set(RunPool.__annotations__) | {
+        name for name, value in vars(RunPool).items() if callable(value) and name[0] != "_"}
+    assert {"builds_masters", "draws_plots", "start", "ready", "map", "prepare",
+            "close"} <= members
+    for cls in (LocalPool, DaskPool):
+        assert not members - set(dir(cls)), cls
+    pool = LocalPool(2)
+    assert isinstance(pool, RunPool) and pool.builds_masters and pool.draws_plots
+    assert not {"LocalPool", "DaskPool"} & set(vars(pipeline))

@@ -2,9 +2,10 @@
 
 A page (the morning report) asks for its plots as it is written and gets a placeholder for
 each; :meth:`PlotBatch.fill` draws them all at once, through a ``mapper`` when the caller has
-worker processes: the run's local pool draws the report's plots in parallel, in processes
-that imported matplotlib while the run's last steps ran (matplotlib's import and four plots
-cost the run's own process over a second). Drawn here, one after the other, without one.
+worker processes: the run's pool (its local workers, or an existing Dask cluster's) draws the
+report's plots in parallel, in processes that imported matplotlib while the run's last steps
+ran (matplotlib's import and four plots cost the run's own process over a second). Drawn
+here, one after the other, without one. The jobs travel to the workers pickled.
 """
 
 from __future__ import annotations

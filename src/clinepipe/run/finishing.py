@@ -112,7 +112,7 @@ def fit_colour_terms(cfg: Config, engine, run_id: int, also_runs=()) -> None:
 def write_night_reports(cfg: Config, engine, run_id: int, also_runs=(), mapper=None) -> None:
     """The morning report of every night this run (or a killed run in ``also_runs``, whose
     reports may be missing) touched, into ``archive/reports/<night>/``; ``mapper`` draws the
-    plots (the run's local pool)."""
+    plots (the run's pool, when it draws them)."""
     from clinepipe.products.report import write_report
     from clinepipe.store.db import session_scope
 

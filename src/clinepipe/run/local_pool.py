@@ -6,9 +6,9 @@ threads took as long as one. Processes do. A fork costs milliseconds and the wor
 the run's imported modules, where Dask's local cluster starts fresh interpreters (1.4 CPU-s
 on a small machine) and a scheduler.
 
-The pool has the interface of :class:`~clinepipe.run.parallel.DaskPool` that the run's steps
-use (``ready``, ``map`` in order, ``close``), so the masters' groups and the lights go to it
-the same way; the database stays in the run's process.
+The pool has the interface the run's steps use (:class:`~clinepipe.run.run_pool.RunPool`, as
+:class:`~clinepipe.run.parallel.DaskPool`), so the masters' groups, the lights and the report's
+plots go to it the same way; the database stays in the run's process.
 
 The workers are forked by :meth:`LocalPool.start` (the run calls it as ingest begins, so they
 import while it copies files) or the first :meth:`LocalPool.map`. Each one, before
@@ -62,6 +62,12 @@ class LocalPool:
         Run once in each worker after the imports (e.g. to load the time tables of the BJD
         computation, half a second, so the first light costs what the others do).
     """
+
+    #: forked as ingest begins (:meth:`start`), the workers build the masters
+    builds_masters = True
+    #: kept after the lights, the workers import matplotlib (:meth:`prepare`) while the run
+    #: finishes, then draw the report's plots in parallel
+    draws_plots = True
 
     def __init__(self, workers: int, close_fds: tuple[int, ...] = (),
                  warm: Callable | None = None):

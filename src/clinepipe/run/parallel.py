@@ -24,7 +24,8 @@ log = logging.getLogger("clinepipe")
 class DaskPool:
     """A Dask client (a LocalCluster of ``workers`` single-threaded processes, or the scheduler
     at ``address``) that comes up in the background; ``warm`` is run once on every worker.
-    :meth:`map` waits for it; errors while starting are raised there."""
+    :meth:`map` waits for it; errors while starting are raised there. The interface the
+    run's steps use: :class:`~clinepipe.run.run_pool.RunPool`."""
 
     def __init__(self, workers: int = 2, address: str = "", warm: Callable | None = None,
                  config_file: str = ""):
@@ -83,9 +84,45 @@ class DaskPool:
                 f"[execution] address = {self.address!r} ({exc}); start the cluster or fix "
                 "the address.", reason="no Dask scheduler") from exc
 
+    # A local cluster shares the run's CPUs. Measured on 2 CPUs (a 40-light night, each way
+    # run 3 to 6 times in turn, load ~8): waiting for its workers to build the masters cost
+    # 0.7 CPU-s more in all (the masters step 4.4 -> 8.4 s), drawing the report's plots on
+    # them 1.4 CPU-s more (each worker imports matplotlib; the run's own process saves 1.4
+    # of its 9.8), and neither made the run shorter.
+
+    @property
+    def builds_masters(self) -> bool:
+        """On an existing cluster (``address``): its workers are up as the run begins. A local
+        cluster is started after ingest; its workers come up while the masters are built in
+        the run's own process."""
+        return bool(self.address)
+
+    @property
+    def draws_plots(self) -> bool:
+        """On an existing cluster: kept after the lights, its workers warmed for plotting
+        (:meth:`prepare`) while the run finishes. A local cluster is closed after the lights,
+        in the background (the plots are drawn in the run's own process)."""
+        return bool(self.address)
+
+    def start(self) -> None:
+        """Nothing: the pool starts as it is made."""
+
     def ready(self) -> bool:
         """Whether the workers are up (or starting them failed: :meth:`map` raises that)."""
         return not self._thread.is_alive()
+
+    def prepare(self, func: Callable) -> None:
+        """Run ``func`` (no arguments) once on every worker, in the background, when they are
+        up (else nothing: a pool still starting, or failed to): a task pinned to each worker,
+        ahead of the work that follows (``client.run`` would block the workers' event loops,
+        and waits for them)."""
+        if not self.ready() or self._error is not None or self.client is None:
+            return
+        from dask.distributed import fire_and_forget
+
+        for worker in self.client.scheduler_info(n_workers=-1).get("workers", {}):
+            fire_and_forget(self.client.submit(func, pure=False, workers=[worker],
+                                               allow_other_workers=False))
 
     def map(self, func: Callable, items: Iterable, what: str = "per-frame work") -> Iterator:
         """Apply ``func`` to ``items`` on the workers, yielding results in the items' order

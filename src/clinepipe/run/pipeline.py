@@ -34,10 +34,10 @@ from clinepipe.run.lights_step import (
     start_pool,
     use_dask,
 )
-from clinepipe.run.local_pool import LocalPool
 from clinepipe.run.lock import RunLock
 from clinepipe.run.masters_step import masters_stage
 from clinepipe.run.relative_step import relative_photometry_step
+from clinepipe.run.run_pool import RunPool
 from clinepipe.run.run_records import (
     adopt_untagged_rows,
     attach_log_file,
@@ -112,14 +112,14 @@ class RunContext:
     workers: int | None = None
     progress: object = None
     settle_seconds: float = 2.0
-    pool: object = None            #: the local or Dask pool, when the run uses one
+    pool: RunPool | None = None    #: the run's local or Dask pool, when it uses one
     #: nights whose frames this run changed beyond its own (the suspects' recalibration):
     #: the steps after it work on these and the run's own nights, never the whole archive
     touched_nights: set = field(default_factory=set)
 
 
 def _ingest(run: RunContext) -> None:
-    if isinstance(run.pool, LocalPool):  # the workers import while the files are copied
+    if run.pool is not None:  # the workers import while the files are copied
         run.pool.start()
     if use_dask(run.cfg, run.workers) and run.cfg.execution.address:
         # an existing cluster's workers are up already: they hash the new files and build
@@ -136,8 +136,8 @@ def _ingest(run: RunContext) -> None:
 
 
 def _masters(run: RunContext) -> None:
-    # a local Dask cluster's workers are still starting: the masters are built here
-    pool = run.pool if run.cfg.execution.address or isinstance(run.pool, LocalPool) else None
+    # else (a local Dask cluster) the workers are still starting: the masters are built here
+    pool = run.pool if run.pool is not None and run.pool.builds_masters else None
     run.summary.masters_built = masters_stage(run.cfg, run.engine, run.run_id, pool=pool)
 
 
@@ -145,7 +145,7 @@ def _lights(run: RunContext) -> None:
     run.summary.lights_done = lights_stage(run.cfg, run.engine, run.run_id,
                                            reprocess=run.reprocess, workers=run.workers,
                                            progress=run.progress, pool=run.pool)
-    if isinstance(run.pool, LocalPool):  # kept to draw the report's plots
+    if run.pool is not None and run.pool.draws_plots:  # kept to draw the report's plots
         from clinepipe.products.plot_batch import warm_plotting
 
         run.pool.prepare(warm_plotting)
@@ -207,9 +207,9 @@ def _night_reports(run: RunContext) -> None:
 
     from clinepipe.run.cluster_jobs import run_jobs
 
-    # the local workers imported matplotlib after the lights (a Dask pool is closed by then)
+    # the workers imported matplotlib after the lights (a pool that does not draw is closed)
     mapper = (partial(run_jobs, pool=run.pool, what="report plots")
-              if isinstance(run.pool, LocalPool) else None)
+              if run.pool is not None and run.pool.draws_plots else None)
     write_night_reports(run.cfg, run.engine, run.run_id, also_runs=run.killed, mapper=mapper)
 
 
