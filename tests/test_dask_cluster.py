@@ -2,7 +2,7 @@
 processes started on their own (loopback), as an observatory's cluster would be.
 
 The run's database, export, archive and masters are those of the serial run of the same
-night; the scheduler's own counts show that the new files' checksums, the masters (one task per
+night; the scheduler's own counts show that the new files (read, hashed, staged), the masters (one task per
 calibration group) and the lights were computed on the workers, not in the run's process.
 """
 
@@ -78,12 +78,13 @@ def test_night_on_a_dask_cluster_equals_serial_run(small_night, cluster, tmp_pat
                  and p.suffix.lower() in (".fit", ".fits"))
     snapshot = pipeline_snapshot(cfg_path)
     n_masters = len(snapshot["masters"])
-    # every new file hashed, every group's master built, every light measured on the workers
-    assert done.get("file_checksum") == frames
+    # every new file read, hashed and staged, every group's master built, every light measured
+    # on the workers
+    assert done.get("stage_file") == frames
     assert n_masters >= 4 and done.get("make_master") == n_masters
     assert done.get("process_light") == 8
     log = (tmp_path / "cluster" / "archive" / "logs" / "clinepipe.log").read_text("utf-8")
-    assert f"checksums of {frames} item(s) on Dask ({cluster.address}, 2 workers)" in log
+    assert f"new files of {frames} item(s) on Dask ({cluster.address}, 2 workers)" in log
 
     assert_same_snapshot(snapshot, pipeline_snapshot(serial_cfg))
     got, want = (_master_content(tmp_path / run / "archive") for run in ("cluster", "serial"))

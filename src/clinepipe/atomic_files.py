@@ -15,6 +15,7 @@ once turned the device into a 4 MB regular file):
 
 from __future__ import annotations
 
+import errno
 import functools
 import io
 import os
@@ -30,7 +31,7 @@ if TYPE_CHECKING:  # astropy only when a FITS file is written: `lc`, `stars` sta
     from astropy.io import fits
 
 __all__ = ["STDOUT", "atomic_open", "atomic_write_bytes", "atomic_write_text",
-           "atomic_write_fits", "is_stdout"]
+           "atomic_write_fits", "is_stdout", "stage_bytes", "replace_staged"]
 
 #: the path that means standard output
 STDOUT = "-"
@@ -144,6 +145,47 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb", *, encoding: str = "u
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    _fsync_folder(target.parent)
+
+
+def stage_bytes(folder: str | os.PathLike, data: bytes, *, prefix: str = "") -> Path:
+    """The first half of a write whole or not at all, made apart from the second (on another
+    process or machine): ``data`` in a new file of ``folder`` (a unique name ``<prefix>…
+    .staging``), flushed and fsync-ed; :func:`replace_staged` then puts it under its name.
+
+    Raises OSError (a full disk…) after removing the partial file."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=prefix, suffix=".staging", dir=folder)
+    staged = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        raise
+    return staged
+
+
+def replace_staged(staged: str | os.PathLike, target: str | os.PathLike) -> None:
+    """The second half of :func:`stage_bytes`: ``staged`` renamed over ``target`` and the
+    rename made durable (the folder fsync-ed). A staging folder on another file system than
+    ``target`` (no rename possible) is copied through :func:`atomic_open` instead."""
+    staged, target = Path(staged), Path(target)
+    try:
+        os.replace(staged, target)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        import shutil
+
+        with open(staged, "rb") as fin, atomic_open(target, "wb") as fout:
+            shutil.copyfileobj(fin, fout, 1 << 20)
+        shutil.copystat(staged, target)
+        staged.unlink()
+        return
     _fsync_folder(target.parent)
 
 
