@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import shutil
 import signal
 import subprocess
@@ -235,3 +236,25 @@ def test_run_killed_while_files_are_staged_ends_as_the_serial_run(small_night, s
     log = (tmp_path / "n" / "archive" / "logs" / "clinepipe.log").read_text(encoding="utf-8")
     # (the killed run may have put the last ones in place between the look and the kill)
     assert (f"ingest: {left} staging file(s) of a killed run removed" in log) == (left > 0)
+
+
+def test_staged_file_on_another_file_system_is_copied_into_place(tmp_path):
+    """A staging folder on another file system than the archive (no rename): the bytes and
+    times arrive all the same, and the staging file is gone."""
+    from clinepipe.atomic_files import replace_staged, stage_bytes
+
+    other = Path("/dev/shm")
+    if not other.is_dir() or other.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("no second file system (/dev/shm) to stage on")
+    data = bytes(range(256)) * 4099
+    staged = stage_bytes(other / f"clinepipe-test-{tmp_path.name}", data, prefix="x.fit.")
+    try:
+        when = 1_700_000_000
+        os.utime(staged, (when, when))
+        target = tmp_path / "raw" / "x.fit"
+        target.parent.mkdir()
+        assert replace_staged([(staged, target)]) == set()  # copied, not renamed
+        assert target.read_bytes() == data and target.stat().st_mtime == when
+        assert not staged.exists()
+    finally:
+        shutil.rmtree(staged.parent, ignore_errors=True)

@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # astropy only when a FITS file is written: `lc`, `stars` sta
     from astropy.io import fits
 
 __all__ = ["STDOUT", "atomic_open", "atomic_write_bytes", "atomic_write_text",
-           "atomic_write_fits", "is_stdout", "stage_bytes", "replace_staged"]
+           "atomic_write_fits", "is_stdout", "stage_bytes", "replace_staged", "sync_folders"]
 
 #: the path that means standard output
 STDOUT = "-"
@@ -169,24 +169,38 @@ def stage_bytes(folder: str | os.PathLike, data: bytes, *, prefix: str = "") -> 
     return staged
 
 
-def replace_staged(staged: str | os.PathLike, target: str | os.PathLike) -> None:
-    """The second half of :func:`stage_bytes`: ``staged`` renamed over ``target`` and the
-    rename made durable (the folder fsync-ed). A staging folder on another file system than
-    ``target`` (no rename possible) is copied through :func:`atomic_open` instead."""
-    staged, target = Path(staged), Path(target)
-    try:
-        os.replace(staged, target)
-    except OSError as exc:
-        if exc.errno != errno.EXDEV:
-            raise
-        import shutil
+def replace_staged(moves: Iterable[tuple[str | os.PathLike, str | os.PathLike]], *,
+                   sync: bool = True) -> set[Path]:
+    """The second half of :func:`stage_bytes`: each ``(staged, target)`` of ``moves`` renamed
+    over its target, then the renames made durable (each folder fsync-ed once); the folders.
+    ``sync=False`` leaves that to the caller (:func:`sync_folders`, once for many files). A
+    staging folder on another file system than a target (no rename possible) is copied
+    through :func:`atomic_open` instead."""
+    import shutil
 
-        with open(staged, "rb") as fin, atomic_open(target, "wb") as fout:
-            shutil.copyfileobj(fin, fout, 1 << 20)
-        shutil.copystat(staged, target)
-        staged.unlink()
-        return
-    _fsync_folder(target.parent)
+    folders = set()
+    for staged, target in moves:
+        staged, target = Path(staged), Path(target)
+        try:
+            os.replace(staged, target)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            with open(staged, "rb") as fin, atomic_open(target, "wb") as fout:
+                shutil.copyfileobj(fin, fout, 1 << 20)
+            shutil.copystat(staged, target)
+            staged.unlink()
+            continue
+        folders.add(target.parent)
+    if sync:
+        sync_folders(folders)
+    return folders
+
+
+def sync_folders(folders: Iterable[str | os.PathLike]) -> None:
+    """Make the renames into ``folders`` durable (each folder fsync-ed)."""
+    for folder in folders:
+        _fsync_folder(Path(folder))
 
 
 def _fsync_folder(folder: Path) -> None:

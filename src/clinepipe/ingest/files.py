@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 from clinepipe.atomic_files import atomic_open
-from clinepipe.ingest.fits_reader import _bad
 from clinepipe.ingest.frame_info import FrameInfo
 
 #: plain FITS name endings (compared case-insensitively)
@@ -150,6 +149,10 @@ def archive_copy(src: Path, archive_root: Path, info: FrameInfo, sha256: str | N
             digest.update(block)
             fout.write(block)
         if digest.hexdigest() != expected:  # raised inside: the partial copy is never renamed
+            from clinepipe.ingest.fits_reader import (
+                _bad,  # (astropy: only when reading FITS)
+            )
+
             raise _bad(src, "file changed while being copied",
                        "changed while it was being copied (still being written?)")
     shutil.copystat(src, dest)

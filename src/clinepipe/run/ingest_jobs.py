@@ -72,16 +72,24 @@ class IngestJob:
 class StagedFile:
     """What :func:`stage_file` found: the file's ``sha256`` (hex) and ``size`` (bytes), None
     when it could not be read; ``info`` its header's facts when it is a good frame, and
-    ``staging`` the file holding its bytes (to rename into the archive, or delete); else
-    ``state`` ("failed" or "skipped"), the named ``reason`` and the log ``message``."""
+    ``staging`` the file holding its bytes (to rename into the archive, or delete), and
+    ``src_staging`` that of its Image Link ``.SRC`` list, if it has one; else ``state``
+    ("failed" or "skipped"), the named ``reason`` and the log ``message``."""
 
     sha256: str | None
     size: int | None
     info: FrameInfo | None = None
     staging: Path | None = None
+    src_staging: Path | None = None
     state: str | None = None
     reason: str | None = None
     message: str = ""
+
+    def discard(self) -> None:
+        """Delete the staging files (the file is a duplicate, or its copy is there already)."""
+        for path in (self.staging, self.src_staging):
+            if path is not None:
+                path.unlink(missing_ok=True)
 
 
 def stage_file(job: IngestJob) -> StagedFile:
@@ -106,13 +114,27 @@ def stage_file(job: IngestJob) -> StagedFile:
     except BadInput as exc:
         return StagedFile(digest, len(content), state="failed", reason=exc.reason,
                           message=exc.message)
-    staged = stage_bytes(job.staging, content, prefix=f"{Path(job.path).name}.")
+    name = Path(job.path).name
+    staged = stage_bytes(job.staging, content, prefix=f"{name}.")
+    src_staged = None
     try:
         shutil.copystat(job.path, staged)  # the raw file's permission bits and times
+        src_list = src_list_of(Path(job.path))
+        if src_list is not None:  # kept beside the archive copy of its light
+            src_staged = stage_bytes(job.staging, src_list.read_bytes(), prefix=f"{name}.SRC.")
     except BaseException:
         staged.unlink(missing_ok=True)
         raise
-    return StagedFile(digest, len(content), info=info, staging=staged)
+    return StagedFile(digest, len(content), info=info, staging=staged, src_staging=src_staged)
+
+
+def src_list_of(raw: Path) -> Path | None:
+    """The Image Link ``.SRC`` list beside a raw frame (``.SRC``, ``.src`` or ``.Src``), if any."""
+    for suffix in (".SRC", ".src", ".Src"):
+        src = raw.with_suffix(suffix)
+        if src.is_file():
+            return src
+    return None
 
 
 class ThreadMapper:

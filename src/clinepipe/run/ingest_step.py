@@ -5,14 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import select, update
 
-from clinepipe.atomic_files import atomic_open
 from clinepipe.config import Config
 from clinepipe.errors import ClinepipeError
 from clinepipe.ingest.frame_info import FrameInfo
@@ -20,6 +18,10 @@ from clinepipe.store.models import Frame
 from clinepipe.store.models import utc_now as _now
 
 log = logging.getLogger("clinepipe")
+
+#: new files whose rows are committed in one transaction (their archive folders fsync-ed once
+#: before): 40 files of a night in one transaction each took 60 folder fsyncs and 40 commits
+COMMIT_FILES = 20
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ def ingest_stage(cfg: Config, engine, run_id: int, settle_seconds: float,
     classify and stage the files (:func:`clinepipe.run.ingest_jobs.stage_file`); None: a few
     threads of this process do. This process decides, in the files' order, what each file is
     and puts its copy in place."""
+    from clinepipe.atomic_files import sync_folders
     from clinepipe.ingest.files import find_new_files, iter_fits_files
     from clinepipe.run.cluster_jobs import run_jobs
     from clinepipe.run.ingest_jobs import (
@@ -85,20 +88,21 @@ def ingest_stage(cfg: Config, engine, run_id: int, settle_seconds: float,
     # read, hashed, classified and staged on the workers (all at once); decided and put in
     # place here, in the files' order
     staged = run_jobs(stage_file, jobs, pool or ThreadMapper(), what="new files")
+    recorder = _Recorder(engine, progress)
     try:
         for path in new:
-            row, message = _record_file(cfg, engine, path, rel[path], run_id, next(staged),
-                                        notes=notes)
+            row, message, folders = _record_file(cfg, engine, path, rel[path], run_id,
+                                                 next(staged), notes=notes,
+                                                 in_flight=recorder.in_flight)
             _night_from_folders(row)
-            _insert_frame(engine, row)
-            _log_ingest(row, message)
-            if progress:
-                progress.advance()
+            recorder.add(row, message, folders)
+        recorder.flush()
         cured = 0
         for path in retry:
             old = known[rel[path]]
-            row, message = _record_file(cfg, engine, path, rel[path], run_id, next(staged),
-                                        frame_id=old.id, notes=notes)
+            row, message, folders = _record_file(cfg, engine, path, rel[path], run_id,
+                                                 next(staged), frame_id=old.id, notes=notes)
+            sync_folders(folders)
             _night_from_folders(row)
             if (row.get("state"), row.get("reason"), row.get("sha256")) == (old.state, old.reason,
                                                                             old.sha256):
@@ -176,50 +180,86 @@ class _Notes:
 
 
 def _record_file(cfg: Config, engine, path: Path, rel: str, run_id: int, staged,
-                 frame_id: int | None = None, notes: _Notes | None = None) -> tuple:
-    """The ``frames`` row of one incoming file and the log message of a failure (or "");
-    ``staged`` is what :func:`~clinepipe.run.ingest_jobs.stage_file` found. A good frame's
-    staging file is put in place as its archive copy, a duplicate's deleted. ``frame_id``:
-    the file's own row when it is tried again (not its own twin)."""
+                 frame_id: int | None = None, notes: _Notes | None = None,
+                 in_flight: dict | None = None) -> tuple:
+    """The ``frames`` row of one incoming file, the log message of a failure (or "") and the
+    folders its archive copy was renamed into (to fsync before the row is committed).
+    ``staged`` is what :func:`~clinepipe.run.ingest_jobs.stage_file` found: a good frame's
+    staging files are renamed into place as its archive copy, a duplicate's deleted.
+    ``frame_id``: the file's own row when it is tried again (not its own twin);
+    ``in_flight``: SHA-256 -> raw path of the rows not committed yet (their files' twins)."""
+    from clinepipe.atomic_files import replace_staged
+    from clinepipe.ingest.files import archive_destination
+
     telescope = cfg.site.telescope
     row = {"telescope": telescope, "raw_path": rel, "run_id": run_id, "updated_at": _now(),
            "sha256": staged.sha256, "size": staged.size}
     if staged.sha256 is None:  # unreadable: not even a checksum
         row.update(state=staged.state, stage="ingest", reason=staged.reason)
-        return row, staged.message
-    twin = _twin_of(engine, staged.sha256, telescope, exclude_id=frame_id)
+        return row, staged.message, set()
+    twin = (in_flight or {}).get(staged.sha256) or _twin_of(engine, staged.sha256, telescope,
+                                                           exclude_id=frame_id)
     if twin is not None:
-        if staged.staging is not None:
-            staged.staging.unlink(missing_ok=True)
+        staged.discard()
         row.update(state="duplicate", stage="ingest", reason=f"duplicate of {twin}")
-        return row, ""
+        return row, "", set()
     if staged.info is None:  # skipped, or failed with its named reason
         row.update(state=staged.state, stage="ingest", reason=staged.reason)
-        return row, staged.message
+        return row, staged.message, set()
     info = staged.info
     row.update(_info_columns(info), state="ingested", stage=None, reason=None)
     if notes is not None:
         notes.add(rel, info)
     log.debug("%s: %s, time from %s", rel, info.kind, info.time_source)
-    copy = _place_copy(cfg.paths.archive, path, info, staged)
-    row["archive_path"] = copy.relative_to(cfg.paths.archive).as_posix()
-    return row, ""
-
-
-def _place_copy(archive: Path, path: Path, info: FrameInfo, staged) -> Path:
-    """The archive copy of a raw file from its staging file (renamed into place, or deleted
-    when the archive holds these bytes under that name already: a killed run put it there),
-    and of its .SRC list; its path."""
-    from clinepipe.atomic_files import replace_staged
-    from clinepipe.ingest.files import archive_destination
-
+    archive = cfg.paths.archive
     copy, there = archive_destination(archive, path.name, info, staged.sha256)
-    if there:
+    if there:  # a killed run put these bytes there under this name: only its .SRC again
+        moves = [(staged.src_staging, copy.with_suffix(".SRC"))] if staged.src_staging else []
         staged.staging.unlink(missing_ok=True)
     else:
-        replace_staged(staged.staging, copy)
-    _copy_src_list(path, copy)
-    return copy
+        moves = [(staged.staging, copy)]
+        if staged.src_staging is not None:  # the Image Link list beside its light's copy
+            moves.append((staged.src_staging, copy.with_suffix(".SRC")))
+    folders = replace_staged(moves, sync=False)  # renamed now: the next file sees the names
+    row["archive_path"] = copy.relative_to(archive).as_posix()
+    return row, "", folders
+
+
+class _Recorder:
+    """The rows of the new files, committed in order, :data:`COMMIT_FILES` to a transaction
+    after the folders of their archive copies are fsync-ed: a killed run loses at most the
+    rows of one batch, and the next run finds their copies in the archive (same name, same
+    bytes) and records them as an uninterrupted run would have."""
+
+    def __init__(self, engine, progress=None):
+        self.engine, self.progress = engine, progress
+        self.rows: list[tuple[dict, str]] = []
+        self.folders: set = set()
+        self.in_flight: dict[str, str] = {}  # SHA-256 -> raw path of the rows not committed
+
+    def add(self, row: dict, message: str, folders) -> None:
+        self.rows.append((row, message))
+        self.folders |= folders
+        if row.get("sha256") and row.get("state") != "duplicate":
+            self.in_flight.setdefault(row["sha256"], row["raw_path"])
+        if len(self.rows) >= COMMIT_FILES:
+            self.flush()
+
+    def flush(self) -> None:
+        from clinepipe.atomic_files import sync_folders
+        from clinepipe.store.db import session_scope
+
+        if not self.rows:
+            return
+        sync_folders(self.folders)  # the copies are durable before their rows are
+        with session_scope(self.engine) as s:
+            s.add_all([Frame(**row) for row, _ in self.rows])
+        for row, message in self.rows:
+            _log_ingest(row, message)
+            if self.progress:
+                self.progress.advance()
+        self.rows, self.folders = [], set()
+        self.in_flight.clear()
 
 
 def _log_ingest(row: dict, message: str) -> None:
@@ -245,24 +285,6 @@ def _twin_of(engine, digest: str, telescope: str, exclude_id: int | None = None)
     if twin is None:
         return None
     return twin.raw_path if twin.telescope == telescope else f"{twin.telescope}:{twin.raw_path}"
-
-
-def _insert_frame(engine, row: dict) -> None:
-    from clinepipe.store.db import session_scope
-
-    with session_scope(engine) as s:
-        s.add(Frame(**row))
-
-
-def _copy_src_list(raw: Path, copy: Path) -> None:
-    """Keep the Image Link ``.SRC`` list beside the archive copy of its light."""
-    for suffix in (".SRC", ".src", ".Src"):
-        src = raw.with_suffix(suffix)
-        if src.is_file():
-            dest = copy.with_suffix(".SRC")
-            with open(src, "rb") as fin, atomic_open(dest, "wb") as fout:
-                shutil.copyfileobj(fin, fout)
-            return
 
 
 def _info_columns(info: FrameInfo) -> dict:
