@@ -15,6 +15,7 @@ once turned the device into a 4 MB regular file):
 
 from __future__ import annotations
 
+import errno
 import functools
 import io
 import os
@@ -30,7 +31,7 @@ if TYPE_CHECKING:  # astropy only when a FITS file is written: `lc`, `stars` sta
     from astropy.io import fits
 
 __all__ = ["STDOUT", "atomic_open", "atomic_write_bytes", "atomic_write_text",
-           "atomic_write_fits", "is_stdout"]
+           "atomic_write_fits", "is_stdout", "stage_bytes", "replace_staged", "sync_folders"]
 
 #: the path that means standard output
 STDOUT = "-"
@@ -145,6 +146,61 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb", *, encoding: str = "u
         tmp.unlink(missing_ok=True)
         raise
     _fsync_folder(target.parent)
+
+
+def stage_bytes(folder: str | os.PathLike, data: bytes, *, prefix: str = "") -> Path:
+    """The first half of a write whole or not at all, made apart from the second (on another
+    process or machine): ``data`` in a new file of ``folder`` (a unique name ``<prefix>…
+    .staging``), flushed and fsync-ed; :func:`replace_staged` then puts it under its name.
+
+    Raises OSError (a full disk…) after removing the partial file."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=prefix, suffix=".staging", dir=folder)
+    staged = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        raise
+    return staged
+
+
+def replace_staged(moves: Iterable[tuple[str | os.PathLike, str | os.PathLike]], *,
+                   sync: bool = True) -> set[Path]:
+    """The second half of :func:`stage_bytes`: each ``(staged, target)`` of ``moves`` renamed
+    over its target, then the renames made durable (each folder fsync-ed once); the folders.
+    ``sync=False`` leaves that to the caller (:func:`sync_folders`, once for many files). A
+    staging folder on another file system than a target (no rename possible) is copied
+    through :func:`atomic_open` instead."""
+    import shutil
+
+    folders = set()
+    for staged, target in moves:
+        staged, target = Path(staged), Path(target)
+        try:
+            os.replace(staged, target)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            with open(staged, "rb") as fin, atomic_open(target, "wb") as fout:
+                shutil.copyfileobj(fin, fout, 1 << 20)
+            shutil.copystat(staged, target)
+            staged.unlink()
+            continue
+        folders.add(target.parent)
+    if sync:
+        sync_folders(folders)
+    return folders
+
+
+def sync_folders(folders: Iterable[str | os.PathLike]) -> None:
+    """Make the renames into ``folders`` durable (each folder fsync-ed)."""
+    for folder in folders:
+        _fsync_folder(Path(folder))
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 from clinepipe.atomic_files import atomic_open
-from clinepipe.ingest.fits_reader import _bad
 from clinepipe.ingest.frame_info import FrameInfo
 
 #: plain FITS name endings (compared case-insensitively)
@@ -97,6 +96,25 @@ def _with_suffix_tag(name: str, tag: str) -> str:
     return f"{stem}_{tag}{name[len(stem):]}"
 
 
+def archive_destination(archive_root: Path, name: str, info: FrameInfo,
+                        sha256: str) -> tuple[Path, bool]:
+    """Where the archive copy of a raw file named ``name`` with these bytes goes, and whether
+    it is there already: ``(path, True)`` when a file of that name (or of a tagged name
+    below) holds the same SHA-256; else ``(path, False)``, the first free name of
+    ``<name>``, ``<stem>_<sha256[:8]><suffix>``, ``<stem>_<sha256[:16]><suffix>``,
+    ``<stem>_<sha256><suffix>`` in ``archive_root/raw/<night>/<kind>/`` (made here)."""
+    folder = Path(archive_root) / "raw" / info.night / info.kind
+    folder.mkdir(parents=True, exist_ok=True)
+    for candidate in (name, _with_suffix_tag(name, sha256[:8]),
+                      _with_suffix_tag(name, sha256[:16])):
+        dest = folder / candidate
+        if not dest.exists():
+            return dest, False
+        if dest.is_file() and sha256_file(dest) == sha256:
+            return dest, True
+    return folder / _with_suffix_tag(name, sha256), False
+
+
 def archive_copy(src: Path, archive_root: Path, info: FrameInfo, sha256: str | None = None,
                  content: bytes | None = None) -> Path:
     """Copy a raw frame to ``archive_root/raw/<night>/<kind>/<original name>``.
@@ -117,19 +135,9 @@ def archive_copy(src: Path, archive_root: Path, info: FrameInfo, sha256: str | N
     """
     src = Path(src)
     expected = sha256 or sha256_file(src)
-    folder = Path(archive_root) / "raw" / info.night / info.kind
-    folder.mkdir(parents=True, exist_ok=True)
-    candidates = [src.name, _with_suffix_tag(src.name, expected[:8]),
-                  _with_suffix_tag(src.name, expected[:16])]
-    for name in candidates:
-        dest = folder / name
-        if not dest.exists():
-            break
-        if dest.is_file() and sha256_file(dest) == expected:
-            return dest
-    else:
-        dest = folder / _with_suffix_tag(src.name, expected)
-
+    dest, there = archive_destination(archive_root, src.name, info, expected)
+    if there:
+        return dest
     if content is not None and sha256 is not None:
         with atomic_open(dest, "wb") as fout:
             fout.write(content)
@@ -141,6 +149,10 @@ def archive_copy(src: Path, archive_root: Path, info: FrameInfo, sha256: str | N
             digest.update(block)
             fout.write(block)
         if digest.hexdigest() != expected:  # raised inside: the partial copy is never renamed
+            from clinepipe.ingest.fits_reader import (
+                _bad,  # (astropy: only when reading FITS)
+            )
+
             raise _bad(src, "file changed while being copied",
                        "changed while it was being copied (still being written?)")
     shutil.copystat(src, dest)

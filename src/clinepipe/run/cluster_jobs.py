@@ -1,4 +1,4 @@
-"""The run's database-free jobs besides the lights: new files' checksums, one master per group.
+"""The run's database-free jobs besides the lights and ingest: one master per group.
 
 Each job is a plain function of a small picklable value, so the run does it in its own process
 or, on an existing Dask cluster (``[execution] address``), sends it to the workers
@@ -9,41 +9,11 @@ must see the incoming folder and the archive at the same paths as the run.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from clinepipe.errors import BadInput, Waiting
-
-
-@dataclass(frozen=True)
-class FileChecksum:
-    """A file's SHA-256 (hex) and size (bytes), or why it could not be read (``error``: the
-    operating system's sentence, e.g. "Permission denied")."""
-
-    sha256: str | None
-    size: int | None
-    error: str | None = None
-
-
-def file_checksum(path: Path, keep_bytes: bool = False):
-    """The :class:`FileChecksum` of ``path``; never raises for an unreadable file.
-
-    With ``keep_bytes`` returns ``(FileChecksum, bytes or None)``: the file read whole, once,
-    so the caller copies exactly the bytes that were hashed without reading them again (a raw
-    frame is tens of MB at most)."""
-    from clinepipe.ingest.files import sha256_file
-
-    try:
-        if keep_bytes:
-            content = Path(path).read_bytes()
-            return FileChecksum(hashlib.sha256(content).hexdigest(), len(content)), content
-        digest = sha256_file(path)
-        return FileChecksum(digest, path.stat().st_size)
-    except OSError as exc:
-        failed = FileChecksum(None, None, exc.strerror or str(exc))
-        return (failed, None) if keep_bytes else failed
 
 
 @dataclass(frozen=True)

@@ -3,33 +3,25 @@
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import logging
 import re
-import shutil
 import time
-from collections import deque
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import select, update
 
-from clinepipe.atomic_files import atomic_open
 from clinepipe.config import Config
-from clinepipe.errors import BadInput, ClinepipeError
+from clinepipe.errors import ClinepipeError
 from clinepipe.ingest.frame_info import FrameInfo
 from clinepipe.store.models import Frame
 from clinepipe.store.models import utc_now as _now
 
 log = logging.getLogger("clinepipe")
 
-#: one thread writes the archive copies (two would race for a name two files share: the copy
-#: of the second is renamed only when the first is there), and so many files may be read
-#: ahead of the last one recorded (each held whole in memory until copied: tens of MB at most)
-COPY_THREADS = 1
-COPY_AHEAD = 3
+#: new files whose rows are committed in one transaction (their archive folders fsync-ed once
+#: before): 40 files of a night in one transaction each took 60 folder fsyncs and 40 commits
+COMMIT_FILES = 20
 
 
 @dataclass(frozen=True)
@@ -49,10 +41,21 @@ def ingest_stage(cfg: Config, engine, run_id: int, settle_seconds: float,
     A file that failed at ingest before is tried again on every run (a fixed permission, a
     re-saved header or a configuration change may have cured it); its row changes only when
     the outcome does. Returns how many files were new and how many still being written.
-    ``pool``: a :class:`~clinepipe.run.parallel.DaskPool` whose workers compute the files'
-    checksums (all at once, while this process copies and records them in order)."""
+    ``pool``: the run's pool (:class:`~clinepipe.run.local_pool.LocalPool`, or a
+    :class:`~clinepipe.run.parallel.DaskPool` on an existing cluster) whose workers read, hash,
+    classify and stage the files (:func:`clinepipe.run.ingest_jobs.stage_file`); None: a few
+    threads of this process do. This process decides, in the files' order, what each file is
+    and puts its copy in place."""
+    from clinepipe.atomic_files import sync_folders
     from clinepipe.ingest.files import find_new_files, iter_fits_files
-    from clinepipe.run.cluster_jobs import file_checksum, run_jobs
+    from clinepipe.run.cluster_jobs import run_jobs
+    from clinepipe.run.ingest_jobs import (
+        IngestJob,
+        ThreadMapper,
+        clear_staging,
+        stage_file,
+        staging_folder,
+    )
     from clinepipe.store.db import session_scope
 
     incoming = cfg.paths.incoming
@@ -75,60 +78,46 @@ def ingest_stage(cfg: Config, engine, run_id: int, settle_seconds: float,
              and known[rel[p]].stage == "ingest"]
     if progress:
         progress.start("ingest", len(new))
+    # a killed run's staging files (only the run holding the lock ingests): never frames
+    left = clear_staging(cfg.paths.archive)
+    if left:
+        log.info("ingest: %d staging file(s) of a killed run removed", left)
     notes = _Notes()
-    # without a pool each checksum is computed when its file's turn comes (as it always was)
-    checksums = (run_jobs(file_checksum, new + retry, pool, what="checksums")
-                 if pool is not None else itertools.repeat(None))
-    # the archive copies are written and fsync-ed by threads (waiting for the disk holds no
-    # Python lock) while this thread hashes and reads the next files; each frame's row is
-    # inserted, in order, once its copy is on disk
-    waiting: deque = deque()  # (row, message, copying), in the files' order
-    in_flight: dict[str, str] = {}  # sha256 -> raw path of the files being copied
-
-    def record(row, message, copying) -> None:
-        if copying is not None:
-            _finish_copy(cfg, row, copying.result)
-        in_flight.pop(row.get("sha256"), None)
-        _night_from_folders(row)
-        _insert_frame(engine, row)
-        _log_ingest(row, message)
-        if progress:
-            progress.advance()
-
-    with ThreadPoolExecutor(COPY_THREADS, thread_name_prefix="clinepipe-copy") as copier:
-        try:
-            for path in new:
-                row, message, copying = _ingest_file(
-                    cfg, engine, path, rel[path], run_id, notes=notes, checksum=next(checksums),
-                    copier=copier, in_flight=in_flight)
-                if copying is not None:
-                    in_flight[row["sha256"]] = row["raw_path"]
-                waiting.append((row, message, copying))
-                while len(waiting) > COPY_AHEAD:
-                    record(*waiting.popleft())
-            while waiting:
-                record(*waiting.popleft())
-        finally:
-            for _, _, copying in waiting:  # stopped (a full disk): no new copies
-                if copying is not None:
-                    copying.cancel()
-    cured = 0
-    for path in retry:
-        old = known[rel[path]]
-        row, message, _ = _ingest_file(cfg, engine, path, rel[path], run_id, frame_id=old.id,
-                                       notes=notes, checksum=next(checksums))
-        _night_from_folders(row)
-        if (row.get("state"), row.get("reason"), row.get("sha256")) == (old.state, old.reason,
-                                                                        old.sha256):
-            continue  # the same failure again: nothing to write or to say twice
-        with session_scope(engine) as s:
-            s.execute(update(Frame).where(Frame.id == old.id).values(**row))
-        cured += row.get("state") not in ("failed", "skipped")
-        what = "failed at" if old.state == "failed" else "was skipped at"
-        log.info("%s: tried again after it %s ingest (%s): now %s", rel[path], what, old.reason,
-                 row.get("state") if row.get("state") not in ("failed", "skipped")
-                 else row.get("reason"))
-        _log_ingest(row, message)
+    rules, staging = cfg.headers.rules(), staging_folder(cfg.paths.archive)
+    jobs = [IngestJob(p, rel[p], cfg.camera, cfg.site, rules, staging) for p in new + retry]
+    # read, hashed, classified and staged on the workers (all at once); decided and put in
+    # place here, in the files' order
+    staged = run_jobs(stage_file, jobs, pool or ThreadMapper(), what="new files")
+    recorder = _Recorder(engine, progress)
+    try:
+        for path in new:
+            row, message, folders = _record_file(cfg, engine, path, rel[path], run_id,
+                                                 next(staged), notes=notes,
+                                                 in_flight=recorder.in_flight)
+            _night_from_folders(row)
+            recorder.add(row, message, folders)
+        recorder.flush()
+        cured = 0
+        for path in retry:
+            old = known[rel[path]]
+            row, message, folders = _record_file(cfg, engine, path, rel[path], run_id,
+                                                 next(staged), frame_id=old.id, notes=notes)
+            sync_folders(folders)
+            _night_from_folders(row)
+            if (row.get("state"), row.get("reason"), row.get("sha256")) == (old.state, old.reason,
+                                                                            old.sha256):
+                continue  # the same failure again: nothing to write or to say twice
+            with session_scope(engine) as s:
+                s.execute(update(Frame).where(Frame.id == old.id).values(**row))
+            cured += row.get("state") not in ("failed", "skipped")
+            what = "failed at" if old.state == "failed" else "was skipped at"
+            log.info("%s: tried again after it %s ingest (%s): now %s", rel[path], what,
+                     old.reason, row.get("state") if row.get("state") not in ("failed", "skipped")
+                     else row.get("reason"))
+            _log_ingest(row, message)
+    finally:
+        if hasattr(staged, "close"):  # stopped (a full disk): no new jobs (their files: next run)
+            staged.close()
     notes.log()
     log.info("ingest: %d new file(s)%s", len(new),
              f"; {len(retry)} earlier failure(s) tried again, {cured} ingested now"
@@ -136,6 +125,10 @@ def ingest_stage(cfg: Config, engine, run_id: int, settle_seconds: float,
     if unsettled:
         log.info("ingest: %d file(s) still being written (changed < %g s ago): the next run "
                  "takes them", unsettled, settle_seconds)
+    try:  # empty now, unless a job of a killed run still writes (removed next time)
+        staging.rmdir()
+    except OSError:
+        pass
     return IngestCounts(len(new), unsettled, float(settle_seconds))
 
 
@@ -186,74 +179,87 @@ class _Notes:
                      message.rstrip("."))
 
 
-def _ingest_file(cfg: Config, engine, path: Path, rel: str, run_id: int,
+def _record_file(cfg: Config, engine, path: Path, rel: str, run_id: int, staged,
                  frame_id: int | None = None, notes: _Notes | None = None,
-                 checksum=None, copier=None, in_flight: dict | None = None) -> tuple:
-    """The ``frames`` row of one incoming file (archive copy made when it is good), the log
-    message of a failure (or "") and the Future of the archive copy when ``copier`` (an
-    executor) makes it, else None (made here). ``checksum`` is the file's
-    :class:`~clinepipe.run.cluster_jobs.FileChecksum` when already computed; ``in_flight``
-    maps the SHA-256 of files still being copied to their raw paths (their rows are not in
-    the database yet, and a file with the same bytes is their duplicate)."""
-    from clinepipe.ingest.classify import SkippedFrame, read_frame_info
-    from clinepipe.run.cluster_jobs import file_checksum
+                 in_flight: dict | None = None) -> tuple:
+    """The ``frames`` row of one incoming file, the log message of a failure (or "") and the
+    folders its archive copy was renamed into (to fsync before the row is committed).
+    ``staged`` is what :func:`~clinepipe.run.ingest_jobs.stage_file` found: a good frame's
+    staging files are renamed into place as its archive copy, a duplicate's deleted.
+    ``frame_id``: the file's own row when it is tried again (not its own twin);
+    ``in_flight``: SHA-256 -> raw path of the rows not committed yet (their files' twins)."""
+    from clinepipe.atomic_files import replace_staged
+    from clinepipe.ingest.files import archive_destination
 
     telescope = cfg.site.telescope
     row = {"telescope": telescope, "raw_path": rel, "run_id": run_id, "updated_at": _now(),
-           "sha256": None, "size": None}
-    content = None
-    if checksum is None:  # read once: the checksum, the archive copy and the size from one read
-        checksum, content = file_checksum(path, keep_bytes=True)
-    if checksum.error is not None:
-        row.update(state="failed", stage="ingest", reason=f"unreadable file ({checksum.error})")
-        return row, f"{rel}: cannot be read ({checksum.error})", None
-    digest = checksum.sha256
-    row.update(sha256=digest, size=checksum.size)
-    twin = (in_flight or {}).get(digest) or _twin_of(engine, digest, telescope,
-                                                     exclude_id=frame_id)
+           "sha256": staged.sha256, "size": staged.size}
+    if staged.sha256 is None:  # unreadable: not even a checksum
+        row.update(state=staged.state, stage="ingest", reason=staged.reason)
+        return row, staged.message, set()
+    twin = (in_flight or {}).get(staged.sha256) or _twin_of(engine, staged.sha256, telescope,
+                                                           exclude_id=frame_id)
     if twin is not None:
+        staged.discard()
         row.update(state="duplicate", stage="ingest", reason=f"duplicate of {twin}")
-        return row, "", None
-    try:
-        info = read_frame_info(path, cfg.camera, cfg.site, rules=cfg.headers.rules(), relpath=rel)
-    except SkippedFrame as exc:  # not a frame clinepipe uses: said, never a failure
-        row.update(state="skipped", stage="ingest", reason=exc.reason)
-        return row, "", None
-    except BadInput as exc:
-        row.update(state="failed", stage="ingest", reason=exc.reason)
-        return row, exc.message, None
+        return row, "", set()
+    if staged.info is None:  # skipped, or failed with its named reason
+        row.update(state=staged.state, stage="ingest", reason=staged.reason)
+        return row, staged.message, set()
+    info = staged.info
     row.update(_info_columns(info), state="ingested", stage=None, reason=None)
     if notes is not None:
         notes.add(rel, info)
     log.debug("%s: %s, time from %s", rel, info.kind, info.time_source)
-    if copier is not None:
-        return row, "", copier.submit(_copy_to_archive, cfg.paths.archive, path, info, digest,
-                                      content)
-    _finish_copy(cfg, row, lambda: _copy_to_archive(cfg.paths.archive, path, info, digest,
-                                                    content))
-    return row, "", None
+    archive = cfg.paths.archive
+    copy, there = archive_destination(archive, path.name, info, staged.sha256)
+    if there:  # a killed run put these bytes there under this name: only its .SRC again
+        moves = [(staged.src_staging, copy.with_suffix(".SRC"))] if staged.src_staging else []
+        staged.staging.unlink(missing_ok=True)
+    else:
+        moves = [(staged.staging, copy)]
+        if staged.src_staging is not None:  # the Image Link list beside its light's copy
+            moves.append((staged.src_staging, copy.with_suffix(".SRC")))
+    folders = replace_staged(moves, sync=False)  # renamed now: the next file sees the names
+    row["archive_path"] = copy.relative_to(archive).as_posix()
+    return row, "", folders
 
 
-def _copy_to_archive(archive: Path, path: Path, info: FrameInfo, digest: str, content) -> Path:
-    """The archive copy of a raw file (and of its .SRC list); its path."""
-    from clinepipe.ingest.files import archive_copy
+class _Recorder:
+    """The rows of the new files, committed in order, :data:`COMMIT_FILES` to a transaction
+    after the folders of their archive copies are fsync-ed: a killed run loses at most the
+    rows of one batch, and the next run finds their copies in the archive (same name, same
+    bytes) and records them as an uninterrupted run would have."""
 
-    copy = archive_copy(path, archive, info, digest, content=content)
-    _copy_src_list(path, copy)
-    return copy
+    def __init__(self, engine, progress=None):
+        self.engine, self.progress = engine, progress
+        self.rows: list[tuple[dict, str]] = []
+        self.folders: set = set()
+        self.in_flight: dict[str, str] = {}  # SHA-256 -> raw path of the rows not committed
 
+    def add(self, row: dict, message: str, folders) -> None:
+        self.rows.append((row, message))
+        self.folders |= folders
+        if row.get("sha256") and row.get("state") != "duplicate":
+            self.in_flight.setdefault(row["sha256"], row["raw_path"])
+        if len(self.rows) >= COMMIT_FILES:
+            self.flush()
 
-def _finish_copy(cfg: Config, row: dict, copied: Callable[[], Path]) -> None:
-    """Put the archive copy's path into ``row``: ``copied()`` makes it (:func:`_copy_to_archive`)
-    or waits for the thread making it (its Future's ``result``); a copy that failed with a
-    named reason fails the frame (a full disk raises: the run stops)."""
-    try:
-        copy = copied()
-    except BadInput as exc:
-        row.update(state="failed", stage="ingest", reason=exc.reason, archive_path=None)
-        log.warning("%s", exc.message)
-        return
-    row["archive_path"] = copy.relative_to(cfg.paths.archive).as_posix()
+    def flush(self) -> None:
+        from clinepipe.atomic_files import sync_folders
+        from clinepipe.store.db import session_scope
+
+        if not self.rows:
+            return
+        sync_folders(self.folders)  # the copies are durable before their rows are
+        with session_scope(self.engine) as s:
+            s.add_all([Frame(**row) for row, _ in self.rows])
+        for row, message in self.rows:
+            _log_ingest(row, message)
+            if self.progress:
+                self.progress.advance()
+        self.rows, self.folders = [], set()
+        self.in_flight.clear()
 
 
 def _log_ingest(row: dict, message: str) -> None:
@@ -279,24 +285,6 @@ def _twin_of(engine, digest: str, telescope: str, exclude_id: int | None = None)
     if twin is None:
         return None
     return twin.raw_path if twin.telescope == telescope else f"{twin.telescope}:{twin.raw_path}"
-
-
-def _insert_frame(engine, row: dict) -> None:
-    from clinepipe.store.db import session_scope
-
-    with session_scope(engine) as s:
-        s.add(Frame(**row))
-
-
-def _copy_src_list(raw: Path, copy: Path) -> None:
-    """Keep the Image Link ``.SRC`` list beside the archive copy of its light."""
-    for suffix in (".SRC", ".src", ".Src"):
-        src = raw.with_suffix(suffix)
-        if src.is_file():
-            dest = copy.with_suffix(".SRC")
-            with open(src, "rb") as fin, atomic_open(dest, "wb") as fout:
-                shutil.copyfileobj(fin, fout)
-            return
 
 
 def _info_columns(info: FrameInfo) -> dict:

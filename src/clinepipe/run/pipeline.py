@@ -119,16 +119,16 @@ class RunContext:
 
 
 def _ingest(run: RunContext) -> None:
-    if run.pool is not None:  # the workers import while the files are copied
+    if run.pool is not None:  # fork the workers now: they import, then stage the new files
         run.pool.start()
     if use_dask(run.cfg, run.workers) and run.cfg.execution.address:
         # an existing cluster's workers are up already: they hash the new files and build
         # the masters too
         run.pool = dask_pool(run.cfg, run.workers)
-    # a local pool would read each file twice (the copy is hashed again where it is made)
-    remote = run.pool if run.cfg.execution.address else None
+    # the pool's workers read, hash, classify and stage the new files (without a pool yet,
+    # a few threads of this process do)
     counts = ingest_stage(run.cfg, run.engine, run.run_id, run.settle_seconds, run.progress,
-                          pool=remote)
+                          pool=run.pool)
     run.summary.new_files = counts.new
     run.summary.unsettled, run.summary.settle_seconds = counts.unsettled, counts.settle_seconds
     if run.pool is None:  # a local cluster comes up while the masters build
