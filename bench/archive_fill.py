@@ -36,8 +36,9 @@ from pathlib import Path
 import numpy as np
 
 #: bump when the generated rows change: the cache is rebuilt (2: the variable stars' periods
-#: stored, as the runs of ten years would have left them)
-GENERATOR_VERSION = 2
+#: stored, as the runs of ten years would have left them; 3: the simulated night's stars at
+#: their true magnitudes, so that its night agrees with their ten years)
+GENERATOR_VERSION = 3
 
 STARS_PER_FIELD = 500
 N_FIELDS = 40
@@ -79,9 +80,12 @@ def _jd0(d: date) -> float:
     return 2440587.5 + (d - date(1970, 1, 1)).days + 1.0
 
 
-def star_table(spec: ArchiveSpec, field0: list[tuple[float, float, str | None]]) -> dict:
-    """Star positions, catalog ids and true mean magnitudes; field 0 starts with ``field0``
-    (ra, dec, catalog id) of the simulated night."""
+def star_table(spec: ArchiveSpec, field0: list[tuple]) -> dict:
+    """Star positions, catalog ids, true mean V magnitudes and R - V colours; field 0 starts
+    with ``field0`` (ra, dec, catalog id, V, R) of the simulated night, constant stars at their
+    true magnitudes: a new night of that field then agrees with their past, as a real one
+    does, instead of making hundreds of them look variable (and have their periods searched
+    by every run)."""
     rng = np.random.default_rng(spec.seed)
     n = spec.stars
     field = np.arange(n) // STARS_PER_FIELD
@@ -96,13 +100,19 @@ def star_table(spec: ArchiveSpec, field0: list[tuple[float, float, str | None]])
         ra[:k] = [p[0] for p in field0[:k]]
         dec[:k] = [p[1] for p in field0[:k]]
         cat[:k] = [p[2] for p in field0[:k]]
+        mag_k = np.array([p[3] for p in field0[:k]], dtype=float)
+        r_minus_v_k = np.array([p[4] - p[3] for p in field0[:k]], dtype=float)
         # the other stars of field 0 sit just outside the simulated frame
         ra[k:STARS_PER_FIELD] = 162.0 + rng.choice([-1, 1], STARS_PER_FIELD - k) * \
             rng.uniform(0.3, 0.45, STARS_PER_FIELD - k) / np.cos(np.radians(30.0))
     mag = rng.uniform(10.0, 18.0, n)
     amp = np.where(rng.random(n) < 0.01, rng.uniform(0.05, 0.5, n), 0.0)
     period = rng.uniform(0.1, 5.0, n)
-    return {"ra": ra, "dec": dec, "catalog_id": cat, "mag": mag, "amp": amp, "period": period}
+    r_minus_v = np.full(n, -0.4)
+    if k:
+        mag[:k], r_minus_v[:k], amp[:k] = mag_k, r_minus_v_k, 0.0
+    return {"ra": ra, "dec": dec, "catalog_id": cat, "mag": mag, "amp": amp, "period": period,
+            "r_minus_v": r_minus_v}
 
 
 def light_plan(spec: ArchiveSpec) -> dict:
@@ -133,7 +143,7 @@ def measurement_chunk(spec: ArchiveSpec, stars: dict, plan: dict, lo: int, hi: i
     jd = plan["jd"][light]
     true = stars["mag"][star_idx] + stars["amp"][star_idx] * np.sin(
         2 * np.pi * jd / stars["period"][star_idx])
-    band_offset = np.where(plan["filter"][light] == "R", -0.4, 0.0)
+    band_offset = np.where(plan["filter"][light] == "R", stars["r_minus_v"][star_idx], 0.0)
     err = 0.003 + 0.02 * 10 ** (0.4 * (true - 16.0))
     mag = true + band_offset + rng.normal(0, 1, n) * err
     zp = plan["zp"][light]
@@ -455,12 +465,13 @@ def spec_key(spec: ArchiveSpec, schema: str) -> dict:
     return {**asdict(spec), "schema": schema}
 
 
-def field0_from_simulation(truth_stars: Path) -> list[tuple[float, float, str | None]]:
+def field0_from_simulation(truth_stars: Path) -> list[tuple]:
+    """(ra, dec, catalog id, V, R) of each star of the simulated night's truth."""
     import csv
 
     with open(truth_stars, newline="") as fh:
-        return [(float(r["ra"]), float(r["dec"]), r["catalog_id"] or None)
-                for r in csv.DictReader(fh)]
+        return [(float(r["ra"]), float(r["dec"]), r["catalog_id"] or None, float(r["V"]),
+                 float(r["R"])) for r in csv.DictReader(fh)]
 
 
 def build_archive(backend: str, spec: ArchiveSpec, *, target, field0, config_text: str) -> float:
