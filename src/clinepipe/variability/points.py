@@ -36,32 +36,40 @@ def variability_points(engine, *, exclude_qc=DEFAULT_EXCLUDE_QC,
     ``engine`` may also be an open connection or session (read inside its transaction)."""
     from sqlalchemy.engine import Engine
 
-    M, F, S = measurements.c, frames.c, stars.c
-    stmt = (select(M.star_id, M.filter, M.bjd_tdb, M.jd_mid, M.mag, M.mag_err, F.qc, S.name,
-                   S.var_type)
-            .select_from(measurements).join(frames, F.id == M.frame_id)
-            .join(stars, S.id == M.star_id)
+    if isinstance(engine, Engine):
+        with engine.connect() as conn:
+            return _points(conn, exclude_qc, star_ids)
+    return _points(engine, exclude_qc, star_ids)
+
+
+#: frames whose QC text is read by id (more: every frame with a QC text is read at once)
+QC_BY_ID = 5000
+#: ids in one SQL ``IN`` list
+ID_CHUNK = 1000
+
+
+def _points(conn, exclude_qc, star_ids) -> VariabilityPoints:
+    # the measurements alone: the frames' QC texts and the stars' names are read once per
+    # frame and per star, not joined to every point (a run reads the whole light curves of a
+    # night's stars, 10^5-10^6 points: the joins were a third of the read)
+    M = measurements.c
+    stmt = (select(M.star_id, M.filter, M.bjd_tdb, M.jd_mid, M.mag, M.mag_err, M.frame_id)
             .where(M.mag.is_not(None), M.flags == 0))
     if star_ids is not None:
         stmt = stmt.where(M.star_id.in_([int(s) for s in star_ids]))
-    stmt = stmt.order_by(M.star_id, M.filter, M.jd_mid)
-    if isinstance(engine, Engine):
-        with engine.connect() as conn:
-            rows = conn.execute(stmt).all()
-    else:
-        rows = engine.execute(stmt).all()
-    excluded = set(exclude_qc or ())
+    rows = conn.execute(stmt.order_by(M.star_id, M.filter, M.jd_mid)).all()
     if not rows:
         return VariabilityPoints(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=str),
                                  np.zeros(0), np.zeros(0), np.zeros(0), {}, {})
-    # column by column (a run reads the whole light curves of a night's stars: 10^5-10^6 rows);
-    # each distinct QC text is judged once
-    sid, filt, bjd, jd, mag, err, qc, name, var_type = zip(*rows)
-    bad = {q: bool(excluded & set(filter(None, (q or "").split(";")))) for q in set(qc)}
-    keep = np.fromiter((not bad[q] for q in qc), dtype=bool, count=len(qc))
+    # column by column; each frame's QC text judged once
+    sid, filt, bjd, jd, mag, err, fid = zip(*rows)
+    fid = np.array(fid, dtype=np.int64)
+    excluded = set(exclude_qc or ())
+    bad = [i for i, q in _frame_qc(conn, np.unique(fid)).items()
+           if excluded & set(filter(None, q.split(";")))]
+    keep = ~np.isin(fid, np.array(bad, dtype=np.int64))
     star = np.array(sid, dtype=np.int64)[keep]
-    names = dict(zip(star.tolist(), np.array(name, dtype=object)[keep].tolist()))
-    types = dict(zip(star.tolist(), np.array(var_type, dtype=object)[keep].tolist()))
+    names, types = _star_names(conn, np.unique(star))
     return VariabilityPoints(
         star=star,
         filter=np.array([f or "" for f in filt], dtype=str)[keep],
@@ -69,6 +77,33 @@ def variability_points(engine, *, exclude_qc=DEFAULT_EXCLUDE_QC,
         mag=np.array(mag, dtype=float)[keep],
         err=np.array([np.nan if e is None else e for e in err], dtype=float)[keep],
         name=names, var_type=types)
+
+
+def _frame_qc(conn, frame_ids: np.ndarray) -> dict:
+    """``{frame id: QC text}`` of those of ``frame_ids`` that have one."""
+    F = frames.c
+    has_qc = (F.qc.is_not(None), F.qc != "")
+    if frame_ids.size > QC_BY_ID:
+        return dict(conn.execute(select(F.id, F.qc).where(*has_qc)).all())
+    ids = frame_ids.tolist()
+    out: dict = {}
+    for lo in range(0, len(ids), ID_CHUNK):
+        out.update(conn.execute(select(F.id, F.qc).where(F.id.in_(ids[lo:lo + ID_CHUNK]),
+                                                         *has_qc)).all())
+    return out
+
+
+def _star_names(conn, star_ids: np.ndarray) -> tuple[dict, dict]:
+    """``{star id: known-variable name or None}`` and ``{star id: var_type or None}``."""
+    S = stars.c
+    ids = star_ids.tolist()
+    names: dict = {}
+    types: dict = {}
+    for lo in range(0, len(ids), ID_CHUNK):
+        for i, name, var_type in conn.execute(select(S.id, S.name, S.var_type)
+                                              .where(S.id.in_(ids[lo:lo + ID_CHUNK]))):
+            names[i], types[i] = name, var_type
+    return names, types
 
 
 def exclude_key(exclude_qc) -> str:
