@@ -233,7 +233,8 @@ def at_head(engine: Engine) -> bool:
 
 def upgrade_schema(engine: Engine, u: URL) -> None:
     """Bring the database of ``engine`` (URL ``u``) to the newest Alembic revision; nothing when
-    it is there already.
+    it is there already. An empty database is created by :func:`create_schema`, one that holds
+    the schema is migrated by Alembic.
 
     Concurrent runs may start together, so the upgrade holds a lock: a SQLite file is migrated in
     a ``BEGIN IMMEDIATE`` transaction on its own engine (foreign keys off for the table rebuilds,
