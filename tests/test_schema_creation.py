@@ -12,7 +12,11 @@ from alembic import command
 from sqlalchemy import inspect, text
 
 from clinepipe.store.db import open_database
-from clinepipe.store.schema_version import alembic_config, current_revision, head_revision
+from clinepipe.store.schema_version import (
+    alembic_config,
+    current_revision,
+    head_revision,
+)
 from clinepipe.store.tables import metadata
 
 #: every table of a current database (ours and Alembic's)
