@@ -152,15 +152,15 @@ def _before_fork() -> None:
     process's later steps find astropy's core loaded (``astropy.timeseries`` for the periods:
     0.3 -> 0.03 s; the scipy.special its false-alarm probability imports stays there, 0.2-0.4
     s: the workers never use it, so importing it before the fork would save nothing).
-    ``gc.freeze`` (after one collection, so no garbage is frozen) keeps the
-    ~80,000 objects alive by then out of every later full collection: of this process
-    (three in a run: 0.9 -> 0.3 s) and of its exit, and of the workers, whose collections
-    would otherwise write into, and so copy, every page those objects live on. Measured on a
-    20-light 2048² night with 2 workers (machine load 5-10): the run's CPU 18.3-18.8 ->
-    15.4-17.5 s, of which the workers' 12.9-13.2 -> 10.5-12.3 s and this process's exit
-    0.54 -> 0.10-0.16 s; the peak RSS 327 -> 312 MiB. The price: an object alive now that later becomes garbage in a
-    reference cycle is never freed, which a run's process, ending with the run, never feels
-    (one that runs many pipelines, as the tests do, keeps those few objects of each).
+    ``gc.freeze`` (after one collection, so no garbage is frozen) keeps the ~80,000 objects
+    alive by then out of every later full collection: of this process (three in a run: 0.9 ->
+    0.3 s) and of its exit, and of the workers, whose collections would otherwise write into,
+    and so copy, every page those objects live on. Measured on a 20-light 2048² night with 2
+    workers (machine load 5-10): the run's CPU 18.3-18.8 -> 15.4-17.5 s, of which the workers'
+    12.9-13.2 -> 10.5-12.3 s and this process's exit 0.54 -> 0.10-0.16 s; the peak RSS 327 ->
+    312 MiB. The price: an object alive now that later becomes garbage in a reference cycle is
+    never freed, which a run's process, ending with the run, never feels (one that runs many
+    pipelines, as the tests do, keeps those few objects of each).
     """
     import gc
     import importlib
