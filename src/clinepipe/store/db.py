@@ -4,7 +4,9 @@ SQLite (the default, one file beside the config) and PostgreSQL (``postgresql+ps
 a shared server) behave the same through this module:
 
 * :func:`open_database` creates the engine and brings the schema to the newest Alembic revision.
-  The schema is made only by the migrations in ``clinepipe/migrations`` (never ``create_all``).
+  An empty database gets every table of :mod:`clinepipe.store.tables` at once, stamped at the
+  head revision (the very schema the migrations make, tested); one that holds the schema is
+  upgraded by the migrations in ``clinepipe/migrations``.
   Two processes opening the same fresh database at once is safe: on SQLite the upgrade runs in
   one ``BEGIN IMMEDIATE`` transaction (SQLite's DDL is transactional; the second process waits
   on the busy timeout, then finds the schema current); on PostgreSQL it runs in one transaction
@@ -39,6 +41,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlch
 from clinepipe.errors import ClinepipeError, ConfigError
 from clinepipe.store.engines import create_engine_for, mask_url, normalize_url
 from clinepipe.store.schema_version import (
+    MigrationFailed,
     at_head,
     current_revision,
     current_revision_safe,
@@ -92,13 +95,11 @@ def open_database(url: str | URL, *, upgrade: bool = True) -> Engine:
         raise ClinepipeError(f"cannot open the database {shown}: {_problem(exc)}.",
                              reason="database unreachable") from exc
     if upgrade and not at_head(engine):
-        from alembic.util import CommandError
-
         try:
             upgrade_schema(engine, u)
-        except (SQLAlchemyError, CommandError) as exc:
+        except (SQLAlchemyError, MigrationFailed) as exc:
             engine.dispose()
-            if isinstance(exc, CommandError) and "Can't locate revision" in str(exc):
+            if isinstance(exc, MigrationFailed) and "Can't locate revision" in str(exc):
                 problem = (f"its schema revision {current_revision_safe(u)!r} is newer than "
                            f"this clinepipe {_version()} knows (newest {head_revision()!r}); "
                            f"install the newer clinepipe")

@@ -1,7 +1,8 @@
 """SQLAlchemy 2 ORM models, mapped onto the Core tables of :mod:`clinepipe.store.tables` (the
 one description of the schema; the commands that only read use those tables without this
-module). The schema is created and changed only through the Alembic migrations in
-``clinepipe/migrations`` (``clinepipe db upgrade``); keep both in step. The provenance chain
+module). A new database is created from those tables, an existing one changed only through the
+Alembic migrations in ``clinepipe/migrations`` (``clinepipe db upgrade``); keep both in step
+(:mod:`clinepipe.store.tables` says how it is tested). The provenance chain
 and how several telescopes share a database are described in :mod:`clinepipe.store.tables`.
 """
 

@@ -3,8 +3,12 @@
 :mod:`clinepipe.store.models` maps its ORM classes onto these tables; the commands and pages
 that only read (``clinepipe lc``, ``stars``, ``variables``) query them directly, so that they
 never import ``sqlalchemy.orm`` nor build the mapped classes (a fifth of ``clinepipe lc``'s
-start-up). The schema is created and changed only through the Alembic migrations in
-``clinepipe/migrations``; keep both in step (``tests/test_store.py`` compares them).
+start-up). A new, empty database is created from these tables in one go and stamped at the
+newest Alembic revision (:func:`clinepipe.store.schema_version.create_schema`); an existing one
+is changed only through the Alembic migrations in ``clinepipe/migrations``. Both must give the
+same database, down to the order of the columns (a column a migration added comes last, as
+``ADD COLUMN`` puts it): ``tests/test_schema_creation.py`` builds a database both ways and
+compares them, ``tests/test_store.py`` compares the migrated one with these tables.
 
 Columns are ``NOT NULL`` unless marked ``nullable=True``, as the ORM models always declared them.
 
@@ -82,15 +86,14 @@ runs = Table(
     col("host", String(255), default=""),
     col("pid", Integer, default=0),
     col("status", String(32), default="running"),  # running|finished|crashed
-    telescope_column(),
     col("summary", Text, default=""),  # JSON: frames per state, failures
+    telescope_column(),
 )
 
 #: every file found in ``incoming``, usable or not (``state``: see ``models.Frame``)
 frames = Table(
     "frames", metadata,
     _id(),
-    telescope_column(),
     col("raw_path", String(1024)),  # relative to the telescope's incoming
     opt("sha256", String(64), index=True),
     opt("size", Integer),
@@ -103,10 +106,6 @@ frames = Table(
     opt("ccd_temp", Float),
     opt("date_obs", String(32)),
     opt("jd_mid", Float),
-    # the header keyword the time came from ("DATE-OBS (-07:00)", "UT-OBS"…) and, when time
-    # keywords disagreed, which was used and why (revision 0005_time_source)
-    opt("time_source", String(64)),
-    opt("time_note", Text),
     opt("object", String(128)),
     opt("naxis1", Integer),
     opt("naxis2", Integer),
@@ -132,6 +131,11 @@ frames = Table(
     # indexed: the run finds the nights it touched from its own frames (revision 0004)
     opt("run_id", Integer, ForeignKey("runs.id"), index=True),
     opt("updated_at", DateTime),
+    telescope_column(),
+    # the header keyword the time came from ("DATE-OBS (-07:00)", "UT-OBS"…) and, when time
+    # keywords disagreed, which was used and why (revision 0005_time_source)
+    opt("time_source", String(64)),
+    opt("time_note", Text),
     # two telescopes may both write 20260314/Light_001.fit into their own incoming folders
     UniqueConstraint("telescope", "raw_path"),
 )
@@ -140,7 +144,6 @@ frames = Table(
 masters = Table(
     "masters", metadata,
     _id(),
-    telescope_column(),  # a light uses its own telescope's masters only
     col("kind", String(16)),  # bias|dark|flat
     col("binning", Integer),
     opt("filter", String(32)),
@@ -158,6 +161,7 @@ masters = Table(
     col("software_version", String(64)),
     opt("run_id", Integer, ForeignKey("runs.id")),
     col("created_at", DateTime),
+    telescope_column(),  # a light uses its own telescope's masters only
     UniqueConstraint("input_key", name="uq_masters_input_key"),
 )
 
