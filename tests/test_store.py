@@ -78,7 +78,7 @@ def _schema_diff(engine) -> list:
 
 
 def test_migrations_create_exactly_the_models_schema(engine):
-    assert current_revision(engine) == head_revision() == "0007_star_periods"
+    assert current_revision(engine) == head_revision() == "0008_points_index"
     assert TABLES <= set(inspect(engine).get_table_names())
     assert _schema_diff(engine) == []
 
@@ -476,7 +476,7 @@ def test_lightcurve_rows(small_store):
         assert lightcurve(conn, star1) == rows
 
 
-def test_lightcurve_uses_the_star_filter_jd_index(tmp_path):
+def test_lightcurve_uses_the_star_points_index(tmp_path):
     engine = open_database(f"sqlite:///{tmp_path / 'x.db'}")
     from clinepipe.store.measurement_rows import measurement_select
 
@@ -484,7 +484,7 @@ def test_lightcurve_uses_the_star_filter_jd_index(tmp_path):
     with engine.connect() as conn:
         sql = str(stmt.compile(conn, compile_kwargs={"literal_binds": True}))
         plan = " ".join(str(r) for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql))
-    assert "ix_measurements_star_filter_jd" in plan
+    assert "ix_measurements_star_points" in plan
     engine.dispose()
 
 

@@ -240,7 +240,10 @@ measurements = Table(
     col("flags", Integer, default=0),
     col("in_ensemble", Boolean, default=False),
     UniqueConstraint("frame_id", "star_id", name="uq_measurements_frame_star"),
-    Index("ix_measurements_star_filter_jd", "star_id", "filter", "jd_mid"),
+    # a star's light curve by filter and time, with every value variability_points reads: the
+    # run reads the whole light curves of a night's stars from the index alone (revision 0008)
+    Index("ix_measurements_star_points", "star_id", "filter", "jd_mid", "bjd_tdb", "mag",
+          "mag_err", "flags", "frame_id"),
 )
 
 #: a measurement transformed to the standard system (``[transform]``; revision 0003)
