@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from clinepipe.store.tables import frames, measurements, stars
 
@@ -53,7 +53,10 @@ def _points(conn, exclude_qc, star_ids) -> VariabilityPoints:
     # frame and per star, not joined to every point (a run reads the whole light curves of a
     # night's stars, 10^5-10^6 points: the joins were a third of the read)
     M = measurements.c
-    stmt = (select(M.star_id, M.filter, M.bjd_tdb, M.jd_mid, M.mag, M.mag_err, M.frame_id)
+    # the time (BJD_TDB, else JD UTC) and the filter's "" for none chosen by the database, so
+    # that every column converts to numpy in one call
+    stmt = (select(M.star_id, func.coalesce(M.filter, ""), func.coalesce(M.bjd_tdb, M.jd_mid),
+                   M.mag, M.mag_err, M.frame_id)
             .where(M.mag.is_not(None), M.flags == 0))
     if star_ids is not None:
         stmt = stmt.where(M.star_id.in_([int(s) for s in star_ids]))
@@ -62,7 +65,7 @@ def _points(conn, exclude_qc, star_ids) -> VariabilityPoints:
         return VariabilityPoints(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=str),
                                  np.zeros(0), np.zeros(0), np.zeros(0), {}, {})
     # column by column; each frame's QC text judged once
-    sid, filt, bjd, jd, mag, err, fid = zip(*rows)
+    sid, filt, t, mag, err, fid = zip(*rows)
     fid = np.array(fid, dtype=np.int64)
     excluded = set(exclude_qc or ())
     bad = [i for i, q in _frame_qc(conn, np.unique(fid)).items()
@@ -72,10 +75,10 @@ def _points(conn, exclude_qc, star_ids) -> VariabilityPoints:
     names, types = _star_names(conn, np.unique(star))
     return VariabilityPoints(
         star=star,
-        filter=np.array([f or "" for f in filt], dtype=str)[keep],
-        t=np.array([b if b is not None else j for b, j in zip(bjd, jd)], dtype=float)[keep],
+        filter=np.array(filt, dtype=str)[keep],
+        t=np.array(t, dtype=float)[keep],
         mag=np.array(mag, dtype=float)[keep],
-        err=np.array([np.nan if e is None else e for e in err], dtype=float)[keep],
+        err=np.array(err, dtype=float)[keep],  # None (no error) becomes NaN
         name=names, var_type=types)
 
 
