@@ -110,9 +110,9 @@ def serial_reference(small_night, tmp_path_factory):
     from clinepipe.config import load_config
     from clinepipe.run.pipeline import run_pipeline
 
-    cfg_path = copy_night(small_night, tmp_path_factory.mktemp("serial_reference"))
-    with cfg_path.open("a", encoding="utf-8") as fh:  # not the default, the run's local workers
-        fh.write('\n[execution]\nscheduler = "serial"\n')
+    # not the default, the run's local workers
+    cfg_path = copy_night(small_night, tmp_path_factory.mktemp("serial_reference"),
+                          scheduler="serial")
     run_pipeline(load_config(cfg_path))
     return pipeline_snapshot(cfg_path)
 

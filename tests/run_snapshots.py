@@ -7,20 +7,28 @@ named by their rounded position): killed-and-restarted, Dask and catalog-free ru
 with an uninterrupted serial run through it.
 """
 import csv
+import json
 import shutil
 import tempfile
 from pathlib import Path
 
 
-def copy_night(sim, dest) -> Path:
-    """Copy a simulated night's inputs (not its archive/database) to ``dest``; its config path."""
+def copy_night(sim, dest, **execution) -> Path:
+    """Copy a simulated night's inputs (not its archive/database) to ``dest``; its config path.
+    ``execution``: keys of an ``[execution]`` section appended to the copy's configuration
+    (e.g. ``scheduler="serial"``, ``workers=2``, ``address="tcp://…"``)."""
     src, dest = Path(sim.out_dir), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copytree(src / "incoming", dest / "incoming", symlinks=True)
     for name in ("catalog.csv", "vsx.csv", "clinepipe.toml"):
         if (src / name).exists():
             shutil.copy2(src / name, dest / name)
-    return dest / "clinepipe.toml"
+    cfg_path = dest / "clinepipe.toml"
+    if execution:
+        lines = "".join(f"{key} = {json.dumps(value)}\n" for key, value in execution.items())
+        with cfg_path.open("a", encoding="utf-8") as fh:
+            fh.write(f"\n[execution]\n{lines}")
+    return cfg_path
 
 
 def copy_database(cfg, path):

@@ -24,15 +24,8 @@ pytest.importorskip("dask.distributed")
 CLI = [sys.executable, "-m", "clinepipe.cli"]
 
 
-def dask_night(sim, dest: Path) -> Path:
-    cfg_path = copy_night(sim, dest)
-    with cfg_path.open("a", encoding="utf-8") as fh:
-        fh.write('\n[execution]\nscheduler = "dask"\nworkers = 2\n')
-    return cfg_path
-
-
 def test_dask_run_equals_serial_run(small_night, serial_reference, tmp_path):
-    cfg_path = dask_night(small_night, tmp_path / "n")
+    cfg_path = copy_night(small_night, tmp_path / "n", scheduler="dask", workers=2)
     r = subprocess.run([*CLI, "--config", str(cfg_path), "run", "--workers", "2"],
                        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
@@ -45,7 +38,7 @@ def test_dask_run_equals_serial_run(small_night, serial_reference, tmp_path):
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to list processes")
 def test_killed_dask_run_leaves_no_workers_and_restarts(small_night, serial_reference, tmp_path):
-    cfg_path = dask_night(small_night, tmp_path / "n")
+    cfg_path = copy_night(small_night, tmp_path / "n", scheduler="dask", workers=2)
     workers = kill_when_calibrated([*CLI, "--config", str(cfg_path), "run"],
                                    tmp_path / "n" / "archive" / "calibrated")
     assert len(workers) >= 2  # the worker processes were seen

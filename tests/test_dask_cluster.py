@@ -75,9 +75,8 @@ def test_night_on_a_dask_cluster_equals_serial_run(small_night, cluster, tmp_pat
     serial_cfg = copy_night(small_night, tmp_path / "serial")
     _run(serial_cfg)
 
-    cfg_path = copy_night(small_night, tmp_path / "cluster")
-    with cfg_path.open("a", encoding="utf-8") as fh:
-        fh.write(f'\n[execution]\nscheduler = "dask"\naddress = "{cluster.address}"\n')
+    cfg_path = copy_night(small_night, tmp_path / "cluster", scheduler="dask",
+                          address=cluster.address)
     before = _computed_on_cluster(cluster.address)
     r = _run(cfg_path)
     after = _computed_on_cluster(cluster.address)
@@ -133,9 +132,8 @@ def test_no_scheduler_at_the_address_is_one_sentence(small_night, tmp_path):
     with socket.socket() as s:  # a loopback port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    cfg_path = copy_night(small_night, tmp_path / "n")
-    with cfg_path.open("a", encoding="utf-8") as fh:
-        fh.write(f'\n[execution]\nscheduler = "dask"\naddress = "tcp://127.0.0.1:{port}"\n')
+    cfg_path = copy_night(small_night, tmp_path / "n", scheduler="dask",
+                          address=f"tcp://127.0.0.1:{port}")
     env = {**os.environ, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "3s"}
     r = subprocess.run([*CLI, "--config", str(cfg_path), "run"], stdin=subprocess.DEVNULL,
                        capture_output=True, text=True, timeout=300, env=env)

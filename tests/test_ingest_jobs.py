@@ -208,9 +208,7 @@ def test_leftover_staging_files_are_removed_and_never_frames(awkward_night, inge
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="kills a process tree")
 def test_run_killed_while_files_are_staged_ends_as_the_serial_run(small_night, serial_reference,
                                                                  tmp_path):
-    cfg_path = copy_night(small_night, tmp_path / "n")
-    with cfg_path.open("a", encoding="utf-8") as fh:
-        fh.write('\n[execution]\nscheduler = "local"\nworkers = 2\n')
+    cfg_path = copy_night(small_night, tmp_path / "n", scheduler="local", workers=2)
     staging = staging_folder(load_config(cfg_path).paths.archive)
     proc = subprocess.Popen([*CLI, "--config", str(cfg_path), "run"], stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
