@@ -20,7 +20,12 @@ from astropy.time import Time
 from clinepipe.config import CameraConfig, SiteConfig
 from clinepipe.errors import BadInput
 from clinepipe.ingest.classify import is_subframe, observing_night, read_frame_info
-from clinepipe.ingest.files import archive_copy, find_new_files, fits_stem, sha256_file
+from clinepipe.ingest.files import (
+    archive_destination,
+    find_new_files,
+    fits_stem,
+    sha256_file,
+)
 from clinepipe.ingest.fits_reader import check_data, read_image
 from clinepipe.ingest.frame_info import FrameInfo
 
@@ -365,52 +370,32 @@ def test_observing_night_boundary_instant_and_east_longitude():
 
 # ----------------------------------------------------------------------------- archive copy
 
-def test_archive_copy_atomic_idempotent_and_collisions(tmp_path):
+def test_archive_destination_names_and_collisions(tmp_path):
+    """The archive copy's name (ingest renames a staged copy to it): the raw name, the same
+    path again for the same bytes, a checksum suffix for other bytes under the same name."""
     src = write_frame(tmp_path / "incoming" / "dark_001.fit", IMAGETYP="Dark Frame")
-    old = time.time() - 1000
-    os.utime(src, (old, old))
     before = (sha256_file(src), src.stat().st_mtime_ns, src.stat().st_size)
     info = read_frame_info(src, CAMERA, SITE)
     digest = sha256_file(src)
     archive = tmp_path / "archive"
-    dest = archive_copy(src, archive, info, digest)
-    assert dest == archive / "raw" / "20240301" / "dark" / "dark_001.fit"
-    assert sha256_file(dest) == digest
-    assert dest.stat().st_mtime_ns == src.stat().st_mtime_ns  # copy2 semantics
-    # idempotent: the same content is not copied again
-    assert archive_copy(src, archive, info, digest) == dest
-    assert archive_copy(src, archive, info) == dest
+    dest, there = archive_destination(archive, src.name, info, digest)
+    assert (dest, there) == (archive / "raw" / "20240301" / "dark" / "dark_001.fit", False)
+    assert dest.parent.is_dir()
+    dest.write_bytes(src.read_bytes())
+    # the same bytes are there already: not copied again
+    assert archive_destination(archive, src.name, info, digest) == (dest, True)
     # a different file with the same name gets a checksum suffix
     other = write_frame(tmp_path / "other" / "dark_001.fit", data=make_data(seed=9),
                         IMAGETYP="Dark Frame")
     d2 = sha256_file(other)
-    dest2 = archive_copy(other, archive, read_frame_info(other, CAMERA, SITE), d2)
-    assert dest2 == dest.with_name(f"dark_001_{d2[:8]}.fit")
-    assert sha256_file(dest) == digest and sha256_file(dest2) == d2
-    assert archive_copy(other, archive, read_frame_info(other, CAMERA, SITE), d2) == dest2
+    info2 = read_frame_info(other, CAMERA, SITE)
+    dest2, there2 = archive_destination(archive, other.name, info2, d2)
+    assert (dest2, there2) == (dest.with_name(f"dark_001_{d2[:8]}.fit"), False)
+    dest2.write_bytes(other.read_bytes())
+    assert archive_destination(archive, other.name, info2, d2) == (dest2, True)
+    assert archive_destination(archive, src.name, info, digest) == (dest, True)
     assert sorted(p.name for p in dest.parent.iterdir()) == sorted([dest.name, dest2.name])
     assert (sha256_file(src), src.stat().st_mtime_ns, src.stat().st_size) == before
-
-
-def test_archive_copy_of_bytes_read_once(tmp_path):
-    """Ingest reads a file once: the bytes it hashed are the copy (same bytes, same times)."""
-    src = write_frame(tmp_path / "incoming" / "flat_001.fit", IMAGETYP="Flat Field")
-    content = src.read_bytes()
-    digest = sha256_file(src)
-    dest = archive_copy(src, tmp_path / "archive", read_frame_info(src, CAMERA, SITE), digest,
-                        content=content)
-    assert dest.read_bytes() == content and sha256_file(dest) == digest
-    assert dest.stat().st_mtime_ns == src.stat().st_mtime_ns
-
-
-def test_archive_copy_detects_a_changing_file(tmp_path):
-    src = write_frame(tmp_path / "l.fits")
-    info = read_frame_info(src, CAMERA, SITE)
-    with pytest.raises(BadInput) as err:
-        archive_copy(src, tmp_path / "archive", info, "0" * 64)
-    assert err.value.reason == "file changed while being copied"
-    folder = tmp_path / "archive" / "raw" / info.night / "light"
-    assert list(folder.iterdir()) == []  # no partial or temporary file left
 
 
 def test_is_subframe():

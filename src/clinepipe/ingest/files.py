@@ -1,14 +1,12 @@
-"""Finding new raw files in the drop folder, their checksums, and their copies in the archive (raw files are never touched)."""
+"""Finding new raw files in the drop folder, their checksums, and where their copies go in the archive (raw files are never touched)."""
 
 from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import time
 from pathlib import Path
 
-from clinepipe.atomic_files import atomic_open
 from clinepipe.ingest.frame_info import FrameInfo
 
 #: plain FITS name endings (compared case-insensitively)
@@ -113,49 +111,3 @@ def archive_destination(archive_root: Path, name: str, info: FrameInfo,
         if dest.is_file() and sha256_file(dest) == sha256:
             return dest, True
     return folder / _with_suffix_tag(name, sha256), False
-
-
-def archive_copy(src: Path, archive_root: Path, info: FrameInfo, sha256: str | None = None,
-                 content: bytes | None = None) -> Path:
-    """Copy a raw frame to ``archive_root/raw/<night>/<kind>/<original name>``.
-
-    ``shutil.copy2`` semantics (bytes, permission bits and times) but written atomically: a
-    temporary file in the destination folder, flushed to disk, then ``os.replace``d, so a
-    crash never leaves a partial copy under the final name. ``src`` is only read.
-
-    If a file of that name with the same SHA-256 is already there, nothing is written and its
-    path is returned (idempotent). If a *different* file has the name (two nights' ``dark_1.fit``
-    land in one folder only if clocks are odd, but a camera reusing names is common), the copy
-    is named ``<stem>_<first 8 hex of sha256><suffix>``.
-
-    Raises ``BadInput("file changed while being copied")`` when the bytes copied do not hash
-    to ``sha256`` (the camera was still writing it). ``content``: the file's bytes, already
-    read once and hashed to ``sha256`` by the caller; they are written as they are (the copy
-    is then what was hashed by construction) instead of reading and hashing the file again.
-    """
-    src = Path(src)
-    expected = sha256 or sha256_file(src)
-    dest, there = archive_destination(archive_root, src.name, info, expected)
-    if there:
-        return dest
-    if content is not None and sha256 is not None:
-        with atomic_open(dest, "wb") as fout:
-            fout.write(content)
-        shutil.copystat(src, dest)
-        return dest
-    digest = hashlib.sha256()
-    with open(src, "rb") as fin, atomic_open(dest, "wb") as fout:
-        while block := fin.read(1 << 20):
-            digest.update(block)
-            fout.write(block)
-        if digest.hexdigest() != expected:  # raised inside: the partial copy is never renamed
-            from clinepipe.ingest.fits_reader import (
-                _bad,  # (astropy: only when reading FITS)
-            )
-
-            raise _bad(src, "file changed while being copied",
-                       "changed while it was being copied (still being written?)")
-    shutil.copystat(src, dest)
-    return dest
-
-
