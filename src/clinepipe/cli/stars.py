@@ -23,6 +23,7 @@ def stars(as_csv: bool = typer.Option(False, "--csv", help="CSV output.")):
     suspected new variable found in our own data, else empty."""
     from sqlalchemy import select
 
+    from clinepipe.store.fetch import fetch_tuples
     from clinepipe.store.tables import stars as star_table
     from clinepipe.variability.star_stats import read_statistics
     from clinepipe.variability.statistics import ordered_filters
@@ -31,8 +32,8 @@ def stars(as_csv: bool = typer.Option(False, "--csv", help="CSV output.")):
     engine = read_engine(cfg)
     c = star_table.c
     with engine.connect() as conn:
-        rows = conn.execute(select(c.id, c.ra, c.dec, c.catalog_id, c.name, c.var_type)
-                            .order_by(c.id)).all()
+        rows = fetch_tuples(conn, select(c.id, c.ra, c.dec, c.catalog_id, c.name, c.var_type)
+                            .order_by(c.id))
     stored = read_statistics(engine, tuple(cfg.qc.exclude_from_variability))
     g = stored.groups
     means: dict[int, dict[str, float]] = {}

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from sqlalchemy import func, literal, or_, select
 
+from clinepipe.store.fetch import connection_of, fetch_tuples
 from clinepipe.store.tables import frames, measurements, stars
 
 #: QC flags whose frames are left out of variability statistics unless the caller says otherwise
@@ -54,7 +55,7 @@ def _points(conn, exclude_qc, star_ids) -> VariabilityPoints:
     # the measurements alone: the frames' QC flags are judged by the database (a subquery run
     # once), the stars' names are read once per star; neither is joined to every point (a run
     # reads the whole light curves of a night's stars, 10^5-10^6 points)
-    conn = _connection(conn)
+    conn = connection_of(conn)
     M = measurements.c
     # the time (BJD_TDB, else JD UTC) and the filter's "" for none chosen by the database, and
     # the rows fetched as the driver's plain tuples into one structured array: on ten years of
@@ -68,11 +69,7 @@ def _points(conn, exclude_qc, star_ids) -> VariabilityPoints:
         stmt = stmt.where(M.frame_id.not_in(_flagged_frames(conn, flags)))
     if star_ids is not None:
         stmt = stmt.where(M.star_id.in_([int(s) for s in star_ids]))
-    result = conn.execute(stmt.order_by(M.star_id, M.filter, M.jd_mid))
-    try:
-        rows = result.cursor.fetchall()
-    finally:
-        result.close()
+    rows = fetch_tuples(conn, stmt.order_by(M.star_id, M.filter, M.jd_mid))
     if not rows:
         return VariabilityPoints(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=str),
                                  np.zeros(0), np.zeros(0), np.zeros(0), {}, {})
@@ -83,13 +80,6 @@ def _points(conn, exclude_qc, star_ids) -> VariabilityPoints:
         star=star, filter=a["filter"].astype(str), t=a["t"].copy(), mag=a["mag"].copy(),
         err=a["err"].copy(),  # None (no error) became NaN
         name=names, var_type=types)
-
-
-def _connection(conn):
-    """The Core connection of a session (whose transaction it is), else ``conn`` itself."""
-    from sqlalchemy.orm import Session
-
-    return conn.connection() if isinstance(conn, Session) else conn
 
 
 def _flagged_frames(conn, flags):
