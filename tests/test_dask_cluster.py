@@ -3,7 +3,7 @@ processes started on their own (loopback), as an observatory's cluster would be.
 
 The run's database, export, archive, masters and morning report (its page and plots, byte for
 byte) are those of the serial run of the same night; the scheduler's own counts show that the
-new files (read, hashed, staged), the masters (one task per calibration group), the lights and
+new files (read, hashed, staged, a batch of them per task), the masters (one task per calibration group), the lights and
 the report's plots were computed on the workers, not in the run's process.
 """
 
@@ -87,13 +87,15 @@ def test_night_on_a_dask_cluster_equals_serial_run(small_night, cluster, tmp_pat
                  and p.suffix.lower() in (".fit", ".fits"))
     snapshot = pipeline_snapshot(cfg_path)
     n_masters = len(snapshot["masters"])
-    # every new file read, hashed and staged, every group's master built, every light measured
-    # on the workers
-    assert done.get("stage_file") == frames
+    # every new file read, hashed and staged (a few files per task), every group's master
+    # built, every light measured on the workers
+    log = (tmp_path / "cluster" / "archive" / "logs" / "clinepipe.log").read_text("utf-8")
+    batches = re.search(rf"new files \({frames} in batches\) of (\d+) item\(s\) on Dask "
+                        + re.escape(f"({cluster.address}, 2 workers)"), log)
+    assert batches, log[:3000]
+    assert 2 <= int(batches.group(1)) < frames and done.get("stage_files") == int(batches.group(1))
     assert n_masters >= 4 and done.get("make_master") == n_masters
     assert done.get("process_light") == 8
-    log = (tmp_path / "cluster" / "archive" / "logs" / "clinepipe.log").read_text("utf-8")
-    assert f"new files of {frames} item(s) on Dask ({cluster.address}, 2 workers)" in log
     # the report's plots too (drawn by PlotBatch's `draw`), after the lights, on the same client
     plots = re.search(r"report plots of (\d+) item\(s\) on Dask \(" + re.escape(cluster.address),
                       log)
