@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-import time
 from collections import ChainMap
 from dataclasses import dataclass
 from itertools import groupby
@@ -51,7 +50,7 @@ def ingest_stage(cfg: Config, engine, run_id: int, settle_seconds: float,
     classify and stage the files, a batch of them per task
     (:func:`clinepipe.run.ingest_jobs.stage_files`); None: a few threads of this process do.
     This process decides, in the files' order, what each file is and puts its copy in place."""
-    from clinepipe.ingest.files import find_new_files, iter_fits_files
+    from clinepipe.ingest.files import settled_and_recent
     from clinepipe.run.cluster_jobs import run_jobs
     from clinepipe.run.ingest_jobs import (
         ThreadMapper,
@@ -64,15 +63,13 @@ def ingest_stage(cfg: Config, engine, run_id: int, settle_seconds: float,
     incoming = cfg.paths.incoming
     if not incoming.is_dir():
         raise ClinepipeError(f"{incoming}: the incoming folder does not exist.", reason="no incoming")
-    now = time.time()  # one instant for both lists, so every file is in exactly one
-    files = find_new_files(incoming, settle_seconds=settle_seconds, now=now)
-    recent = [p for p, st in iter_fits_files(incoming) if st.st_mtime > now - settle_seconds]
+    # one listing for both lists, so every file is in exactly one
+    files, recent = settled_and_recent(incoming, settle_seconds)
     telescope = cfg.site.telescope
-    known = _known_frames(engine, telescope, {p.relative_to(incoming).as_posix()
-                                              for p in (*files, *recent)})
+    rel = {p: p.relative_to(incoming).as_posix() for p in (*files, *recent)}
+    known = _known_frames(engine, telescope, rel.values())
     # files changed too recently that are not in the database yet: the next run takes them
-    unsettled = sum(1 for p in recent if p.relative_to(incoming).as_posix() not in known)
-    rel = {p: p.relative_to(incoming).as_posix() for p in files}
+    unsettled = sum(1 for p in recent if rel[p] not in known)
     new = [p for p in files if rel[p] not in known]
     # a configuration change ([headers]) may cure a failed file or use a skipped one
     retry = [p for p in files if rel[p] in known and known[rel[p]].state in ("failed", "skipped")
