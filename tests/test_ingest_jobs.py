@@ -262,6 +262,43 @@ def test_a_run_stopped_between_two_commits_ends_as_the_uninterrupted_ingest(
     assert _tree(cfg.paths.archive) == _tree(cfg_s.paths.archive)
 
 
+def test_the_bytes_of_another_telescopes_frame_are_a_duplicate_named_with_it(awkward_night,
+                                                                             tmp_path):
+    """Twins are looked for over every telescope (a batch's in one query): a file of the
+    west telescope with the bytes of an east frame is its duplicate, named ``east:<path>``;
+    a file of new bytes is ingested."""
+    import dataclasses
+
+    src, _ = awkward_night
+    _ingest(src, tmp_path / "n", None)  # telescope "" (the configuration's default)
+    cfg = load_config(tmp_path / "n" / "clinepipe.toml")
+    west_in = tmp_path / "west_incoming"
+    lights = sorted(cfg.paths.incoming.rglob("*_light_*.fit"))
+    night = lights[0].relative_to(cfg.paths.incoming).parts[0]
+    (west_in / night).mkdir(parents=True)
+    shutil.copy2(lights[0], west_in / night / "w1.fit")  # an east frame's bytes
+    with fits.open(lights[1]) as hdul:
+        header = hdul[0].header.copy()
+        header["HISTORY"] = "west's own light"
+        write_raw_frame(west_in / night / "w2.fit", hdul[0].data.copy(), header)
+    west = dataclasses.replace(cfg, site=dataclasses.replace(cfg.site, telescope="west"),
+                               paths=dataclasses.replace(cfg.paths, incoming=west_in))
+    engine = open_database(cfg.database.url)
+    try:
+        with session_scope(engine) as s:  # the first ingest's rows become east's
+            for frame in s.scalars(select(Frame)):
+                frame.telescope = "east"
+        ingest_stage(west, engine, 1, settle_seconds=0.0)
+        with session_scope(engine) as s:
+            rows = {f.raw_path: (f.state, f.reason)
+                    for f in s.scalars(select(Frame).where(Frame.telescope == "west"))}
+    finally:
+        engine.dispose()
+    first = lights[0].relative_to(cfg.paths.incoming).as_posix()
+    assert rows == {f"{night}/w1.fit": ("duplicate", f"duplicate of east:{first}"),
+                    f"{night}/w2.fit": ("ingested", None)}
+
+
 def test_the_thread_mapper_keeps_the_order_and_raises_a_task_error():
     assert list(ThreadMapper(3).map(lambda x: x * x, range(20))) == [x * x for x in range(20)]
     assert list(ThreadMapper().map(abs, [])) == []
