@@ -113,6 +113,29 @@ def test_night_on_a_dask_cluster_equals_serial_run(small_night, cluster, tmp_pat
         assert got[name][1:] == (header, inputs), name
 
 
+def test_results_come_in_order_and_a_failed_task_raises_in_its_turn(cluster):
+    """Tasks finishing out of order, their results taken slowly (so that several wait to be
+    fetched together): in the items' order; a failed task raises after the results before it."""
+    import time
+
+    from clinepipe.run.parallel import DaskPool
+
+    def slow_reader(results):
+        for value in results:
+            time.sleep(0.02)
+            yield value
+
+    with DaskPool(2, cluster.address) as pool:
+        uneven = lambda x: (time.sleep(0.01 * (x % 4)), x * x)[1]  # noqa: E731 (by value)
+        assert list(slow_reader(pool.map(uneven, range(60)))) == [x * x for x in range(60)]
+        got = []
+        fails = lambda x: x if x != 25 else int(f"item {x}")  # noqa: E731
+        with pytest.raises(ValueError, match="item 25"):
+            for value in slow_reader(pool.map(fails, range(40))):
+                got.append(value)
+        assert got == list(range(25))
+
+
 def test_cluster_processes_stopped_even_when_the_block_fails(tmp_path):
     """The helper's own promise: nothing left running after a failure inside the block."""
     pids = []
