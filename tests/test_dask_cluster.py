@@ -3,7 +3,7 @@ processes started on their own (loopback), as an observatory's cluster would be.
 
 The run's database, export, archive, masters and morning report (its page and plots, byte for
 byte) are those of the serial run of the same night; the scheduler's own counts show that the
-new files (read, hashed, staged), the masters (one task per calibration group), the lights and
+new files (read, hashed, staged, a batch of them per task), the masters (one task per calibration group), the lights and
 the report's plots were computed on the workers, not in the run's process.
 """
 
@@ -87,13 +87,15 @@ def test_night_on_a_dask_cluster_equals_serial_run(small_night, cluster, tmp_pat
                  and p.suffix.lower() in (".fit", ".fits"))
     snapshot = pipeline_snapshot(cfg_path)
     n_masters = len(snapshot["masters"])
-    # every new file read, hashed and staged, every group's master built, every light measured
-    # on the workers
-    assert done.get("stage_file") == frames
+    # every new file read, hashed and staged (a few files per task), every group's master
+    # built, every light measured on the workers
+    log = (tmp_path / "cluster" / "archive" / "logs" / "clinepipe.log").read_text("utf-8")
+    batches = re.search(rf"new files \({frames} in batches\) of (\d+) item\(s\) on Dask "
+                        + re.escape(f"({cluster.address}, 2 workers)"), log)
+    assert batches, log[:3000]
+    assert 2 <= int(batches.group(1)) < frames and done.get("stage_files") == int(batches.group(1))
     assert n_masters >= 4 and done.get("make_master") == n_masters
     assert done.get("process_light") == 8
-    log = (tmp_path / "cluster" / "archive" / "logs" / "clinepipe.log").read_text("utf-8")
-    assert f"new files of {frames} item(s) on Dask ({cluster.address}, 2 workers)" in log
     # the report's plots too (drawn by PlotBatch's `draw`), after the lights, on the same client
     plots = re.search(r"report plots of (\d+) item\(s\) on Dask \(" + re.escape(cluster.address),
                       log)
@@ -109,6 +111,29 @@ def test_night_on_a_dask_cluster_equals_serial_run(small_night, cluster, tmp_pat
     for name, (data, header, inputs) in want.items():
         np.testing.assert_array_equal(got[name][0], data, err_msg=name)
         assert got[name][1:] == (header, inputs), name
+
+
+def test_results_come_in_order_and_a_failed_task_raises_in_its_turn(cluster):
+    """Tasks finishing out of order, their results taken slowly (so that several wait to be
+    fetched together): in the items' order; a failed task raises after the results before it."""
+    import time
+
+    from clinepipe.run.parallel import DaskPool
+
+    def slow_reader(results):
+        for value in results:
+            time.sleep(0.02)
+            yield value
+
+    with DaskPool(2, cluster.address) as pool:
+        uneven = lambda x: (time.sleep(0.01 * (x % 4)), x * x)[1]  # noqa: E731 (by value)
+        assert list(slow_reader(pool.map(uneven, range(60)))) == [x * x for x in range(60)]
+        got = []
+        fails = lambda x: x if x != 25 else int(f"item {x}")  # noqa: E731
+        with pytest.raises(ValueError, match="item 25"):
+            for value in slow_reader(pool.map(fails, range(40))):
+                got.append(value)
+        assert got == list(range(25))
 
 
 def test_cluster_processes_stopped_even_when_the_block_fails(tmp_path):

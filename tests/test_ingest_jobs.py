@@ -25,10 +25,18 @@ from pathlib import Path
 import pytest
 from astropy.io import fits
 from run_snapshots import assert_same_snapshot, copy_night, pipeline_snapshot
+from small_disk import small_tmpfs
 from sqlalchemy import select
 
 from clinepipe.config import load_config
-from clinepipe.run.ingest_jobs import ThreadMapper, staging_folder
+from clinepipe.run import ingest_jobs, ingest_step
+from clinepipe.run.ingest_jobs import (
+    BATCH_FILES,
+    BATCH_TASKS,
+    ThreadMapper,
+    ingest_batches,
+    staging_folder,
+)
 from clinepipe.run.ingest_step import ingest_stage
 from clinepipe.run.local_pool import LocalPool
 from clinepipe.run.pipeline import run_pipeline
@@ -62,6 +70,11 @@ def _add_awkward_files(incoming: Path, night: str) -> dict:
     write_raw_frame(extra / lights[0].name, data, header)
     shutil.copy2(lights[0].with_suffix(".SRC"), (extra / lights[0].name).with_suffix(".SRC"))
     expected[f"{night}/zz_extra/{lights[0].name}"] = ("ingested", None)
+    # and its copy, next to it (in the same batch, or the next, before their rows are committed)
+    copy = extra / f"{lights[0].stem}_copy.fit"
+    shutil.copy2(extra / lights[0].name, copy)
+    expected[f"{night}/zz_extra/{copy.name}"] = (
+        "duplicate", f"duplicate of {night}/zz_extra/{lights[0].name}")
     focus = header.copy()
     focus["IMAGETYP"] = "Focus"
     write_raw_frame(extra / "focus.fit", data, focus)
@@ -82,9 +95,11 @@ def awkward_night(small_night, tmp_path_factory):
     return src, expected
 
 
-def _ingest(src: Path, dest: Path, pool) -> tuple[object, dict]:
-    """Ingest a copy of ``src`` with ``pool``; (config, {raw_path: row as a dict})."""
-    shutil.copytree(src, dest, symlinks=True)
+def _ingest(src: Path | None, dest: Path, pool) -> tuple[object, dict]:
+    """Ingest a copy of ``src`` in ``dest`` (None: ``dest`` again, as the next run) with
+    ``pool``; (config, {raw_path: row as a dict})."""
+    if src is not None:
+        shutil.copytree(src, dest, symlinks=True)
     cfg = load_config(dest / "clinepipe.toml")
     engine = open_database(cfg.database.url)
     try:
@@ -166,6 +181,124 @@ def test_each_file_has_its_outcome_and_its_own_bytes(ingested, which):
         if (incoming / rel).with_suffix(".SRC").exists()}
 
 
+@pytest.mark.parametrize("n", [0, 1, 5, BATCH_TASKS, BATCH_TASKS + 1, 20,
+                               BATCH_TASKS * BATCH_FILES, BATCH_TASKS * BATCH_FILES + 1, 300])
+def test_batches_keep_every_file_in_order_and_share_them_out(n):
+    files = [(Path(f"/in/{i:04d}.fit"), f"{i:04d}.fit") for i in range(n)]
+    batches = ingest_batches(files, "camera", "site", "rules", Path("/staging"))
+    assert [f for b in batches for f in b.files] == files  # each file once, in order
+    assert all((b.camera, b.site, b.rules, b.staging) == ("camera", "site", "rules",
+                                                          Path("/staging")) for b in batches)
+    if not n:
+        assert batches == []
+        return
+    sizes = [len(b.files) for b in batches]
+    assert max(sizes) <= BATCH_FILES and max(sizes) - min(sizes) <= 1  # even, none too big
+    # a small night still goes to several workers; a large one in as few tasks as fit
+    assert len(batches) == max(min(n, BATCH_TASKS), -(-n // BATCH_FILES))
+
+
+def _log_batches(text: str, files: int) -> int:
+    """How many tasks the log says the ``files`` new files went to."""
+    import re
+
+    m = re.search(rf"new files \({files} in batches\) of (\d+) item\(s\)", text)
+    assert m, text[-2000:]
+    return int(m.group(1))
+
+
+def test_files_in_batches_of_two_committed_three_at_a_time_equal_the_serial_ingest(
+        awkward_night, ingested, tmp_path, monkeypatch, caplog):
+    """Many small batches and commits on the local pool: twins found across batches and
+    across commits (the bias and its copy are far apart), the same rows and archive."""
+    src, _ = awkward_night
+    monkeypatch.setattr(ingest_jobs, "BATCH_FILES", 2)
+    monkeypatch.setattr(ingest_jobs, "BATCH_TASKS", 1)
+    monkeypatch.setattr(ingest_step, "COMMIT_FILES", 3)
+    with LocalPool(2) as pool, caplog.at_level(logging.INFO, logger="clinepipe"):
+        cfg, rows = _ingest(src, tmp_path / "n", pool)
+    cfg_s, rows_s = ingested["serial"]
+    assert _log_batches(caplog.text, len(rows_s)) == -(-len(rows_s) // 2)
+    assert rows == rows_s
+    assert _tree(cfg.paths.archive) == _tree(cfg_s.paths.archive)
+
+
+class _Stop(BaseException):
+    """The run's process stopped (as by a kill) at a chosen point."""
+
+
+def test_a_run_stopped_between_two_commits_ends_as_the_uninterrupted_ingest(
+        awkward_night, ingested, tmp_path, monkeypatch):
+    """Stopped as it was about to commit its second batch of rows: those files' copies are in
+    the archive without rows, later batches' files staged; the next ingest records them all
+    as the uninterrupted one did (the copies found again, the staging files removed)."""
+    src, _ = awkward_night
+    monkeypatch.setattr(ingest_jobs, "BATCH_FILES", 2)
+    monkeypatch.setattr(ingest_jobs, "BATCH_TASKS", 1)
+    monkeypatch.setattr(ingest_step, "COMMIT_FILES", 3)
+    flush, calls = ingest_step._Recorder.flush, []
+
+    def stop_at_the_second_commit(recorder):
+        if recorder.rows:
+            calls.append(len(recorder.rows))
+            if len(calls) == 2:
+                raise _Stop
+        flush(recorder)
+
+    monkeypatch.setattr(ingest_step._Recorder, "flush", stop_at_the_second_commit)
+    with pytest.raises(_Stop):
+        _ingest(src, tmp_path / "n", None)
+    cfg = load_config(tmp_path / "n" / "clinepipe.toml")
+    engine = open_database(cfg.database.url)
+    with session_scope(engine) as s:
+        assert len(s.scalars(select(Frame)).all()) == 3  # the first commit's rows only
+    engine.dispose()
+    copies = [p for p in (cfg.paths.archive / "raw").rglob("*.fit") if ".staging" not in p.parts]
+    assert len(copies) > 3  # the second batch's copies are in place, without rows
+    monkeypatch.setattr(ingest_step._Recorder, "flush", flush)
+    _, rows = _ingest(None, tmp_path / "n", None)
+    cfg_s, rows_s = ingested["serial"]
+    assert rows == rows_s
+    assert _tree(cfg.paths.archive) == _tree(cfg_s.paths.archive)
+
+
+def test_the_bytes_of_another_telescopes_frame_are_a_duplicate_named_with_it(awkward_night,
+                                                                             tmp_path):
+    """Twins are looked for over every telescope (a batch's in one query): a file of the
+    west telescope with the bytes of an east frame is its duplicate, named ``east:<path>``;
+    a file of new bytes is ingested."""
+    import dataclasses
+
+    src, _ = awkward_night
+    _ingest(src, tmp_path / "n", None)  # telescope "" (the configuration's default)
+    cfg = load_config(tmp_path / "n" / "clinepipe.toml")
+    west_in = tmp_path / "west_incoming"
+    lights = sorted(cfg.paths.incoming.rglob("*_light_*.fit"))
+    night = lights[0].relative_to(cfg.paths.incoming).parts[0]
+    (west_in / night).mkdir(parents=True)
+    shutil.copy2(lights[0], west_in / night / "w1.fit")  # an east frame's bytes
+    with fits.open(lights[1]) as hdul:
+        header = hdul[0].header.copy()
+        header["HISTORY"] = "west's own light"
+        write_raw_frame(west_in / night / "w2.fit", hdul[0].data.copy(), header)
+    west = dataclasses.replace(cfg, site=dataclasses.replace(cfg.site, telescope="west"),
+                               paths=dataclasses.replace(cfg.paths, incoming=west_in))
+    engine = open_database(cfg.database.url)
+    try:
+        with session_scope(engine) as s:  # the first ingest's rows become east's
+            for frame in s.scalars(select(Frame)):
+                frame.telescope = "east"
+        ingest_stage(west, engine, 1, settle_seconds=0.0)
+        with session_scope(engine) as s:
+            rows = {f.raw_path: (f.state, f.reason)
+                    for f in s.scalars(select(Frame).where(Frame.telescope == "west"))}
+    finally:
+        engine.dispose()
+    first = lights[0].relative_to(cfg.paths.incoming).as_posix()
+    assert rows == {f"{night}/w1.fit": ("duplicate", f"duplicate of east:{first}"),
+                    f"{night}/w2.fit": ("ingested", None)}
+
+
 def test_the_thread_mapper_keeps_the_order_and_raises_a_task_error():
     assert list(ThreadMapper(3).map(lambda x: x * x, range(20))) == [x * x for x in range(20)]
     assert list(ThreadMapper().map(abs, [])) == []
@@ -234,6 +367,32 @@ def test_run_killed_while_files_are_staged_ends_as_the_serial_run(small_night, s
     log = (tmp_path / "n" / "archive" / "logs" / "clinepipe.log").read_text(encoding="utf-8")
     # (the killed run may have put the last ones in place between the look and the kill)
     assert (f"ingest: {left} staging file(s) of a killed run removed" in log) == (left > 0)
+
+
+def test_a_disk_full_while_files_are_staged_stops_the_run_and_the_next_resumes(
+        small_night, serial_reference, tmp_path):
+    """The archive's disk fills up in the middle of a batch of files on the local pool: one
+    sentence, exit 1; after making room the next run ends as an uninterrupted one."""
+    cfg_path = copy_night(small_night, tmp_path / "n", scheduler="local", workers=2)
+    disk = tmp_path / "disk"
+    text = cfg_path.read_text(encoding="utf-8")
+    cfg_path.write_text(text.replace('archive = "archive"', f'archive = "{disk}"'),
+                        encoding="utf-8")
+    incoming = sum(p.stat().st_size for p in (cfg_path.parent / "incoming").rglob("*")
+                   if p.is_file())
+    with small_tmpfs(disk) as mount:
+        mount(incoming // 2)  # room for half the copies
+        r = subprocess.run([*CLI, "--config", str(cfg_path), "run"], stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, timeout=300, check=False)
+        assert r.returncode == 1, (r.stdout, r.stderr)
+        assert "Traceback" not in r.stderr and "internal error" not in r.stderr, r.stderr
+        assert r.stderr.startswith("clinepipe: cannot write "), r.stderr
+        assert "No space left on device" in r.stderr, r.stderr
+        assert not (disk / "masters").exists()  # it stopped in ingest
+        mount(64 * 2 ** 20, remount=True)  # the observer makes room
+        run_pipeline(load_config(cfg_path))
+        assert not staging_folder(disk).exists()
+        assert_same_snapshot(pipeline_snapshot(cfg_path), serial_reference)
 
 
 def test_staged_file_on_another_file_system_is_copied_into_place(tmp_path):

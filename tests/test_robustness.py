@@ -29,6 +29,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 from run_snapshots import assert_same_snapshot, copy_night, pipeline_snapshot
+from small_disk import small_tmpfs
 from sqlalchemy import select
 
 from clinepipe.config import load_config
@@ -322,18 +323,8 @@ def test_a_failed_file_fixed_in_incoming_is_ingested_by_the_next_run(small_night
 def small_archive_disk(tmp_path):
     """A folder on its own small tmpfs (root only: how a full disk is made for real)."""
     disk = tmp_path / "disk"
-    disk.mkdir()
-
-    def mount(size: int, remount: bool = False):
-        opts = f"{'remount,' if remount else ''}size={size}"
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(disk)],
-                           capture_output=True, text=True)
-        if r.returncode != 0:
-            pytest.skip(f"cannot mount a small tmpfs to fill a disk for real (needs root): "
-                        f"{r.stderr.strip()}")
-
-    yield disk, mount
-    subprocess.run(["umount", str(disk)], capture_output=True)
+    with small_tmpfs(disk) as mount:
+        yield disk, mount
 
 
 def test_a_full_archive_stops_the_run_and_the_next_run_resumes(small_night, serial_reference,

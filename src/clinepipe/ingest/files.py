@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import time
 from pathlib import Path
 
@@ -46,7 +47,7 @@ def iter_fits_files(root: Path):
                 st = path.stat()
             except OSError:  # vanished between the listing and the stat
                 continue
-            if path.is_file():
+            if stat.S_ISREG(st.st_mode):  # (is_file() would stat it again)
                 yield path, st
 
 
@@ -71,13 +72,19 @@ def find_new_files(incoming: Path, settle_seconds: float = 2.0, now: float | Non
         ``.fit .fits .fts`` in any case, and compressed ``.fit.gz .fits.gz .fts.gz .fz``;
         hidden files (and files in hidden folders, e.g. a sync tool's ``.partial/``) skipped.
     """
+    return settled_and_recent(incoming, settle_seconds, now)[0]
+
+
+def settled_and_recent(incoming: Path, settle_seconds: float = 2.0,
+                       now: float | None = None) -> tuple[list[Path], list[Path]]:
+    """From one listing of ``incoming``: the files :func:`find_new_files` gives (sorted), and
+    the others, changed less than ``settle_seconds`` (s) before ``now`` (POSIX seconds;
+    ``time.time()`` when not given), which may still be being written."""
     now = time.time() if now is None else float(now)
-    found = []
+    settled, recent = [], []
     for path, st in iter_fits_files(Path(incoming)):
-        if st.st_mtime > now - settle_seconds:
-            continue
-        found.append(path)
-    return sorted(found)
+        (recent if st.st_mtime > now - settle_seconds else settled).append(path)
+    return sorted(settled), recent
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

@@ -5,17 +5,19 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-import time
+from collections import ChainMap
 from dataclasses import dataclass
+from itertools import groupby
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 
 from clinepipe.config import Config
 from clinepipe.errors import ClinepipeError
 from clinepipe.ingest.frame_info import FrameInfo
 from clinepipe.store.models import Frame
 from clinepipe.store.models import utc_now as _now
+from clinepipe.store.tables import frames as frames_table
 
 log = logging.getLogger("clinepipe")
 
@@ -45,33 +47,29 @@ def ingest_stage(cfg: Config, engine, run_id: int, settle_seconds: float,
     the outcome does. Returns how many files were new and how many still being written.
     ``pool``: the run's pool (:class:`~clinepipe.run.local_pool.LocalPool`, or a
     :class:`~clinepipe.run.parallel.DaskPool` on an existing cluster) whose workers read, hash,
-    classify and stage the files (:func:`clinepipe.run.ingest_jobs.stage_file`); None: a few
-    threads of this process do. This process decides, in the files' order, what each file is
-    and puts its copy in place."""
-    from clinepipe.atomic_files import sync_folders
-    from clinepipe.ingest.files import find_new_files, iter_fits_files
+    classify and stage the files, a batch of them per task
+    (:func:`clinepipe.run.ingest_jobs.stage_files`); None: a few threads of this process do.
+    This process decides, in the files' order, what each file is and puts its copy in place."""
+    from clinepipe.ingest.files import settled_and_recent
     from clinepipe.run.cluster_jobs import run_jobs
     from clinepipe.run.ingest_jobs import (
-        IngestJob,
         ThreadMapper,
         clear_staging,
-        stage_file,
+        ingest_batches,
+        stage_files,
         staging_folder,
     )
-    from clinepipe.store.db import session_scope
 
     incoming = cfg.paths.incoming
     if not incoming.is_dir():
         raise ClinepipeError(f"{incoming}: the incoming folder does not exist.", reason="no incoming")
-    now = time.time()  # one instant for both lists, so every file is in exactly one
-    files = find_new_files(incoming, settle_seconds=settle_seconds, now=now)
-    recent = [p for p, st in iter_fits_files(incoming) if st.st_mtime > now - settle_seconds]
+    # one listing for both lists, so every file is in exactly one
+    files, recent = settled_and_recent(incoming, settle_seconds)
     telescope = cfg.site.telescope
-    known = _known_frames(engine, telescope, {p.relative_to(incoming).as_posix()
-                                              for p in (*files, *recent)})
+    rel = {p: p.relative_to(incoming).as_posix() for p in (*files, *recent)}
+    known = _known_frames(engine, telescope, rel.values())
     # files changed too recently that are not in the database yet: the next run takes them
-    unsettled = sum(1 for p in recent if p.relative_to(incoming).as_posix() not in known)
-    rel = {p: p.relative_to(incoming).as_posix() for p in files}
+    unsettled = sum(1 for p in recent if rel[p] not in known)
     new = [p for p in files if rel[p] not in known]
     # a configuration change ([headers]) may cure a failed file or use a skipped one
     retry = [p for p in files if rel[p] in known and known[rel[p]].state in ("failed", "skipped")
@@ -83,38 +81,33 @@ def ingest_stage(cfg: Config, engine, run_id: int, settle_seconds: float,
     if left:
         log.info("ingest: %d staging file(s) of a killed run removed", left)
     notes = _Notes()
-    rules, staging = cfg.headers.rules(), staging_folder(cfg.paths.archive)
-    jobs = [IngestJob(p, rel[p], cfg.camera, cfg.site, rules, staging) for p in new + retry]
-    # read, hashed, classified and staged on the workers (all at once); decided and put in
-    # place here, in the files' order
-    staged = run_jobs(stage_file, jobs, pool or ThreadMapper(), what="new files")
+    staging = staging_folder(cfg.paths.archive)
+    batches = ingest_batches([(p, rel[p]) for p in new + retry], cfg.camera, cfg.site,
+                             cfg.headers.rules(), staging)
+    # read, hashed, classified and staged on the workers (a batch of files per task, all
+    # at once); decided and put in place here, in the files' order
+    staged = run_jobs(stage_files, batches, pool or ThreadMapper(),
+                      what=f"new files ({len(new) + len(retry)} in batches)")
     recorder = _Recorder(engine, progress)
+    cured = 0
     try:
-        for path in new:
-            row, message, folders = _record_file(cfg, engine, path, rel[path], run_id,
-                                                 next(staged), notes=notes,
-                                                 in_flight=recorder.in_flight)
-            _night_from_folders(row)
-            recorder.add(row, message, folders)
+        for batch, results in zip(batches, staged):
+            # the twins of the batch's files in the database, looked up at once; the rows
+            # recorded before them by this ingest first (committed or not)
+            twins = ChainMap(recorder.recorded, _twins_of(engine, telescope, {
+                r.sha256 for (path, _), r in zip(batch.files, results)
+                if r.sha256 and rel[path] not in known}))
+            for (path, _), result in zip(batch.files, results):
+                if rel[path] not in known:  # a new file
+                    row, message, folders = _record_file(cfg, engine, path, rel[path], run_id,
+                                                         result, notes=notes, twins=twins)
+                    _night_from_folders(row)
+                    recorder.add(row, message, folders)
+                    continue
+                recorder.flush()  # (the new files come first: their rows are all in)
+                cured += _record_again(cfg, engine, path, rel[path], run_id, result,
+                                       known[rel[path]], notes)
         recorder.flush()
-        cured = 0
-        for path in retry:
-            old = known[rel[path]]
-            row, message, folders = _record_file(cfg, engine, path, rel[path], run_id,
-                                                 next(staged), frame_id=old.id, notes=notes)
-            sync_folders(folders)
-            _night_from_folders(row)
-            if (row.get("state"), row.get("reason"), row.get("sha256")) == (old.state, old.reason,
-                                                                            old.sha256):
-                continue  # the same failure again: nothing to write or to say twice
-            with session_scope(engine) as s:
-                s.execute(update(Frame).where(Frame.id == old.id).values(**row))
-            cured += row.get("state") not in ("failed", "skipped")
-            what = "failed at" if old.state == "failed" else "was skipped at"
-            log.info("%s: tried again after it %s ingest (%s): now %s", rel[path], what,
-                     old.reason, row.get("state") if row.get("state") not in ("failed", "skipped")
-                     else row.get("reason"))
-            _log_ingest(row, message)
     finally:
         if hasattr(staged, "close"):  # stopped (a full disk): no new jobs (their files: next run)
             staged.close()
@@ -197,15 +190,40 @@ class _Notes:
                      message.rstrip("."))
 
 
+def _record_again(cfg: Config, engine, path: Path, rel: str, run_id: int, staged, old,
+                  notes: _Notes) -> bool:
+    """Record a file that failed (or was skipped) at ingest before, tried again: its row
+    ``old`` changes only when the outcome does. Whether it is a frame now."""
+    from clinepipe.atomic_files import sync_folders
+    from clinepipe.store.db import session_scope
+
+    row, message, folders = _record_file(cfg, engine, path, rel, run_id, staged,
+                                         frame_id=old.id, notes=notes)
+    sync_folders(folders)
+    _night_from_folders(row)
+    if (row.get("state"), row.get("reason"), row.get("sha256")) == (old.state, old.reason,
+                                                                    old.sha256):
+        return False  # the same failure again: nothing to write or to say twice
+    with session_scope(engine) as s:
+        s.execute(update(Frame).where(Frame.id == old.id).values(**row))
+    what = "failed at" if old.state == "failed" else "was skipped at"
+    log.info("%s: tried again after it %s ingest (%s): now %s", rel, what, old.reason,
+             row.get("state") if row.get("state") not in ("failed", "skipped")
+             else row.get("reason"))
+    _log_ingest(row, message)
+    return row.get("state") not in ("failed", "skipped")
+
+
 def _record_file(cfg: Config, engine, path: Path, rel: str, run_id: int, staged,
                  frame_id: int | None = None, notes: _Notes | None = None,
-                 in_flight: dict | None = None) -> tuple:
+                 twins=None) -> tuple:
     """The ``frames`` row of one incoming file, the log message of a failure (or "") and the
     folders its archive copy was renamed into (to fsync before the row is committed).
     ``staged`` is what :func:`~clinepipe.run.ingest_jobs.stage_file` found: a good frame's
     staging files are renamed into place as its archive copy, a duplicate's deleted.
     ``frame_id``: the file's own row when it is tried again (not its own twin);
-    ``in_flight``: SHA-256 -> raw path of the rows not committed yet (their files' twins)."""
+    ``twins``: SHA-256 -> the twin's name (:func:`_twins_of`) of every file with those bytes
+    in the database or recorded before it (None: looked up here)."""
     from clinepipe.atomic_files import replace_staged
     from clinepipe.ingest.files import archive_destination
 
@@ -215,8 +233,8 @@ def _record_file(cfg: Config, engine, path: Path, rel: str, run_id: int, staged,
     if staged.sha256 is None:  # unreadable: not even a checksum
         row.update(state=staged.state, stage="ingest", reason=staged.reason)
         return row, staged.message, set()
-    twin = (in_flight or {}).get(staged.sha256) or _twin_of(engine, staged.sha256, telescope,
-                                                           exclude_id=frame_id)
+    twin = (twins.get(staged.sha256) if twins is not None
+            else _twin_of(engine, staged.sha256, telescope, exclude_id=frame_id))
     if twin is not None:
         staged.discard()
         row.update(state="duplicate", stage="ingest", reason=f"duplicate of {twin}")
@@ -253,13 +271,15 @@ class _Recorder:
         self.engine, self.progress = engine, progress
         self.rows: list[tuple[dict, str]] = []
         self.folders: set = set()
-        self.in_flight: dict[str, str] = {}  # SHA-256 -> raw path of the rows not committed
+        #: SHA-256 -> raw path of the rows this ingest recorded (committed or not) that are
+        #: not duplicates: the twins of later files with those bytes
+        self.recorded: dict[str, str] = {}
 
     def add(self, row: dict, message: str, folders) -> None:
         self.rows.append((row, message))
         self.folders |= folders
         if row.get("sha256") and row.get("state") != "duplicate":
-            self.in_flight.setdefault(row["sha256"], row["raw_path"])
+            self.recorded.setdefault(row["sha256"], row["raw_path"])
         if len(self.rows) >= COMMIT_FILES:
             self.flush()
 
@@ -271,13 +291,15 @@ class _Recorder:
             return
         sync_folders(self.folders)  # the copies are durable before their rows are
         with session_scope(self.engine) as s:
-            s.add_all([Frame(**row) for row, _ in self.rows])
+            # one INSERT of many rows per run of rows with the same columns (a good frame's,
+            # a failure's), in order (the ids follow the files' order), without ORM objects
+            for _, group in groupby((row for row, _ in self.rows), key=lambda r: r.keys()):
+                s.execute(insert(frames_table), list(group))
         for row, message in self.rows:
             _log_ingest(row, message)
             if self.progress:
                 self.progress.advance()
         self.rows, self.folders = [], set()
-        self.in_flight.clear()
 
 
 def _log_ingest(row: dict, message: str) -> None:
@@ -300,8 +322,29 @@ def _twin_of(engine, digest: str, telescope: str, exclude_id: int | None = None)
         q = q.where(Frame.id != exclude_id)
     with session_scope(engine) as s:
         twin = s.execute(q).first()
-    if twin is None:
-        return None
+    return None if twin is None else _twin_name(twin, telescope)
+
+
+def _twins_of(engine, telescope: str, digests) -> dict[str, str]:
+    """SHA-256 -> its twin (:func:`_twin_of`) for each of ``digests`` that has one in the
+    database, in one query per :data:`LOOKUP_CHUNK` digests."""
+    from clinepipe.store.db import session_scope
+
+    names, twins = sorted(digests), {}
+    if not names:
+        return twins
+    with session_scope(engine) as s:
+        for lo in range(0, len(names), LOOKUP_CHUNK):
+            for r in s.execute(select(Frame.sha256, Frame.telescope, Frame.raw_path)
+                               .where(Frame.sha256.in_(names[lo:lo + LOOKUP_CHUNK]),
+                                      Frame.state != "duplicate").order_by(Frame.id)):
+                twins.setdefault(r.sha256, _twin_name(r, telescope))
+    return twins
+
+
+def _twin_name(twin, telescope: str) -> str:
+    """A twin's row named as in messages: its raw path, prefixed ``telescope:`` when it is
+    another telescope's."""
     return twin.raw_path if twin.telescope == telescope else f"{twin.telescope}:{twin.raw_path}"
 
 

