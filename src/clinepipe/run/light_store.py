@@ -77,20 +77,6 @@ def store_light_result(cfg: Config, s, run_id: int, frame: Frame, result: LightR
                                        site.latitude, site.longitude)
             bjd[finite] = bjd_tdb(jd[finite], m["ra"][finite], m["dec"][finite], site.latitude,
                                   site.longitude, site.elevation)
-    star_ids = _identify_stars(cfg, s, m, calib, stats.get("pixel_scale"))
-    _name_known_variables(cfg, s, m, star_ids, calib.known,
-                          context.named if context is not None else None)
-    keep = star_ids > 0
-    insert_measurement_columns(s, _measurement_columns(
-        frame, m[keep], star_ids[keep], bjd[keep], x_air[keep], calib.mag[keep],
-        calib.mag_err[keep], calib.in_ensemble[keep]))
-    if calib.zero_point is not None:
-        zp = calib.zero_point
-        conn.execute(_ZERO_POINT_INSERT, {
-            "frame_id": frame.id, "filter": frame.filter, "catalog_band": calib.band,
-            "value": zp.value, "error": zp.error, "n_used": zp.n_used,
-            "n_candidates": zp.n_candidates, "scatter": finite_or_none(zp.scatter) or 0.0,
-            "color_term": None})
     centre_air = float(np.nanmedian(x_air)) if np.isfinite(x_air).any() else None
     values = {
         "state": calib.state, "stage": calib.stage, "reason": reason, "run_id": run_id,
@@ -105,7 +91,24 @@ def store_light_result(cfg: Config, s, run_id: int, frame: Frame, result: LightR
         "sky": finite_or_none(stats.get("sky")), "n_stars": stats.get("n_stars"),
         "airmass": centre_air, "astrometric_rms": finite_or_none(calib.astrometric_rms),
         "source_list": stats.get("source_list"), "updated_at": utc_now()}
+    # the frame's row first: on SQLite this first write of the transaction takes the
+    # database's write lock, so the star list is read and extended under it (another
+    # telescope's run waits), as the advisory lock does on PostgreSQL
     conn.execute(_FRAME_UPDATE, {"frame": frame.id, **values})
+    star_ids = _identify_stars(cfg, s, m, calib, stats.get("pixel_scale"))
+    _name_known_variables(cfg, s, m, star_ids, calib.known,
+                          context.named if context is not None else None)
+    keep = star_ids > 0
+    insert_measurement_columns(s, _measurement_columns(
+        frame, m[keep], star_ids[keep], bjd[keep], x_air[keep], calib.mag[keep],
+        calib.mag_err[keep], calib.in_ensemble[keep]))
+    if calib.zero_point is not None:
+        zp = calib.zero_point
+        conn.execute(_ZERO_POINT_INSERT, {
+            "frame_id": frame.id, "filter": frame.filter, "catalog_band": calib.band,
+            "value": zp.value, "error": zp.error, "n_used": zp.n_used,
+            "n_candidates": zp.n_candidates, "scatter": finite_or_none(zp.scatter) or 0.0,
+            "color_term": None})
     frame.state = calib.state
     log.info("%s: %s, %d stars%s%s", frame.raw_path, calib.state, int(keep.sum()),
              f", zero point {calib.zero_point.value:.3f} ± {calib.zero_point.error:.3f}"
