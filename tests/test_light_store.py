@@ -3,7 +3,8 @@ results themselves: a simulated night is run up to its lights (ingest, masters, 
 after them changes a row yet), then every light is measured again, on its own, through
 ``process_light`` and ``calibrate_measurements`` (the stages are deterministic), and the
 database must hold exactly those values: each measurement's columns, each new star at the
-position and with the catalog id of its first detection (ids in the order of first detection),
+position and with the catalog id of its first detection (ids in the order of first detection,
+none within the identity radius of a star known before),
 each catalog match with the catalog's own row, the zero point, the frame's columns, and every
 measured star marked for its statistics. On SQLite and PostgreSQL, on a fresh night and again
 after ``run --reprocess`` (which replaces every light's rows).
@@ -108,6 +109,10 @@ def _check_stored_lights(cfg, engine, tmp_path) -> int:
                     assert sep <= radius
                     continue
                 assert sid == max(seen, default=min(star_rows) - 1) + 1  # in detection order
+                if seen:  # new: no star known before lies within the identity radius
+                    known_ra, known_dec = np.array(list(seen.values())).T
+                    assert separation_arcsec(row["ra"], row["dec"], known_ra,
+                                             known_dec).min() > radius
                 seen[sid] = (star["ra"], star["dec"])
                 assert (star["ra"], star["dec"]) == (row["ra"], row["dec"])
                 assert star["n_measurements"] == 0

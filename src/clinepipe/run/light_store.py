@@ -183,12 +183,10 @@ def _identify_stars(cfg: Config, s, m: np.ndarray, calib: FrameCalibration,
     lo_dec, hi_dec = np.nanmin(dec[ok]) - margin, np.nanmax(dec[ok]) + margin
     st = stars.c
     conn = s.connection()
-    known = conn.execute(_STARS_IN_BOX, {"lo_dec": lo_dec, "hi_dec": hi_dec, "lo_ra": lo_ra,
-                                         "hi_ra": hi_ra}).all()
-    k_id, k_ra, k_dec, k_uncatalogued = (np.array(c) for c in zip(*known)) if known else (
-        np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0), np.zeros(0, dtype=bool))
+    known = _known_stars(s, (lo_ra, hi_ra, lo_dec, hi_dec))
+    k_id, k_ra, k_dec, k_uncatalogued = known.within(lo_ra, hi_ra, lo_dec, hi_dec)
     where = np.flatnonzero(ok)
-    index = assign_stars(ra[ok], dec[ok], k_ra.astype(float), k_dec.astype(float), radius)
+    index = assign_stars(ra[ok], dec[ok], k_ra, k_dec, radius)
     matched = index >= 0
     ids[where[matched]] = k_id[index[matched]]
     catalog = calib.catalog
@@ -196,12 +194,14 @@ def _identify_stars(cfg: Config, s, m: np.ndarray, calib: FrameCalibration,
     if catalog is not None:
         # stars first seen without a catalog (source "none", a field the catalog did not
         # cover then) get their counterpart once a catalog covers them
-        late = where[matched][k_uncatalogued[index[matched]].astype(bool)]
-        for i in late[calib.cat_index[late] >= 0]:
+        late = where[matched][k_uncatalogued[index[matched]]]
+        late = late[calib.cat_index[late] >= 0]
+        for i in late:
             cat_id = str(catalog.ids[calib.cat_index[i]])
             conn.execute(update(stars).where(st.id == int(ids[i]), st.catalog_id.is_(None))
                          .values(catalog_id=cat_id))
             matches.append(_catalog_match(int(ids[i]), cat_id, catalog, calib, i))
+        known.catalogued(ids[late])
     new_rows = where[index == -1]
     if len(new_rows):
         cat_ids = [None] * len(new_rows)
@@ -217,12 +217,80 @@ def _identify_stars(cfg: Config, s, m: np.ndarray, calib: FrameCalibration,
              for r, d, c in zip(ra[new_rows].tolist(), dec[new_rows].tolist(), cat_ids)]
         ).scalars().all()
         ids[new_rows] = new_ids
+        known.add(new_ids, ra[new_rows], dec[new_rows], [c is None for c in cat_ids])
         matches += [_catalog_match(star_id, cat_id, catalog, calib, i)
                     for i, star_id, cat_id in zip(new_rows.tolist(), new_ids, cat_ids)
                     if cat_id is not None]
     if matches:
         conn.execute(insert(catalog_matches), matches)
     return ids
+
+
+class _KnownStars:
+    """The stars of a region of sky as one transaction sees them, in id order: ``id``, ``ra``,
+    ``dec`` (deg) and ``uncatalogued`` (no catalog counterpart yet).
+
+    Read once per transaction and kept up to date with the stars it adds or gives a catalog
+    id: while the transaction holds the star list (SQLite: its write lock, which the light's
+    first write takes; PostgreSQL: :data:`STARS_LOCK_KEY`, until it ends) no one else changes
+    it, so the lights of one batch (``store.db.BatchedTransaction``) need not read it again."""
+
+    def __init__(self, transaction, region: tuple, rows):
+        self.transaction, self.region = transaction, region
+        cols = list(zip(*rows)) or [(), (), (), ()]
+        self.id = np.array(cols[0], dtype=np.int64)
+        self.ra, self.dec = np.array(cols[1], dtype=float), np.array(cols[2], dtype=float)
+        self.uncatalogued = np.array(cols[3], dtype=bool)
+
+    def covers(self, lo_ra, hi_ra, lo_dec, hi_dec) -> bool:
+        r = self.region
+        return r[0] <= lo_ra and hi_ra <= r[1] and r[2] <= lo_dec and hi_dec <= r[3]
+
+    def within(self, lo_ra, hi_ra, lo_dec, hi_dec) -> tuple:
+        """(id, ra, dec, uncatalogued) of the stars in the box, as ``_STARS_IN_BOX`` reads
+        them (bounds included, id order)."""
+        keep = ((self.dec >= lo_dec) & (self.dec <= hi_dec)
+                & (self.ra >= lo_ra) & (self.ra <= hi_ra))
+        return self.id[keep], self.ra[keep], self.dec[keep], self.uncatalogued[keep]
+
+    def add(self, ids, ra, dec, uncatalogued) -> None:
+        """Stars this transaction created."""
+        self.id = np.concatenate([self.id, np.asarray(ids, dtype=np.int64)])
+        self.ra = np.concatenate([self.ra, ra])
+        self.dec = np.concatenate([self.dec, dec])
+        self.uncatalogued = np.concatenate([self.uncatalogued,
+                                            np.asarray(uncatalogued, dtype=bool)])
+        if np.any(np.diff(self.id) <= 0):  # (new ids come last: a sequence only grows)
+            order = np.argsort(self.id, kind="stable")
+            self.id, self.ra, self.dec, self.uncatalogued = (
+                a[order] for a in (self.id, self.ra, self.dec, self.uncatalogued))
+
+    def catalogued(self, ids) -> None:
+        """Stars this transaction gave a catalog id."""
+        self.uncatalogued[np.isin(self.id, ids)] = False
+
+
+#: where a session keeps its :class:`_KnownStars` (``Session.info``)
+_KNOWN_STARS = "clinepipe.known_stars"
+
+
+def _known_stars(s, box: tuple) -> _KnownStars:
+    """The star list around ``box`` (lo_ra, hi_ra, lo_dec, hi_dec; deg) in the session's
+    transaction: read from the database (a region of twice the box's width and height) unless
+    this transaction has read a region covering the box already."""
+    transaction = s.get_transaction()
+    known = s.info.get(_KNOWN_STARS)
+    if known is not None and known.transaction is transaction and known.covers(*box):
+        return known
+    lo_ra, hi_ra, lo_dec, hi_dec = box
+    half_ra, half_dec = (hi_ra - lo_ra) / 2, (hi_dec - lo_dec) / 2
+    region = (lo_ra - half_ra, hi_ra + half_ra, lo_dec - half_dec, hi_dec + half_dec)
+    rows = s.connection().execute(_STARS_IN_BOX, dict(zip(
+        ("lo_ra", "hi_ra", "lo_dec", "hi_dec"), region))).all()
+    known = _KnownStars(transaction, region, rows)
+    # a savepoint rolled back would take stars with it: kept for the whole transaction only
+    s.info[_KNOWN_STARS] = None if s.in_nested_transaction() else known
+    return known
 
 
 def _catalog_match(star_id: int, cat_id: str, catalog, calib: FrameCalibration,
