@@ -201,7 +201,8 @@ def _identify_stars(cfg: Config, s, m: np.ndarray, calib: FrameCalibration,
             conn.execute(update(stars).where(st.id == int(ids[i]), st.catalog_id.is_(None))
                          .values(catalog_id=cat_id))
             matches.append(_catalog_match(int(ids[i]), cat_id, catalog, calib, i))
-        known.catalogued(ids[late])
+        if len(late):
+            known.catalogued(ids[late])
     new_rows = where[index == -1]
     if len(new_rows):
         cat_ids = [None] * len(new_rows)
