@@ -6,11 +6,12 @@ import json
 import logging
 
 import numpy as np
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import bindparam, insert, select, text, update
 
 from clinepipe.config import Config
 from clinepipe.run.light_stages import LightResult, LightTask
-from clinepipe.store.models import CatalogMatch, Frame, Star, ZeroPoint, utc_now
+from clinepipe.store.models import Frame, Star, utc_now
+from clinepipe.store.tables import catalog_matches, frames, stars, zero_points
 
 log = logging.getLogger("clinepipe")
 from clinepipe.calibrate.light import (
@@ -23,6 +24,11 @@ from clinepipe.finite import finite_or_none
 #: PostgreSQL advisory-lock key held while a frame's stars are identified (ASCII "clinestr")
 STARS_LOCK_KEY = 0x636C696E65737472
 
+#: frame states that never have measurements or a zero point: only ingest writes "ingested",
+#: on a new row or on a file that failed at ingest, while a light's results are stored in the
+#: transaction that moves it to another state (and a failed light's are deleted then)
+NO_RESULTS_STATES = frozenset({"ingested"})
+
 
 
 
@@ -33,14 +39,18 @@ def store_light_result(cfg: Config, s, run_id: int, frame: Frame, result: LightR
     transaction the caller commits: all of the light's rows go in that one transaction."""
     from clinepipe.store.measurement_rows import (
         delete_frame_results,
-        insert_measurements,
+        insert_measurement_columns,
     )
 
-    if not result.ok:
+    conn = s.connection()
+    if frame.state not in NO_RESULTS_STATES:  # (a light never measured has none to replace)
         delete_frame_results(s, frame.id)
-        s.execute(update(Frame).where(Frame.id == frame.id).values(
-            state="waiting" if result.waiting else "failed", stage=result.stage,
-            reason=result.reason, run_id=run_id, updated_at=utc_now()))
+    if not result.ok:
+        state = "waiting" if result.waiting else "failed"
+        conn.execute(_FRAME_UPDATE, {"frame": frame.id, "state": state, "stage": result.stage,
+                                     "reason": result.reason, "run_id": run_id,
+                                     "updated_at": utc_now()})
+        frame.state = state  # (the caller's copy: a second store of it replaces these)
         (log.info if result.waiting else log.warning)("%s", result.message)
         return
 
@@ -67,33 +77,39 @@ def store_light_result(cfg: Config, s, run_id: int, frame: Frame, result: LightR
                                        site.latitude, site.longitude)
             bjd[finite] = bjd_tdb(jd[finite], m["ra"][finite], m["dec"][finite], site.latitude,
                                   site.longitude, site.elevation)
-    delete_frame_results(s, frame.id)
+    centre_air = float(np.nanmedian(x_air)) if np.isfinite(x_air).any() else None
+    values = {
+        "state": calib.state, "stage": calib.stage, "reason": reason, "run_id": run_id,
+        # keep_calibrated = "none": no file was written, so no path is stored
+        "calibrated_path": (None if cfg.archive.keep_calibrated == "none" else
+                            result.calibrated_path.relative_to(cfg.paths.archive).as_posix()),
+        "bias_master_id": task.bias.id if task else None,
+        "dark_master_id": task.dark.id if task else None,
+        "flat_master_id": task.flat.id if task else None,
+        "fwhm": finite_or_none(stats.get("fwhm")),
+        "elongation": finite_or_none(stats.get("elongation")),
+        "sky": finite_or_none(stats.get("sky")), "n_stars": stats.get("n_stars"),
+        "airmass": centre_air, "astrometric_rms": finite_or_none(calib.astrometric_rms),
+        "source_list": stats.get("source_list"), "updated_at": utc_now()}
+    # the frame's row first: on SQLite this first write of the transaction takes the
+    # database's write lock, so the star list is read and extended under it (another
+    # telescope's run waits), as the advisory lock does on PostgreSQL
+    conn.execute(_FRAME_UPDATE, {"frame": frame.id, **values})
     star_ids = _identify_stars(cfg, s, m, calib, stats.get("pixel_scale"))
     _name_known_variables(cfg, s, m, star_ids, calib.known,
                           context.named if context is not None else None)
     keep = star_ids > 0
-    rows = _measurement_rows(frame, m[keep], star_ids[keep], bjd[keep], x_air[keep],
-                             calib.mag[keep], calib.mag_err[keep], calib.in_ensemble[keep])
-    insert_measurements(s, rows)
+    insert_measurement_columns(s, _measurement_columns(
+        frame, m[keep], star_ids[keep], bjd[keep], x_air[keep], calib.mag[keep],
+        calib.mag_err[keep], calib.in_ensemble[keep]))
     if calib.zero_point is not None:
         zp = calib.zero_point
-        s.execute(insert(ZeroPoint).values(
-            frame_id=frame.id, filter=frame.filter, catalog_band=calib.band, value=zp.value,
-            error=zp.error, n_used=zp.n_used, n_candidates=zp.n_candidates,
-            scatter=finite_or_none(zp.scatter) or 0.0, color_term=None))
-    centre_air = float(np.nanmedian(x_air)) if np.isfinite(x_air).any() else None
-    s.execute(update(Frame).where(Frame.id == frame.id).values(
-        state=calib.state, stage=calib.stage, reason=reason, run_id=run_id,
-        # keep_calibrated = "none": no file was written, so no path is stored
-        calibrated_path=(None if cfg.archive.keep_calibrated == "none" else
-                         result.calibrated_path.relative_to(cfg.paths.archive).as_posix()),
-        bias_master_id=task.bias.id if task else None,
-        dark_master_id=task.dark.id if task else None,
-        flat_master_id=task.flat.id if task else None, fwhm=finite_or_none(stats.get("fwhm")),
-        elongation=finite_or_none(stats.get("elongation")), sky=finite_or_none(stats.get("sky")),
-        n_stars=stats.get("n_stars"), airmass=centre_air,
-        astrometric_rms=finite_or_none(calib.astrometric_rms), source_list=stats.get("source_list"),
-        updated_at=utc_now()))
+        conn.execute(_ZERO_POINT_INSERT, {
+            "frame_id": frame.id, "filter": frame.filter, "catalog_band": calib.band,
+            "value": zp.value, "error": zp.error, "n_used": zp.n_used,
+            "n_candidates": zp.n_candidates, "scatter": finite_or_none(zp.scatter) or 0.0,
+            "color_term": None})
+    frame.state = calib.state
     log.info("%s: %s, %d stars%s%s", frame.raw_path, calib.state, int(keep.sum()),
              f", zero point {calib.zero_point.value:.3f} ± {calib.zero_point.error:.3f}"
              if calib.zero_point is not None else "", f" ({note})" if note else "")
@@ -108,11 +124,21 @@ def _nullable(values) -> list:
     return out.tolist()
 
 
-def _measurement_rows(frame: Frame, m: np.ndarray, star_ids, bjd, airmass, mag, mag_err,
-                      in_ensemble) -> list[dict]:
-    """``measurements`` rows of one frame, built column by column (pixels become 1-based)."""
+#: the zero point of a light (Core, the statement built once)
+_ZERO_POINT_INSERT = insert(zero_points)
+
+
+#: ``UPDATE frames SET … WHERE id = :frame`` (Core, built once): the SET clause has the
+#: columns named by the parameters given with ``frame``
+_FRAME_UPDATE = update(frames).where(frames.c.id == bindparam("frame"))
+
+
+def _measurement_columns(frame: Frame, m: np.ndarray, star_ids, bjd, airmass, mag, mag_err,
+                         in_ensemble) -> dict[str, list]:
+    """``measurements`` rows of one frame, column by column: name -> one value per row, None
+    for NaN (pixels become 1-based)."""
     n = len(m)
-    columns = {
+    return {
         "frame_id": [frame.id] * n, "star_id": np.asarray(star_ids, dtype=np.int64).tolist(),
         "filter": [frame.filter] * n, "jd_mid": [frame.jd_mid] * n, "bjd_tdb": _nullable(bjd),
         "x": (m["x"] + 1.0).tolist(), "y": (m["y"] + 1.0).tolist(),
@@ -124,8 +150,14 @@ def _measurement_rows(frame: Frame, m: np.ndarray, star_ids, bjd, airmass, mag, 
         "airmass": _nullable(airmass), "flags": m["flags"].astype(np.int64).tolist(),
         "in_ensemble": np.asarray(in_ensemble, dtype=bool).tolist(),
     }
-    keys = list(columns)
-    return [dict(zip(keys, values)) for values in zip(*columns.values())]
+
+
+#: the known stars in a box of sky: id, ra, dec and whether it has no catalog counterpart
+_STARS_IN_BOX = (
+    select(stars.c.id, stars.c.ra, stars.c.dec, stars.c.catalog_id.is_(None))
+    .where(stars.c.dec.between(bindparam("lo_dec"), bindparam("hi_dec")),
+           stars.c.ra.between(bindparam("lo_ra"), bindparam("hi_ra")))
+    .order_by(stars.c.id))
 
 
 def _identify_stars(cfg: Config, s, m: np.ndarray, calib: FrameCalibration,
@@ -149,55 +181,130 @@ def _identify_stars(cfg: Config, s, m: np.ndarray, calib: FrameCalibration,
     cosd = max(np.cos(np.radians(np.nanmedian(dec[ok]))), 1e-3)
     lo_ra, hi_ra = np.nanmin(ra[ok]) - margin / cosd, np.nanmax(ra[ok]) + margin / cosd
     lo_dec, hi_dec = np.nanmin(dec[ok]) - margin, np.nanmax(dec[ok]) + margin
-    known = s.execute(select(Star.id, Star.ra, Star.dec, Star.catalog_id.is_(None)).where(
-        Star.dec.between(lo_dec, hi_dec), Star.ra.between(lo_ra, hi_ra))
-        .order_by(Star.id)).all()
-    k_id = np.array([r[0] for r in known], dtype=np.int64)
-    k_ra = np.array([r[1] for r in known], dtype=float)
-    k_dec = np.array([r[2] for r in known], dtype=float)
-    k_uncatalogued = np.array([bool(r[3]) for r in known], dtype=bool)
+    st = stars.c
+    conn = s.connection()
+    known = _known_stars(s, (lo_ra, hi_ra, lo_dec, hi_dec))
+    k_id, k_ra, k_dec, k_uncatalogued = known.within(lo_ra, hi_ra, lo_dec, hi_dec)
     where = np.flatnonzero(ok)
     index = assign_stars(ra[ok], dec[ok], k_ra, k_dec, radius)
     matched = index >= 0
     ids[where[matched]] = k_id[index[matched]]
     catalog = calib.catalog
+    matches = []  # catalog_matches rows
     if catalog is not None:
         # stars first seen without a catalog (source "none", a field the catalog did not
         # cover then) get their counterpart once a catalog covers them
         late = where[matched][k_uncatalogued[index[matched]]]
-        for i in late[calib.cat_index[late] >= 0]:
+        late = late[calib.cat_index[late] >= 0]
+        for i in late:
             cat_id = str(catalog.ids[calib.cat_index[i]])
-            s.execute(update(Star).where(Star.id == int(ids[i]), Star.catalog_id.is_(None))
-                      .values(catalog_id=cat_id))
-            _add_catalog_match(s, int(ids[i]), cat_id, catalog, calib, i)
+            conn.execute(update(stars).where(st.id == int(ids[i]), st.catalog_id.is_(None))
+                         .values(catalog_id=cat_id))
+            matches.append(_catalog_match(int(ids[i]), cat_id, catalog, calib, i))
+        if len(late):
+            known.catalogued(ids[late])
     new_rows = where[index == -1]
-    new_stars = []
-    for i in new_rows:
-        cat_id = None
-        if catalog is not None and calib.cat_index[i] >= 0:
-            cat_id = str(catalog.ids[calib.cat_index[i]])
-        new_stars.append(Star(ra=float(ra[i]), dec=float(dec[i]), catalog_id=cat_id,
-                              n_measurements=0, created_at=utc_now()))
-    if new_stars:
-        s.add_all(new_stars)
-        s.flush()
-        for i, star in zip(new_rows, new_stars):
-            ids[i] = star.id
-            if star.catalog_id is not None:
-                _add_catalog_match(s, star.id, star.catalog_id, catalog, calib, i)
+    if len(new_rows):
+        cat_ids = [None] * len(new_rows)
+        if catalog is not None:
+            c = calib.cat_index[new_rows]
+            cat_ids = [str(catalog.ids[k]) if k >= 0 else None for k in c.tolist()]
+        now = utc_now()
+        # one INSERT … RETURNING for all of them: the ids in the rows' order, as the ORM's
+        # flush of as many Star objects gave them
+        new_ids = conn.execute(
+            insert(stars).returning(st.id, sort_by_parameter_order=True),
+            [{"ra": r, "dec": d, "catalog_id": c, "n_measurements": 0, "created_at": now}
+             for r, d, c in zip(ra[new_rows].tolist(), dec[new_rows].tolist(), cat_ids)]
+        ).scalars().all()
+        ids[new_rows] = new_ids
+        known.add(new_ids, ra[new_rows], dec[new_rows], [c is None for c in cat_ids])
+        matches += [_catalog_match(star_id, cat_id, catalog, calib, i)
+                    for i, star_id, cat_id in zip(new_rows.tolist(), new_ids, cat_ids)
+                    if cat_id is not None]
+    if matches:
+        conn.execute(insert(catalog_matches), matches)
     return ids
 
 
-def _add_catalog_match(s, star_id: int, cat_id: str, catalog, calib: FrameCalibration,
-                       i: int) -> None:
+class _KnownStars:
+    """The stars of a region of sky as one transaction sees them, in id order: ``id``, ``ra``,
+    ``dec`` (deg) and ``uncatalogued`` (no catalog counterpart yet).
+
+    Read once per transaction and kept up to date with the stars it adds or gives a catalog
+    id: while the transaction holds the star list (SQLite: its write lock, which the light's
+    first write takes; PostgreSQL: :data:`STARS_LOCK_KEY`, until it ends) no one else changes
+    it, so the lights of one batch (``store.db.BatchedTransaction``) need not read it again."""
+
+    def __init__(self, transaction, region: tuple, rows):
+        self.transaction, self.region = transaction, region
+        cols = list(zip(*rows)) or [(), (), (), ()]
+        self.id = np.array(cols[0], dtype=np.int64)
+        self.ra, self.dec = np.array(cols[1], dtype=float), np.array(cols[2], dtype=float)
+        self.uncatalogued = np.array(cols[3], dtype=bool)
+
+    def covers(self, lo_ra, hi_ra, lo_dec, hi_dec) -> bool:
+        r = self.region
+        return r[0] <= lo_ra and hi_ra <= r[1] and r[2] <= lo_dec and hi_dec <= r[3]
+
+    def within(self, lo_ra, hi_ra, lo_dec, hi_dec) -> tuple:
+        """(id, ra, dec, uncatalogued) of the stars in the box, as ``_STARS_IN_BOX`` reads
+        them (bounds included, id order)."""
+        keep = ((self.dec >= lo_dec) & (self.dec <= hi_dec)
+                & (self.ra >= lo_ra) & (self.ra <= hi_ra))
+        return self.id[keep], self.ra[keep], self.dec[keep], self.uncatalogued[keep]
+
+    def add(self, ids, ra, dec, uncatalogued) -> None:
+        """Stars this transaction created."""
+        self.id = np.concatenate([self.id, np.asarray(ids, dtype=np.int64)])
+        self.ra = np.concatenate([self.ra, ra])
+        self.dec = np.concatenate([self.dec, dec])
+        self.uncatalogued = np.concatenate([self.uncatalogued,
+                                            np.asarray(uncatalogued, dtype=bool)])
+        if np.any(np.diff(self.id) <= 0):  # (new ids come last: a sequence only grows)
+            order = np.argsort(self.id, kind="stable")
+            self.id, self.ra, self.dec, self.uncatalogued = (
+                a[order] for a in (self.id, self.ra, self.dec, self.uncatalogued))
+
+    def catalogued(self, ids) -> None:
+        """Stars this transaction gave a catalog id."""
+        self.uncatalogued[np.isin(self.id, ids)] = False
+
+
+#: where a session keeps its :class:`_KnownStars` (``Session.info``)
+_KNOWN_STARS = "clinepipe.known_stars"
+
+
+def _known_stars(s, box: tuple) -> _KnownStars:
+    """The star list around ``box`` (lo_ra, hi_ra, lo_dec, hi_dec; deg) in the session's
+    transaction: read from the database (a region of twice the box's width and height) unless
+    this transaction has read a region covering the box already."""
+    transaction = s.get_transaction()
+    known = s.info.get(_KNOWN_STARS)
+    if known is not None and known.transaction is transaction and known.covers(*box):
+        return known
+    lo_ra, hi_ra, lo_dec, hi_dec = box
+    half_ra, half_dec = (hi_ra - lo_ra) / 2, (hi_dec - lo_dec) / 2
+    region = (lo_ra - half_ra, hi_ra + half_ra, lo_dec - half_dec, hi_dec + half_dec)
+    rows = s.connection().execute(_STARS_IN_BOX, dict(zip(
+        ("lo_ra", "hi_ra", "lo_dec", "hi_dec"), region))).all()
+    known = _KnownStars(transaction, region, rows)
+    # a savepoint rolled back would take stars with it: kept for the whole transaction only
+    s.info[_KNOWN_STARS] = None if s.in_nested_transaction() else known
+    return known
+
+
+def _catalog_match(star_id: int, cat_id: str, catalog, calib: FrameCalibration,
+                   i: int) -> dict:
     """The ``catalog_matches`` row of star ``star_id``, measurement ``i`` of the frame."""
     c = calib.cat_index[i]
-    s.add(CatalogMatch(star_id=star_id, catalog=catalog.name, catalog_id=cat_id,
-                       ra=float(catalog.ra[c]), dec=float(catalog.dec[c]),
-                       separation=float(calib.cat_sep[i]),
-                       mags=json.dumps({b: [finite_or_none(v[c]), finite_or_none(catalog.errors.get(b, v)[c])
-                                            if b in catalog.errors else None]
-                                        for b, v in catalog.mags.items()})))
+    return {"star_id": star_id, "catalog": catalog.name, "catalog_id": cat_id,
+            "ra": float(catalog.ra[c]), "dec": float(catalog.dec[c]),
+            "separation": float(calib.cat_sep[i]),
+            "mags": json.dumps({b: [finite_or_none(v[c]),
+                                    finite_or_none(catalog.errors.get(b, v)[c])
+                                    if b in catalog.errors else None]
+                                for b, v in catalog.mags.items()})}
 
 
 def _name_known_variables(cfg: Config, s, m: np.ndarray, star_ids: np.ndarray, known,
