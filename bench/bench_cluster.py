@@ -58,12 +58,10 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT / "tests"))  # the cluster helper the tests use
+from tree_paths import use_this_tree  # noqa: E402
+
 # every process started here (runs, export, scheduler, workers) runs this tree's clinepipe
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    [str(ROOT / "src")] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
+ROOT = use_this_tree()
 
 from bench_dask import export_digest, fresh_copy  # noqa: E402
 from dask_cluster import DaskCluster, process_cpu_seconds  # noqa: E402

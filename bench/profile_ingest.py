@@ -25,19 +25,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT / "tests"))  # the cluster helper the tests use
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    [str(ROOT / "src")] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
+from tree_paths import use_this_tree  # noqa: E402
+
+# every process started here (runs, export, scheduler, workers) runs this tree's clinepipe
+ROOT = use_this_tree()
 
 from bench_dask import fresh_copy  # noqa: E402
 
