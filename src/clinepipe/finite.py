@@ -15,3 +15,15 @@ def finite_or_none(value) -> float | None:
     except (TypeError, ValueError):
         return None
     return out if math.isfinite(out) else None
+
+
+def finite_floats_or_none(values) -> list:
+    """:func:`finite_or_none` of every element of ``values`` (array-like), column-wise: a list
+    of Python floats with None for NaN and infinity, for a column of many database rows without
+    a Python call per value."""
+    import numpy as np
+
+    a = np.asarray(values, dtype=float)
+    out = a.astype(object)
+    out[~np.isfinite(a)] = None
+    return out.tolist()

@@ -19,7 +19,7 @@ from clinepipe.calibrate.light import (
     FrameCalibration,
     calibrate_measurements,
 )
-from clinepipe.finite import finite_or_none
+from clinepipe.finite import finite_floats_or_none, finite_or_none
 
 #: PostgreSQL advisory-lock key held while a frame's stars are identified (ASCII "clinestr")
 STARS_LOCK_KEY = 0x636C696E65737472
@@ -115,15 +115,6 @@ def store_light_result(cfg: Config, s, run_id: int, frame: Frame, result: LightR
              if calib.zero_point is not None else "", f" ({note})" if note else "")
 
 
-def _nullable(values) -> list:
-    """Floats for the database, one per element, with None for NaN (column-wise, no per-row
-    function calls)."""
-    a = np.asarray(values, dtype=float)
-    out = a.astype(object)
-    out[~np.isfinite(a)] = None
-    return out.tolist()
-
-
 #: the zero point of a light (Core, the statement built once)
 _ZERO_POINT_INSERT = insert(zero_points)
 
@@ -140,14 +131,14 @@ def _measurement_columns(frame: Frame, m: np.ndarray, star_ids, bjd, airmass, ma
     n = len(m)
     return {
         "frame_id": [frame.id] * n, "star_id": np.asarray(star_ids, dtype=np.int64).tolist(),
-        "filter": [frame.filter] * n, "jd_mid": [frame.jd_mid] * n, "bjd_tdb": _nullable(bjd),
+        "filter": [frame.filter] * n, "jd_mid": [frame.jd_mid] * n, "bjd_tdb": finite_floats_or_none(bjd),
         "x": (m["x"] + 1.0).tolist(), "y": (m["y"] + 1.0).tolist(),
-        "ra": _nullable(m["ra"]), "dec": _nullable(m["dec"]),
+        "ra": finite_floats_or_none(m["ra"]), "dec": finite_floats_or_none(m["dec"]),
         "flux": m["flux"].astype(float).tolist(), "flux_err": m["flux_err"].astype(float).tolist(),
         "background": m["background"].astype(float).tolist(),
-        "inst_mag": _nullable(m["inst_mag"]), "inst_mag_err": _nullable(m["inst_mag_err"]),
-        "mag": _nullable(mag), "mag_err": _nullable(mag_err), "fwhm": _nullable(m["fwhm"]),
-        "airmass": _nullable(airmass), "flags": m["flags"].astype(np.int64).tolist(),
+        "inst_mag": finite_floats_or_none(m["inst_mag"]), "inst_mag_err": finite_floats_or_none(m["inst_mag_err"]),
+        "mag": finite_floats_or_none(mag), "mag_err": finite_floats_or_none(mag_err), "fwhm": finite_floats_or_none(m["fwhm"]),
+        "airmass": finite_floats_or_none(airmass), "flags": m["flags"].astype(np.int64).tolist(),
         "in_ensemble": np.asarray(in_ensemble, dtype=bool).tolist(),
     }
 

@@ -6,13 +6,14 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, func, select, update
 
 from clinepipe.config import Config
-from clinepipe.finite import finite_or_none
+from clinepipe.finite import finite_floats_or_none, finite_or_none
 from clinepipe.store.fetch import fetch_tuples
 from clinepipe.store.models import Frame, Measurement, Star, ZeroPoint
 from clinepipe.store.queries import nights_of_runs
+from clinepipe.store.tables import measurements
 
 log = logging.getLogger("clinepipe")
 
@@ -213,6 +214,16 @@ def flag_suspected_variables(cfg: Config, engine, run_id: int, also_runs=(),
     return found
 
 
+#: the stored columns recalibrate_frames reads back (id, then MEASUREMENT_DTYPE's names)
+_STORED_DTYPE = np.dtype([("id", np.int64)] + [(n, float) for n in (
+    "x", "y", "ra", "dec", "flux", "flux_err", "background", "inst_mag", "inst_mag_err",
+    "fwhm")] + [("flags", np.int64)])
+
+_SET_CALIBRATION = (update(measurements).where(measurements.c.id == bindparam("b_id"))
+                    .values(mag=bindparam("b_mag"), mag_err=bindparam("b_err"),
+                            in_ensemble=bindparam("b_ens")))
+
+
 def recalibrate_frames(cfg: Config, engine, frame_ids, context=None,
                        touched: set | None = None) -> int:
     """Fit the zero point of each frame again from its stored instrumental magnitudes and the
@@ -239,18 +250,20 @@ def recalibrate_frames(cfg: Config, engine, frame_ids, context=None,
             if frame is None or frame.kind != "light" or frame.stage == RELATIVE_STAGE:
                 continue
             s.expunge(frame)
-            rows = s.execute(select(M.id, M.x, M.y, M.ra, M.dec, M.flux, M.flux_err, M.background,
-                                    M.inst_mag, M.inst_mag_err, M.fwhm, M.flags)
-                             .where(M.frame_id == fid).order_by(M.id)).all()
+            rows = fetch_tuples(s, select(
+                M.id, M.x, M.y, M.ra, M.dec, M.flux, M.flux_err, M.background, M.inst_mag,
+                M.inst_mag_err, M.fwhm, func.coalesce(M.flags, 0))
+                .where(M.frame_id == fid).order_by(M.id))
         if not rows:
             continue
+        # the stored columns in one call (None becomes NaN), then as the light's stages made them
+        stored = np.array(rows, dtype=_STORED_DTYPE)
         m = np.zeros(len(rows), dtype=MEASUREMENT_DTYPE)
-        for j, name in enumerate(("x", "y", "ra", "dec", "flux", "flux_err", "background",
-                                  "inst_mag", "inst_mag_err", "fwhm")):
-            m[name] = [np.nan if r[j + 1] is None else r[j + 1] for r in rows]
+        for name in _STORED_DTYPE.names[1:]:
+            m[name] = stored[name]
         m["x"] -= 1.0  # stored 1-based
         m["y"] -= 1.0
-        m["flags"] = [r[11] or 0 for r in rows]
+        ids = stored["id"].tolist()
         calib = calibrate_measurements(cfg, frame.filter, m, context)
         if calib.state == "waiting":
             log.info("%s: not re-calibrated now (%s)", frame.raw_path, calib.reason)
@@ -259,10 +272,11 @@ def recalibrate_frames(cfg: Config, engine, frame_ids, context=None,
             from clinepipe.store.measurement_rows import mark_frame_stars_pending
 
             mark_frame_stars_pending(s, [fid])  # their star_stats rows are recomputed
-            s.execute(update(M), [{"id": r[0], "mag": finite_or_none(calib.mag[i]),
-                                   "mag_err": finite_or_none(calib.mag_err[i]),
-                                   "in_ensemble": bool(calib.in_ensemble[i])}
-                                  for i, r in enumerate(rows)])
+            # Core executemany by primary key, the values column-wise (NaN stored as NULL)
+            s.execute(_SET_CALIBRATION, [
+                {"b_id": i, "b_mag": mag, "b_err": err, "b_ens": ens} for i, mag, err, ens in
+                zip(ids, finite_floats_or_none(calib.mag), finite_floats_or_none(calib.mag_err),
+                    np.asarray(calib.in_ensemble, dtype=bool).tolist())])
             zp = calib.zero_point
             if zp is None:
                 s.query(ZeroPoint).filter(ZeroPoint.frame_id == fid).delete()
