@@ -228,78 +228,92 @@ def recalibrate_frames(cfg: Config, engine, frame_ids, context=None,
                        touched: set | None = None) -> int:
     """Fit the zero point of each frame again from its stored instrumental magnitudes and the
     catalog, with the current known and suspected variables left out of the ensemble, and
-    rewrite its measurements' ``mag``, ``mag_err``, ``in_ensemble`` and its ``zero_points`` row in
-    one transaction per frame. Returns how many frames were rewritten (a frame whose catalog is
-    unavailable right now is left as it is and logged). The run refreshes the nights' QC flags
+    rewrite its measurements' ``mag``, ``mag_err``, ``in_ensemble`` and its ``zero_points`` row,
+    a frame never split between transactions (batched as the lights are: ``[database]
+    commit_lights``, ``commit_seconds``). Returns how many frames were rewritten (a frame whose
+    catalog is unavailable right now is left as it is and logged). The run refreshes the nights' QC flags
     after this step (``run.finishing.update_qc``)."""
-    from clinepipe.calibrate.light import (
-        RELATIVE_STAGE,
-        CalibrationContext,
-        calibrate_measurements,
-    )
-    from clinepipe.run.light_stages import MEASUREMENT_DTYPE
+    from clinepipe.calibrate.light import CalibrationContext
+    from clinepipe.store.db import BatchedTransaction
 
     if context is None:
         context = CalibrationContext.load(cfg, suspected_positions(engine))
-    M = Measurement
-    done = 0
-    for fid in sorted({int(f) for f in frame_ids}):
-        with _session(engine) as s:
-            frame = s.get(Frame, fid)
-            # a frame on the night's relative scale is placed by the relative step, not here
-            if frame is None or frame.kind != "light" or frame.stage == RELATIVE_STAGE:
-                continue
-            s.expunge(frame)
-            rows = fetch_tuples(s, select(
-                M.id, M.x, M.y, M.ra, M.dec, M.flux, M.flux_err, M.background, M.inst_mag,
-                M.inst_mag_err, M.fwhm, func.coalesce(M.flags, 0))
-                .where(M.frame_id == fid).order_by(M.id))
-        if not rows:
-            continue
-        # the stored columns in one call (None becomes NaN), then as the light's stages made them
-        stored = np.array(rows, dtype=_STORED_DTYPE)
-        m = np.zeros(len(rows), dtype=MEASUREMENT_DTYPE)
-        for name in _STORED_DTYPE.names[1:]:
-            m[name] = stored[name]
-        m["x"] -= 1.0  # stored 1-based
-        m["y"] -= 1.0
-        ids = stored["id"].tolist()
-        calib = calibrate_measurements(cfg, frame.filter, m, context)
-        if calib.state == "waiting":
-            log.info("%s: not re-calibrated now (%s)", frame.raw_path, calib.reason)
-            continue
-        with _session(engine) as s:
-            from clinepipe.store.measurement_rows import mark_frame_stars_pending
 
-            mark_frame_stars_pending(s, [fid])  # their star_stats rows are recomputed
-            # Core executemany by primary key, the values column-wise (NaN stored as NULL)
-            s.execute(_SET_CALIBRATION, [
-                {"b_id": i, "b_mag": mag, "b_err": err, "b_ens": ens} for i, mag, err, ens in
-                zip(ids, finite_floats_or_none(calib.mag), finite_floats_or_none(calib.mag_err),
-                    np.asarray(calib.in_ensemble, dtype=bool).tolist())])
-            zp = calib.zero_point
-            if zp is None:
-                s.query(ZeroPoint).filter(ZeroPoint.frame_id == fid).delete()
-                s.execute(update(Frame).where(Frame.id == fid).values(
-                    state=calib.state, stage=calib.stage, reason=calib.reason))
-            else:
-                values = dict(filter=frame.filter, catalog_band=calib.band, value=float(zp.value),
-                              error=float(zp.error), n_used=int(zp.n_used),
-                              n_candidates=int(zp.n_candidates),
-                              scatter=finite_or_none(zp.scatter) or 0.0)
-                row = s.scalars(select(ZeroPoint).where(ZeroPoint.frame_id == fid)).first()
-                if row is None:
-                    s.add(ZeroPoint(frame_id=fid, color_term=None, **values))
-                else:
-                    for k, v in values.items():
-                        setattr(row, k, v)
-                if frame.state != "calibrated":
-                    s.execute(update(Frame).where(Frame.id == fid).values(
-                        state="calibrated", stage=None, reason=None))
-        done += 1
-        if touched is not None and frame.night:
-            touched.add(frame.night)
+    done = 0
+    db = cfg.database
+    # frames read, fitted and rewritten in batched transactions, as the lights are stored (a
+    # transaction or two per frame cost more than the fit: ~20 ms a frame); a kill or an error
+    # rolls back the open batch, whose frames the next run finds and redoes
+    batch = BatchedTransaction(engine, db.commit_lights, db.commit_seconds)
+    with batch:
+        for fid in sorted({int(f) for f in frame_ids}):
+            with batch.unit() as s:
+                frame = _recalibrate_frame(cfg, s, fid, context)
+            if frame is None:
+                continue
+            done += 1
+            if touched is not None and frame.night:
+                touched.add(frame.night)
     return done
+
+
+def _recalibrate_frame(cfg: Config, s, fid: int, context):
+    """:func:`recalibrate_frames` of one frame in the session ``s``; returns the frame, or None
+    when it was left as it is."""
+    from clinepipe.calibrate.light import RELATIVE_STAGE, calibrate_measurements
+    from clinepipe.run.light_stages import MEASUREMENT_DTYPE
+    from clinepipe.store.measurement_rows import mark_frame_stars_pending
+
+    M = Measurement
+    frame = s.get(Frame, fid)
+    # a frame on the night's relative scale is placed by the relative step, not here
+    if frame is None or frame.kind != "light" or frame.stage == RELATIVE_STAGE:
+        return None
+    s.expunge(frame)
+    rows = fetch_tuples(s, select(
+        M.id, M.x, M.y, M.ra, M.dec, M.flux, M.flux_err, M.background, M.inst_mag,
+        M.inst_mag_err, M.fwhm, func.coalesce(M.flags, 0))
+        .where(M.frame_id == fid).order_by(M.id))
+    if not rows:
+        return None
+    # the stored columns in one call (None becomes NaN), then as the light's stages made them
+    stored = np.array(rows, dtype=_STORED_DTYPE)
+    m = np.zeros(len(rows), dtype=MEASUREMENT_DTYPE)
+    for name in _STORED_DTYPE.names[1:]:
+        m[name] = stored[name]
+    m["x"] -= 1.0  # stored 1-based
+    m["y"] -= 1.0
+    ids = stored["id"].tolist()
+    calib = calibrate_measurements(cfg, frame.filter, m, context)
+    if calib.state == "waiting":
+        log.info("%s: not re-calibrated now (%s)", frame.raw_path, calib.reason)
+        return None
+    mark_frame_stars_pending(s, [fid])  # their star_stats rows are recomputed
+    # Core executemany by primary key, the values column-wise (NaN stored as NULL)
+    s.execute(_SET_CALIBRATION, [
+        {"b_id": i, "b_mag": mag, "b_err": err, "b_ens": ens} for i, mag, err, ens in
+        zip(ids, finite_floats_or_none(calib.mag), finite_floats_or_none(calib.mag_err),
+            np.asarray(calib.in_ensemble, dtype=bool).tolist())])
+    zp = calib.zero_point
+    if zp is None:
+        s.query(ZeroPoint).filter(ZeroPoint.frame_id == fid).delete()
+        s.execute(update(Frame).where(Frame.id == fid).values(
+            state=calib.state, stage=calib.stage, reason=calib.reason))
+    else:
+        values = dict(filter=frame.filter, catalog_band=calib.band, value=float(zp.value),
+                      error=float(zp.error), n_used=int(zp.n_used),
+                      n_candidates=int(zp.n_candidates),
+                      scatter=finite_or_none(zp.scatter) or 0.0)
+        row = s.scalars(select(ZeroPoint).where(ZeroPoint.frame_id == fid)).first()
+        if row is None:
+            s.add(ZeroPoint(frame_id=fid, color_term=None, **values))
+        else:
+            for k, v in values.items():
+                setattr(row, k, v)
+        if frame.state != "calibrated":
+            s.execute(update(Frame).where(Frame.id == fid).values(
+                state="calibrated", stage=None, reason=None))
+    return frame
 
 
 #: neighbours in brightness for the suspected-variable test (mag), and how many are needed
