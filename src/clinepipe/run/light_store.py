@@ -131,14 +131,17 @@ def _measurement_columns(frame: Frame, m: np.ndarray, star_ids, bjd, airmass, ma
     n = len(m)
     return {
         "frame_id": [frame.id] * n, "star_id": np.asarray(star_ids, dtype=np.int64).tolist(),
-        "filter": [frame.filter] * n, "jd_mid": [frame.jd_mid] * n, "bjd_tdb": finite_floats_or_none(bjd),
+        "filter": [frame.filter] * n, "jd_mid": [frame.jd_mid] * n,
+        "bjd_tdb": finite_floats_or_none(bjd),
         "x": (m["x"] + 1.0).tolist(), "y": (m["y"] + 1.0).tolist(),
         "ra": finite_floats_or_none(m["ra"]), "dec": finite_floats_or_none(m["dec"]),
         "flux": m["flux"].astype(float).tolist(), "flux_err": m["flux_err"].astype(float).tolist(),
         "background": m["background"].astype(float).tolist(),
-        "inst_mag": finite_floats_or_none(m["inst_mag"]), "inst_mag_err": finite_floats_or_none(m["inst_mag_err"]),
-        "mag": finite_floats_or_none(mag), "mag_err": finite_floats_or_none(mag_err), "fwhm": finite_floats_or_none(m["fwhm"]),
-        "airmass": finite_floats_or_none(airmass), "flags": m["flags"].astype(np.int64).tolist(),
+        "inst_mag": finite_floats_or_none(m["inst_mag"]),
+        "inst_mag_err": finite_floats_or_none(m["inst_mag_err"]),
+        "mag": finite_floats_or_none(mag), "mag_err": finite_floats_or_none(mag_err),
+        "fwhm": finite_floats_or_none(m["fwhm"]), "airmass": finite_floats_or_none(airmass),
+        "flags": m["flags"].astype(np.int64).tolist(),
         "in_ensemble": np.asarray(in_ensemble, dtype=bool).tolist(),
     }
 

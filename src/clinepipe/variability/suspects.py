@@ -231,14 +231,13 @@ def recalibrate_frames(cfg: Config, engine, frame_ids, context=None,
     rewrite its measurements' ``mag``, ``mag_err``, ``in_ensemble`` and its ``zero_points`` row,
     a frame never split between transactions (batched as the lights are: ``[database]
     commit_lights``, ``commit_seconds``). Returns how many frames were rewritten (a frame whose
-    catalog is unavailable right now is left as it is and logged). The run refreshes the nights' QC flags
-    after this step (``run.finishing.update_qc``)."""
+    catalog is unavailable right now is left as it is and logged). The run refreshes the
+    nights' QC flags after this step (``run.finishing.update_qc``)."""
     from clinepipe.calibrate.light import CalibrationContext
     from clinepipe.store.db import BatchedTransaction
 
     if context is None:
         context = CalibrationContext.load(cfg, suspected_positions(engine))
-
     done = 0
     db = cfg.database
     # frames read, fitted and rewritten in batched transactions, as the lights are stored (a
