@@ -284,6 +284,14 @@ def test_postgresql_sessions_run_without_jit_and_keep_the_urls_own_options(new_d
         assert conn.exec_driver_sql("SHOW jit").scalar() == "off"
         assert conn.exec_driver_sql("SHOW statement_timeout").scalar() == "4321ms"
     eng.dispose()
+    both = make_url(url).update_query_dict(
+        {"options": ["-c statement_timeout=4321", "-c lock_timeout=1234"]})
+    eng = open_database(both.render_as_string(hide_password=False))
+    with eng.connect() as conn:
+        assert conn.exec_driver_sql("SHOW jit").scalar() == "off"
+        assert conn.exec_driver_sql("SHOW statement_timeout").scalar() == "4321ms"
+        assert conn.exec_driver_sql("SHOW lock_timeout").scalar() == "1234ms"
+    eng.dispose()
 
 
 def test_in_memory_sqlite_works(tmp_path):

@@ -77,7 +77,8 @@ def _as_tuples(p):
                   key=repr)
 
 
-@pytest.mark.parametrize("exclude", [("clouds", "trailed"), ("high_airmass",), ("Clouds",), ()])
+@pytest.mark.parametrize("exclude", [("clouds", "trailed"), ("high_airmass",), ("Clouds",), (),
+                                     ("",)])
 def test_points_keep_exactly_the_points_the_rules_keep(engine, exclude):
     want = _expected(_measurement_rows(), exclude)
     got = variability_points(engine, exclude_qc=exclude)

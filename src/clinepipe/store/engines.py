@@ -146,9 +146,8 @@ def create_engine_for(u: URL, *, migration: bool = False) -> Engine:
         # over-estimates the pipeline's correlated index lookups: on ten years of archive a
         # night's star counts spent 393 ms compiling for 440 ms of work. Off for clinepipe's
         # sessions (after any options of the URL, which otherwise stay the user's).
-        mine = u.query.get("options")
-        options = " ".join(o for o in (mine if isinstance(mine, str) else None, "-c jit=off")
-                           if o)
+        mine = u.query.get("options") or ()
+        options = " ".join([*([mine] if isinstance(mine, str) else mine), "-c jit=off"])
         connect_args = {"connect_timeout": 10, "application_name": "clinepipe",
                         "options": options}
         return create_engine(u, pool_pre_ping=True, connect_args=connect_args,

@@ -64,7 +64,7 @@ def _points(conn, exclude_qc, star_ids) -> VariabilityPoints:
     stmt = (select(M.star_id, func.coalesce(M.filter, ""), func.coalesce(M.bjd_tdb, M.jd_mid),
                    M.mag, M.mag_err)
             .where(M.mag.is_not(None), M.flags == 0))
-    flags = sorted(set(exclude_qc or ()))
+    flags = sorted(set(exclude_qc or ()) - {""})  # (no frame has the empty flag)
     if flags:
         stmt = stmt.where(M.frame_id.not_in(_flagged_frames(conn, flags)))
     if star_ids is not None:
@@ -85,7 +85,8 @@ def _points(conn, exclude_qc, star_ids) -> VariabilityPoints:
 def _flagged_frames(conn, flags):
     """A subquery of the ids of frames whose QC text (flags separated by ``;``) holds any of
     ``flags``, each matched as a whole flag, case-sensitively (``instr``/``strpos``, not
-    ``LIKE``, which SQLite folds to one case and where ``_`` matches any character)."""
+    ``LIKE``, which SQLite folds to one case and where ``_`` matches any character): the rule
+    ``suspects._qc_bad`` applies to a text in Python."""
     F = frames.c
     find = func.strpos if conn.dialect.name == "postgresql" else func.instr
     wrapped = literal(";") + F.qc + literal(";")
