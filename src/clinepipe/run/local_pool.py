@@ -156,8 +156,8 @@ def _before_fork() -> None:
     Imported once, the modules are shared by every worker (copy-on-write) instead of imported
     by each on start while the run ingests (on 2 cores, 3 processes for 2 CPUs), and this
     process's later steps find astropy's core loaded (``astropy.timeseries`` for the periods:
-    0.3 -> 0.03 s; the scipy.special its false-alarm probability imports stays there, 0.2-0.4
-    s: the workers never use it, so importing it before the fork would save nothing).
+    0.3 -> 0.03 s; its false-alarm probability is computed without ``scipy.special``, whose
+    import cost 0.2-0.4 s: ``periods.baluev_fap``).
     ``gc.freeze`` (after one collection, so no garbage is frozen) keeps the ~80,000 objects
     alive by then out of every later full collection: of this process (three in a run: 0.9 ->
     0.3 s) and of its exit, and of the workers, whose collections would otherwise write into,

@@ -5,11 +5,12 @@ Lomb–Scargle peak of an EA star usually sits at half its period).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SEARCH_VERSION", "PeriodResult", "find_period", "pdm_theta"]
+__all__ = ["SEARCH_VERSION", "PeriodResult", "baluev_fap", "find_period", "pdm_theta"]
 
 #: the search's version, in the digest a stored period is kept under
 #: (:mod:`clinepipe.variability.star_periods`): a change of what the search finds re-searches
@@ -117,7 +118,7 @@ def find_period(t, y, err=None, *, min_period: float = 0.02, max_period: float =
     ls = LombScargle(t, y, err)
     freqs, power = _grid_power(ls, t.size, fmin, fmax, n_freq)
     k = int(np.argmax(power))
-    fap = float(ls.false_alarm_probability(power[k], minimum_frequency=fmin, maximum_frequency=fmax))
+    fap = baluev_fap(power[k], fmin, fmax, t, err)
     f_pdm = _pdm_minimum(t, y, freqs, power)
     theta_best = float(pdm_theta(t, y, [f_pdm])[0])
     for m in (4, 3, 2):  # prefer the fundamental over its multiples
@@ -144,6 +145,38 @@ def find_period(t, y, err=None, *, min_period: float = 0.02, max_period: float =
     if f / 2 >= fmin and not sinusoidal and _odd_even_differ(t, y, f, err):
         f, theta = f / 2, float(pdm_theta(t, y, [f / 2])[0])
     return PeriodResult(1.0 / f, fap, method, theta)
+
+
+def baluev_fap(z: float, fmin: float, fmax: float, t, err=None) -> float:
+    """False-alarm probability of a Lomb-Scargle peak of power ``z`` (standard normalisation,
+    floating mean) found between ``fmin`` and ``fmax`` (1/d) in points at times ``t`` (days)
+    with errors ``err`` (or none): Baluev (2008, MNRAS 385, 1279, eq. 6).
+
+    What astropy's ``LombScargle.false_alarm_probability(z, minimum_frequency=fmin,
+    maximum_frequency=fmax)`` gives (its default method), computed here because astropy takes
+    one ratio of gamma functions from ``scipy.special``, whose first import costs a run's
+    process 0.2-0.4 s. ``math.lgamma`` gives that ratio to within a few units of the last bit
+    of ``lgamma(n / 2)`` (~1e-12 for thousands of points): the two agree to ~1e-11 relative.
+    The highest frequency is astropy's: ``fmax`` rounded to its grid of steps
+    ``1 / (5 span)`` from ``fmin``.
+    """
+    t = np.asarray(t, float)
+    n = t.size
+    step = 1.0 / (t.max() - t.min()) / 5  # astropy's default 5 samples per peak
+    f_top = fmin + step * int(np.round((fmax - fmin) / step))
+    if err is None:
+        var_t = np.mean(t ** 2) - np.mean(t) ** 2
+    else:
+        w = np.asarray(err, float) ** 2
+        norm = np.sum(np.ones(n) / w)
+        var_t = np.sum(t ** 2 / w) / norm - (np.sum(t / w) / norm) ** 2
+    z = np.float64(z)
+    n_h, n_k = n - 1, n - 3  # degrees of freedom without and with the sinusoid
+    gamma = np.sqrt(2 / n_h) * np.exp(math.lgamma(n_h / 2) - math.lgamma((n_h - 1) / 2))
+    width = f_top * np.sqrt(4 * np.pi * var_t)  # the effective bandwidth
+    tau = gamma * width * (1 - z) ** (0.5 * (n_k - 1)) * np.sqrt(0.5 * n_h * z)
+    single = (1 - z) ** (0.5 * n_k)
+    return float(-np.expm1(-tau) + single * np.exp(-tau))
 
 
 def _odd_even_differ(t, y, f, err=None, widths=(0.015, 0.025, 0.04)) -> bool:
