@@ -294,6 +294,51 @@ def test_postgresql_sessions_run_without_jit_and_keep_the_urls_own_options(new_d
     eng.dispose()
 
 
+def test_fetched_tuples_are_the_rows_sqlalchemy_gives_and_binary_on_postgresql(db_url):
+    """``fetch_tuples`` (the driver's tuples; PostgreSQL's binary format through psycopg) gives
+    exactly the values of SQLAlchemy's own rows: floats to the last bit (a text round trip of
+    a float8 would be the one place for a difference), NULLs, text, integers, a count; the
+    bound parameters of an IN list and a literal; inside a session's transaction it sees the
+    session's uncommitted rows. On PostgreSQL the rows really came in the binary format."""
+    import math
+
+    from sqlalchemy import event, literal
+
+    from clinepipe.store.fetch import fetch_tuples
+
+    eng = open_database(db_url)
+    fid, sid = _frame_and_star(eng)
+    values = [math.pi, 1 / 3, 2.0 ** -1074, 1e300, -2.5e-17, 0.1 + 0.2, None]
+    formats = []
+    if eng.dialect.name == "postgresql":
+        @event.listens_for(eng, "after_cursor_execute")
+        def _format(conn, cursor, statement, parameters, context, executemany):
+            formats.append(cursor.pgresult.fformat(0))
+    M = Measurement.__table__.c
+    stmt = (select(M.id, M.star_id, M.mag, M.mag_err, M.filter, func.coalesce(M.filter, literal("")),
+                   M.in_ensemble)
+            .where(M.frame_id.in_([fid, fid + 1000])).order_by(M.id))
+    with session_scope(eng) as s:
+        stars = [Star(ra=150.0 + i, dec=20.0) for i in range(len(values))]
+        s.add_all(stars)
+        s.flush()
+        insert_measurements(s, [_measurement(fid, st.id, mag=v, mag_err=v, filter=f)
+                                for st, v, f in zip(stars, values, ["V", "R"] * 4)])
+        formats.clear()
+        got = fetch_tuples(s, stmt)  # the session's rows, not yet committed
+        if eng.dialect.name == "postgresql":
+            import psycopg
+
+            assert formats == [psycopg.pq.Format.BINARY]
+        want = [tuple(r) for r in s.execute(stmt).all()]
+    assert len(got) == len(values) and got == want
+    assert [r[2] for r in got][:-1] == values[:-1] and got[-1][2] is None and got[-1][3] is None
+    with eng.connect() as conn:
+        assert fetch_tuples(conn, select(func.count()).select_from(Measurement.__table__)) \
+            == [(len(values),)]
+    eng.dispose()
+
+
 def test_in_memory_sqlite_works(tmp_path):
     eng = open_database("sqlite://")
     assert current_revision(eng) == head_revision()

@@ -150,6 +150,32 @@ def create_engine_for(u: URL, *, migration: bool = False) -> Engine:
         options = " ".join([*([mine] if isinstance(mine, str) else mine), "-c jit=off"])
         connect_args = {"connect_timeout": 10, "application_name": "clinepipe",
                         "options": options}
-        return create_engine(u, pool_pre_ping=True, connect_args=connect_args,
-                             poolclass=NullPool if migration else None)
+        engine = create_engine(u, pool_pre_ping=True, connect_args=connect_args,
+                               poolclass=NullPool if migration else None)
+        if engine.dialect.driver == "psycopg":
+            _binary_rows_when_asked(engine)
+        return engine
     return create_engine(u, pool_pre_ping=True)
+
+
+def _binary_rows_when_asked(engine: Engine) -> None:
+    """Statements executed with the :data:`~clinepipe.store.fetch.BINARY_ROWS` option get
+    their rows in PostgreSQL's binary format (psycopg's ``execute(binary=True)``): the large
+    reads of :func:`~clinepipe.store.fetch.fetch_tuples`, tens of thousands of floats parsed
+    from text otherwise. SQLAlchemy still compiles, binds and runs the statement in the
+    connection's transaction; only the cursor's ``execute`` call is this one."""
+    from clinepipe.store.fetch import BINARY_ROWS
+
+    @event.listens_for(engine, "do_execute")
+    def _with_params(cursor, statement, parameters, context):
+        if context.execution_options.get(BINARY_ROWS):
+            cursor.execute(statement, parameters, binary=True)
+            return True
+        return False
+
+    @event.listens_for(engine, "do_execute_no_params")
+    def _without_params(cursor, statement, context):
+        if context.execution_options.get(BINARY_ROWS):
+            cursor.execute(statement, binary=True)
+            return True
+        return False
