@@ -339,6 +339,38 @@ def test_fetched_tuples_are_the_rows_sqlalchemy_gives_and_binary_on_postgresql(d
     eng.dispose()
 
 
+def test_distinct_values_walk_the_index_and_give_what_select_distinct_gives(db_url):
+    """``distinct_values`` (a recursive walk from value to value) against ``SELECT DISTINCT``:
+    nights with gaps and frames without a night (NULL last), states, one or two telescopes,
+    a limit, an empty table; inside a session, its uncommitted frames."""
+    from clinepipe.store.distinct import distinct_values
+    from clinepipe.store.tables import frames
+
+    eng = open_database(db_url)
+    F = frames.c
+    with eng.connect() as conn:
+        assert distinct_values(conn, F.night) == [] and distinct_values(conn, F.state) == []
+    nights = ["20260101", None, "20251231", "20260101", "20260315", None, "20260102"]
+    with session_scope(eng) as s:
+        s.add_all(Frame(raw_path=f"n/{i}.fits", kind="light", night=n,
+                        state=("failed", "calibrated", "ingested")[i % 3])
+                  for i, n in enumerate(nights))
+        s.flush()
+        assert distinct_values(s, F.night) == ["20251231", "20260101", "20260102", "20260315",
+                                               None]
+        assert distinct_values(s, F.night, limit=2) == ["20251231", "20260101"]
+        assert distinct_values(s, F.telescope, limit=2) == [""]
+        s.add(Frame(raw_path="n/east.fits", kind="light", telescope="east", state="failed"))
+        s.flush()
+        for col in (F.night, F.state, F.telescope):
+            want = sorted(s.execute(select(col).distinct()).scalars(),
+                          key=lambda v: (v is None, v or ""))
+            assert distinct_values(s, col) == want
+        assert distinct_values(s, F.telescope, limit=2) == ["", "east"]
+        assert distinct_values(s, F.night, limit=5)[-1] is None
+    eng.dispose()
+
+
 def test_in_memory_sqlite_works(tmp_path):
     eng = open_database("sqlite://")
     assert current_revision(eng) == head_revision()

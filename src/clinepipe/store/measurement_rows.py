@@ -201,12 +201,14 @@ def last_run(session: Session) -> dict | None:
 def several_telescopes(source: Session | Connection | Engine) -> bool:
     """Whether frames of more than one telescope share the database: listings, exports and
     the web then name each row's telescope, and a lone telescope's keep their columns. Stops
-    at the second name found (``DISTINCT … LIMIT 2``) rather than listing them all."""
-    stmt = select(_FRAMES.c.telescope).distinct().limit(2)
+    at the second name found, through the ``(telescope, raw_path)`` index
+    (:func:`~clinepipe.store.distinct.distinct_values`), rather than reading every frame."""
+    from clinepipe.store.distinct import distinct_values
+
     if isinstance(source, Engine):
         with source.connect() as conn:
-            return len(conn.execute(stmt).all()) > 1
-    return len(source.execute(stmt).all()) > 1
+            return len(distinct_values(conn, _FRAMES.c.telescope, limit=2)) > 1
+    return len(distinct_values(source, _FRAMES.c.telescope, limit=2)) > 1
 
 
 def measurement_select(star_ids: Iterable[int] | None = None, filter: str | None = None,

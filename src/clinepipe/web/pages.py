@@ -43,8 +43,8 @@ def add_pages(app: FastAPI, dash: Dashboard) -> None:
     unknown star or frame is a 404 page."""
     @get_route(app, "/", response_class=HTMLResponse)
     def nights_page(page: str | None = None):
-        overview = dash.overview()
         keys = dash.night_keys()  # only the page's nights are aggregated
+        overview = dash.overview(keys)
         pages = max(1, math.ceil(len(keys) / NIGHTS_PER_PAGE))
         number = parse_int(page, 1, 1, pages)
         shown = dash.nights(only=keys[(number - 1) * NIGHTS_PER_PAGE: number * NIGHTS_PER_PAGE])
