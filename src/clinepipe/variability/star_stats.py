@@ -70,6 +70,13 @@ def _none(v):
     return v if np.isfinite(v) else None
 
 
+def _row_dtype(cols, with_key: bool) -> np.dtype:
+    """The numpy record of a ``star_stats`` row of ``cols`` (and its ``exclude_qc``)."""
+    kinds = {"star_id": np.int64, "filter": object, "n_all": np.int64, "n": np.int64}
+    return np.dtype([(c, kinds.get(c, float)) for c in cols]
+                    + ([("exclude_qc", object)] if with_key else []))
+
+
 def _variable_stars(groups: GroupStatistics, min_points: int) -> set:
     """Stars whose period ``variables --min-points min_points`` searches: largest reduced
     chi-square over their filters with ``min_points`` points above :data:`VARIABLE_CHI2`."""
@@ -248,32 +255,40 @@ def read_statistics(engine, exclude_qc=DEFAULT_EXCLUDE_QC, *, star_ids=None,
             pending_stmt = pending_stmt.where(_PENDING.star_id.in_(ids))
             star_stmt = star_stmt.where(stars.c.id.in_(ids))
         # the driver's plain tuples (star, filter, n_all, n, mean, rms, chi2, J[, extremes],
-        # exclude_qc): 40,000 rows and 20,000 star ids without a SQLAlchemy row each
+        # exclude_qc) into one structured array (None becomes NaN): 40,000 rows and 20,000
+        # star ids without a SQLAlchemy row, nor a Python loop over them, each
         stored = fetch_tuples(conn, stmt)
+        a = np.array(stored, dtype=_row_dtype(cols, with_key=True))
         live = set(fetch_column(conn, pending_stmt))
-        live |= {r[0] for r in stored if r[-1] != key}
-        live |= set(fetch_column(conn, star_stmt)) - {r[0] for r in stored}
-        rows = [r[:-1] for r in stored if r[0] not in live]
+        live.update(np.unique(a["star_id"][a["exclude_qc"] != key]).tolist())
+        live.update(np.setdiff1d(np.array(fetch_column(conn, star_stmt), dtype=np.int64),
+                                 a["star_id"]).tolist())
         live = sorted(live)
+        computed = []
         for lo in range(0, len(live), CHUNK_STARS):
-            rows += [tuple(r[c] for c in cols)
-                     for r in compute_rows(conn, live[lo:lo + CHUNK_STARS], exclude_qc)]
-        rows.sort()  # by (star, filter): unique, so the other values are never compared
-        n_all: dict = {}
-        for r in rows:
-            n_all[r[0]] = n_all.get(r[0], 0) + r[2]
-        used = [r for r in rows if r[3] > 0]
-        n_stat = 3 + len(_STAT_COLUMNS)
-        columns = list(zip(*used)) if used else [()] * len(cols)
+            computed += [(*(r[c] for c in cols), key)
+                         for r in compute_rows(conn, live[lo:lo + CHUNK_STARS], exclude_qc)]
+        table = np.concatenate([a[~np.isin(a["star_id"], live)],
+                                np.array(computed, dtype=a.dtype)])
+        # by (star, filter), as Python orders the pairs (the filters' codes in str order)
+        code, _ = _codes((table["star_id"], table["filter"]))
+        table = table[np.argsort(code)]
+        first = np.flatnonzero(np.r_[True, table["star_id"][1:] != table["star_id"][:-1]]) \
+            if table.size else np.zeros(0, dtype=np.intp)
+        n_all = dict(zip(table["star_id"][first].tolist(),
+                         np.add.reduceat(table["n_all"], first).tolist() if first.size else []))
+        used = table[table["n"] > 0]
         groups = GroupStatistics(
-            (np.array(columns[0], dtype=np.int64), np.array(columns[1], dtype=str)),
-            np.array(columns[3], dtype=int),
-            *(np.array(columns[k], dtype=float) for k in range(4, n_stat)))
+            (used["star_id"], used["filter"].astype(str)), used["n"].astype(int),
+            *(used[c].astype(float) for c in _STAT_COLUMNS[1:]))
         periods, searched, keys = {}, {}, {}
         if find_periods:
             search = _variable_stars(groups, min_points)
-            keys = points_keys(rows, search, key, min_points)
+            # the digests from the rows' values as the driver gave them (None is not NaN)
             live_set = set(live)
+            rows = [r[:-1] for r in stored if r[0] in search and r[0] not in live_set] + \
+                [r[:-1] for r in computed if r[0] in search]
+            keys = points_keys(rows, search, key, min_points)
             periods = stored_periods(conn, {s: k for s, k in keys.items()
                                             if s not in live_set})
             missing = sorted(search - set(periods))
