@@ -21,6 +21,7 @@ def stars(as_csv: bool = typer.Option(False, "--csv", help="CSV output.")):
     mean_<FILTER> per filter (error-weighted mean magnitude of the flag-free points, as
     `variables` computes it). `type` is the known variable's type (e.g. EA), `suspected` for a
     suspected new variable found in our own data, else empty."""
+    import numpy as np
     from sqlalchemy import select
 
     from clinepipe.store.fetch import fetch_tuples
@@ -36,25 +37,30 @@ def stars(as_csv: bool = typer.Option(False, "--csv", help="CSV output.")):
                             .order_by(c.id))
     stored = read_statistics(engine, tuple(cfg.qc.exclude_from_variability))
     g = stored.groups
-    means: dict[int, dict[str, float]] = {}
-    counts: dict[str, int] = {}
-    for sid, f, n, mean in zip(g.labels[0].tolist(), g.labels[1].tolist(), g.n.tolist(),
-                               g.mean_mag.tolist()):
-        means.setdefault(sid, {})[f] = mean
-        counts[f] = counts.get(f, 0) + n
-    filters = ordered_filters(counts)
+    filters = ordered_filters({f: int(g.n[g.labels[1] == f].sum())
+                               for f in np.unique(g.labels[1]).tolist()})
     header = ["star_id", "ra", "dec", "n_measurements", "catalog_id", "name", "type"]
-    # the whole table is formatted in memory and written at once: one write instead of one per
-    # star (an unbuffered or line-buffered stdout made it a system call per line)
+    # column by column: each star's mean in each filter put at its row by its id (the groups
+    # and the rows are both ordered by star), then the whole table formatted in memory and
+    # written at once (one write, not a system call per line on a line-buffered stdout)
+    sid, ra, dec, cat, name, var_type = zip(*rows) if rows else ([],) * 6
+    ids = np.array(sid, dtype=np.int64)
+    means = []
+    for f in filters:
+        mine = g.labels[1] == f
+        at = np.searchsorted(ids, g.labels[0][mine])
+        found = at < ids.size
+        found[found] &= ids[at[found]] == g.labels[0][mine][found]  # a star added since
+        column = np.full(ids.size, "", dtype=object)
+        column[at[found]] = [f"{mean:.4f}" for mean in g.mean_mag[mine][found].tolist()]
+        means.append(column.tolist())
+    n_all = stored.n_all
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n", delimiter="," if as_csv else "\t")
     w.writerow(header + [f"mean_{f}" for f in filters])
-    n_all, none = stored.n_all, {}
-    w.writerows([sid, f"{ra:.6f}", f"{dec:.6f}", n_all.get(sid, 0), cat or "", name or "",
-                 var_type or ""]
-                + [f"{mine[f]:.4f}" if f in mine else "" for f in filters]
-                for sid, ra, dec, cat, name, var_type in rows
-                for mine in (means.get(sid, none),))
+    w.writerows(zip(sid, [f"{v:.6f}" for v in ra], [f"{v:.6f}" for v in dec],
+                    [n_all.get(i, 0) for i in sid], [v or "" for v in cat],
+                    [v or "" for v in name], [v or "" for v in var_type], *means))
     sys.stdout.write(out.getvalue())
 
 
