@@ -6,7 +6,9 @@ master's level, each flat's normalisation and a dark's hot-pixel threshold ask f
 them a night. Here a strided sample brackets the median, one pass counts the pixels below
 the bracket and gathers those inside it (a few percent of the frame), and a partition of
 those finds the middle order statistics, which the median is made of exactly as bottleneck
-makes it. When the bracket misses them (a very unlucky sample), bottleneck decides.
+makes it. When the bracket misses them (a very unlucky sample), or the median is zero
+(-0 or +0: equal values, of which the two selections may take different ones), bottleneck
+decides.
 """
 
 from __future__ import annotations
@@ -63,9 +65,15 @@ def frame_median(a) -> float:
         return bn.nanmedian(arr)
     middle = np.partition(inside, (k0, k1))
     if k0 == k1:
-        return float(middle[k0])
-    with np.errstate(over="ignore"):
-        total = middle[k0] + middle[k1]  # float32, as bottleneck adds them
-    # halved in double and stored as float32, as bottleneck does (which rounds only a
-    # subnormal half), then returned as a Python float
-    return float(np.float32(0.5 * float(total)))
+        median = float(middle[k0])
+    else:
+        with np.errstate(over="ignore"):
+            total = middle[k0] + middle[k1]  # float32, as bottleneck adds them
+        # halved in double and stored as float32, as bottleneck does (which rounds only a
+        # subnormal half), then returned as a Python float
+        median = float(np.float32(0.5 * float(total)))
+    if median == 0.0:
+        # -0 and +0 are equal to both selections, which may then take either: bottleneck
+        # says which zero it is (the sign shows in what is computed from it)
+        return bn.nanmedian(arr)
+    return median
