@@ -148,3 +148,27 @@ def test_keep_none_readers_say_the_frame_was_not_kept(runs, capsys):
     page = client.get(f"/stars/{star_id}/frames/{frame_id}")
     assert page.status_code == 200 and "was not kept" in page.text
     assert client.get(f"/stars/{star_id}/frames/{frame_id}/cutout.png").status_code == 404
+
+
+def test_image_keeps_every_float32_bit_pattern_and_the_mask(tmp_path):
+    """The compressed image (byte planes of each 256-row tile, two entropy-coded, two stored)
+    reads back bit for bit whatever the values (NaN with its payload, infinities, -0,
+    subnormals) and shape (a last tile of 5 rows, an odd width); the mask (run-length coded)
+    too, bits and runs alike."""
+    from clinepipe.ccd.reduced_files import ReducedFrame
+
+    rng = np.random.default_rng(4)
+    data = rng.normal(900.0, 30.0, (517, 301)).astype(np.float32)
+    bits = data.view(np.uint32)
+    bits[0, :4] = (0x7FC00001, 0xFFC12345, 0x7F800000, 0xFF800000)  # NaNs, +-inf
+    bits[1, :3] = (0x80000000, 0x00000001, 0x807FFFFF)  # -0, subnormals
+    mask = np.zeros(data.shape, np.uint8)
+    mask[rng.random(data.shape) < 0.01] = 4
+    mask[100:300, 50:60] = 1
+    header = fits.Header({"BUNIT": "ADU", "CLPGAIN": 0.4})
+    out = tmp_path / "frame.fits"
+    write_reduced(out, ReducedFrame(data, np.ones_like(data), mask, header), keep="image")
+    with fits.open(out) as h:
+        h.verify("exception")
+        np.testing.assert_array_equal(np.asarray(h["IMAGE"].data).view(np.uint32), bits)
+        np.testing.assert_array_equal(h["MASK"].data, mask)

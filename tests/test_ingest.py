@@ -342,6 +342,21 @@ def test_constant_data_decided_past_the_first_pixels():
     assert err.value.reason == "constant data"
 
 
+def test_frame_info_reads_the_whole_frame_when_its_first_pixels_do_not_vary(tmp_path):
+    """read_frame_info reads a plain frame's first pixels, and the rest only when those do not
+    vary: a frame of 10,000 pixels (more than are read first) constant or NaN throughout is
+    named, one whose last pixels differ is fine."""
+    const = np.full((100, 100), 1000, np.uint16)
+    assert reason_of(write_frame(tmp_path / "const.fits", data=const)) == "constant data"
+    late = const.copy()
+    late[-1, -1] = 1001
+    read_frame_info(write_frame(tmp_path / "late.fits", data=late), CAMERA, SITE)
+    nan = np.full((100, 100), np.nan, np.float32)
+    assert reason_of(write_frame(tmp_path / "nan.fits", data=nan)) == "all-NaN data"
+    nan[-1, :2] = (5.0, 6.0)
+    read_frame_info(write_frame(tmp_path / "nan_late.fits", data=nan), CAMERA, SITE)
+
+
 # ----------------------------------------------------------------------------- nights
 
 def _jd(iso):

@@ -13,6 +13,7 @@ import bottleneck as bn
 import numpy as np
 from astropy.io import fits
 
+from clinepipe.ccd.frame_median import frame_median
 from clinepipe.ccd.master_files import read_master
 from clinepipe.ccd.master_result import FrameStats, MasterResult
 from clinepipe.ccd.stack import _central_slices, _median_of, _open_sources, _Rows
@@ -27,11 +28,11 @@ _MAD_TO_SIGMA = 1.4826
 
 
 def _robust_std(values: np.ndarray, med=None) -> float:
-    """1.4826 MAD; ``med`` is ``bn.nanmedian`` of the float32 values when already known."""
+    """1.4826 MAD; ``med`` is ``frame_median`` of the float32 values when already known."""
     v = np.asarray(values, dtype=np.float32)
     if med is None:
-        med = bn.nanmedian(v)
-    return float(_MAD_TO_SIGMA * bn.nanmedian(np.abs(v - med)))
+        med = frame_median(v)
+    return float(_MAD_TO_SIGMA * frame_median(np.abs(v - med)))
 
 
 def _fmt_shape(shape) -> str:
@@ -89,7 +90,7 @@ def _frame_stats(rd: _Rows, offset: np.ndarray | None = None) -> tuple[FrameStat
         region = region - offset
     h = rd.header
     exptime = finite_or_none(h.get("EXPTIME", h.get("EXPOSURE")))
-    med = bn.nanmedian(np.asarray(region, dtype=np.float32))  # shared by level and spread
+    med = frame_median(np.asarray(region, dtype=np.float32))  # shared by level and spread
     stats = FrameStats(path=Path(rd.label) if rd.label is not None else Path("<array>"),
                        shape=rd.shape, level=float(med),
                        spread=_robust_std(region, med), exptime=exptime,
@@ -147,7 +148,7 @@ def build_bias(paths: Sequence[Path], *, min_frames: int = 3, chunk_rows: int = 
         noise = _master_noise([regions[p] for p in used[:4]], len(used))
     temps = [s.ccd_temp for s in stats if s.ccd_temp is not None]
     return MasterResult(data=data, used=used, rejected=_in_order(rejected, paths), kind="bias",
-                        exptime=0.0, n=len(used), noise=noise, level=float(bn.nanmedian(data)),
+                        exptime=0.0, n=len(used), noise=noise, level=float(frame_median(data)),
                         ccd_temp=float(np.mean(temps)) if temps else None, mode="",
                         stats={s.path: s for s in stats})
 
@@ -248,7 +249,7 @@ def build_dark(paths: Sequence[Path], bias, *, min_frames: int = 3, chunk_rows: 
         noise = _master_noise([regions[p] for p in used[:4]], len(used))
     temps = [s.ccd_temp for s in stats if s.ccd_temp is not None]
     return MasterResult(data=data, used=used, rejected=_in_order(rejected, paths), kind="dark",
-                        exptime=exptime, n=len(used), noise=noise, level=float(bn.nanmedian(data)),
+                        exptime=exptime, n=len(used), noise=noise, level=float(frame_median(data)),
                         ccd_temp=float(np.mean(temps)) if temps else None, mode="",
                         stats={s.path: s for s in stats}, holds_bias=bias_data is None)
 
@@ -307,7 +308,7 @@ def build_flat(paths: Sequence[Path], bias=None, dark=None, dark_exptime: float 
         if bias_data is not None:
             readers, stats = _reject_shapes(readers, stats, rejected, reference=bias_data.shape,
                                             what="the master bias")
-            bias_level = float(bn.nanmedian(bias_data[_central_slices(bias_data.shape)]))
+            bias_level = float(frame_median(bias_data[_central_slices(bias_data.shape)]))
         else:
             if dark_data is not None:
                 readers, stats = _reject_shapes(readers, stats, rejected,
@@ -346,7 +347,7 @@ def build_flat(paths: Sequence[Path], bias=None, dark=None, dark_exptime: float 
                 f = rd.read_all()
                 f -= bias_data
                 f -= k * dark_data
-                levels.append(np.float32(bn.nanmedian(f)))
+                levels.append(np.float32(frame_median(f)))
                 del f
             if any(not np.isfinite(m) or m <= 0 for m in levels):
                 bad = [s.path for s, m in zip(stats, levels) if not np.isfinite(m) or m <= 0]
@@ -359,7 +360,7 @@ def build_flat(paths: Sequence[Path], bias=None, dark=None, dark_exptime: float 
                 chunk /= levels[i]
 
             stacked = _median_of(readers, chunk_rows=chunk_rows, scale=calibrate)
-            norm = float(bn.nanmedian(stacked))
+            norm = float(frame_median(stacked))
             cs = _central_slices(bias_data.shape)
             norm_regions = [(regions[s.path] - bias_data[cs] - factors[j] * dark_data[cs]) / levels[j]
                             for j, s in enumerate(stats[:4])]

@@ -8,9 +8,9 @@ import functools
 import weakref
 from pathlib import Path
 
-import bottleneck as bn
 import numpy as np
 
+from clinepipe.ccd.frame_median import frame_median
 from clinepipe.errors import BadInput
 
 #: a flat outside this range marks the pixel as bad (dead column, dust donut core, vignetting)
@@ -56,8 +56,8 @@ def hot_pixel_mask(dark: np.ndarray, *, sigma: float = HOT_SIGMA) -> np.ndarray:
     does not flag every pixel above the median).
     """
     d = np.asarray(dark, dtype=np.float32)
-    med = float(bn.nanmedian(d))
-    spread = max(1.4826 * float(bn.nanmedian(np.abs(d - np.float32(med)))), 1.0)
+    med = float(frame_median(d))
+    spread = max(1.4826 * float(frame_median(np.abs(d - np.float32(med)))), 1.0)
     with np.errstate(invalid="ignore"):
         return d > med + sigma * spread
 

@@ -14,10 +14,9 @@ from clinepipe.ingest.fits_reader import (
     _bad,
     _check_complete,
     _hdu_shape,
-    _image_data,
     _merged_header,
     _open_hdul,
-    check_data,
+    check_image,
     image_hdu_index,
 )
 from clinepipe.ingest.frame_info import FrameInfo
@@ -51,8 +50,10 @@ def read_frame_info(path: Path, camera: CameraConfig, site: SiteConfig, *,
     site : SiteConfig
         Its longitude gives the local observing night; a header site far from it is a note.
     check : bool
-        Also read the pixels: catches truncation inside the data and runs :func:`check_data`
-        (``all-NaN data``, ``constant data``). A frame is a few MB; it is read once here.
+        Also look at the pixels (:func:`~clinepipe.ingest.fits_reader.check_image`): a
+        compressed file's are decompressed, which catches truncation inside its tiles; then
+        ``all-NaN data``, ``constant data``. A plain file's size is checked against its
+        header, and its first pixels usually settle the rest.
     rules : HeaderRules, optional
         The ``[headers]`` config (``Config.headers.rules()``); defaults when None.
     relpath : str, optional
@@ -94,7 +95,7 @@ def read_frame_info(path: Path, camera: CameraConfig, site: SiteConfig, *,
         if facts.kind == "skipped":  # its pixels do not matter: a focus frame may be anything
             raise _skipped(path, facts)
         if check:
-            check_data(_image_data(path, hdul, index, offset), path)
+            check_image(path, hdul, index, offset)
 
     fatal = [p for p in facts.problems if p.fatal]
     if fatal:

@@ -30,12 +30,14 @@ from clinepipe.errors import ClinepipeError
 
 log = logging.getLogger("clinepipe")
 
-#: imported by each worker as it starts (the modules of a light and of a master)
+#: imported by each worker as it starts (the modules of a light and of a master); scipy.spatial
+#: (with the scipy.special it imports) is what the photometry imports on its first light
+#: (``blend_contamination``'s cKDTree, ``ndtr``): 0.4 CPU-s that every worker paid again
 PRELOAD = ("clinepipe.run.light_stages", "clinepipe.run.cluster_jobs", "clinepipe.ccd.reduce",
            "clinepipe.ccd.reduce_light", "clinepipe.ccd.master_groups",
            "clinepipe.astrometry.detect", "clinepipe.astrometry.wcs",
            "clinepipe.photometry.aperture", "clinepipe.photometry.background",
-           "clinepipe.photometry.psf", "clinepipe.photometry.times")
+           "clinepipe.photometry.psf", "clinepipe.photometry.times", "scipy.spatial")
 
 
 def available_cpus() -> int:
@@ -156,8 +158,8 @@ def _before_fork() -> None:
     Imported once, the modules are shared by every worker (copy-on-write) instead of imported
     by each on start while the run ingests (on 2 cores, 3 processes for 2 CPUs), and this
     process's later steps find astropy's core loaded (``astropy.timeseries`` for the periods:
-    0.3 -> 0.03 s; its false-alarm probability is computed without ``scipy.special``, whose
-    import cost 0.2-0.4 s: ``periods.baluev_fap``).
+    0.3 -> 0.03 s), and the scipy.special and scipy.spatial the workers' photometry needs
+    (0.4 CPU-s in each worker on its first light).
     ``gc.freeze`` (after one collection, so no garbage is frozen) keeps the ~80,000 objects
     alive by then out of every later full collection: of this process (three in a run: 0.9 ->
     0.3 s) and of its exit, and of the workers, whose collections would otherwise write into,

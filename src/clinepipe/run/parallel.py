@@ -203,7 +203,7 @@ def _in_order(client, futures: list) -> Iterator:
 #: imported once by the fork server, inherited by every worker process forked from it
 PRELOAD = ["clinepipe.run.light_stages", "clinepipe.ccd.reduce", "clinepipe.astrometry.detect",
            "clinepipe.astrometry.wcs", "clinepipe.photometry.aperture", "clinepipe.photometry.psf",
-           "clinepipe.photometry.times"]
+           "clinepipe.photometry.times", "scipy.spatial"]  # the photometry's, on its first light
 
 
 def _use_forkserver() -> None:
