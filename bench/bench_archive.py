@@ -49,6 +49,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(HERE))
 
 import archive_fill as af  # noqa: E402
+from tree_paths import compile_tree  # noqa: E402
 
 CACHE = HERE / ".cache" / "archive"
 RESULTS = HERE / "results"
@@ -475,6 +476,7 @@ def main(argv=None) -> int:
                      "cpus": os.cpu_count(), "load_average_before": load,
                      "backends": backends, "goals": GOALS}
     night = simulated_night(args.lights_per_filter)
+    compile_tree()  # the timed commands run as an installed clinepipe does
     for backend in backends:
         log(f"[archive] {backend}")
         results[backend] = bench_backend(backend, args, night)

@@ -58,7 +58,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-from tree_paths import use_this_tree  # noqa: E402
+from tree_paths import compile_tree, use_this_tree  # noqa: E402
 
 # every process started here (runs, export, scheduler, workers) runs this tree's clinepipe
 ROOT = use_this_tree()
@@ -273,6 +273,7 @@ def main(argv=None) -> int:
     work = args.keep or Path(tempfile.mkdtemp(prefix="clinepipe-bench-cluster-"))
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    compile_tree()  # the run, the scheduler and the workers import compiled modules
     try:
         result = measure(args, work)
     finally:

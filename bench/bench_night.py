@@ -16,7 +16,7 @@ fresh copy of the night:
 * the I/O floor: astropy reading every raw frame once and writing every light as float32;
 * the accuracy of both against the simulator's truth (``run_all.accuracy``).
 
-clinepipe's own modules are byte-compiled first (``compileall``, into ``src/**/__pycache__``),
+clinepipe's own modules are byte-compiled first (``tree_paths.compile_tree``),
 as an installed clinepipe's are (pip compiles them) and as the reference's ccdproc and
 photutils in site-packages are: with ``PYTHONDONTWRITEBYTECODE`` set and no ``__pycache__``
 in the tree, every run would otherwise compile ~110 modules again (~0.9 CPU-s, ~1 s wall).
@@ -28,7 +28,6 @@ Best of ``--repeat`` (interleaved). Writes ``--output`` (JSON).
 from __future__ import annotations
 
 import argparse
-import compileall
 import json
 import os
 import re
@@ -55,6 +54,7 @@ from run_all import (  # noqa: E402  (bench/ is on the path just above)
     log,
     measured,
 )
+from tree_paths import compile_tree  # noqa: E402
 
 T_VS_IO = 5.0     # the run's wall time / the I/O floor          <=
 T_VS_REF = 8.0    # the reference's wall time / the run's         >=
@@ -128,7 +128,7 @@ def main(argv=None) -> int:
         lights = sorted(sim.incoming.rglob("*light*.fit"))
         log(f"    {len(raw)} raw frames ({len(lights)} lights) in {sim_s:.0f} s")
         cfg = load_config(sim.config_path)
-        compileall.compile_dir(ROOT / "src", quiet=1)  # see the module docstring
+        compile_tree()  # see the module docstring
         os.sync()
         floor, _ = best_of(max(2, args.repeat), lambda: io_floor(raw, lights, tmp / "floor"))
         log(f"    I/O floor {floor:.2f} s")
