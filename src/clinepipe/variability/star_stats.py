@@ -70,11 +70,10 @@ def _none(v):
     return v if np.isfinite(v) else None
 
 
-def _row_dtype(cols, with_key: bool) -> np.dtype:
-    """The numpy record of a ``star_stats`` row of ``cols`` (and its ``exclude_qc``)."""
+def _row_dtype(cols) -> np.dtype:
+    """The numpy record of a ``star_stats`` row of ``cols``."""
     kinds = {"star_id": np.int64, "filter": object, "n_all": np.int64, "n": np.int64}
-    return np.dtype([(c, kinds.get(c, float)) for c in cols]
-                    + ([("exclude_qc", object)] if with_key else []))
+    return np.dtype([(c, kinds.get(c, float)) for c in cols])
 
 
 def _variable_stars(groups: GroupStatistics, min_points: int) -> set:
@@ -247,26 +246,24 @@ def read_statistics(engine, exclude_qc=DEFAULT_EXCLUDE_QC, *, star_ids=None,
     cols = ("star_id", "filter", "n_all", *_STAT_COLUMNS,
             *(_EXTRA_COLUMNS if find_periods else ()))
     with engine.connect() as conn:
-        stmt = select(*(_T.c[c] for c in (*cols, "exclude_qc")))
-        pending_stmt = select(_PENDING.star_id)
-        star_stmt = select(stars.c.id)
+        # the rows stored for these QC flags; the stars to compute (pending, stored for other
+        # flags, or without a row) found by the database, a few ids, not 40,000 rows' texts
+        stmt = select(*(_T.c[c] for c in cols)).where(_T.c.exclude_qc == key)
+        live_stmts = [select(_PENDING.star_id),
+                      select(_T.c.star_id).where(_T.c.exclude_qc != key),
+                      select(stars.c.id).where(stars.c.id.not_in(select(_T.c.star_id)))]
         if ids is not None:
             stmt = stmt.where(_T.c.star_id.in_(ids))
-            pending_stmt = pending_stmt.where(_PENDING.star_id.in_(ids))
-            star_stmt = star_stmt.where(stars.c.id.in_(ids))
-        # the driver's plain tuples (star, filter, n_all, n, mean, rms, chi2, J[, extremes],
-        # exclude_qc) into one structured array (None becomes NaN): 40,000 rows and 20,000
-        # star ids without a SQLAlchemy row, nor a Python loop over them, each
+            live_stmts = [q.where(q.selected_columns[0].in_(ids)) for q in live_stmts]
+        # the driver's plain tuples (star, filter, n_all, n, mean, rms, chi2, J[, extremes])
+        # into one structured array (None becomes NaN): 40,000 rows without a SQLAlchemy row,
+        # nor a Python loop over them, each
         stored = fetch_tuples(conn, stmt)
-        a = np.array(stored, dtype=_row_dtype(cols, with_key=True))
-        live = set(fetch_column(conn, pending_stmt))
-        live.update(np.unique(a["star_id"][a["exclude_qc"] != key]).tolist())
-        live.update(np.setdiff1d(np.array(fetch_column(conn, star_stmt), dtype=np.int64),
-                                 a["star_id"]).tolist())
-        live = sorted(live)
+        a = np.array(stored, dtype=_row_dtype(cols))
+        live = sorted({s for q in live_stmts for s in fetch_column(conn, q)})
         computed = []
         for lo in range(0, len(live), CHUNK_STARS):
-            computed += [(*(r[c] for c in cols), key)
+            computed += [tuple(r[c] for c in cols)
                          for r in compute_rows(conn, live[lo:lo + CHUNK_STARS], exclude_qc)]
         table = np.concatenate([a[~np.isin(a["star_id"], live)],
                                 np.array(computed, dtype=a.dtype)])
@@ -286,8 +283,8 @@ def read_statistics(engine, exclude_qc=DEFAULT_EXCLUDE_QC, *, star_ids=None,
             search = _variable_stars(groups, min_points)
             # the digests from the rows' values as the driver gave them (None is not NaN)
             live_set = set(live)
-            rows = [r[:-1] for r in stored if r[0] in search and r[0] not in live_set] + \
-                [r[:-1] for r in computed if r[0] in search]
+            rows = [r for r in stored if r[0] in search and r[0] not in live_set] + \
+                [r for r in computed if r[0] in search]
             keys = points_keys(rows, search, key, min_points)
             periods = stored_periods(conn, {s: k for s, k in keys.items()
                                             if s not in live_set})
