@@ -391,3 +391,40 @@ def test_nights_page_says_why_the_last_run_stopped(tmp_path):
     assert "crashed at 2025-03-03 07:01" in page
     assert '<span class="run-error">cannot write /data/archive/calibrated/x.fits: No space left' in page
     engine.dispose()
+
+
+def test_the_star_table_is_built_once_when_requests_come_while_it_is_built(tmp_path,
+                                                                            monkeypatch):
+    """``clinepipe serve`` builds the star table as it starts (``Dashboard.warm``); a request
+    that comes meanwhile waits for that table instead of building a second one, and gets the
+    same table the warm-up built. A warm-up that fails leaves the page to report it."""
+    import threading
+    import time
+
+    from clinepipe.variability import star_stats
+
+    engine = make_engine(tmp_path / "clinepipe.db")
+    populate(engine)
+    dash = create_app(engine).state.dashboard
+    built = []
+    real = star_stats.read_statistics
+
+    def slow_read(*args, **kwargs):  # long enough for the request to arrive meanwhile
+        built.append(1)
+        time.sleep(0.3)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(star_stats, "read_statistics", slow_read)
+    warm = threading.Thread(target=dash.warm)
+    warm.start()
+    while not built:
+        time.sleep(0.01)
+    table = dash.star_table()  # the request, while the warm-up builds
+    warm.join()
+    assert len(built) == 1 and dash.star_table() is table and table.rows
+    monkeypatch.setattr(star_stats, "read_statistics", lambda *a, **k: 1 / 0)
+    fresh = create_app(engine).state.dashboard
+    fresh.warm()  # logged, not raised
+    with pytest.raises(ZeroDivisionError):
+        fresh.star_table()
+    engine.dispose()

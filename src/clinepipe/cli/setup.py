@@ -123,6 +123,7 @@ def serve(host: Optional[str] = typer.Option(None, "--host",
     """Read-only web dashboard: nights, failures, stars and interactive light curves."""
     import os
     import socket
+    import threading
 
     import uvicorn
 
@@ -140,6 +141,8 @@ def serve(host: Optional[str] = typer.Option(None, "--host",
         why = os.strerror(exc.errno) if (exc.errno or 0) > 0 else (exc.strerror or str(exc))
         raise ClinepipeError(f"{host}:{port}: cannot listen there ({why}).") from exc
     typer.echo(f"clinepipe dashboard on http://{host}:{port}/ (read-only; Ctrl-C stops it)")
+    # the star table built while the server starts, not by the first visitor of /stars
+    threading.Thread(target=web_app.state.dashboard.warm, name="warm", daemon=True).start()
     uvicorn.run(web_app, host=host, port=port, log_level="warning")
 
 
