@@ -52,7 +52,8 @@ def write_reduced(path: Path, frame: ReducedFrame, *, masters_used: dict | None 
     if keep == "none":
         return
     if keep == "image":
-        atomic_write_bytes(Path(path), _compressed_chunks(*_compressed_parts(frame, masters_used)))
+        atomic_write_bytes(Path(path),
+                           compressed_fits_chunks(*_compressed_parts(frame, masters_used)))
         return
     atomic_write_bytes(Path(path), reduced_fits_chunks(frame, masters_used=masters_used))
 
@@ -174,7 +175,7 @@ def write_reduced_async(path: Path, frame: ReducedFrame, *, masters_used: dict |
     if keep == "image":
         parts = _compressed_parts(frame, masters_used)  # copies: the caller may change its arrays
         return _WRITER[0][1].submit(
-            lambda: atomic_write_bytes(Path(path), _compressed_chunks(*parts)))
+            lambda: atomic_write_bytes(Path(path), compressed_fits_chunks(*parts)))
     chunks = reduced_fits_chunks(frame, masters_used=masters_used)
     return _WRITER[0][1].submit(atomic_write_bytes, Path(path), chunks)
 
@@ -233,10 +234,10 @@ def _byte_planes(rows: np.ndarray) -> np.ndarray:
 
 
 def _compressed_parts(frame: ReducedFrame, masters_used) -> tuple:
-    """What :func:`_compressed_chunks` compresses, copied from ``frame`` (the caller may change
-    its arrays while a background thread compresses): (primary header text, the image's byte
-    planes per tile of :data:`TILE_ROWS` rows (:func:`_byte_planes`), its shape, a uint8 copy
-    of the mask, BUNIT)."""
+    """What :func:`compressed_fits_chunks` compresses, copied from ``frame`` (the caller may
+    change its arrays while a background thread compresses): (primary header text, the
+    image's byte planes per tile of :data:`TILE_ROWS` rows (:func:`_byte_planes`), its shape,
+    a uint8 copy of the mask, BUNIT)."""
     hdr = _reduced_header(frame.header.copy(), masters_used)
     hdr["CLPKEEP"] = ("image", "no UNCERT plane: recomputed when read")
     primary = (_card("SIMPLE", True, "conforms to FITS standard") + _card("BITPIX", 8)
@@ -250,20 +251,13 @@ def _compressed_parts(frame: ReducedFrame, masters_used) -> tuple:
             str(frame.header.get("BUNIT", "ADU")))
 
 
-def compressed_fits_chunks(primary: str, data: np.ndarray, mask: np.ndarray,
+def compressed_fits_chunks(primary: str, planes: list, shape: tuple, mask: np.ndarray,
                            bunit: str = "ADU") -> list:
     """The bytes of a ``keep_calibrated = "image"`` file: a header-only primary HDU (the
-    frame's cards), the image as a GZIP_2 tile-compressed float32 extension ``IMAGE`` and the
+    frame's cards), the image of ``shape`` given as its tiles' byte planes
+    (:func:`_compressed_parts`) as a GZIP_2 tile-compressed float32 extension ``IMAGE`` and the
     mask as a GZIP_1 one ``MASK`` (both ``INHERIT = T``). Lossless: astropy reads back the very
     float32 values (tested)."""
-    data = np.asarray(data)
-    planes = [_byte_planes(data[r:r + TILE_ROWS]) for r in range(0, data.shape[0], TILE_ROWS)]
-    return _compressed_chunks(primary, planes, data.shape, mask, bunit)
-
-
-def _compressed_chunks(primary: str, planes: list, shape: tuple, mask: np.ndarray,
-                       bunit: str = "ADU") -> list:
-    """:func:`compressed_fits_chunks` of an image given as its tiles' byte planes."""
     chunks: list = []
     header = primary + "END".ljust(80)
     chunks.append(header.ljust(-(-len(header) // _BLOCK) * _BLOCK).encode("ascii"))
