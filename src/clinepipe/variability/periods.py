@@ -168,7 +168,7 @@ def baluev_fap(z: float, fmin: float, fmax: float, t, err=None) -> float:
     last bits.
     """
     t = np.asarray(t, float)
-    t = t - t.mean()  # (see below)
+    t = t - t.mean()  # centred: see the last paragraph above
     n = t.size
     step = 1.0 / (t.max() - t.min()) / 5  # astropy's default 5 samples per peak
     f_top = fmin + step * int(np.round((fmax - fmin) / step))
@@ -176,7 +176,7 @@ def baluev_fap(z: float, fmin: float, fmax: float, t, err=None) -> float:
         var_t = np.mean(t ** 2) - np.mean(t) ** 2
     else:
         w = np.asarray(err, float) ** 2
-        norm = np.sum(np.ones(n) / w)
+        norm = np.sum(1.0 / w)
         var_t = np.sum(t ** 2 / w) / norm - (np.sum(t / w) / norm) ** 2
     z = np.float64(z)
     n_h, n_k = n - 1, n - 3  # degrees of freedom without and with the sinusoid
