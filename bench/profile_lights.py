@@ -3,7 +3,7 @@
     .venv/bin/python bench/profile_lights.py [--lights 20] [--keep DIR] [--json FILE] [--full-res]
 
 Simulates a night (the simulator's full 1117x844 binned frames, ``--lights`` per filter),
-runs the pipeline on it in this process with a timer around each stage of
+runs the pipeline on it in this process (serially) with a timer around each stage of
 ``clinepipe.lightframe.LIGHT_STAGES`` and the main steps inside them, and prints the median
 per light. Wall-clock, not CPU: the background writer thread and other programs on the
 machine show up in the figures (compare runs made one after the other).
@@ -84,7 +84,9 @@ def main(argv=None) -> int:
     lights_step.finish_light = _timed(lights_step.finish_light, "the wait for its written file "
                                       "(finish_light)", times)
     t0 = time.perf_counter()
-    pipeline.run_pipeline(load_config(sim.config_path))
+    # one process (`run --workers 1`): the default local pool's forked workers would time
+    # the lights where this process cannot see the figures
+    pipeline.run_pipeline(load_config(sim.config_path), workers=1)
     total = time.perf_counter() - t0
     print(f"{len(times['reduce_stage'])} lights of {sim.spec.nx}x{sim.spec.ny}; run {total:.1f} s")
     print(f"{'step':<62} {'median ms':>9} {'total s':>8}")
