@@ -70,9 +70,11 @@ def fit_colour_terms(cfg: Config, engine, run_id: int, also_runs=()) -> None:
         return
     with session_scope(engine) as s:
         telescope = cfg.site.telescope
-        nights = s.execute(select(Frame.night, Frame.filter).distinct().where(
+        # a set, not DISTINCT: with it SQLite walks every light by night, not the run's few
+        nights = sorted(set(s.execute(select(Frame.night, Frame.filter).where(
             Frame.telescope == telescope, Frame.run_id.in_([run_id, *also_runs]),
-            Frame.kind == "light", Frame.state == "calibrated")).all()
+            Frame.kind == "light", Frame.state == "calibrated")).all()),
+            key=lambda r: (r[0] or "", r[1] or ""))
         for night, filt in nights:
             band = cfg.catalog.filters.get(filt or "")
             if band not in COLOUR_INDEX:
@@ -162,6 +164,7 @@ def frame_states(engine, telescope: str | None = None) -> tuple[dict, list]:
                              .where(*mine, Frame.state.in_(("failed", "waiting", "rejected",
                                                             "duplicate", "skipped",
                                                             "measured")),
-                                    Frame.reason.is_not(None))
-                             .order_by(Frame.raw_path)).all()
-    return states, [tuple(r) for r in failures]
+                                    Frame.reason.is_not(None))).all()
+    # sorted here: an ORDER BY raw_path makes SQLite walk the (telescope, raw_path) index, every
+    # frame of the archive, rather than look up the few in these states (revision 0009)
+    return states, sorted((tuple(r) for r in failures), key=lambda r: r[0])

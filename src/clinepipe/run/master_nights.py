@@ -39,9 +39,11 @@ def candidate_nights(s, cfg: Config, kind: str, changed: dict) -> list[str] | No
         Master.mode != cfg.reduction.mode).limit(1)).first()
     if other_mode is not None:
         return None
-    nights = set(s.scalars(select(Frame.night).distinct().where(
+    # no DISTINCT nor "night IS NOT NULL": either makes SQLite walk every frame of the kind by
+    # night (ix_frames_telescope_kind_night) instead of the few new ones by state (revision 0009)
+    nights = set(s.scalars(select(Frame.night).where(
         Frame.telescope == telescope, Frame.kind == kind,
-        Frame.state.in_(("ingested", "waiting")), Frame.night.is_not(None))).all())
+        Frame.state.in_(("ingested", "waiting")))).all()) - {None}
     needed = [changed.get(need, []) for need in STACKERS[kind].needs]
     if any(n is None for n in needed):
         return None
@@ -52,7 +54,6 @@ def candidate_nights(s, cfg: Config, kind: str, changed: dict) -> list[str] | No
     except ValueError:  # a night that is not a date: look at every night
         return None
     for lo in range(0, len(near), 200):
-        nights |= set(s.scalars(select(Frame.night).distinct().where(
-            Frame.telescope == telescope, Frame.kind == kind, Frame.night.is_not(None),
-            or_(*near[lo:lo + 200]))).all())
-    return sorted(nights)
+        nights |= set(s.scalars(select(Frame.night).where(
+            Frame.telescope == telescope, Frame.kind == kind, or_(*near[lo:lo + 200]))).all())
+    return sorted(nights - {None})

@@ -55,12 +55,7 @@ def masters_stage(cfg: Config, engine, run_id: int, pool=None) -> int:
     for kind in STACKERS:
         with session_scope(engine) as s:
             nights = changed[kind] = candidate_nights(s, cfg, kind, changed)
-            query = select(Frame).where(
-                Frame.telescope == cfg.site.telescope, Frame.kind == kind,
-                Frame.state.in_(("ingested", "used", "rejected", "waiting")))
-            if nights is not None:  # only the groups that can have changed (issue #20)
-                query = query.where(Frame.night.in_(nights) | Frame.night.is_(None))
-            frames = s.scalars(query).all()
+            frames = _calibration_frames(s, cfg.site.telescope, kind, nights)
             s.expunge_all()
         rows = {archive / f.archive_path: f for f in frames if in_archive(archive, f.archive_path)}
         groups = group_calibration_frames([frame_info(f, archive) for f in rows.values()],
@@ -113,6 +108,27 @@ def _master_job(cfg: Config, group, members: list[Frame], key: str, needs: dict)
                      inputs={archive / f.archive_path: (f.raw_path, f.sha256) for f in members},
                      provenance=provenance, output=archive / rel, camera=cfg.camera,
                      reduction=cfg.reduction)
+
+
+#: the states of calibration frames a master may be made of
+_STACKABLE = ("ingested", "used", "rejected", "waiting")
+
+
+def _calibration_frames(s, telescope: str, kind: str, nights) -> list[Frame]:
+    """The telescope's calibration frames of ``kind`` a master may be made of, in ``nights``
+    (and those without a night), or in every night (``nights`` None), in session ``s``.
+
+    With nights, two lookups by (telescope, kind, night) and the state judged here: with the
+    state in the query, or one ``night IN (...) OR night IS NULL``, SQLite walks every frame
+    of the kind in the archive (thousands of old ``used`` ones) instead (revision 0009)."""
+    mine = (Frame.telescope == telescope, Frame.kind == kind)
+    if nights is None:
+        return list(s.scalars(select(Frame).where(*mine, Frame.state.in_(_STACKABLE))).all())
+    found = list(s.scalars(select(Frame).where(*mine, Frame.night.is_(None))).all())
+    nights = sorted(nights)
+    for lo in range(0, len(nights), 500):
+        found += s.scalars(select(Frame).where(*mine, Frame.night.in_(nights[lo:lo + 500]))).all()
+    return [f for f in found if f.state in _STACKABLE]
 
 
 def _record_master(cfg, engine, run_id, job, members, key, jd: float, outcome) -> int:

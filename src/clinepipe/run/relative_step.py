@@ -71,7 +71,8 @@ def relative_photometry_step(cfg: Config, engine, run_id: int, also_runs=()) -> 
         pending = select(Frame.night).where(*mine, Frame.state == "measured",
                                             Frame.stage == RELATIVE_STAGE,
                                             Frame.reason.like(f"{RELATIVE_PENDING}%"))
-        nights = set(s.scalars(touched.distinct())) | set(s.scalars(pending.distinct()))
+        # (sets, not DISTINCT: with it SQLite walks every light by night, not the run's few)
+        nights = set(s.scalars(touched)) | set(s.scalars(pending))
         nights.discard(None)
         groups = s.execute(select(Frame.night, Frame.filter).distinct().where(
             *mine, Frame.night.in_(sorted(nights)), Frame.stage == RELATIVE_STAGE)

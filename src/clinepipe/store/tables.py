@@ -138,6 +138,11 @@ frames = Table(
     opt("time_note", Text),
     # two telescopes may both write 20260314/Light_001.fit into their own incoming folders
     UniqueConstraint("telescope", "raw_path"),
+    # a telescope's frames by state and kind (the lights to process, the calibration frames
+    # new or waiting, the run's summary) and by kind and night (the masters' groups): without
+    # them SQLite walks the unique index above, every frame of the telescope (revision 0009)
+    Index("ix_frames_telescope_state_kind", "telescope", "state", "kind"),
+    Index("ix_frames_telescope_kind_night", "telescope", "kind", "night"),
 )
 
 #: a master calibration frame written into the archive
@@ -277,6 +282,8 @@ star_stats = Table(
     opt("t_last", Float),
     col("exclude_qc", String(255), default=""),  # ';'-separated, sorted
     UniqueConstraint("star_id", "filter", name="uq_star_stats_star_filter"),
+    # the rows stored for other QC flags (found by two range searches, not a scan; 0009)
+    Index("ix_star_stats_exclude_qc", "exclude_qc", "star_id"),
 )
 
 #: a star whose measurements changed since its ``star_stats`` rows were computed

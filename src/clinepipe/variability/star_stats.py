@@ -65,6 +65,12 @@ _EXTRA_COLUMNS = ("mag_min", "mag_max", "t_first", "t_last")
 log = logging.getLogger(__name__)
 
 
+def _other_flags(key: str):
+    """``star_stats`` rows stored for QC flags other than ``key``: ``exclude_qc != key`` as two
+    range searches of ``ix_star_stats_exclude_qc`` (a ``!=`` is a scan of every row)."""
+    return (_T.c.exclude_qc < key) | (_T.c.exclude_qc > key)
+
+
 def _none(v):
     v = float(v)
     return v if np.isfinite(v) else None
@@ -186,8 +192,8 @@ def update_star_stats(engine, exclude_qc, telescope: str, nights) -> int:
     key = exclude_key(exclude_qc)
     with session_scope(engine) as s:
         ids = set(s.scalars(select(_PENDING.star_id)).all())
-        ids |= set(s.scalars(select(_T.c.star_id).distinct()
-                             .where(_T.c.exclude_qc != key)).all())
+        # (no DISTINCT: with it SQLite walks every row in star order instead of the index)
+        ids |= set(s.scalars(select(_T.c.star_id).where(_other_flags(key))).all())
         nights = sorted(n for n in nights if n)
         for lo in range(0, len(nights), 100):
             ids |= set(s.scalars(
@@ -250,7 +256,7 @@ def read_statistics(engine, exclude_qc=DEFAULT_EXCLUDE_QC, *, star_ids=None,
         # flags, or without a row) found by the database, a few ids, not 40,000 rows' texts
         stmt = select(*(_T.c[c] for c in cols)).where(_T.c.exclude_qc == key)
         live_stmts = [select(_PENDING.star_id),
-                      select(_T.c.star_id).where(_T.c.exclude_qc != key),
+                      select(_T.c.star_id).where(_other_flags(key)),
                       select(stars.c.id).where(stars.c.id.not_in(select(_T.c.star_id)))]
         if ids is not None:
             stmt = stmt.where(_T.c.star_id.in_(ids))
