@@ -499,6 +499,29 @@ def test_killed_repeatedly_then_finished(small_night, serial_reference, tmp_path
     assert statuses[-1] == "finished" and set(statuses[:-1]) == {"crashed"}, statuses
 
 
+def test_a_run_stopped_before_it_stores_the_star_statistics_ends_as_if_never_stopped(
+        small_night, serial_reference, tmp_path, monkeypatch):
+    """The star statistics are computed beside the run's later steps and stored by its last
+    step: a run that stops just before it (the computation done or not) stored none of them
+    and cleared no mark, and the next run ends in the same database as one never stopped."""
+    from clinepipe.run import pipeline
+
+    cfg_path = copy_night(small_night, tmp_path / "n")
+    steps = pipeline.RUN_STEPS
+    assert steps[-1] is pipeline._star_stats_stored
+
+    def stop(run):
+        run.star_stats.done.wait()  # the rows computed, never stored
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "RUN_STEPS", (*steps[:-1], stop))
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(load_config(cfg_path))
+    monkeypatch.setattr(pipeline, "RUN_STEPS", steps)
+    run_pipeline(load_config(cfg_path))
+    assert_same_snapshot(pipeline_snapshot(cfg_path), serial_reference)
+
+
 # ----------------------------------------------------------------------------- several telescopes
 
 def _second_telescope(sim, dest: Path, prefix: str = "B_") -> Path:

@@ -334,3 +334,41 @@ def test_without_stored_periods_readers_search_and_say_so_and_the_run_stores_the
         assert update_star_periods(copy, exclude) == 0
     assert _stored_periods(copy) == _stored_periods(engine)
     copy.dispose()
+
+
+def test_a_change_marked_while_the_rows_are_computed_keeps_its_mark(runs, tmp_path):
+    """The run computes the rows beside its later steps and stores them at its end: a star
+    marked again in between (another program's change the rows may not hold) stays pending,
+    and the next update recomputes it; the others' marks are cleared."""
+    from clinepipe.store.measurement_rows import (
+        delete_frame_results,
+        mark_stars_pending,
+    )
+    from clinepipe.variability.star_stats import (
+        compute_update,
+        stars_to_update,
+        store_update,
+        update_star_stats,
+    )
+
+    cfg, _engine, _, _ = runs
+    _, copy = copy_database(cfg, tmp_path / "copy.db")
+    exclude = tuple(cfg.qc.exclude_from_variability)
+    with session_scope(copy) as s:
+        frame_id = s.scalar(select(Frame.id).where(Frame.kind == "light").order_by(Frame.id))
+        delete_frame_results(s, frame_id)
+    update = stars_to_update(copy, exclude, cfg.site.telescope, [])
+    assert len(update.marks) > 10 and set(update.marks) == set(update.ids)
+    with copy.connect() as conn:
+        result = compute_update(conn, update)
+    again = sorted(update.marks)[:2]
+    with session_scope(copy) as s:  # committed after the read, before the store
+        mark_stars_pending(s, again)
+    store_update(copy, update, result)
+    with session_scope(copy) as s:
+        left = dict(s.execute(select(StarStatPending.star_id, StarStatPending.version)).all())
+    assert left == {sid: update.marks[sid] + 1 for sid in again}
+    assert_readers_match_scan(copy, exclude)  # the marked stars are read live meanwhile
+    update_star_stats(copy, exclude, cfg.site.telescope, [])
+    assert_table_matches_scan(copy)  # (and no mark left)
+    copy.dispose()

@@ -79,7 +79,7 @@ def _schema_diff(engine) -> list:
 
 
 def test_migrations_create_exactly_the_models_schema(engine):
-    assert current_revision(engine) == head_revision() == "0009_frames_by_telescope"
+    assert current_revision(engine) == head_revision() == "0010_pending_version"
     assert TABLES <= set(inspect(engine).get_table_names())
     assert _schema_diff(engine) == []
 

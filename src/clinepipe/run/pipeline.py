@@ -116,6 +116,8 @@ class RunContext:
     #: nights whose frames this run changed beyond its own (the suspects' recalibration):
     #: the steps after it work on these and the run's own nights, never the whole archive
     touched_nights: set = field(default_factory=set)
+    #: the star_stats update computed while the later steps run (run.star_stats_step)
+    star_stats: object = None
 
 
 def _ingest(run: RunContext) -> None:
@@ -176,14 +178,20 @@ def _quality(run: RunContext) -> None:
 
 
 def _star_stats(run: RunContext) -> None:
-    # after the suspects and QC steps: both change magnitudes and flags of the nights touched
+    # after the suspects and QC steps: both change magnitudes and flags of the nights touched;
+    # computed beside the steps after it, stored by the last (run.star_stats_step)
+    from clinepipe.run.star_stats_step import start_star_stats
     from clinepipe.store.queries import nights_of_runs
-    from clinepipe.variability.star_stats import update_star_stats
 
     nights = set(nights_of_runs(run.engine, [run.run_id, *run.killed])) | run.touched_nights
-    n = update_star_stats(run.engine, run.cfg.qc.exclude_from_variability,
-                          run.cfg.site.telescope, nights)
-    log.info("variability statistics of %d star(s) recomputed", n)
+    run.star_stats = start_star_stats(run.engine, run.cfg.qc.exclude_from_variability,
+                                      run.cfg.site.telescope, nights)
+
+
+def _star_stats_stored(run: RunContext) -> None:
+    from clinepipe.run.star_stats_step import finish_star_stats
+
+    finish_star_stats(run.engine, run.star_stats)
 
 
 def _star_counts(run: RunContext) -> None:
@@ -231,7 +239,8 @@ def _transits(run: RunContext) -> None:
 #: unusable records the reason on the frame and goes on, so only a broken archive or database
 #: stops the list (the next run resumes where it stopped).
 RUN_STEPS = (_ingest, _masters, _lights, _relative, _suspects, _quality, _star_stats,
-             _star_counts, _colour_terms, _transform, _aavso_files, _transits, _night_reports)
+             _star_counts, _colour_terms, _transform, _aavso_files, _transits, _night_reports,
+             _star_stats_stored)
 
 
 def run_pipeline(cfg: Config, *, reprocess: bool = False, workers: int | None = None,

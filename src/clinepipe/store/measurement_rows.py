@@ -155,6 +155,12 @@ def delete_frame_results(session: Session, frame_id: int) -> int:
     return max(result.rowcount or 0, 0)
 
 
+#: a star marked again gets a new version: the run's ``star_stats`` step, which computed its
+#: rows from what it read before, then leaves the mark for the change it did not see
+_MARK_AGAIN = ("ON CONFLICT (star_id) DO UPDATE "
+               "SET version = star_stats_pending.version + 1")
+
+
 def mark_stars_pending(session: Session, star_ids) -> None:
     """Mark stars whose measurements change in this transaction: their ``star_stats`` rows are
     recomputed at the end of the run (:mod:`clinepipe.variability.star_stats`), and read from
@@ -165,20 +171,20 @@ def mark_stars_pending(session: Session, star_ids) -> None:
     conn = session.connection()
     if conn.dialect.name == "sqlite":  # plain tuples: a fifth of the CPU of Core's executemany
         conn.exec_driver_sql("INSERT INTO star_stats_pending (star_id) VALUES (?) "
-                             "ON CONFLICT DO NOTHING", [(i,) for i in ids])
+                             + _MARK_AGAIN, [(i,) for i in ids])
     elif conn.dialect.driver == "psycopg":  # one statement, the ids as one array
         conn.exec_driver_sql("INSERT INTO star_stats_pending (star_id) "
-                             "SELECT unnest(%s::integer[]) ON CONFLICT DO NOTHING", (ids,))
+                             "SELECT unnest(%s::integer[]) " + _MARK_AGAIN, (ids,))
     else:
         conn.execute(text("INSERT INTO star_stats_pending (star_id) VALUES (:s) "
-                          "ON CONFLICT DO NOTHING"), [{"s": i} for i in ids])
+                          + _MARK_AGAIN), [{"s": i} for i in ids])
 
 
 def mark_frame_stars_pending(session: Session, frame_ids) -> None:
     """:func:`mark_stars_pending` for every star measured on ``frame_ids``."""
     for i in sorted({int(f) for f in frame_ids}):
         session.execute(text("INSERT INTO star_stats_pending (star_id) SELECT DISTINCT star_id "
-                             "FROM measurements WHERE frame_id = :f ON CONFLICT DO NOTHING"),
+                             "FROM measurements WHERE frame_id = :f " + _MARK_AGAIN),
                         {"f": i})
 
 

@@ -290,6 +290,9 @@ star_stats = Table(
 star_stats_pending = Table(
     "star_stats_pending", metadata,
     col("star_id", Integer, primary_key=True, autoincrement=False),
+    # raised by every new mark of a marked star: the run's step, which computes the rows
+    # outside the transaction that stores them, clears only the marks it saw (revision 0010)
+    col("version", Integer, default=0, server_default=text("0")),
 )
 
 #: the period ``clinepipe variables`` gives a variable star (revision 0007; ``models.StarPeriod``)

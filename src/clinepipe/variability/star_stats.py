@@ -52,8 +52,9 @@ from clinepipe.variability.statistics import (
     lightcurve_statistics,
 )
 
-__all__ = ["StoredStatistics", "count_measurements", "read_statistics", "update_star_periods",
-           "rebuild_star_stats", "refresh_star_stats", "update_star_stats"]
+__all__ = ["StatsRows", "StatsUpdate", "StoredStatistics", "compute_update", "count_measurements",
+           "read_statistics", "rebuild_star_stats", "refresh_star_stats", "store_update",
+           "stars_to_update", "update_star_periods", "update_star_stats"]
 
 #: stars read and computed at once (bounds the memory of a rebuild of a large archive)
 CHUNK_STARS = 2000
@@ -179,19 +180,38 @@ def count_measurements(conn) -> int:
     return int(stored) + int(live)
 
 
-def update_star_stats(engine, exclude_qc, telescope: str, nights) -> int:
-    """The run's step: recompute the stars marked pending, those measured on this telescope's
-    frames of ``nights`` (the nights the run changed: their magnitudes and QC flags moved after
-    the lights were stored) and any computed with other ``exclude_qc`` flags, and forget their
-    stored periods; one transaction. Then the period of each variable star without one
-    (:func:`~clinepipe.variability.star_periods.update_star_periods`). Returns the number of
-    stars recomputed."""
+@dataclass(frozen=True)
+class StatsUpdate:
+    """The stars whose rows the run's step recomputes (``ids``), with the version of each one's
+    pending mark as it was read (``marks``: ``{star: version}``), and the QC flags left out."""
+
+    ids: tuple
+    marks: dict
+    exclude_qc: tuple
+
+
+@dataclass(frozen=True)
+class StatsRows:
+    """What :func:`compute_update` gives: the ``star_stats`` rows of the update's stars, the
+    periods searched for those of them ``variables`` calls variable (``{star: StoredPeriod or
+    None}``) and their digests (``{star: points_key}``)."""
+
+    rows: list
+    periods: dict
+    keys: dict
+
+
+def stars_to_update(engine, exclude_qc, telescope: str, nights) -> StatsUpdate:
+    """The stars the run's step recomputes: those marked pending, those measured on this
+    telescope's frames of ``nights`` (the nights the run changed: their magnitudes and QC
+    flags moved after the lights were stored) and any computed with other ``exclude_qc``
+    flags; read in one transaction."""
     from clinepipe.store.db import session_scope
-    from clinepipe.variability.star_periods import forget_periods
 
     key = exclude_key(exclude_qc)
     with session_scope(engine) as s:
-        ids = set(s.scalars(select(_PENDING.star_id)).all())
+        marks = dict(s.execute(select(_PENDING.star_id, _PENDING.version)).all())
+        ids = set(marks)
         # (no DISTINCT: with it SQLite walks every row in star order instead of the index)
         ids |= set(s.scalars(select(_T.c.star_id).where(_other_flags(key))).all())
         nights = sorted(n for n in nights if n)
@@ -201,11 +221,66 @@ def update_star_stats(engine, exclude_qc, telescope: str, nights) -> int:
                 .join(frames, frames.c.id == measurements.c.frame_id)
                 .where(frames.c.telescope == telescope,
                        frames.c.night.in_(nights[lo:lo + 100]))).all())
-        # their periods go with their old rows, in the same transaction
+    return StatsUpdate(tuple(sorted(ids)), marks, tuple(exclude_qc or ()))
+
+
+def compute_update(conn, update: StatsUpdate) -> StatsRows:
+    """The rows of ``update``'s stars from their measurements, and the period of each that
+    they make variable, read through ``conn`` (a connection, or a session); writes nothing, so
+    it may run beside the run's later steps (:mod:`clinepipe.run.star_stats_step`)."""
+    from clinepipe.variability.star_periods import points_keys, search_periods
+
+    key = exclude_key(update.exclude_qc)
+    rows: list = []
+    for lo in range(0, len(update.ids), CHUNK_STARS):
+        rows += compute_rows(conn, update.ids[lo:lo + CHUNK_STARS], update.exclude_qc)
+    # the variable stars among them, as update_star_periods finds them in the stored rows
+    variable = {r["star_id"] for r in rows if r["n"] >= MIN_POINTS
+                and r["chi2_red"] is not None and r["chi2_red"] > VARIABLE_CHI2}
+    cols = ("star_id", "filter", "n_all", *_STAT_COLUMNS, *_EXTRA_COLUMNS)
+    keys = points_keys([tuple(r[c] for c in cols) for r in rows if r["star_id"] in variable],
+                       variable, key, MIN_POINTS)
+    periods = search_periods(conn, variable, update.exclude_qc, MIN_POINTS)
+    return StatsRows(rows, periods, keys)
+
+
+def store_update(engine, update: StatsUpdate, result: StatsRows) -> int:
+    """Store ``result`` in one transaction: the stars' rows replace theirs, their periods are
+    those searched (the others forgotten: their points changed), and the pending marks read by
+    :func:`stars_to_update` are cleared, unless marked again since (a change the rows may not
+    hold keeps its mark). Returns the number of stars."""
+    from clinepipe.store.db import session_scope
+    from clinepipe.variability.star_periods import forget_periods, write_periods
+
+    ids = list(update.ids)
+    with session_scope(engine) as s:
+        marks = sorted(update.marks.items())
+        for lo in range(0, len(marks), CHUNK_STARS):
+            for sid, version in marks[lo:lo + CHUNK_STARS]:
+                s.execute(delete(star_stats_pending).where(_PENDING.star_id == sid,
+                                                           _PENDING.version == version))
         forget_periods(s, ids)
-        n = refresh_star_stats(s, ids, exclude_qc)
+        for lo in range(0, len(ids), CHUNK_STARS):
+            s.execute(delete(_T).where(_T.c.star_id.in_(ids[lo:lo + CHUNK_STARS])))
+        if result.rows:
+            s.execute(insert(_T), result.rows)
+        if result.periods:
+            write_periods(s, result.periods, result.keys)
+    return len(ids)
+
+
+def update_star_stats(engine, exclude_qc, telescope: str, nights) -> int:
+    """The run's step, all at once: :func:`stars_to_update`, :func:`compute_update`,
+    :func:`store_update`; then the period of any other variable star without one
+    (:func:`update_star_periods`). Returns the number of stars recomputed.
+    (:mod:`clinepipe.run.star_stats_step` does the same with the computation beside the
+    run's later steps.)"""
+    update = stars_to_update(engine, exclude_qc, telescope, nights)
+    with engine.connect() as conn:
+        result = compute_update(conn, update)
+    n = store_update(engine, update, result)
     searched = update_star_periods(engine, exclude_qc)
-    log.info("periods of %d variable star(s) searched", searched)
+    log.info("periods of %d variable star(s) searched", len(result.periods) + searched)
     return n
 
 
