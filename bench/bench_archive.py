@@ -2,7 +2,7 @@
 measurements, on SQLite and on PostgreSQL.
 
     .venv/bin/python bench/bench_archive.py [--measurements 10000000] [--backends sqlite,postgresql]
-                                            [--repeat 3] [--run-repeat 1] [--skip-run] [--skip-web]
+                                            [--repeat 3] [--run-repeat 3] [--skip-run] [--skip-web]
                                             [--rebuild] [--output bench/results/archive.json]
 
 The archive (``bench/archive_fill.py``: ~3,000 nights, 20,000 stars, V and R) is built once per
@@ -449,7 +449,7 @@ def main(argv=None) -> int:
     ap.add_argument("--measurements", type=int, default=10_000_000)
     ap.add_argument("--backends", default="sqlite,postgresql")
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--run-repeat", type=int, default=1)
+    ap.add_argument("--run-repeat", type=int, default=3)
     ap.add_argument("--lights-per-filter", type=int, default=5,
                     help="lights per filter of the new night")
     ap.add_argument("--variables-timeout", type=float, default=120.0)

@@ -703,3 +703,20 @@ def test_a_position_with_no_star_names_the_position(small_store):
     engine, _ = small_store
     with session_scope(engine) as s, pytest.raises(UsageError, match=r"RA 165\.00000 Dec \+21"):
         resolve_star(s, "11 00 00 +21 00 00")
+
+
+@pytest.mark.postgres
+def test_the_run_plans_no_parallel_query_on_postgresql_and_readers_may(new_database_url):
+    """The run's engine plans no parallel query (a night's rows are read through indexes, where
+    the planner's costs choose parallel scans of whole tables); readers keep the server's
+    setting; JIT is off for both."""
+    url = new_database_url("postgres")
+    for parallel, want in ((False, "0"), (True, None)):
+        engine = open_database(url, parallel_plans=parallel)
+        try:
+            with engine.connect() as conn:
+                got = conn.exec_driver_sql("SHOW max_parallel_workers_per_gather").scalar()
+                assert conn.exec_driver_sql("SHOW jit").scalar() == "off"
+        finally:
+            engine.dispose()
+        assert got == want if want is not None else got != "0"

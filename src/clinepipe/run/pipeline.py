@@ -264,7 +264,7 @@ def run_pipeline(cfg: Config, *, reprocess: bool = False, workers: int | None = 
         pool = None
         engine = None
         try:
-            engine = open_database(cfg.database.url)
+            engine = open_database(cfg.database.url, parallel_plans=False)
             with session_scope(engine) as s:
                 run = Run(started_at=_now(), software_version=__version__,
                           telescope=cfg.site.telescope, config_text=cfg.source_text,

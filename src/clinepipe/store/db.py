@@ -65,9 +65,11 @@ def _problem(exc: BaseException) -> str:
     return line.rstrip(".")
 
 
-def open_database(url: str | URL, *, upgrade: bool = True) -> Engine:
+def open_database(url: str | URL, *, upgrade: bool = True, parallel_plans: bool = True) -> Engine:
     """An engine on ``url`` (SQLite file or ``postgresql+psycopg://``), upgraded to the newest
     schema unless ``upgrade=False``. The parent folder of a SQLite file is created.
+    ``parallel_plans=False``: PostgreSQL plans no parallel query in its sessions (the run's,
+    :func:`~clinepipe.store.engines.create_engine_for`).
 
     Raises :class:`~clinepipe.errors.ConfigError` for a malformed URL or unknown backend and
     :class:`~clinepipe.errors.ClinepipeError` (one sentence naming the URL, password masked)
@@ -76,7 +78,7 @@ def open_database(url: str | URL, *, upgrade: bool = True) -> Engine:
     u = normalize_url(url)
     shown = mask_url(u)
     try:
-        engine = create_engine_for(u)
+        engine = create_engine_for(u, parallel_plans=parallel_plans)
     except (NoSuchModuleError, ImportError) as exc:
         raise ConfigError(f"database URL {shown}: unsupported database backend "
                           f"'{u.drivername}' (use sqlite:/// or postgresql+psycopg://).",

@@ -29,7 +29,7 @@ import logging
 from dataclasses import dataclass, field
 
 import numpy as np
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, select, tuple_
 
 from clinepipe.store.fetch import fetch_column, fetch_tuples
 from clinepipe.store.tables import (
@@ -256,9 +256,8 @@ def store_update(engine, update: StatsUpdate, result: StatsRows) -> int:
     with session_scope(engine) as s:
         marks = sorted(update.marks.items())
         for lo in range(0, len(marks), CHUNK_STARS):
-            for sid, version in marks[lo:lo + CHUNK_STARS]:
-                s.execute(delete(star_stats_pending).where(_PENDING.star_id == sid,
-                                                           _PENDING.version == version))
+            s.execute(delete(star_stats_pending).where(
+                tuple_(_PENDING.star_id, _PENDING.version).in_(marks[lo:lo + CHUNK_STARS])))
         forget_periods(s, ids)
         for lo in range(0, len(ids), CHUNK_STARS):
             s.execute(delete(_T).where(_T.c.star_id.in_(ids[lo:lo + CHUNK_STARS])))
