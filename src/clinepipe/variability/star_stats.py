@@ -10,10 +10,13 @@ whenever they change, and never cost more than that star's light curve:
 
 * every change to a star's measurements (:func:`clinepipe.store.db.insert_measurements`,
   :func:`~clinepipe.store.db.delete_frame_results`) marks the star in ``star_stats_pending``
-  in the same transaction, so a killed run leaves its marks exactly with its measurements;
-* the run's :func:`update_star_stats` step (after the suspects and QC steps, which change
-  magnitudes and flags of the nights the run touched) recomputes the marked stars and those
-  measured in the touched nights, and clears their marks, in one transaction;
+  in the same transaction (a star marked already gets its mark's ``version`` raised), so a
+  killed run leaves its marks exactly with its measurements;
+* the run's step (after the suspects and QC steps, which change magnitudes and flags of the
+  nights the run touched) recomputes the marked stars and those measured in the touched nights
+  (:func:`stars_to_update`, :func:`compute_update`, which only reads, beside the run's last
+  steps: :mod:`clinepipe.run.star_stats_step`) and stores their rows in one transaction that
+  clears the marks it read, unless marked again since (:func:`store_update`);
 * readers (:func:`read_statistics`) take the stored rows and compute the still-marked stars
   (a run in progress, a legacy import) from their measurements, so what they show is always
   what a scan of the measurements would show.
