@@ -33,7 +33,6 @@ class StarStatsWork:
     """The update under way: what is recomputed, and the computation's result or error."""
 
     update: object
-    thread: threading.Thread | None = None
     result: object = None
     error: BaseException | None = None
     seconds: float = 0.0
@@ -63,9 +62,8 @@ def start_star_stats(engine, exclude_qc, telescope: str, nights) -> StarStatsWor
         work.compute(engine)
     else:
         # a daemon: Ctrl-C or a failed step ends the run without waiting for it
-        work.thread = threading.Thread(target=work.compute, args=(engine,),
-                                       name="clinepipe-star-stats", daemon=True)
-        work.thread.start()
+        threading.Thread(target=work.compute, args=(engine,), name="clinepipe-star-stats",
+                         daemon=True).start()
     return work
 
 

@@ -148,11 +148,17 @@ def refresh_star_stats(session, star_ids, exclude_qc=DEFAULT_EXCLUDE_QC) -> int:
         chunk = ids[lo:lo + CHUNK_STARS]
         # the marks go first: a change another run commits meanwhile marks the star again
         session.execute(delete(star_stats_pending).where(_PENDING.star_id.in_(chunk)))
-        rows = compute_rows(session, chunk, exclude_qc)
-        session.execute(delete(_T).where(_T.c.star_id.in_(chunk)))
-        if rows:
-            session.execute(insert(_T), rows)
+        _replace_rows(session, chunk, compute_rows(session, chunk, exclude_qc))
     return len(ids)
+
+
+def _replace_rows(session, star_ids, rows) -> None:
+    """The ``star_stats`` rows of ``star_ids`` become ``rows``, in the caller's transaction."""
+    ids = list(star_ids)
+    for lo in range(0, len(ids), CHUNK_STARS):
+        session.execute(delete(_T).where(_T.c.star_id.in_(ids[lo:lo + CHUNK_STARS])))
+    if rows:
+        session.execute(insert(_T), rows)
 
 
 def rebuild_star_stats(conn, exclude_qc=DEFAULT_EXCLUDE_QC) -> int:
@@ -262,10 +268,7 @@ def store_update(engine, update: StatsUpdate, result: StatsRows) -> int:
             s.execute(delete(star_stats_pending).where(
                 tuple_(_PENDING.star_id, _PENDING.version).in_(marks[lo:lo + CHUNK_STARS])))
         forget_periods(s, ids)
-        for lo in range(0, len(ids), CHUNK_STARS):
-            s.execute(delete(_T).where(_T.c.star_id.in_(ids[lo:lo + CHUNK_STARS])))
-        if result.rows:
-            s.execute(insert(_T), result.rows)
+        _replace_rows(s, ids, result.rows)
         if result.periods:
             write_periods(s, result.periods, result.keys)
     return len(ids)

@@ -4,8 +4,8 @@ Revision ID: 0010_pending_version
 Revises: 0009_frames_by_telescope
 Create Date: 2026-12-04
 
-The run's ``star_stats`` step reads and computes a night's stars' rows in a worker process
-while the run writes its reports, then stores them in one transaction at the end of the run
+The run's ``star_stats`` step reads and computes a night's stars' rows in a thread while the
+run writes its reports, then stores them in one transaction at the end of the run
 (:mod:`clinepipe.variability.star_stats`). A change to one of those stars committed in between
 (another program importing measurements) marks the star again; the step then clears only the
 marks whose version it read, so the newer change keeps its mark and the star is computed again.
